@@ -1,0 +1,48 @@
+// Calling a generated grpc-js client as a promise, always with a deadline.
+import { Metadata, type CallOptions, type Client, type ServiceError } from "@grpc/grpc-js";
+
+/** The metadata entry that names the buyer; set by the BFF after login. */
+export const USER_ID_HEADER = "x-user-id";
+
+/** Metadata for a call made on behalf of a user. */
+export function userMetadata(userId: string): Metadata {
+  const metadata = new Metadata();
+  metadata.set(USER_ID_HEADER, userId);
+  return metadata;
+}
+
+type UnaryMethod<Req, Res> = (
+  request: Req,
+  metadata: Metadata,
+  options: Partial<CallOptions>,
+  callback: (error: ServiceError | null, response: Res) => void,
+) => unknown;
+
+type UnaryMethodNames<C> = {
+  [K in keyof C]: C[K] extends UnaryMethod<any, any> ? K : never;
+}[keyof C];
+
+type RequestOf<M> = M extends UnaryMethod<infer Req, any> ? Req : never;
+type ResponseOf<M> = M extends UnaryMethod<any, infer Res> ? Res : never;
+
+/**
+ * `await callUnary(orders, "placeOrder", request, { metadata, deadlineMs: 2000 })`.
+ * Rejects with the grpc-js ServiceError; read it with rejectionOf().
+ */
+export function callUnary<C extends Client, K extends UnaryMethodNames<C>>(
+  client: C,
+  method: K,
+  request: RequestOf<C[K]>,
+  options: { metadata?: Metadata; deadlineMs?: number } = {},
+): Promise<ResponseOf<C[K]>> {
+  const fn = client[method] as unknown as UnaryMethod<RequestOf<C[K]>, ResponseOf<C[K]>>;
+  return new Promise((resolve, reject) => {
+    fn.call(
+      client,
+      request,
+      options.metadata ?? new Metadata(),
+      { deadline: Date.now() + (options.deadlineMs ?? 5000) },
+      (error, response) => (error ? reject(error) : resolve(response)),
+    );
+  });
+}

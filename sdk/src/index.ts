@@ -1,0 +1,10 @@
+// @seckill/sdk: the generated seckill.v1 messages and grpc-js clients, plus the
+// few helpers every caller needs (user metadata, deadlines, reading refusals).
+export * from "./gen/seckill/v1/reason.js";
+export * from "./gen/seckill/v1/sale.js";
+export * from "./gen/seckill/v1/inventory.js";
+export * from "./gen/seckill/v1/order.js";
+export * from "./gen/seckill/v1/events.js";
+export { ERROR_DOMAIN, REASON_STATUS, reasonName, reasonFromName, type ReasonName } from "./reasons.js";
+export { rejectionOf, rejectionMetadata, DETAILS_TRAILER, type Rejection } from "./rejection.js";
+export { callUnary, userMetadata, USER_ID_HEADER } from "./calls.js";

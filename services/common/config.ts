@@ -1,0 +1,119 @@
+// Configuration of every Seckill Mesh process, read once from the environment,
+// typed and validated. A missing or bad value stops start-up with a message
+// naming the variable.
+
+export interface Config {
+  /** Prefix of every stream, subject, consumer and Redis key: isolates stacks and test runs. */
+  namespace: string;
+  redisUrl: string;
+  natsUrl: string;
+  /** The service's own database and role. */
+  databaseUrl: string;
+  /** A superuser connection used only to create the role and database. */
+  databaseAdminUrl: string;
+  inventoryAddr: string;
+  orderAddr: string;
+  writerAddr: string;
+  /** Largest gRPC message accepted or sent, in bytes. */
+  grpcMaxMessageBytes: number;
+  /** Deadline of every outbound gRPC call. */
+  callDeadlineMs: number;
+  /** How long a JetStream publish may wait for its PubAck. */
+  publishTimeoutMs: number;
+  /** NOT_SERVING is reported this long before the server stops taking calls. */
+  drainDelayMs: number;
+  /** Time allowed for in-flight calls to finish on shutdown before they are cut. */
+  shutdownGraceMs: number;
+  /** Most purchases merged into one Reserve call. */
+  reserveBatchMax: number;
+  /** Most reservation events written to Postgres in one transaction. */
+  writerBatchSize: number;
+  /** Transactions the writer runs at once: the cap on the writer's Postgres load. */
+  writerConcurrency: number;
+  /** Time a delivered event may stay unacknowledged before JetStream redelivers it. */
+  writerAckWaitMs: number;
+  /** Deliveries of one event before it is given up as poison. */
+  writerMaxDeliver: number;
+  dbPoolMax: number;
+  /** Watchers one order-service process serves at once. */
+  maxOrderWatchers: number;
+  logLevel: "debug" | "info" | "warn" | "error";
+}
+
+type Env = Record<string, string | undefined>;
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n  ${problems.join("\n  ")}`);
+  }
+}
+
+const NAMESPACE_RE = /^[a-z][a-z0-9_-]{0,31}$/;
+const ADDR_RE = /^[A-Za-z0-9.\-[\]:]+:\d{1,5}$/;
+
+export function readConfig(env: Env = process.env): Config {
+  const problems: string[] = [];
+
+  const str = (name: string, fallback: string, check?: (v: string) => string | undefined): string => {
+    const value = env[name] ?? fallback;
+    const problem = check?.(value);
+    if (problem) problems.push(`${name}=${JSON.stringify(value)}: ${problem}`);
+    return value;
+  };
+  const int = (name: string, fallback: number, min: number, max: number): number => {
+    const raw = env[name];
+    if (raw === undefined || raw === "") return fallback;
+    const value = Number(raw);
+    if (!/^\d+$/.test(raw.trim()) || !Number.isSafeInteger(value) || value < min || value > max) {
+      problems.push(`${name}=${JSON.stringify(raw)}: expected a whole number from ${min} to ${max}`);
+      return fallback;
+    }
+    return value;
+  };
+  const url = (...schemes: string[]) => (v: string) => {
+    try {
+      const parsed = new URL(v);
+      return schemes.includes(parsed.protocol) ? undefined : `expected a ${schemes.join(" or ")}// URL`;
+    } catch {
+      return "not a URL";
+    }
+  };
+  const addr = (v: string) => (ADDR_RE.test(v) ? undefined : "expected host:port");
+
+  const config: Config = {
+    namespace: str("SECKILL_NAMESPACE", "seckill", (v) =>
+      NAMESPACE_RE.test(v) ? undefined : "expected 1-32 characters of [a-z0-9_-], starting with a letter"),
+    redisUrl: str("REDIS_URL", "redis://127.0.0.1:6379", url("redis:", "rediss:")),
+    natsUrl: str("NATS_URL", "nats://127.0.0.1:4222", url("nats:", "tls:")),
+    databaseUrl: str("DATABASE_URL", "postgres://seckill:seckill@127.0.0.1:5432/seckill", url("postgres:", "postgresql:")),
+    databaseAdminUrl: str("DATABASE_ADMIN_URL", "postgres://postgres@127.0.0.1:5432/postgres", url("postgres:", "postgresql:")),
+    inventoryAddr: str("INVENTORY_ADDR", "127.0.0.1:50051", addr),
+    orderAddr: str("ORDER_ADDR", "127.0.0.1:50052", addr),
+    writerAddr: str("WRITER_ADDR", "127.0.0.1:50053", addr),
+    grpcMaxMessageBytes: int("GRPC_MAX_MESSAGE_BYTES", 256 * 1024, 1024, 16 * 1024 * 1024),
+    callDeadlineMs: int("CALL_DEADLINE_MS", 2000, 10, 60_000),
+    publishTimeoutMs: int("PUBLISH_TIMEOUT_MS", 2000, 10, 60_000),
+    drainDelayMs: int("SHUTDOWN_DRAIN_DELAY_MS", 0, 0, 120_000),
+    shutdownGraceMs: int("SHUTDOWN_GRACE_MS", 10_000, 0, 300_000),
+    reserveBatchMax: int("RESERVE_BATCH_MAX", 256, 1, 512),
+    writerBatchSize: int("WRITER_BATCH_SIZE", 500, 1, 5000),
+    writerConcurrency: int("WRITER_CONCURRENCY", 2, 1, 64),
+    writerAckWaitMs: int("WRITER_ACK_WAIT_MS", 30_000, 1000, 3_600_000),
+    writerMaxDeliver: int("WRITER_MAX_DELIVER", 20, 2, 1000),
+    dbPoolMax: int("DB_POOL_MAX", 10, 1, 200),
+    maxOrderWatchers: int("MAX_ORDER_WATCHERS", 10_000, 1, 1_000_000),
+    logLevel: str("LOG_LEVEL", "info", (v) =>
+      ["debug", "info", "warn", "error"].includes(v) ? undefined : "expected debug, info, warn or error") as Config["logLevel"],
+  };
+  if (problems.length > 0) throw new ConfigError(problems);
+  return config;
+}
+
+/** The table of settings for docs and `--help`: variable, default, meaning. */
+export const CONFIG_VARIABLES = [
+  ["SECKILL_NAMESPACE", "seckill", "prefix of streams, subjects, consumers and Redis keys"],
+  ["REDIS_URL", "redis://127.0.0.1:6379", "Redis for stock reservation"],
+  ["NATS_URL", "nats://127.0.0.1:4222", "NATS server with JetStream"],
+  ["DATABASE_URL", "postgres://seckill:seckill@127.0.0.1:5432/seckill", "the isolated database and its role"],
+  ["DATABASE_ADMIN_URL", "postgres://postgres@127.0.0.1:5432/postgres", "superuser used once to create that role and database"],
+] as const;

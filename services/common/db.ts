@@ -1,0 +1,66 @@
+// The Postgres connection pool (knex over pg) and the one-time set-up of the
+// isolated database: its own role and database, created with the admin URL,
+// then migrated with the service's own URL.
+import knexFactory, { type Knex } from "knex";
+import pg from "pg";
+import { migrationSource } from "./migrations/index.js";
+
+// BIGINT (price_minor) fits in a JS number for the values CHECKs allow.
+pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
+
+export type Db = Knex;
+
+export function createDb(url: string, poolMax: number): Db {
+  return knexFactory({
+    client: "pg",
+    connection: { connectionString: url, application_name: "seckill", statement_timeout: 10_000 },
+    pool: { min: 0, max: poolMax, acquireTimeoutMillis: 5000 },
+    acquireConnectionTimeout: 5000,
+  });
+}
+
+const quoteIdent = (name: string) => `"${name.replace(/"/g, '""')}"`;
+const quoteLiteral = (value: string) => `'${value.replace(/'/g, "''")}'`;
+
+/** Creates the role and database named in databaseUrl when missing (needs a superuser adminUrl). */
+export async function ensureDatabase(adminUrl: string, databaseUrl: string): Promise<void> {
+  const target = new URL(databaseUrl);
+  const database = decodeURIComponent(target.pathname.slice(1));
+  const role = decodeURIComponent(target.username);
+  const password = decodeURIComponent(target.password);
+  if (!database || !role) throw new Error("DATABASE_URL must name a user and a database");
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  try {
+    const roles = await admin.query("SELECT 1 FROM pg_roles WHERE rolname = $1", [role]);
+    if (roles.rowCount === 0) {
+      await admin.query(`CREATE ROLE ${quoteIdent(role)} LOGIN${password ? ` PASSWORD ${quoteLiteral(password)}` : ""}`);
+    }
+    const dbs = await admin.query("SELECT 1 FROM pg_database WHERE datname = $1", [database]);
+    if (dbs.rowCount === 0) {
+      try {
+        await admin.query(`CREATE DATABASE ${quoteIdent(database)} OWNER ${quoteIdent(role)}`);
+      } catch (error) {
+        // Another process created it at the same moment.
+        if ((error as { code?: string }).code !== "42P04") throw error;
+      }
+    }
+  } finally {
+    await admin.end();
+  }
+}
+
+export async function dropDatabase(adminUrl: string, database: string): Promise<void> {
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  try {
+    await admin.query(`DROP DATABASE IF EXISTS ${quoteIdent(database)} WITH (FORCE)`);
+  } finally {
+    await admin.end();
+  }
+}
+
+export async function migrate(db: Db): Promise<string[]> {
+  const [, applied] = (await db.migrate.latest({ migrationSource })) as [number, string[]];
+  return applied;
+}

@@ -1,0 +1,154 @@
+// JetStream: the stream that carries reservation, release and order-status
+// events, its names under the configured namespace, and typed publishing.
+// Every event is published with a Nats-Msg-Id so a republish is deduplicated.
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import {
+  AckPolicy,
+  DeliverPolicy,
+  DiscardPolicy,
+  jetstream,
+  jetstreamManager,
+  RetentionPolicy,
+  StorageType,
+  type JetStreamClient,
+  type JetStreamManager,
+  type PubAck,
+} from "@nats-io/jetstream";
+import { OrderStatusChanged, ReservationMade, StockReleased } from "@seckill/sdk";
+
+const NANOS_PER_MS = 1_000_000;
+
+export interface EventNames {
+  stream: string;
+  writerConsumer: string;
+  reservations(saleId: string): string;
+  releases(saleId: string): string;
+  orderStatus(saleId: string): string;
+  reservationsFilter: string;
+  releasesFilter: string;
+  orderStatusFilter: string;
+}
+
+export function eventNames(namespace: string): EventNames {
+  return {
+    stream: `${namespace}_events`,
+    writerConsumer: `${namespace}_order_writer`,
+    reservations: (saleId) => `${namespace}.reservations.${saleId}`,
+    releases: (saleId) => `${namespace}.releases.${saleId}`,
+    orderStatus: (saleId) => `${namespace}.order-status.${saleId}`,
+    reservationsFilter: `${namespace}.reservations.*`,
+    releasesFilter: `${namespace}.releases.*`,
+    orderStatusFilter: `${namespace}.order-status.*`,
+  };
+}
+
+export async function connectNats(url: string, name: string): Promise<NatsConnection> {
+  return connect({ servers: url, name, maxReconnectAttempts: -1, reconnectTimeWait: 250, timeout: 5000 });
+}
+
+/** Creates the events stream, or brings its subjects and limits up to date. */
+export async function ensureStream(jsm: JetStreamManager, names: EventNames): Promise<void> {
+  const config = {
+    name: names.stream,
+    subjects: [names.reservationsFilter, names.releasesFilter, names.orderStatusFilter],
+    storage: StorageType.File,
+    retention: RetentionPolicy.Limits,
+    discard: DiscardPolicy.Old,
+    // Long enough for any backlog to drain; never limited by count or size,
+    // which would drop unwritten reservations.
+    max_age: 7 * 24 * 3600 * 1000 * NANOS_PER_MS,
+    duplicate_window: 2 * 60 * 1000 * NANOS_PER_MS,
+    num_replicas: 1,
+  };
+  try {
+    await jsm.streams.info(names.stream);
+    await jsm.streams.update(names.stream, config);
+  } catch (error) {
+    if (!isNotFound(error)) throw error;
+    await jsm.streams.add(config);
+  }
+}
+
+/** The order writer's durable pull consumer of reservation events. */
+export async function ensureWriterConsumer(
+  jsm: JetStreamManager,
+  names: EventNames,
+  opts: { ackWaitMs: number; maxDeliver: number; maxAckPending: number },
+): Promise<void> {
+  const config = {
+    durable_name: names.writerConsumer,
+    filter_subject: names.reservationsFilter,
+    ack_policy: AckPolicy.Explicit,
+    deliver_policy: DeliverPolicy.All,
+    ack_wait: opts.ackWaitMs * NANOS_PER_MS,
+    max_deliver: opts.maxDeliver,
+    max_ack_pending: opts.maxAckPending,
+  };
+  try {
+    await jsm.consumers.info(names.stream, names.writerConsumer);
+    const { durable_name: _name, deliver_policy: _policy, ...updatable } = config;
+    await jsm.consumers.update(names.stream, names.writerConsumer, updatable);
+  } catch (error) {
+    if (!isNotFound(error)) throw error;
+    await jsm.consumers.add(names.stream, config);
+  }
+}
+
+function isNotFound(error: unknown): boolean {
+  const e = error as { code?: unknown; api_error?: { code?: number }; message?: string };
+  return e?.api_error?.code === 404 || /not found/i.test(e?.message ?? "");
+}
+
+export interface EventPublisher {
+  reservationMade(event: ReservationMade): Promise<PubAck>;
+  stockReleased(event: StockReleased): Promise<PubAck>;
+  orderStatusChanged(event: OrderStatusChanged): Promise<PubAck>;
+}
+
+export function createEventPublisher(js: JetStreamClient, names: EventNames, timeoutMs: number): EventPublisher {
+  return {
+    reservationMade: (event) =>
+      js.publish(names.reservations(event.saleId), ReservationMade.encode(event).finish(), {
+        msgID: event.reservationId,
+        timeout: timeoutMs,
+      }),
+    stockReleased: (event) =>
+      js.publish(names.releases(event.saleId), StockReleased.encode(event).finish(), {
+        msgID: `release-${event.reservationId}`,
+        timeout: timeoutMs,
+      }),
+    orderStatusChanged: (event) =>
+      js.publish(names.orderStatus(event.saleId), OrderStatusChanged.encode(event).finish(), {
+        msgID: `status-${event.orderId}-${event.status}`,
+        timeout: timeoutMs,
+      }),
+  };
+}
+
+export interface EventBus {
+  nc: NatsConnection;
+  js: JetStreamClient;
+  jsm: JetStreamManager;
+  names: EventNames;
+  publisher: EventPublisher;
+  close(): Promise<void>;
+}
+
+/** Connects, makes sure the stream exists, and returns the handles a service needs. */
+export async function openEventBus(url: string, namespace: string, clientName: string, publishTimeoutMs: number): Promise<EventBus> {
+  const nc = await connectNats(url, clientName);
+  const jsm = await jetstreamManager(nc);
+  const names = eventNames(namespace);
+  await ensureStream(jsm, names);
+  const js = jetstream(nc);
+  return {
+    nc,
+    js,
+    jsm,
+    names,
+    publisher: createEventPublisher(js, names, publishTimeoutMs),
+    close: async () => {
+      if (!nc.isClosed()) await nc.drain();
+    },
+  };
+}

@@ -1,0 +1,43 @@
+// The single place that maps errors to gRPC statuses. Refusals keep their
+// reason and details; anything else becomes INTERNAL with a generic message
+// (and is logged), so internals never leak to clients.
+import { status, type Metadata, type ServiceError } from "@grpc/grpc-js";
+import { REASON_STATUS, rejectionMetadata } from "@seckill/sdk";
+import { Refusal } from "./refusal.js";
+import type { Logger } from "./log.js";
+
+export interface StatusObject {
+  code: status;
+  details: string;
+  metadata: Metadata;
+}
+
+// Refusals repeat (every loser of a sale gets the same SOLD_OUT): encode each
+// distinct one once. Bounded so that messages carrying values cannot grow it.
+const cache = new Map<string, Metadata>();
+const CACHE_MAX = 1024;
+
+export function refusalStatus(refusal: Refusal): StatusObject {
+  const code = REASON_STATUS[refusal.reason];
+  const plain = !refusal.extra.fieldViolations && refusal.extra.retryDelayMs === undefined;
+  const key = `${refusal.reason}\u0000${refusal.message}`;
+  let metadata = plain ? cache.get(key) : undefined;
+  if (!metadata) {
+    metadata = rejectionMetadata(code, refusal.message, refusal.reason, refusal.extra);
+    if (plain && cache.size < CACHE_MAX) cache.set(key, metadata);
+  }
+  // grpc-js may add to the trailers it is given: hand it a copy.
+  return { code, details: refusal.message, metadata: metadata.clone() };
+}
+
+export function toStatus(error: unknown, log: Logger, context: Record<string, unknown> = {}): StatusObject | Partial<ServiceError> {
+  if (error instanceof Refusal) return refusalStatus(error);
+  const grpcError = error as Partial<ServiceError>;
+  // A status from a downstream call: pass UNAVAILABLE-like failures on as OVERLOADED
+  // so the client retries with the same request id; keep the rest generic.
+  if (typeof grpcError?.code === "number" && (grpcError.code === status.UNAVAILABLE || grpcError.code === status.DEADLINE_EXCEEDED)) {
+    return refusalStatus(new Refusal("OVERLOADED", "a dependency did not answer in time; retry with the same request id", { retryDelayMs: 200 }));
+  }
+  log.error("unexpected error", { ...context, err: error instanceof Error ? error : String(error) });
+  return { code: status.INTERNAL, details: "internal error" };
+}

@@ -1,0 +1,117 @@
+// Every Seckill Mesh gRPC server is built here: bounded messages, grpc.health.v1
+// (NOT_SERVING until the caller says its dependencies are up, and again on
+// shutdown before draining), server reflection, and graceful shutdown.
+import { fileURLToPath } from "node:url";
+import {
+  Server,
+  ServerCredentials,
+  type ServiceDefinition,
+  type UntypedServiceImplementation,
+  type ServerUnaryCall,
+  type sendUnaryData,
+} from "@grpc/grpc-js";
+import * as protoLoader from "@grpc/proto-loader";
+import { ReflectionService } from "@grpc/reflection";
+import { HealthImplementation, protoPath as healthProtoPath } from "grpc-health-check";
+import { toStatus } from "./grpc-errors.js";
+import type { Logger } from "./log.js";
+
+export const PROTO_ROOT = fileURLToPath(new URL("../../proto", import.meta.url));
+const PROTO_FILES = ["seckill/v1/sale.proto", "seckill/v1/inventory.proto", "seckill/v1/order.proto", "seckill/v1/events.proto"];
+
+export interface ServiceRegistration {
+  /** Full name, e.g. "seckill.v1.OrderService": the name health reports under. */
+  name: string;
+  definition: ServiceDefinition;
+  implementation: UntypedServiceImplementation;
+}
+
+export interface GrpcServerOptions {
+  address: string;
+  services: ServiceRegistration[];
+  maxMessageBytes: number;
+  log: Logger;
+}
+
+export interface RunningGrpcServer {
+  server: Server;
+  port: number;
+  /** Reports SERVING (dependencies connected) or NOT_SERVING for the whole server. */
+  setServing(serving: boolean): void;
+  /** NOT_SERVING, wait drainDelayMs, stop taking calls, let in-flight calls finish for up to graceMs, then cut them. */
+  shutdown(opts: { drainDelayMs: number; graceMs: number }): Promise<void>;
+}
+
+let reflectionDefinition: protoLoader.PackageDefinition | undefined;
+function loadReflectionDefinition(): protoLoader.PackageDefinition {
+  reflectionDefinition ??= {
+    ...protoLoader.loadSync(PROTO_FILES, { includeDirs: [PROTO_ROOT], keepCase: true }),
+    ...protoLoader.loadSync(healthProtoPath, { keepCase: true }),
+  };
+  return reflectionDefinition;
+}
+
+export async function startGrpcServer(options: GrpcServerOptions): Promise<RunningGrpcServer> {
+  const server = new Server({
+    "grpc.max_receive_message_length": options.maxMessageBytes,
+    "grpc.max_send_message_length": options.maxMessageBytes,
+    "grpc.keepalive_time_ms": 30_000,
+    "grpc.keepalive_timeout_ms": 10_000,
+    "grpc.keepalive_permit_without_calls": 1,
+    "grpc.http2.min_ping_interval_without_data_ms": 10_000,
+  });
+  for (const service of options.services) server.addService(service.definition, service.implementation);
+
+  const names = ["", ...options.services.map((s) => s.name)];
+  const health = new HealthImplementation(Object.fromEntries(names.map((n) => [n, "NOT_SERVING"])));
+  health.addToServer(server);
+  new ReflectionService(loadReflectionDefinition()).addToServer(server);
+
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(options.address, ServerCredentials.createInsecure(), (error, boundPort) =>
+      error ? reject(new Error(`cannot listen on ${options.address}: ${error.message}`)) : resolve(boundPort),
+    ),
+  );
+
+  const setServing = (serving: boolean) => {
+    for (const name of names) health.setStatus(name, serving ? "SERVING" : "NOT_SERVING");
+  };
+
+  let stopping: Promise<void> | undefined;
+  const shutdown = (opts: { drainDelayMs: number; graceMs: number }) =>
+    (stopping ??= (async () => {
+      setServing(false);
+      if (opts.drainDelayMs > 0) await new Promise((r) => setTimeout(r, opts.drainDelayMs));
+      await new Promise<void>((resolve) => {
+        const force = setTimeout(() => {
+          options.log.warn("shutdown grace expired; cancelling in-flight calls");
+          server.forceShutdown();
+          resolve();
+        }, opts.graceMs);
+        server.tryShutdown(() => {
+          clearTimeout(force);
+          resolve();
+        });
+      });
+    })());
+
+  return { server, port, setServing, shutdown };
+}
+
+/**
+ * A grpc-js unary handler from a plain async function: the function gets the
+ * request and the call (for metadata) and returns the response; whatever it
+ * throws is mapped to a status in one place.
+ */
+export function unary<Req, Res>(
+  log: Logger,
+  method: string,
+  fn: (request: Req, call: ServerUnaryCall<Req, Res>) => Promise<Res>,
+) {
+  return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>): void => {
+    fn(call.request, call).then(
+      (response) => callback(null, response),
+      (error: unknown) => callback(toStatus(error, log, { method })),
+    );
+  };
+}

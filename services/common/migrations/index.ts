@@ -1,0 +1,14 @@
+// Migrations listed in code (not discovered on disk) so that they load the same
+// way under tsx, vitest and a bundle. Append new ones; never edit a shipped one.
+import type { Knex } from "knex";
+import * as salesAndOrders from "./20261122000000_sales_and_orders.js";
+
+const MIGRATIONS: Record<string, Knex.Migration> = {
+  "20261122000000_sales_and_orders": salesAndOrders,
+};
+
+export const migrationSource: Knex.MigrationSource<string> = {
+  getMigrations: async () => Object.keys(MIGRATIONS).sort(),
+  getMigrationName: (name) => name,
+  getMigration: async (name) => MIGRATIONS[name],
+};

@@ -1,0 +1,162 @@
+// The reservation path: validate each attempt, run one Lua script per sale for
+// the whole batch, publish every reservation to JetStream (all publishes in
+// flight together) and answer each attempt only after its PubAck.
+import {
+  Reason,
+  reasonFromName,
+  type GetReservationResponse,
+  type ReserveItem,
+  type ReserveResult,
+} from "@seckill/sdk";
+import { isRequestId, isSaleId, isUserId, newOrderId, saleOfOrderId } from "../common/ids.js";
+import { invalid, refuse } from "../common/refusal.js";
+import type { EventPublisher } from "../common/event-bus.js";
+import type { Logger } from "../common/log.js";
+import type { ReserveAnswer, StockStore } from "./stock-store.js";
+
+export const MAX_BATCH = 512;
+export const MAX_QUANTITY = 100;
+
+export interface ReservationDeps {
+  store: StockStore;
+  publisher: EventPublisher;
+  /** Loads a cold sale into Redis; false when the sale does not exist. */
+  warmIfExists(saleId: string): Promise<boolean>;
+  nowMs: () => number;
+  log: Logger;
+}
+
+const refused = (reason: Reason, stockLeft = 0): ReserveResult => ({
+  reason,
+  reservationId: "",
+  replayed: false,
+  stockLeft,
+  reservedAt: undefined,
+  quantity: 0,
+});
+
+/** Why an attempt is malformed, or undefined when it is well-formed. */
+export function attemptProblem(item: ReserveItem): string | undefined {
+  if (!isSaleId(item.saleId)) return "sale_id";
+  if (!isUserId(item.userId)) return "user_id";
+  if (!isRequestId(item.requestId)) return "request_id";
+  if (!Number.isInteger(item.quantity) || item.quantity < 1 || item.quantity > MAX_QUANTITY) return "quantity";
+  return undefined;
+}
+
+export function createReservationService(deps: ReservationDeps) {
+  const { store, publisher, log } = deps;
+
+  async function reserveForSale(saleId: string, items: ReserveItem[], nowMs: number): Promise<ReserveAnswer[]> {
+    const attempts = items.map((item) => ({
+      userId: item.userId,
+      requestId: item.requestId,
+      quantity: item.quantity,
+      newReservationId: newOrderId(saleId, nowMs),
+    }));
+    let answers = await store.reserve(saleId, nowMs, attempts);
+    if (answers[0]?.outcome === "COLD") {
+      if (!(await deps.warmIfExists(saleId))) return answers;
+      answers = await store.reserve(saleId, nowMs, attempts);
+    }
+    return answers;
+  }
+
+  async function publishAndAnswer(item: ReserveItem, answer: ReserveAnswer): Promise<ReserveResult> {
+    switch (answer.outcome) {
+      case "OK":
+      case "REPLAY": {
+        const reservedAt = new Date(answer.reservedAtMs);
+        try {
+          // A replay publishes again: the same Nats-Msg-Id makes it a no-op when
+          // the first publish landed, and delivers the event when it did not.
+          await publisher.reservationMade({
+            reservationId: answer.reservationId,
+            saleId: item.saleId,
+            userId: item.userId,
+            requestId: item.requestId,
+            quantity: answer.quantity,
+            reservedAt,
+          });
+        } catch (error) {
+          log.warn("reservation publish failed; the client retries with the same request id", {
+            reservationId: answer.reservationId,
+            err: error instanceof Error ? error.message : String(error),
+          });
+          return refused(Reason.REASON_OVERLOADED, answer.stockLeft);
+        }
+        return {
+          reason: Reason.REASON_UNSPECIFIED,
+          reservationId: answer.reservationId,
+          replayed: answer.outcome === "REPLAY",
+          stockLeft: answer.stockLeft,
+          reservedAt,
+          quantity: answer.quantity,
+        };
+      }
+      case "COLD":
+        return refused(Reason.REASON_NOT_FOUND);
+      default:
+        return refused(reasonFromName(answer.outcome), answer.stockLeft);
+    }
+  }
+
+  return {
+    async reserve(items: ReserveItem[]): Promise<ReserveResult[]> {
+      if (items.length === 0 || items.length > MAX_BATCH) throw invalid("items", `1 to ${MAX_BATCH} items`);
+      const nowMs = deps.nowMs();
+      const results: Promise<ReserveResult>[] = new Array(items.length);
+      const bySale = new Map<string, number[]>();
+      items.forEach((item, index) => {
+        if (attemptProblem(item)) {
+          results[index] = Promise.resolve(refused(Reason.REASON_INVALID_ARGUMENT));
+          return;
+        }
+        const group = bySale.get(item.saleId);
+        if (group) group.push(index);
+        else bySale.set(item.saleId, [index]);
+      });
+      await Promise.all(
+        [...bySale].map(async ([saleId, indexes]) => {
+          const answers = await reserveForSale(saleId, indexes.map((i) => items[i]), nowMs);
+          indexes.forEach((itemIndex, k) => {
+            results[itemIndex] = publishAndAnswer(items[itemIndex], answers[k]);
+          });
+        }),
+      );
+      return Promise.all(results);
+    },
+
+    async release(reservationId: string): Promise<{ released: boolean; stockLeft: number }> {
+      const saleId = saleOfOrderId(reservationId);
+      if (!saleId) throw invalid("reservation_id", "not a reservation id");
+      const result = await store.release(saleId, reservationId);
+      if (result.outcome === "UNKNOWN") throw refuse("NOT_FOUND", `no reservation ${reservationId}`);
+      return { released: result.outcome === "RELEASED", stockLeft: result.stockLeft };
+    },
+
+    async stock(saleId: string) {
+      if (!isSaleId(saleId)) throw invalid("sale_id", "26 characters of Crockford base32");
+      const stock = await store.stock(saleId);
+      return { saleId, totalStock: stock.totalStock, stockLeft: stock.stockLeft, warm: stock.warm };
+    },
+
+    async reservation(reservationId: string): Promise<GetReservationResponse> {
+      const saleId = saleOfOrderId(reservationId);
+      if (!saleId) throw invalid("reservation_id", "not a reservation id");
+      const found = await store.reservation(saleId, reservationId);
+      if (!found) throw refuse("NOT_FOUND", `no reservation ${reservationId}`);
+      return {
+        reservationId,
+        saleId,
+        userId: found.userId,
+        requestId: found.requestId,
+        quantity: found.quantity,
+        reservedAt: new Date(found.reservedAtMs),
+        released: found.released,
+      };
+    },
+  };
+}
+
+export type ReservationService = ReturnType<typeof createReservationService>;

@@ -1,0 +1,58 @@
+// Sales in Postgres. Each function takes the caller's knex (or transaction).
+import type { Knex } from "knex";
+
+export interface SaleRow {
+  id: string;
+  create_request_id: string;
+  name: string;
+  total_stock: number;
+  sold: number;
+  price_minor: number;
+  currency: string;
+  starts_at: Date;
+  ends_at: Date;
+  per_user_limit: number;
+  payment_window_seconds: number;
+  closed_at: Date | null;
+  created_at: Date;
+}
+
+export type NewSale = Omit<SaleRow, "sold" | "closed_at" | "created_at">;
+
+/** Inserts the sale, or returns the one created earlier with the same request id. */
+export async function insertSale(db: Knex, sale: NewSale): Promise<SaleRow> {
+  const [inserted] = await db<SaleRow>("sales").insert(sale).onConflict("create_request_id").ignore().returning("*");
+  if (inserted) return inserted;
+  const existing = await db<SaleRow>("sales").where({ create_request_id: sale.create_request_id }).first();
+  if (!existing) throw new Error(`sale with request id ${sale.create_request_id} vanished`);
+  return existing;
+}
+
+export async function findSale(db: Knex, id: string): Promise<SaleRow | undefined> {
+  return db<SaleRow>("sales").where({ id }).first();
+}
+
+/** Newest first; the cursor is the last row's (created_at, id). */
+export async function listSales(db: Knex, limit: number, after?: { createdAt: Date; id: string }): Promise<SaleRow[]> {
+  const query = db<SaleRow>("sales").orderBy([{ column: "created_at", order: "desc" }, { column: "id", order: "desc" }]).limit(limit);
+  if (after) query.whereRaw("(created_at, id) < (?, ?)", [after.createdAt, after.id]);
+  return query;
+}
+
+/** Moves the start to `now` when the sale has not started; returns the sale as it is afterwards. */
+export async function openSale(db: Knex, id: string, now: Date): Promise<SaleRow | undefined> {
+  await db<SaleRow>("sales").where({ id }).andWhere("starts_at", ">", now).andWhere("ends_at", ">", now).whereNull("closed_at").update({ starts_at: now });
+  return findSale(db, id);
+}
+
+/** Sets closed_at once; returns the sale as it is afterwards. */
+export async function closeSale(db: Knex, id: string, now: Date): Promise<SaleRow | undefined> {
+  await db<SaleRow>("sales").where({ id }).whereNull("closed_at").update({ closed_at: now });
+  return findSale(db, id);
+}
+
+/** Units each user holds in persisted, unreleased orders: what Redis needs to enforce the per-user limit. */
+export async function saleBuyers(db: Knex, saleId: string): Promise<[string, number][]> {
+  const rows = await db("sale_buyers").where({ sale_id: saleId }).andWhere("units", ">", 0).select("user_id", "units");
+  return rows.map((r: { user_id: string; units: number }) => [r.user_id, r.units]);
+}

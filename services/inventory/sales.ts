@@ -1,0 +1,192 @@
+// Sales: creating, reading, opening, closing and warming them, and the phase a
+// sale is in. Postgres holds the sale; Redis holds a copy of its rules and the
+// live stock count.
+import {
+  SalePhase,
+  type CreateSaleRequest,
+  type GetSaleStatusResponse,
+  type Sale,
+} from "@seckill/sdk";
+import type { Knex } from "knex";
+import { isRequestId, isSaleId, type IdSource } from "../common/ids.js";
+import { invalid, refuse } from "../common/refusal.js";
+import * as repo from "./sale-repository.js";
+import type { SaleRow } from "./sale-repository.js";
+import type { StockStore } from "./stock-store.js";
+
+const MAX_SALE_LENGTH_MS = 30 * 24 * 3600 * 1000;
+const PAGE_DEFAULT = 20;
+const PAGE_MAX = 100;
+
+export interface SaleServiceDeps {
+  db: Knex;
+  store: StockStore;
+  now: () => Date;
+  newSaleId: IdSource;
+}
+
+export function validateCreateSale(req: CreateSaleRequest): repo.NewSale {
+  if (!isRequestId(req.requestId)) throw invalid("request_id", "1 to 64 characters of [A-Za-z0-9._:-]");
+  const name = req.name.trim();
+  if (name.length < 1 || name.length > 200) throw invalid("name", "1 to 200 characters");
+  if (!Number.isInteger(req.totalStock) || req.totalStock < 1 || req.totalStock > 1_000_000) throw invalid("total_stock", "1 to 1,000,000");
+  if (!Number.isSafeInteger(req.priceMinor) || req.priceMinor < 0 || req.priceMinor > 1e12) throw invalid("price_minor", "0 to 1,000,000,000,000");
+  if (!/^[A-Z]{3}$/.test(req.currency)) throw invalid("currency", "three upper-case letters (ISO 4217)");
+  if (!req.startsAt || Number.isNaN(req.startsAt.getTime())) throw invalid("starts_at", "required");
+  if (!req.endsAt || Number.isNaN(req.endsAt.getTime())) throw invalid("ends_at", "required");
+  if (req.endsAt <= req.startsAt) throw invalid("ends_at", "must be after starts_at");
+  if (req.endsAt.getTime() - req.startsAt.getTime() > MAX_SALE_LENGTH_MS) throw invalid("ends_at", "at most 30 days after starts_at");
+  const perUserLimit = req.perUserLimit === 0 ? 1 : req.perUserLimit;
+  if (perUserLimit < 1 || perUserLimit > 100) throw invalid("per_user_limit", "1 to 100");
+  const window = req.paymentWindowSeconds === 0 ? 900 : req.paymentWindowSeconds;
+  if (window < 60 || window > 604_800) throw invalid("payment_window_seconds", "60 to 604,800");
+  return {
+    id: "",
+    create_request_id: req.requestId,
+    name,
+    total_stock: req.totalStock,
+    price_minor: req.priceMinor,
+    currency: req.currency,
+    starts_at: req.startsAt,
+    ends_at: req.endsAt,
+    per_user_limit: perUserLimit,
+    payment_window_seconds: window,
+  };
+}
+
+export function toSale(row: SaleRow): Sale {
+  return {
+    saleId: row.id,
+    name: row.name,
+    totalStock: row.total_stock,
+    priceMinor: row.price_minor,
+    currency: row.currency,
+    startsAt: row.starts_at,
+    endsAt: row.ends_at,
+    perUserLimit: row.per_user_limit,
+    paymentWindowSeconds: row.payment_window_seconds,
+    closedAt: row.closed_at ?? undefined,
+    createdAt: row.created_at,
+    sold: row.sold,
+  };
+}
+
+/** The end of purchases: ends_at, or closed_at when an operator closed the sale earlier. */
+export const effectiveEnd = (row: SaleRow): Date =>
+  row.closed_at && row.closed_at < row.ends_at ? row.closed_at : row.ends_at;
+
+export function phaseOf(row: SaleRow, stockLeft: number, now: Date): SalePhase {
+  if (row.closed_at || now >= row.ends_at) return SalePhase.SALE_PHASE_ENDED;
+  if (now < row.starts_at) return SalePhase.SALE_PHASE_NOT_STARTED;
+  return stockLeft > 0 ? SalePhase.SALE_PHASE_OPEN : SalePhase.SALE_PHASE_SOLD_OUT;
+}
+
+const rulesOf = (row: SaleRow) => ({
+  startsAtMs: row.starts_at.getTime(),
+  endsAtMs: row.ends_at.getTime(),
+  perUserLimit: row.per_user_limit,
+  closed: row.closed_at !== null,
+  totalStock: row.total_stock,
+});
+
+function checkSaleId(saleId: string): void {
+  if (!isSaleId(saleId)) throw invalid("sale_id", "26 characters of Crockford base32");
+}
+
+export function createSaleService(deps: SaleServiceDeps) {
+  const { db, store } = deps;
+
+  async function load(saleId: string): Promise<SaleRow> {
+    checkSaleId(saleId);
+    const row = await repo.findSale(db, saleId);
+    if (!row) throw refuse("NOT_FOUND", `no sale ${saleId}`);
+    return row;
+  }
+
+  /** Loads the sale into Redis from Postgres unless it is there already. */
+  async function warm(row: SaleRow) {
+    const buyers = await repo.saleBuyers(db, row.id);
+    return store.warm(row.id, rulesOf(row), row.total_stock - row.sold, buyers);
+  }
+
+  return {
+    async create(req: CreateSaleRequest): Promise<Sale> {
+      const draft = validateCreateSale(req);
+      const row = await repo.insertSale(db, { ...draft, id: deps.newSaleId() });
+      await warm(row);
+      return toSale(row);
+    },
+
+    async get(saleId: string): Promise<Sale> {
+      return toSale(await load(saleId));
+    },
+
+    async list(pageSize: number, pageToken: string): Promise<{ sales: Sale[]; nextPageToken: string }> {
+      if (pageSize < 0 || pageSize > PAGE_MAX) throw invalid("page_size", `0 to ${PAGE_MAX}`);
+      const limit = pageSize || PAGE_DEFAULT;
+      let after: { createdAt: Date; id: string } | undefined;
+      if (pageToken) {
+        const [ms, id] = Buffer.from(pageToken, "base64url").toString().split("|");
+        if (!/^\d+$/.test(ms ?? "") || !isSaleId(id ?? "")) throw invalid("page_token", "not a token from ListSales");
+        after = { createdAt: new Date(Number(ms)), id };
+      }
+      const rows = await repo.listSales(db, limit + 1, after);
+      const page = rows.slice(0, limit);
+      const last = page[page.length - 1];
+      const nextPageToken =
+        rows.length > limit && last ? Buffer.from(`${last.created_at.getTime()}|${last.id}`).toString("base64url") : "";
+      return { sales: page.map(toSale), nextPageToken };
+    },
+
+    async status(saleId: string): Promise<GetSaleStatusResponse> {
+      const row = await load(saleId);
+      let stock = await store.stock(saleId);
+      if (!stock.warm) {
+        await warm(row);
+        stock = await store.stock(saleId);
+      }
+      const now = deps.now();
+      return {
+        saleId,
+        phase: phaseOf(row, stock.stockLeft, now),
+        serverTime: now,
+        startsAt: row.starts_at,
+        endsAt: effectiveEnd(row),
+        stockLeft: stock.stockLeft,
+        totalStock: row.total_stock,
+      };
+    },
+
+    async open(saleId: string): Promise<Sale> {
+      const before = await load(saleId);
+      const now = deps.now();
+      if (before.closed_at || now >= before.ends_at) throw refuse("SALE_NOT_MODIFIABLE", `sale ${saleId} has ended`);
+      const row = (await repo.openSale(db, saleId, now)) ?? before;
+      await store.setRules(saleId, { startsAtMs: row.starts_at.getTime() });
+      return toSale(row);
+    },
+
+    async close(saleId: string): Promise<Sale> {
+      await load(saleId);
+      const row = (await repo.closeSale(db, saleId, deps.now()))!;
+      await store.setRules(saleId, { closed: true });
+      return toSale(row);
+    },
+
+    async warm(saleId: string) {
+      const row = await load(saleId);
+      const result = await warm(row);
+      return { saleId, loaded: result.loaded, stockLeft: result.stockLeft };
+    },
+
+    /** For the reservation path: loads a cold sale; false when it does not exist. */
+    async warmIfExists(saleId: string): Promise<boolean> {
+      const row = await repo.findSale(db, saleId);
+      if (!row) return false;
+      await warm(row);
+      return true;
+    },
+  };
+}
+
+export type SaleService = ReturnType<typeof createSaleService>;

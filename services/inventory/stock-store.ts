@@ -1,0 +1,162 @@
+// Stock in Redis: the admission gate of the purchase path. Each operation is
+// one Lua script on the sale's keys, which share a {sale:<id>} hash tag so they
+// live on one Redis Cluster slot. ioredis runs the scripts with EVALSHA and
+// reloads them transparently after NOSCRIPT (a Redis restart).
+import { readFileSync } from "node:fs";
+import { Redis } from "ioredis";
+
+const lua = (name: string) => readFileSync(new URL(`./lua/${name}.lua`, import.meta.url), "utf8");
+
+export type ReserveOutcome = "OK" | "REPLAY" | "SOLD_OUT" | "SALE_NOT_STARTED" | "SALE_ENDED" | "ALREADY_PURCHASED" | "COLD";
+
+export interface ReserveAttempt {
+  userId: string;
+  requestId: string;
+  quantity: number;
+  /** Used only if the attempt succeeds. */
+  newReservationId: string;
+}
+
+export interface ReserveAnswer {
+  outcome: ReserveOutcome;
+  reservationId: string;
+  stockLeft: number;
+  reservedAtMs: number;
+  quantity: number;
+}
+
+export interface SaleRules {
+  startsAtMs: number;
+  endsAtMs: number;
+  perUserLimit: number;
+  closed: boolean;
+  totalStock: number;
+}
+
+export interface StoredReservation {
+  reservationId: string;
+  saleId: string;
+  userId: string;
+  requestId: string;
+  quantity: number;
+  reservedAtMs: number;
+  released: boolean;
+}
+
+export interface StockStore {
+  reserve(saleId: string, nowMs: number, attempts: ReserveAttempt[]): Promise<ReserveAnswer[]>;
+  warm(saleId: string, rules: SaleRules, stockLeft: number, buyers: [string, number][]): Promise<{ loaded: boolean; stockLeft: number }>;
+  setRules(saleId: string, rules: Partial<Pick<SaleRules, "startsAtMs" | "closed">>): Promise<boolean>;
+  release(saleId: string, reservationId: string): Promise<{ outcome: "RELEASED" | "ALREADY_RELEASED" | "UNKNOWN" | "COLD"; stockLeft: number }>;
+  stock(saleId: string): Promise<{ warm: boolean; stockLeft: number; totalStock: number }>;
+  reservation(saleId: string, reservationId: string): Promise<StoredReservation | undefined>;
+}
+
+interface ScriptCommands {
+  seckillReserve(...args: (string | number)[]): Promise<(string | number)[]>;
+  seckillWarm(...args: (string | number)[]): Promise<[number, number]>;
+  seckillSetRules(...args: (string | number)[]): Promise<number>;
+  seckillRelease(...args: (string | number)[]): Promise<[number, number]>;
+}
+
+export function saleKeys(namespace: string, saleId: string) {
+  const base = `${namespace}:{sale:${saleId}}`;
+  return {
+    rules: `${base}:rules`,
+    stock: `${base}:stock`,
+    buyers: `${base}:buyers`,
+    requests: `${base}:requests`,
+    reservations: `${base}:reservations`,
+    released: `${base}:released`,
+  };
+}
+
+export function createRedis(url: string): Redis {
+  return new Redis(url, {
+    enableAutoPipelining: true,
+    maxRetriesPerRequest: 1,
+    // Fail fast while disconnected instead of queueing purchases behind a dead link.
+    enableOfflineQueue: false,
+    commandTimeout: 2000,
+    connectTimeout: 2000,
+    lazyConnect: true,
+  });
+}
+
+export function createStockStore(redis: Redis, namespace: string): StockStore {
+  redis.defineCommand("seckillReserve", { numberOfKeys: 5, lua: lua("reserve") });
+  redis.defineCommand("seckillWarm", { numberOfKeys: 3, lua: lua("warm") });
+  redis.defineCommand("seckillSetRules", { numberOfKeys: 1, lua: lua("set-rules") });
+  redis.defineCommand("seckillRelease", { numberOfKeys: 5, lua: lua("release") });
+  const scripts = redis as unknown as ScriptCommands;
+  const keysOf = (saleId: string) => saleKeys(namespace, saleId);
+
+  return {
+    async reserve(saleId, nowMs, attempts) {
+      const k = keysOf(saleId);
+      const args: (string | number)[] = [k.rules, k.stock, k.buyers, k.requests, k.reservations, nowMs];
+      for (const a of attempts) args.push(a.userId, a.requestId, a.quantity, a.newReservationId);
+      const flat = await scripts.seckillReserve(...args);
+      const answers: ReserveAnswer[] = [];
+      for (let i = 0; i < flat.length; i += 5) {
+        answers.push({
+          outcome: flat[i] as ReserveOutcome,
+          reservationId: flat[i + 1] as string,
+          stockLeft: Number(flat[i + 2]),
+          reservedAtMs: Number(flat[i + 3]),
+          quantity: Number(flat[i + 4]),
+        });
+      }
+      return answers;
+    },
+
+    async warm(saleId, rules, stockLeft, buyers) {
+      const k = keysOf(saleId);
+      const args: (string | number)[] = [k.rules, k.stock, k.buyers];
+      args.push(rules.startsAtMs, rules.endsAtMs, rules.perUserLimit, rules.closed ? 1 : 0, rules.totalStock, stockLeft);
+      for (const [user, units] of buyers) args.push(user, units);
+      const [loaded, left] = await scripts.seckillWarm(...args);
+      return { loaded: loaded === 1, stockLeft: Number(left) };
+    },
+
+    async setRules(saleId, rules) {
+      const fields: (string | number)[] = [];
+      if (rules.startsAtMs !== undefined) fields.push("starts", rules.startsAtMs);
+      if (rules.closed !== undefined) fields.push("closed", rules.closed ? 1 : 0);
+      if (fields.length === 0) return false;
+      return (await scripts.seckillSetRules(keysOf(saleId).rules, ...fields)) === 1;
+    },
+
+    async release(saleId, reservationId) {
+      const k = keysOf(saleId);
+      const [code, left] = await scripts.seckillRelease(k.rules, k.stock, k.buyers, k.reservations, k.released, reservationId);
+      const outcome = code === 1 ? "RELEASED" : code === 0 ? "ALREADY_RELEASED" : code === -1 ? "UNKNOWN" : "COLD";
+      return { outcome, stockLeft: Number(left) };
+    },
+
+    async stock(saleId) {
+      const k = keysOf(saleId);
+      const [left, total] = await Promise.all([redis.get(k.stock), redis.hget(k.rules, "total")]);
+      return { warm: total !== null, stockLeft: Number(left ?? 0), totalStock: Number(total ?? 0) };
+    },
+
+    async reservation(saleId, reservationId) {
+      const k = keysOf(saleId);
+      const [record, released] = await Promise.all([
+        redis.hget(k.reservations, reservationId),
+        redis.sismember(k.released, reservationId),
+      ]);
+      if (!record) return undefined;
+      const [quantity, reservedAtMs, userId, requestId] = record.split("|");
+      return {
+        reservationId,
+        saleId,
+        userId,
+        requestId,
+        quantity: Number(quantity),
+        reservedAtMs: Number(reservedAtMs),
+        released: released === 1,
+      };
+    },
+  };
+}

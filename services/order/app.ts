@@ -1,0 +1,64 @@
+// Builds the order service from config: Postgres, JetStream (status
+// notifications, stock releases), the inventory stub, then the gRPC server;
+// SERVING once they are connected.
+import { StockReleased } from "@seckill/sdk";
+import { createDb } from "../common/db.js";
+import { openEventBus } from "../common/event-bus.js";
+import { startGrpcServer } from "../common/grpc-server.js";
+import type { Config } from "../common/config.js";
+import type { Logger } from "../common/log.js";
+import type { RunningService } from "../common/runner.js";
+import { orderServiceRegistration } from "./handlers.js";
+import { createInventoryClient } from "./inventory-client.js";
+import { createOrderWatchHub } from "./order-watch.js";
+import { createOrderService } from "./orders.js";
+
+export interface OrderApp extends RunningService {
+  port: number;
+}
+
+export async function startOrder(config: Config, log: Logger, clock: () => number = Date.now): Promise<OrderApp> {
+  const db = createDb(config.databaseUrl, config.dbPoolMax);
+  const [bus] = await Promise.all([
+    openEventBus(config.natsUrl, config.namespace, "order", config.publishTimeoutMs),
+    db.raw("SELECT 1"),
+  ]);
+  const inventory = createInventoryClient({
+    address: config.inventoryAddr,
+    deadlineMs: config.callDeadlineMs,
+    maxBatch: config.reserveBatchMax,
+    maxMessageBytes: config.grpcMaxMessageBytes,
+  });
+  const orders = createOrderService({ db, inventory, publisher: bus.publisher, now: () => new Date(clock()), log });
+  const hub = createOrderWatchHub(bus.nc, bus.names.orderStatusFilter, config.maxOrderWatchers, log);
+  // Stock coming back (cancel, expiry) lifts this process's sold-out shortcut.
+  const releases = bus.nc.subscribe(bus.names.releasesFilter, {
+    callback: (error, msg) => {
+      if (error) return;
+      try {
+        orders.stockReturned(StockReleased.decode(msg.data).saleId);
+      } catch {
+        log.warn("undecodable stock release event", { subject: msg.subject });
+      }
+    },
+  });
+  const grpc = await startGrpcServer({
+    address: config.orderAddr,
+    services: [orderServiceRegistration(orders, hub, log)],
+    maxMessageBytes: config.grpcMaxMessageBytes,
+    log,
+  });
+  grpc.setServing(true);
+  const host = config.orderAddr.slice(0, config.orderAddr.lastIndexOf(":"));
+  return {
+    port: grpc.port,
+    address: `${host}:${grpc.port}`,
+    async stop() {
+      await grpc.shutdown({ drainDelayMs: config.drainDelayMs, graceMs: config.shutdownGraceMs });
+      hub.close();
+      releases.unsubscribe();
+      inventory.close();
+      await Promise.allSettled([bus.close(), db.destroy()]);
+    },
+  };
+}

@@ -1,0 +1,48 @@
+// gRPC handlers of the order service: identify the caller, call the domain,
+// encode. The caller is the x-user-id metadata entry set by the BFF.
+import type { Metadata, ServerWritableStream } from "@grpc/grpc-js";
+import { OrderServiceService, USER_ID_HEADER, type OrderServiceServer, type WatchOrderRequest, type WatchOrderResponse } from "@seckill/sdk";
+import { toStatus } from "../common/grpc-errors.js";
+import { unary, type ServiceRegistration } from "../common/grpc-server.js";
+import { isUserId } from "../common/ids.js";
+import type { Logger } from "../common/log.js";
+import { refuse } from "../common/refusal.js";
+import { watchOrder, type OrderWatchHub } from "./order-watch.js";
+import type { OrderService } from "./orders.js";
+
+const NO_USER = refuse("UNAUTHENTICATED", `missing or malformed ${USER_ID_HEADER} metadata`);
+
+export function userOf(metadata: Metadata): string {
+  const values = metadata.get(USER_ID_HEADER);
+  const userId = values.length === 1 ? values[0] : undefined;
+  if (typeof userId !== "string" || !isUserId(userId)) throw NO_USER;
+  return userId;
+}
+
+export function orderServiceRegistration(orders: OrderService, hub: OrderWatchHub, log: Logger): ServiceRegistration {
+  const implementation: OrderServiceServer = {
+    placeOrder: unary(log, "PlaceOrder", async (req, call) => ({ order: await orders.place(userOf(call.metadata), req) })),
+    getOrder: unary(log, "GetOrder", async (req, call) => ({ order: await orders.get(userOf(call.metadata), req.orderId) })),
+    listOrders: unary(log, "ListOrders", (req, call) => orders.list(userOf(call.metadata), req.pageSize, req.pageToken, req.saleId)),
+    payOrder: unary(log, "PayOrder", async (req, call) => ({
+      order: await orders.pay(userOf(call.metadata), req.orderId, req.paymentReference),
+    })),
+    cancelOrder: unary(log, "CancelOrder", async (req, call) => ({ order: await orders.cancel(userOf(call.metadata), req.orderId) })),
+    watchOrder: (call: ServerWritableStream<WatchOrderRequest, WatchOrderResponse>) => {
+      const abort = new AbortController();
+      call.on("cancelled", () => abort.abort());
+      (async () => {
+        const userId = userOf(call.metadata);
+        const read = () => orders.get(userId, call.request.orderId);
+        for await (const order of watchOrder(read, hub, call.request.orderId, { signal: abort.signal })) {
+          if (abort.signal.aborted) return;
+          call.write({ order });
+        }
+        call.end();
+      })().catch((error: unknown) => {
+        if (!abort.signal.aborted) call.emit("error", toStatus(error, log, { method: "WatchOrder" }));
+      });
+    },
+  };
+  return { name: "seckill.v1.OrderService", definition: OrderServiceService, implementation };
+}

@@ -1,0 +1,162 @@
+// Orders in Postgres. Each function takes the caller's knex or transaction.
+import type { Knex } from "knex";
+
+export type PersistedStatus = "CREATED" | "PAID" | "CANCELLED" | "EXPIRED";
+
+export interface OrderRow {
+  id: string;
+  sale_id: string;
+  user_id: string;
+  request_id: string;
+  quantity: number;
+  status: PersistedStatus;
+  unit_price_minor: number;
+  currency: string;
+  reserved_at: Date;
+  created_at: Date;
+  pay_by: Date;
+  updated_at: Date;
+  paid_at: Date | null;
+  payment_reference: string | null;
+  released_at: Date | null;
+}
+
+export interface ReservationToPersist {
+  reservationId: string;
+  saleId: string;
+  userId: string;
+  requestId: string;
+  quantity: number;
+  reservedAt: Date;
+}
+
+export class OversellRefused extends Error {
+  constructor(readonly saleIds: string[]) {
+    super(`Postgres refused orders beyond the stock of sale(s) ${saleIds.join(", ")}`);
+  }
+}
+
+/**
+ * Persists a batch of reservations in one statement: inserts the orders
+ * (a reservation already stored is skipped), adds each sale's new units to its
+ * sold counter only where `sold + k <= total_stock`, and adds each buyer's units
+ * (a CHECK holds the per-user limit). Throws OversellRefused when a sale's
+ * counter would pass its stock; the caller's transaction then rolls back.
+ * Returns the rows inserted now.
+ */
+export async function persistReservations(trx: Knex.Transaction, batch: ReservationToPersist[]): Promise<OrderRow[]> {
+  const result = await trx.raw(
+    `
+    WITH incoming AS (
+      SELECT * FROM unnest(?::text[], ?::text[], ?::text[], ?::text[], ?::int[], ?::timestamptz[])
+        AS t(id, sale_id, user_id, request_id, quantity, reserved_at)
+    ), inserted AS (
+      INSERT INTO orders (id, sale_id, user_id, request_id, quantity, status, unit_price_minor, currency, reserved_at, pay_by)
+      SELECT i.id, i.sale_id, i.user_id, i.request_id, i.quantity, 'CREATED', s.price_minor, s.currency, i.reserved_at,
+             i.reserved_at + make_interval(secs => s.payment_window_seconds)
+        FROM incoming i JOIN sales s ON s.id = i.sale_id
+      ON CONFLICT DO NOTHING
+      RETURNING *
+    ), per_sale AS (
+      SELECT sale_id, sum(quantity)::int AS units FROM inserted GROUP BY sale_id
+    ), counted AS (
+      UPDATE sales s SET sold = s.sold + p.units
+        FROM per_sale p
+       WHERE s.id = p.sale_id AND s.sold + p.units <= s.total_stock
+      RETURNING s.id
+    ), buyers AS (
+      INSERT INTO sale_buyers (sale_id, user_id, units, per_user_limit)
+      SELECT i.sale_id, i.user_id, sum(i.quantity)::int, min(s.per_user_limit)
+        FROM inserted i JOIN sales s ON s.id = i.sale_id
+       GROUP BY i.sale_id, i.user_id
+      ON CONFLICT (sale_id, user_id) DO UPDATE SET units = sale_buyers.units + excluded.units
+      RETURNING 1
+    )
+    SELECT (SELECT coalesce(json_agg(inserted), '[]'::json) FROM inserted) AS inserted,
+           (SELECT coalesce(array_agg(sale_id), '{}') FROM per_sale WHERE sale_id NOT IN (SELECT id FROM counted)) AS refused,
+           (SELECT count(*) FROM buyers) AS buyers
+    `,
+    [
+      batch.map((r) => r.reservationId),
+      batch.map((r) => r.saleId),
+      batch.map((r) => r.userId),
+      batch.map((r) => r.requestId),
+      batch.map((r) => r.quantity),
+      batch.map((r) => r.reservedAt.toISOString()),
+    ],
+  );
+  const row = result.rows[0] as { inserted: Record<string, unknown>[]; refused: string[] };
+  if (row.refused.length > 0) throw new OversellRefused(row.refused);
+  return row.inserted.map(fromJson);
+}
+
+/** json_agg returns timestamps as strings. */
+function fromJson(json: Record<string, unknown>): OrderRow {
+  const date = (v: unknown) => (v === null || v === undefined ? null : new Date(v as string));
+  return {
+    ...(json as unknown as OrderRow),
+    unit_price_minor: Number(json.unit_price_minor),
+    reserved_at: date(json.reserved_at)!,
+    created_at: date(json.created_at)!,
+    pay_by: date(json.pay_by)!,
+    updated_at: date(json.updated_at)!,
+    paid_at: date(json.paid_at),
+    released_at: date(json.released_at),
+  };
+}
+
+/** Which of these order ids are stored. */
+export async function existingOrderIds(db: Knex, ids: string[]): Promise<Set<string>> {
+  const rows = await db("orders").whereIn("id", ids).select("id");
+  return new Set(rows.map((r: { id: string }) => r.id));
+}
+
+export async function findOrder(db: Knex, id: string): Promise<OrderRow | undefined> {
+  return db<OrderRow>("orders").where({ id }).first();
+}
+
+/** The user's orders, newest first; the cursor is the last row's (created_at, id). */
+export async function listOrders(
+  db: Knex,
+  userId: string,
+  limit: number,
+  opts: { saleId?: string; after?: { createdAt: Date; id: string } },
+): Promise<OrderRow[]> {
+  const query = db<OrderRow>("orders")
+    .where({ user_id: userId })
+    .orderBy([{ column: "created_at", order: "desc" }, { column: "id", order: "desc" }])
+    .limit(limit);
+  if (opts.saleId) query.andWhere({ sale_id: opts.saleId });
+  if (opts.after) query.andWhereRaw("(created_at, id) < (?, ?)", [opts.after.createdAt, opts.after.id]);
+  return query;
+}
+
+/** CREATED → PAID before pay_by; undefined when the guard did not match. */
+export async function markPaid(db: Knex, id: string, userId: string, reference: string, now: Date): Promise<OrderRow | undefined> {
+  const [row] = await db<OrderRow>("orders")
+    .where({ id, user_id: userId, status: "CREATED" })
+    .andWhere("pay_by", ">", now)
+    .update({ status: "PAID", paid_at: now, payment_reference: reference, updated_at: now })
+    .returning("*");
+  return row;
+}
+
+/**
+ * CREATED → CANCELLED or EXPIRED, returning the units to the sale and the buyer
+ * in the same transaction; undefined when the guard did not match.
+ */
+export async function markReleased(
+  trx: Knex.Transaction,
+  id: string,
+  status: "CANCELLED" | "EXPIRED",
+  guard: { userId?: string },
+  now: Date,
+): Promise<OrderRow | undefined> {
+  const query = trx<OrderRow>("orders").where({ id, status: "CREATED" });
+  if (guard.userId) query.andWhere({ user_id: guard.userId });
+  const [row] = await query.update({ status, released_at: now, updated_at: now }).returning("*");
+  if (!row) return undefined;
+  await trx("sales").where({ id: row.sale_id }).decrement("sold", row.quantity);
+  await trx("sale_buyers").where({ sale_id: row.sale_id, user_id: row.user_id }).decrement("units", row.quantity);
+  return row;
+}

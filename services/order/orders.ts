@@ -1,0 +1,227 @@
+// The order domain: placing an order (the hot path), reading, paying and
+// cancelling. Plain functions over an inventory client, the order repository
+// and the event publisher; no gRPC types beyond the generated messages.
+import {
+  OrderStatus,
+  Reason,
+  reasonName,
+  type Order,
+  type PlaceOrderRequest,
+  type ReserveItem,
+  type ReserveResult,
+  type GetReservationResponse,
+} from "@seckill/sdk";
+import type { Knex } from "knex";
+import { isRequestId, isSaleId, saleOfOrderId } from "../common/ids.js";
+import { invalid, overloaded, refuse } from "../common/refusal.js";
+import type { EventPublisher } from "../common/event-bus.js";
+import type { Logger } from "../common/log.js";
+import * as repo from "./order-repository.js";
+import type { OrderRow } from "./order-repository.js";
+
+const PAGE_DEFAULT = 20;
+const PAGE_MAX = 100;
+const MAX_TOKEN_LENGTH = 2048;
+
+/** What the order service needs from inventory (the generated stub, behind deadlines). */
+export interface InventoryPort {
+  reserve(item: ReserveItem): Promise<ReserveResult>;
+  /** undefined when inventory does not know the reservation. */
+  reservation(reservationId: string): Promise<GetReservationResponse | undefined>;
+  release(reservationId: string, cause: string): Promise<void>;
+}
+
+export interface OrderDeps {
+  db: Knex;
+  inventory: InventoryPort;
+  publisher: EventPublisher;
+  now: () => Date;
+  log: Logger;
+}
+
+const SOLD_OUT = refuse("SOLD_OUT", "the sale is sold out");
+
+const STATUS: Record<repo.PersistedStatus, OrderStatus> = {
+  CREATED: OrderStatus.ORDER_STATUS_CREATED,
+  PAID: OrderStatus.ORDER_STATUS_PAID,
+  CANCELLED: OrderStatus.ORDER_STATUS_CANCELLED,
+  EXPIRED: OrderStatus.ORDER_STATUS_EXPIRED,
+};
+
+export const isFinal = (status: OrderStatus): boolean =>
+  status === OrderStatus.ORDER_STATUS_PAID ||
+  status === OrderStatus.ORDER_STATUS_CANCELLED ||
+  status === OrderStatus.ORDER_STATUS_EXPIRED;
+
+export function toOrder(row: OrderRow): Order {
+  return {
+    orderId: row.id,
+    saleId: row.sale_id,
+    userId: row.user_id,
+    quantity: row.quantity,
+    status: STATUS[row.status],
+    amountMinor: row.unit_price_minor * row.quantity,
+    currency: row.currency,
+    reservedAt: row.reserved_at,
+    createdAt: row.created_at,
+    payBy: row.pay_by,
+    updatedAt: row.updated_at,
+    requestId: row.request_id,
+  };
+}
+
+function pendingOrder(r: { reservationId: string; saleId: string; userId: string; requestId: string; quantity: number; reservedAt?: Date }): Order {
+  return {
+    orderId: r.reservationId,
+    saleId: r.saleId,
+    userId: r.userId,
+    quantity: r.quantity,
+    status: OrderStatus.ORDER_STATUS_PENDING,
+    amountMinor: 0,
+    currency: "",
+    reservedAt: r.reservedAt,
+    createdAt: undefined,
+    payBy: undefined,
+    updatedAt: r.reservedAt,
+    requestId: r.requestId,
+  };
+}
+
+export function validatePlaceOrder(req: PlaceOrderRequest): Omit<ReserveItem, "userId"> {
+  if (!isSaleId(req.saleId)) throw invalid("sale_id", "26 characters of Crockford base32");
+  if (!isRequestId(req.requestId)) throw invalid("request_id", "1 to 64 characters of [A-Za-z0-9._:-]");
+  const quantity = req.quantity === 0 ? 1 : req.quantity;
+  if (!Number.isInteger(quantity) || quantity < 1 || quantity > 100) throw invalid("quantity", "1 to 100");
+  if (req.purchaseToken.length > MAX_TOKEN_LENGTH) throw invalid("purchase_token", `at most ${MAX_TOKEN_LENGTH} characters`);
+  return { saleId: req.saleId, requestId: req.requestId, quantity };
+}
+
+function checkOrderId(orderId: string): void {
+  if (!saleOfOrderId(orderId)) throw invalid("order_id", "not an order id");
+}
+
+export function createOrderService(deps: OrderDeps) {
+  const { db, inventory, publisher, log } = deps;
+  /** Sales this process has seen sell out: later buyers are answered without any network trip. */
+  const soldOut = new Set<string>();
+
+  async function publishStatus(row: OrderRow): Promise<void> {
+    try {
+      await publisher.orderStatusChanged({
+        orderId: row.id,
+        saleId: row.sale_id,
+        userId: row.user_id,
+        status: STATUS[row.status],
+        changedAt: row.updated_at,
+      });
+    } catch (error) {
+      // Watchers also poll; a lost notification only delays them.
+      log.warn("order status publish failed", { orderId: row.id, err: error instanceof Error ? error.message : String(error) });
+    }
+  }
+
+  async function find(userId: string, orderId: string): Promise<Order> {
+    checkOrderId(orderId);
+    const row = await repo.findOrder(db, orderId);
+    if (row) {
+      if (row.user_id !== userId) throw refuse("NOT_FOUND", `no order ${orderId}`);
+      return toOrder(row);
+    }
+    const reservation = await inventory.reservation(orderId);
+    if (!reservation || reservation.userId !== userId) throw refuse("NOT_FOUND", `no order ${orderId}`);
+    return pendingOrder(reservation);
+  }
+
+  return {
+    async place(userId: string, req: PlaceOrderRequest): Promise<Order> {
+      const item = { ...validatePlaceOrder(req), userId };
+      if (!req.retry && soldOut.has(item.saleId)) throw SOLD_OUT;
+      const result = await inventory.reserve(item);
+      if (result.stockLeft === 0 && (result.reason === Reason.REASON_UNSPECIFIED || result.reason === Reason.REASON_SOLD_OUT)) {
+        soldOut.add(item.saleId);
+      }
+      if (result.reason !== Reason.REASON_UNSPECIFIED) {
+        const name = reasonName(result.reason);
+        if (name === "SOLD_OUT") throw SOLD_OUT;
+        if (name === "OVERLOADED") throw overloaded("the reservation was not confirmed; retry with the same request id and retry=true");
+        if (name === "INVALID_ARGUMENT") throw invalid("request", "rejected by inventory");
+        throw refuse(name ?? "OVERLOADED", (name ?? "unknown").toLowerCase().replace(/_/g, " "));
+      }
+      return pendingOrder({ ...item, reservationId: result.reservationId, quantity: result.quantity, reservedAt: result.reservedAt });
+    },
+
+    /** A stock release seen for the sale: buyers may succeed again. */
+    stockReturned(saleId: string): void {
+      soldOut.delete(saleId);
+    },
+
+    get: find,
+
+    async list(userId: string, pageSize: number, pageToken: string, saleId: string) {
+      if (pageSize < 0 || pageSize > PAGE_MAX) throw invalid("page_size", `0 to ${PAGE_MAX}`);
+      if (saleId && !isSaleId(saleId)) throw invalid("sale_id", "26 characters of Crockford base32");
+      const limit = pageSize || PAGE_DEFAULT;
+      let after: { createdAt: Date; id: string } | undefined;
+      if (pageToken) {
+        const decoded = Buffer.from(pageToken, "base64url").toString();
+        const sep = decoded.indexOf("|");
+        const ms = decoded.slice(0, sep);
+        const id = decoded.slice(sep + 1);
+        if (sep < 0 || !/^\d+$/.test(ms) || !saleOfOrderId(id)) throw invalid("page_token", "not a token from ListOrders");
+        after = { createdAt: new Date(Number(ms)), id };
+      }
+      const rows = await repo.listOrders(db, userId, limit + 1, { saleId: saleId || undefined, after });
+      const page = rows.slice(0, limit);
+      const last = page[page.length - 1];
+      const nextPageToken =
+        rows.length > limit && last ? Buffer.from(`${last.created_at.getTime()}|${last.id}`).toString("base64url") : "";
+      return { orders: page.map(toOrder), nextPageToken };
+    },
+
+    async pay(userId: string, orderId: string, paymentReference: string): Promise<Order> {
+      checkOrderId(orderId);
+      if (paymentReference.length < 1 || paymentReference.length > 128) throw invalid("payment_reference", "1 to 128 characters");
+      const paid = await repo.markPaid(db, orderId, userId, paymentReference, deps.now());
+      if (paid) {
+        await publishStatus(paid);
+        return toOrder(paid);
+      }
+      const current = await find(userId, orderId);
+      if (current.status === OrderStatus.ORDER_STATUS_PAID) return current;
+      const why =
+        current.status === OrderStatus.ORDER_STATUS_PENDING
+          ? "the order is not created yet; retry shortly"
+          : current.status === OrderStatus.ORDER_STATUS_CREATED
+            ? "the payment window has closed"
+            : "the order is no longer awaiting payment";
+      throw refuse("ORDER_NOT_PAYABLE", why);
+    },
+
+    async cancel(userId: string, orderId: string): Promise<Order> {
+      checkOrderId(orderId);
+      const cancelled = await db.transaction((trx) => repo.markReleased(trx, orderId, "CANCELLED", { userId }, deps.now()));
+      if (!cancelled) {
+        const current = await find(userId, orderId);
+        if (current.status === OrderStatus.ORDER_STATUS_CANCELLED) return current;
+        const why =
+          current.status === OrderStatus.ORDER_STATUS_PENDING
+            ? "the order is not created yet; retry shortly"
+            : "only an order awaiting payment can be cancelled";
+        throw refuse("ORDER_NOT_CANCELLABLE", why);
+      }
+      try {
+        await inventory.release(orderId, "CANCELLED");
+        soldOut.delete(cancelled.sale_id);
+      } catch (error) {
+        log.warn("stock release failed after cancel; Postgres already holds the release", {
+          orderId,
+          err: error instanceof Error ? error.message : String(error),
+        });
+      }
+      await publishStatus(cancelled);
+      return toOrder(cancelled);
+    },
+  };
+}
+
+export type OrderService = ReturnType<typeof createOrderService>;
