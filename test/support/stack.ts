@@ -1,0 +1,130 @@
+// A whole Seckill Mesh stack for one test file, on real servers: its own
+// database, JetStream stream and Redis key namespace (so runs cannot disturb
+// each other or a running `npm start`), and the inventory, order and writer
+// services on loopback ports chosen by the OS.
+import { randomBytes } from "node:crypto";
+import { credentials } from "@grpc/grpc-js";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { Redis } from "ioredis";
+import { InventoryServiceClient, OrderServiceClient, SaleServiceClient, callUnary, type Sale } from "@seckill/sdk";
+import { readConfig, type Config } from "../../services/common/config.js";
+import { createDb, dropDatabase, ensureDatabase, migrate, type Db } from "../../services/common/db.js";
+import { connectNats, eventNames } from "../../services/common/event-bus.js";
+import { quietLogger } from "../../services/common/log.js";
+import { startInventory, type InventoryApp } from "../../services/inventory/app.js";
+import { startOrder, type OrderApp } from "../../services/order/app.js";
+import { startWriter, type WriterApp } from "../../services/order/writer/app.js";
+
+export interface TestStack {
+  config: Config;
+  db: Db;
+  redis: Redis;
+  inventory: InventoryApp;
+  order: OrderApp;
+  writer: WriterApp;
+  sales: SaleServiceClient;
+  orders: OrderServiceClient;
+  inventoryClient: InventoryServiceClient;
+  /** Creates an open sale (started a second ago, ends in an hour). */
+  createSale(overrides?: Partial<{ totalStock: number; perUserLimit: number; startsAt: Date; endsAt: Date; priceMinor: number }>): Promise<Sale>;
+  stop(): Promise<void>;
+}
+
+export async function isolatedConfig(overrides: Record<string, string> = {}): Promise<Config> {
+  const base = readConfig();
+  const id = randomBytes(4).toString("hex");
+  const url = new URL(base.databaseUrl);
+  url.pathname = `/seckill_test_${id}`;
+  return readConfig({
+    ...process.env,
+    SECKILL_NAMESPACE: `t${id}`,
+    DATABASE_URL: url.toString(),
+    INVENTORY_ADDR: "127.0.0.1:0",
+    ORDER_ADDR: "127.0.0.1:0",
+    WRITER_ADDR: "127.0.0.1:0",
+    SHUTDOWN_GRACE_MS: "2000",
+    LOG_LEVEL: "error",
+    ...overrides,
+  });
+}
+
+export async function startTestStack(overrides: Record<string, string> = {}): Promise<TestStack> {
+  let config = await isolatedConfig(overrides);
+  await ensureDatabase(config.databaseAdminUrl, config.databaseUrl);
+  const db = createDb(config.databaseUrl, 5);
+  await migrate(db);
+  const log = quietLogger();
+  const inventory = await startInventory(config, log);
+  config = { ...config, inventoryAddr: `127.0.0.1:${inventory.port}` };
+  const [order, writer] = await Promise.all([startOrder(config, log), startWriter(config, log)]);
+  const redis = new Redis(config.redisUrl);
+  const sales = new SaleServiceClient(inventory.address, credentials.createInsecure());
+  const inventoryClient = new InventoryServiceClient(inventory.address, credentials.createInsecure());
+  const orders = new OrderServiceClient(order.address, credentials.createInsecure());
+  let saleCount = 0;
+
+  return {
+    config,
+    db,
+    redis,
+    inventory,
+    order,
+    writer,
+    sales,
+    orders,
+    inventoryClient,
+    async createSale(o = {}) {
+      const now = Date.now();
+      const { sale } = await callUnary(sales, "createSale", {
+        requestId: `create-${++saleCount}-${randomBytes(4).toString("hex")}`,
+        name: "Test sale",
+        totalStock: o.totalStock ?? 10,
+        priceMinor: o.priceMinor ?? 1999,
+        currency: "EUR",
+        startsAt: o.startsAt ?? new Date(now - 1000),
+        endsAt: o.endsAt ?? new Date(now + 3600_000),
+        perUserLimit: o.perUserLimit ?? 1,
+        paymentWindowSeconds: 900,
+      });
+      return sale!;
+    },
+    async stop() {
+      sales.close();
+      orders.close();
+      inventoryClient.close();
+      await Promise.allSettled([order.stop(), writer.stop()]);
+      await inventory.stop();
+      await cleanNamespace(config, redis);
+      redis.disconnect();
+      await db.destroy();
+      await dropDatabase(config.databaseAdminUrl, new URL(config.databaseUrl).pathname.slice(1));
+    },
+  };
+}
+
+/** Removes the run's stream and Redis keys. */
+async function cleanNamespace(config: Config, redis: Redis): Promise<void> {
+  const nc = await connectNats(config.natsUrl, "test-cleanup");
+  try {
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.delete(eventNames(config.namespace).stream).catch(() => undefined);
+  } finally {
+    await nc.close();
+  }
+  let cursor = "0";
+  do {
+    const [next, keys] = await redis.scan(cursor, "MATCH", `${config.namespace}:*`, "COUNT", 1000);
+    if (keys.length > 0) await redis.del(...keys);
+    cursor = next;
+  } while (cursor !== "0");
+}
+
+/** Polls until check() returns true, or fails after timeoutMs. */
+export async function eventually(check: () => Promise<boolean>, timeoutMs = 15_000, what = "condition"): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+}

@@ -1,0 +1,14 @@
+import { defineConfig } from "vitest/config";
+
+export default defineConfig({
+  test: {
+    include: ["services/**/*.test.ts", "sdk/**/*.test.ts", "tools/**/*.test.ts", "test/**/*.test.ts"],
+    // Finds or starts Redis, Postgres and NATS once for the whole run.
+    globalSetup: ["test/support/global-setup.ts"],
+    testTimeout: 60_000,
+    hookTimeout: 60_000,
+    // Integration files each start their own stack; two at a time suits a 2-core machine.
+    pool: "forks",
+    maxWorkers: 2,
+  },
+});
