@@ -108,12 +108,3 @@ export function readConfig(env: Env = process.env): Config {
   if (problems.length > 0) throw new ConfigError(problems);
   return config;
 }
-
-/** The table of settings for docs and `--help`: variable, default, meaning. */
-export const CONFIG_VARIABLES = [
-  ["SECKILL_NAMESPACE", "seckill", "prefix of streams, subjects, consumers and Redis keys"],
-  ["REDIS_URL", "redis://127.0.0.1:6379", "Redis for stock reservation"],
-  ["NATS_URL", "nats://127.0.0.1:4222", "NATS server with JetStream"],
-  ["DATABASE_URL", "postgres://seckill:seckill@127.0.0.1:5432/seckill", "the isolated database and its role"],
-  ["DATABASE_ADMIN_URL", "postgres://postgres@127.0.0.1:5432/postgres", "superuser used once to create that role and database"],
-] as const;

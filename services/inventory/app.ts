@@ -3,6 +3,7 @@
 // connected. Used by main.ts and by the tests.
 import { openEventBus } from "../common/event-bus.js";
 import { createDb } from "../common/db.js";
+import { createDependencyHealth, watchNats, watchPostgres, watchRedis } from "../common/dependency-health.js";
 import { startGrpcServer } from "../common/grpc-server.js";
 import { ulid } from "../common/ids.js";
 import type { Config } from "../common/config.js";
@@ -42,11 +43,16 @@ export async function startInventory(config: Config, log: Logger, clock: () => n
     log,
   });
   grpc.setServing(true);
+  const health = createDependencyHealth(grpc.setServing, log);
+  watchRedis(redis, health);
+  watchNats(bus.nc, health);
+  watchPostgres(db, health);
   const host = config.inventoryAddr.slice(0, config.inventoryAddr.lastIndexOf(":"));
   return {
     port: grpc.port,
     address: `${host}:${grpc.port}`,
     async stop() {
+      health.stop();
       await grpc.shutdown({ drainDelayMs: config.drainDelayMs, graceMs: config.shutdownGraceMs });
       await Promise.allSettled([bus.close(), redis.quit(), db.destroy()]);
     },

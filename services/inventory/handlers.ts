@@ -26,7 +26,7 @@ export function saleServiceRegistration(sales: SaleService, log: Logger): Servic
 export function inventoryServiceRegistration(reservations: ReservationService, log: Logger): ServiceRegistration {
   const implementation: InventoryServiceServer = {
     reserve: unary(log, "Reserve", async (req) => ({ results: await reservations.reserve(req.items) })),
-    release: unary(log, "Release", (req) => reservations.release(req.reservationId)),
+    release: unary(log, "Release", (req) => reservations.release(req.reservationId, req.cause)),
     getStock: unary(log, "GetStock", (req) => reservations.stock(req.saleId)),
     getReservation: unary(log, "GetReservation", (req) => reservations.reservation(req.reservationId)),
   };

@@ -127,11 +127,24 @@ export function createReservationService(deps: ReservationDeps) {
       return Promise.all(results);
     },
 
-    async release(reservationId: string): Promise<{ released: boolean; stockLeft: number }> {
+    /** Returns the units to Redis once and announces it, so order replicas lift their sold-out shortcut. */
+    async release(reservationId: string, cause: string): Promise<{ released: boolean; stockLeft: number }> {
       const saleId = saleOfOrderId(reservationId);
       if (!saleId) throw invalid("reservation_id", "not a reservation id");
+      if (cause.length > 64) throw invalid("cause", "at most 64 characters");
       const result = await store.release(saleId, reservationId);
       if (result.outcome === "UNKNOWN") throw refuse("NOT_FOUND", `no reservation ${reservationId}`);
+      if (result.outcome === "RELEASED") {
+        const released = await store.reservation(saleId, reservationId);
+        await publisher.stockReleased({
+          reservationId,
+          saleId,
+          userId: released?.userId ?? "",
+          quantity: released?.quantity ?? 0,
+          cause,
+          releasedAt: new Date(deps.nowMs()),
+        });
+      }
       return { released: result.outcome === "RELEASED", stockLeft: result.stockLeft };
     },
 

@@ -3,6 +3,7 @@
 // SERVING once they are connected.
 import { StockReleased } from "@seckill/sdk";
 import { createDb } from "../common/db.js";
+import { createDependencyHealth, watchNats, watchPostgres } from "../common/dependency-health.js";
 import { openEventBus } from "../common/event-bus.js";
 import { startGrpcServer } from "../common/grpc-server.js";
 import type { Config } from "../common/config.js";
@@ -49,11 +50,15 @@ export async function startOrder(config: Config, log: Logger, clock: () => numbe
     log,
   });
   grpc.setServing(true);
+  const health = createDependencyHealth(grpc.setServing, log);
+  watchNats(bus.nc, health);
+  watchPostgres(db, health);
   const host = config.orderAddr.slice(0, config.orderAddr.lastIndexOf(":"));
   return {
     port: grpc.port,
     address: `${host}:${grpc.port}`,
     async stop() {
+      health.stop();
       await grpc.shutdown({ drainDelayMs: config.drainDelayMs, graceMs: config.shutdownGraceMs });
       hub.close();
       releases.unsubscribe();

@@ -1,6 +1,7 @@
 // Builds the order writer process: Postgres, the JetStream consumer, the
 // writer loop, and a gRPC server that carries only health and reflection.
 import { createDb } from "../../common/db.js";
+import { createDependencyHealth, watchNats, watchPostgres } from "../../common/dependency-health.js";
 import { ensureWriterConsumer, openEventBus } from "../../common/event-bus.js";
 import { startGrpcServer } from "../../common/grpc-server.js";
 import type { Config } from "../../common/config.js";
@@ -35,15 +36,19 @@ export async function startWriter(config: Config, log: Logger): Promise<WriterAp
   });
   const grpc = await startGrpcServer({ address: config.writerAddr, services: [], maxMessageBytes: config.grpcMaxMessageBytes, log });
   grpc.setServing(true);
+  const health = createDependencyHealth(grpc.setServing, log);
+  watchNats(bus.nc, health);
+  watchPostgres(db, health);
   const host = config.writerAddr.slice(0, config.writerAddr.lastIndexOf(":"));
   return {
     port: grpc.port,
     address: `${host}:${grpc.port}`,
     writer,
     async stop() {
-      const health = grpc.shutdown({ drainDelayMs: config.drainDelayMs, graceMs: config.shutdownGraceMs });
+      health.stop();
+      const drained = grpc.shutdown({ drainDelayMs: config.drainDelayMs, graceMs: config.shutdownGraceMs });
       await writer.stop();
-      await health;
+      await drained;
       await Promise.allSettled([bus.close(), db.destroy()]);
     },
   };

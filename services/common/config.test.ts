@@ -1,0 +1,38 @@
+import { describe, expect, it } from "vitest";
+import { ConfigError, readConfig } from "./config.js";
+
+describe("readConfig", () => {
+  it("has working defaults for a local machine", () => {
+    const config = readConfig({});
+    expect(config.namespace).toBe("seckill");
+    expect(config.databaseUrl).toBe("postgres://seckill:seckill@127.0.0.1:5432/seckill");
+    expect(config.orderAddr).toBe("127.0.0.1:50052");
+    expect(config.writerBatchSize).toBe(500);
+  });
+
+  it("reads numbers and names every bad value at once", () => {
+    expect(readConfig({ WRITER_BATCH_SIZE: "1000" }).writerBatchSize).toBe(1000);
+    try {
+      readConfig({ CALL_DEADLINE_MS: "abc", REDIS_URL: "http://x", SECKILL_NAMESPACE: "Bad.Name", WRITER_CONCURRENCY: "0" });
+      expect.unreachable();
+    } catch (error) {
+      expect(error).toBeInstanceOf(ConfigError);
+      const problems = (error as ConfigError).problems.join("\n");
+      expect(problems).toMatch(/CALL_DEADLINE_MS/);
+      expect(problems).toMatch(/REDIS_URL/);
+      expect(problems).toMatch(/SECKILL_NAMESPACE/);
+      expect(problems).toMatch(/WRITER_CONCURRENCY/);
+    }
+  });
+
+  it("refuses numbers with junk, fractions and out-of-range values", () => {
+    for (const bad of ["12ms", "1.5", "-1", "99999999999"]) {
+      expect(() => readConfig({ CALL_DEADLINE_MS: bad })).toThrow(/CALL_DEADLINE_MS/);
+    }
+  });
+
+  it("refuses addresses without a port and unknown log levels", () => {
+    expect(() => readConfig({ ORDER_ADDR: "localhost" })).toThrow(/ORDER_ADDR/);
+    expect(() => readConfig({ LOG_LEVEL: "verbose" })).toThrow(/LOG_LEVEL/);
+  });
+});

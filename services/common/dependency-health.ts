@@ -1,0 +1,73 @@
+// Health as a set of components: a server is SERVING only while every
+// dependency it needs is connected, and stays NOT_SERVING once shutdown began.
+import type { NatsConnection } from "@nats-io/transport-node";
+import type { Redis } from "ioredis";
+import type { Knex } from "knex";
+import type { Logger } from "./log.js";
+
+export interface DependencyHealth {
+  up(name: string): void;
+  down(name: string, why?: string): void;
+  readonly serving: boolean;
+  /** Stops watching; health is left to the shutdown path. */
+  stop(): void;
+  /** Registers clean-up to run on stop(). */
+  onStop(fn: () => void): void;
+}
+
+export function createDependencyHealth(setServing: (serving: boolean) => void, log: Logger): DependencyHealth {
+  const down = new Set<string>();
+  const stoppers: (() => void)[] = [];
+  let stopped = false;
+  const publish = () => {
+    if (!stopped) setServing(down.size === 0);
+  };
+  const health: DependencyHealth = {
+    up(name) {
+      if (down.delete(name)) log.info("dependency back", { dependency: name });
+      publish();
+    },
+    down(name, why) {
+      if (!down.has(name)) log.warn("dependency lost", { dependency: name, why });
+      down.add(name);
+      publish();
+    },
+    get serving() {
+      return !stopped && down.size === 0;
+    },
+    stop() {
+      stopped = true;
+      for (const fn of stoppers.splice(0)) fn();
+    },
+    onStop(fn) {
+      stoppers.push(fn);
+    },
+  };
+  return health;
+}
+
+export function watchRedis(redis: Redis, health: DependencyHealth): void {
+  redis.on("ready", () => health.up("redis"));
+  redis.on("close", () => health.down("redis", "connection closed"));
+}
+
+export function watchNats(nc: NatsConnection, health: DependencyHealth): void {
+  (async () => {
+    for await (const s of nc.status()) {
+      if (s.type === "disconnect") health.down("nats", "disconnected");
+      else if (s.type === "reconnect") health.up("nats");
+    }
+  })().catch(() => undefined);
+}
+
+/** Postgres has no connection events at the pool level: ping it on a timer. */
+export function watchPostgres(db: Knex, health: DependencyHealth, intervalMs = 5000): void {
+  const timer = setInterval(() => {
+    db.raw("SELECT 1").then(
+      () => health.up("postgres"),
+      (error: Error) => health.down("postgres", error.message),
+    );
+  }, intervalMs);
+  timer.unref();
+  health.onStop(() => clearInterval(timer));
+}
