@@ -50,7 +50,9 @@ export async function connectNats(url: string, name: string): Promise<NatsConnec
 export async function ensureStream(jsm: JetStreamManager, names: EventNames): Promise<void> {
   const config = {
     name: names.stream,
-    subjects: [names.reservationsFilter, names.releasesFilter, names.orderStatusFilter],
+    // Order-status notifications are not stored: they only wake watchers, who
+    // read the truth from Postgres.
+    subjects: [names.reservationsFilter, names.releasesFilter],
     storage: StorageType.File,
     retention: RetentionPolicy.Limits,
     discard: DiscardPolicy.Old,
@@ -102,10 +104,11 @@ function isNotFound(error: unknown): boolean {
 export interface EventPublisher {
   reservationMade(event: ReservationMade): Promise<PubAck>;
   stockReleased(event: StockReleased): Promise<PubAck>;
-  orderStatusChanged(event: OrderStatusChanged): Promise<PubAck>;
+  /** Core NATS, fire and forget: a lost notification only delays a watcher's re-read. */
+  orderStatusChanged(event: OrderStatusChanged): void;
 }
 
-export function createEventPublisher(js: JetStreamClient, names: EventNames, timeoutMs: number): EventPublisher {
+export function createEventPublisher(nc: NatsConnection, js: JetStreamClient, names: EventNames, timeoutMs: number): EventPublisher {
   return {
     reservationMade: (event) =>
       js.publish(names.reservations(event.saleId), ReservationMade.encode(event).finish(), {
@@ -117,11 +120,9 @@ export function createEventPublisher(js: JetStreamClient, names: EventNames, tim
         msgID: `release-${event.reservationId}`,
         timeout: timeoutMs,
       }),
-    orderStatusChanged: (event) =>
-      js.publish(names.orderStatus(event.saleId), OrderStatusChanged.encode(event).finish(), {
-        msgID: `status-${event.orderId}-${event.status}`,
-        timeout: timeoutMs,
-      }),
+    orderStatusChanged: (event) => {
+      if (!nc.isClosed()) nc.publish(names.orderStatus(event.saleId), OrderStatusChanged.encode(event).finish());
+    },
   };
 }
 
@@ -146,7 +147,7 @@ export async function openEventBus(url: string, namespace: string, clientName: s
     js,
     jsm,
     names,
-    publisher: createEventPublisher(js, names, publishTimeoutMs),
+    publisher: createEventPublisher(nc, js, names, publishTimeoutMs),
     close: async () => {
       if (!nc.isClosed()) await nc.drain();
     },

@@ -44,8 +44,26 @@ export function attemptProblem(item: ReserveItem): string | undefined {
   return undefined;
 }
 
+/** How long a sale id found missing in Postgres is answered NOT_FOUND without asking again. */
+const UNKNOWN_SALE_TTL_MS = 1000;
+const UNKNOWN_SALE_MAX = 10_000;
+
 export function createReservationService(deps: ReservationDeps) {
   const { store, publisher, log } = deps;
+  // Purchases for sale ids that do not exist must not turn into a Postgres query each.
+  const unknownSales = new Map<string, number>();
+
+  async function warmIfExists(saleId: string, nowMs: number): Promise<boolean> {
+    const until = unknownSales.get(saleId);
+    if (until !== undefined && until > nowMs) return false;
+    const exists = await deps.warmIfExists(saleId);
+    if (exists) unknownSales.delete(saleId);
+    else {
+      if (unknownSales.size >= UNKNOWN_SALE_MAX) unknownSales.clear();
+      unknownSales.set(saleId, nowMs + UNKNOWN_SALE_TTL_MS);
+    }
+    return exists;
+  }
 
   async function reserveForSale(saleId: string, items: ReserveItem[], nowMs: number): Promise<ReserveAnswer[]> {
     const attempts = items.map((item) => ({
@@ -56,7 +74,7 @@ export function createReservationService(deps: ReservationDeps) {
     }));
     let answers = await store.reserve(saleId, nowMs, attempts);
     if (answers[0]?.outcome === "COLD") {
-      if (!(await deps.warmIfExists(saleId))) return answers;
+      if (!(await warmIfExists(saleId, nowMs))) return answers;
       answers = await store.reserve(saleId, nowMs, attempts);
     }
     return answers;

@@ -105,19 +105,14 @@ export function createOrderService(deps: OrderDeps) {
   /** Sales this process has seen sell out: later buyers are answered without any network trip. */
   const soldOut = new Set<string>();
 
-  async function publishStatus(row: OrderRow): Promise<void> {
-    try {
-      await publisher.orderStatusChanged({
-        orderId: row.id,
-        saleId: row.sale_id,
-        userId: row.user_id,
-        status: STATUS[row.status],
-        changedAt: row.updated_at,
-      });
-    } catch (error) {
-      // Watchers also poll; a lost notification only delays them.
-      log.warn("order status publish failed", { orderId: row.id, err: error instanceof Error ? error.message : String(error) });
-    }
+  function publishStatus(row: OrderRow): void {
+    publisher.orderStatusChanged({
+      orderId: row.id,
+      saleId: row.sale_id,
+      userId: row.user_id,
+      status: STATUS[row.status],
+      changedAt: row.updated_at,
+    });
   }
 
   async function find(userId: string, orderId: string): Promise<Order> {
@@ -183,7 +178,7 @@ export function createOrderService(deps: OrderDeps) {
       if (paymentReference.length < 1 || paymentReference.length > 128) throw invalid("payment_reference", "1 to 128 characters");
       const paid = await repo.markPaid(db, orderId, userId, paymentReference, deps.now());
       if (paid) {
-        await publishStatus(paid);
+        publishStatus(paid);
         return toOrder(paid);
       }
       const current = await find(userId, orderId);
@@ -218,7 +213,7 @@ export function createOrderService(deps: OrderDeps) {
           err: error instanceof Error ? error.message : String(error),
         });
       }
-      await publishStatus(cancelled);
+      publishStatus(cancelled);
       return toOrder(cancelled);
     },
   };

@@ -134,17 +134,15 @@ export async function startOrderWriter(opts: OrderWriterOptions): Promise<OrderW
     stats.persisted += inserted.length;
     stats.duplicates += stored.size;
     log.debug("batch written", { size: decoded.length, inserted: inserted.length, ms: Math.round(performance.now() - started) });
-    await Promise.allSettled(
-      inserted.map((row) =>
-        opts.publisher.orderStatusChanged({
-          orderId: row.id,
-          saleId: row.sale_id,
-          userId: row.user_id,
-          status: OrderStatus.ORDER_STATUS_CREATED,
-          changedAt: row.created_at,
-        }),
-      ),
-    );
+    for (const row of inserted) {
+      opts.publisher.orderStatusChanged({
+        orderId: row.id,
+        saleId: row.sale_id,
+        userId: row.user_id,
+        status: OrderStatus.ORDER_STATUS_CREATED,
+        changedAt: row.created_at,
+      });
+    }
   }
 
   function pump(): void {
