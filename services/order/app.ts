@@ -3,20 +3,16 @@
 // SERVING once they are connected.
 import { StockReleased } from "@seckill/sdk";
 import { createDb } from "../common/db.js";
-import { createDependencyHealth, watchNats, watchPostgres } from "../common/dependency-health.js";
 import { openEventBus } from "../common/event-bus.js";
-import { startGrpcServer } from "../common/grpc-server.js";
+import { serve, type ServingApp } from "../common/serve.js";
 import type { Config } from "../common/config.js";
 import type { Logger } from "../common/log.js";
-import type { RunningService } from "../common/runner.js";
 import { orderServiceRegistration } from "./handlers.js";
 import { createInventoryClient } from "./inventory-client.js";
 import { createOrderWatchHub } from "./order-watch.js";
 import { createOrderService } from "./orders.js";
 
-export interface OrderApp extends RunningService {
-  port: number;
-}
+export type OrderApp = ServingApp;
 
 export async function startOrder(config: Config, log: Logger, clock: () => number = Date.now): Promise<OrderApp> {
   const db = createDb(config.databaseUrl, config.dbPoolMax);
@@ -43,27 +39,17 @@ export async function startOrder(config: Config, log: Logger, clock: () => numbe
       }
     },
   });
-  const grpc = await startGrpcServer({
+  return serve({
+    config,
+    log,
     address: config.orderAddr,
     services: [orderServiceRegistration(orders, hub, log)],
-    maxMessageBytes: config.grpcMaxMessageBytes,
-    log,
-  });
-  grpc.setServing(true);
-  const health = createDependencyHealth(grpc.setServing, log);
-  watchNats(bus.nc, health);
-  watchPostgres(db, health);
-  const host = config.orderAddr.slice(0, config.orderAddr.lastIndexOf(":"));
-  return {
-    port: grpc.port,
-    address: `${host}:${grpc.port}`,
-    async stop() {
-      health.stop();
-      await grpc.shutdown({ drainDelayMs: config.drainDelayMs, graceMs: config.shutdownGraceMs });
+    dependencies: { nats: bus.nc, db },
+    close: async () => {
       hub.close();
       releases.unsubscribe();
       inventory.close();
       await Promise.allSettled([bus.close(), db.destroy()]);
     },
-  };
+  });
 }

@@ -1,16 +1,13 @@
 // Builds the order writer process: Postgres, the JetStream consumer, the
 // writer loop, and a gRPC server that carries only health and reflection.
 import { createDb } from "../../common/db.js";
-import { createDependencyHealth, watchNats, watchPostgres } from "../../common/dependency-health.js";
 import { ensureWriterConsumer, openEventBus } from "../../common/event-bus.js";
-import { startGrpcServer } from "../../common/grpc-server.js";
+import { serve, type ServingApp } from "../../common/serve.js";
 import type { Config } from "../../common/config.js";
 import type { Logger } from "../../common/log.js";
-import type { RunningService } from "../../common/runner.js";
 import { startOrderWriter, type OrderWriter } from "./order-writer.js";
 
-export interface WriterApp extends RunningService {
-  port: number;
+export interface WriterApp extends ServingApp {
   writer: OrderWriter;
 }
 
@@ -34,22 +31,14 @@ export async function startWriter(config: Config, log: Logger): Promise<WriterAp
     concurrency: config.writerConcurrency,
     log,
   });
-  const grpc = await startGrpcServer({ address: config.writerAddr, services: [], maxMessageBytes: config.grpcMaxMessageBytes, log });
-  grpc.setServing(true);
-  const health = createDependencyHealth(grpc.setServing, log);
-  watchNats(bus.nc, health);
-  watchPostgres(db, health);
-  const host = config.writerAddr.slice(0, config.writerAddr.lastIndexOf(":"));
-  return {
-    port: grpc.port,
-    address: `${host}:${grpc.port}`,
-    writer,
-    async stop() {
-      health.stop();
-      const drained = grpc.shutdown({ drainDelayMs: config.drainDelayMs, graceMs: config.shutdownGraceMs });
-      await writer.stop();
-      await drained;
-      await Promise.allSettled([bus.close(), db.destroy()]);
-    },
-  };
+  const app = await serve({
+    config,
+    log,
+    address: config.writerAddr,
+    services: [],
+    dependencies: { nats: bus.nc, db },
+    drain: () => writer.stop(),
+    close: () => Promise.allSettled([bus.close(), db.destroy()]),
+  });
+  return { ...app, writer };
 }
