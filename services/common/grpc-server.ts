@@ -65,7 +65,9 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
   const names = ["", ...options.services.map((s) => s.name)];
   const health = new HealthImplementation(Object.fromEntries(names.map((n) => [n, "NOT_SERVING"])));
   health.addToServer(server);
-  new ReflectionService(loadReflectionDefinition()).addToServer(server);
+  // List only what this server serves: the definition holds every seckill.v1 service.
+  const reflected = [...options.services.map((s) => s.name), "grpc.health.v1.Health"];
+  new ReflectionService(loadReflectionDefinition(), { services: reflected }).addToServer(server);
 
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(options.address, ServerCredentials.createInsecure(), (error, boundPort) =>
@@ -109,7 +111,9 @@ export function unary<Req, Res>(
   fn: (request: Req, call: ServerUnaryCall<Req, Res>) => Promise<Res>,
 ) {
   return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>): void => {
-    fn(call.request, call).then(
+    // Through a promise, so that a synchronous throw (e.g. userOf() in a
+    // non-async handler) is mapped too, not answered UNKNOWN by grpc-js.
+    new Promise<Res>((resolve) => resolve(fn(call.request, call))).then(
       (response) => callback(null, response),
       (error: unknown) => callback(toStatus(error, log, { method })),
     );

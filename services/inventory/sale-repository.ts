@@ -21,7 +21,13 @@ export type NewSale = Omit<SaleRow, "sold" | "closed_at" | "created_at">;
 
 /** Inserts the sale, or returns the one created earlier with the same request id. */
 export async function insertSale(db: Knex, sale: NewSale): Promise<SaleRow> {
-  const [inserted] = await db<SaleRow>("sales").insert(sale).onConflict("create_request_id").ignore().returning("*");
+  // created_at in milliseconds, as a JS Date (and so a ListSales page token) carries them:
+  // a finer one made the cursor skip sales created in the same millisecond.
+  const [inserted] = await db<SaleRow>("sales")
+    .insert({ ...sale, created_at: db.raw("date_trunc('milliseconds', now())") })
+    .onConflict("create_request_id")
+    .ignore()
+    .returning("*");
   if (inserted) return inserted;
   const existing = await db<SaleRow>("sales").where({ create_request_id: sale.create_request_id }).first();
   if (!existing) throw new Error(`sale with request id ${sale.create_request_id} vanished`);

@@ -28,7 +28,10 @@ export interface SaleServiceDeps {
 export function validateCreateSale(req: CreateSaleRequest): repo.NewSale {
   if (!isRequestId(req.requestId)) throw invalid("request_id", "1 to 64 characters of [A-Za-z0-9._:-]");
   const name = req.name.trim();
-  if (name.length < 1 || name.length > 200) throw invalid("name", "1 to 200 characters");
+  // Characters as Postgres counts them (code points, not UTF-16 units); NUL cannot be stored at all.
+  const nameLength = [...name].length;
+  if (nameLength < 1 || nameLength > 200) throw invalid("name", "1 to 200 characters");
+  if (name.includes("\u0000")) throw invalid("name", "must not contain NUL characters");
   if (!Number.isInteger(req.totalStock) || req.totalStock < 1 || req.totalStock > 1_000_000) throw invalid("total_stock", "1 to 1,000,000");
   if (!Number.isSafeInteger(req.priceMinor) || req.priceMinor < 0 || req.priceMinor > 1e12) throw invalid("price_minor", "0 to 1,000,000,000,000");
   if (!/^[A-Z]{3}$/.test(req.currency)) throw invalid("currency", "three upper-case letters (ISO 4217)");
@@ -127,7 +130,8 @@ export function createSaleService(deps: SaleServiceDeps) {
       let after: { createdAt: Date; id: string } | undefined;
       if (pageToken) {
         const [ms, id] = Buffer.from(pageToken, "base64url").toString().split("|");
-        if (!/^\d+$/.test(ms ?? "") || !isSaleId(id ?? "")) throw invalid("page_token", "not a token from ListSales");
+        // At most 15 digits: a longer number is no valid Date, which Postgres would refuse (INTERNAL).
+        if (!/^\d{1,15}$/.test(ms ?? "") || !isSaleId(id ?? "")) throw invalid("page_token", "not a token from ListSales");
         after = { createdAt: new Date(Number(ms)), id };
       }
       const rows = await repo.listSales(db, limit + 1, after);

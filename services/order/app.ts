@@ -39,12 +39,14 @@ export async function startOrder(config: Config, log: Logger, clock: () => numbe
       }
     },
   });
+  const shutdown = new AbortController();
   return serve({
     config,
     log,
     address: config.orderAddr,
-    services: [orderServiceRegistration(orders, hub, log)],
+    services: [orderServiceRegistration(orders, hub, log, shutdown.signal)],
     dependencies: { nats: bus.nc, db },
+    drain: async () => shutdown.abort(),
     close: async () => {
       hub.close();
       releases.unsubscribe();

@@ -6,7 +6,7 @@ import { toStatus } from "../common/grpc-errors.js";
 import { unary, type ServiceRegistration } from "../common/grpc-server.js";
 import { isUserId } from "../common/ids.js";
 import type { Logger } from "../common/log.js";
-import { refuse } from "../common/refusal.js";
+import { overloaded, refuse } from "../common/refusal.js";
 import { watchOrder, type OrderWatchHub } from "./order-watch.js";
 import type { OrderService } from "./orders.js";
 
@@ -19,7 +19,15 @@ export function userOf(metadata: Metadata): string {
   return userId;
 }
 
-export function orderServiceRegistration(orders: OrderService, hub: OrderWatchHub, log: Logger): ServiceRegistration {
+/** On shutdown, open WatchOrder streams end with UNAVAILABLE so clients reconnect to another replica. */
+const SHUTTING_DOWN = overloaded("the server is shutting down; reconnect and watch again", 0);
+
+export function orderServiceRegistration(
+  orders: OrderService,
+  hub: OrderWatchHub,
+  log: Logger,
+  shutdown: AbortSignal,
+): ServiceRegistration {
   const implementation: OrderServiceServer = {
     placeOrder: unary(log, "PlaceOrder", async (req, call) => ({ order: await orders.place(userOf(call.metadata), req) })),
     getOrder: unary(log, "GetOrder", async (req, call) => ({ order: await orders.get(userOf(call.metadata), req.orderId) })),
@@ -29,18 +37,21 @@ export function orderServiceRegistration(orders: OrderService, hub: OrderWatchHu
     })),
     cancelOrder: unary(log, "CancelOrder", async (req, call) => ({ order: await orders.cancel(userOf(call.metadata), req.orderId) })),
     watchOrder: (call: ServerWritableStream<WatchOrderRequest, WatchOrderResponse>) => {
-      const abort = new AbortController();
-      call.on("cancelled", () => abort.abort());
+      const cancelled = new AbortController();
+      call.on("cancelled", () => cancelled.abort());
+      const signal = AbortSignal.any([cancelled.signal, shutdown]);
       (async () => {
         const userId = userOf(call.metadata);
         const read = () => orders.get(userId, call.request.orderId);
-        for await (const order of watchOrder(read, hub, call.request.orderId, { signal: abort.signal })) {
-          if (abort.signal.aborted) return;
+        for await (const order of watchOrder(read, hub, call.request.orderId, { signal })) {
+          if (signal.aborted) break;
           call.write({ order });
         }
-        call.end();
+        if (cancelled.signal.aborted) return;
+        if (shutdown.aborted) call.emit("error", toStatus(SHUTTING_DOWN, log));
+        else call.end();
       })().catch((error: unknown) => {
-        if (!abort.signal.aborted) call.emit("error", toStatus(error, log, { method: "WatchOrder" }));
+        if (!cancelled.signal.aborted) call.emit("error", toStatus(error, log, { method: "WatchOrder" }));
       });
     },
   };

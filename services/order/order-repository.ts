@@ -51,9 +51,13 @@ export async function persistReservations(trx: Knex.Transaction, batch: Reservat
       SELECT * FROM unnest(?::text[], ?::text[], ?::text[], ?::text[], ?::int[], ?::timestamptz[])
         AS t(id, sale_id, user_id, request_id, quantity, reserved_at)
     ), inserted AS (
-      INSERT INTO orders (id, sale_id, user_id, request_id, quantity, status, unit_price_minor, currency, reserved_at, pay_by)
+      INSERT INTO orders (id, sale_id, user_id, request_id, quantity, status, unit_price_minor, currency, reserved_at, pay_by,
+                          created_at, updated_at)
       SELECT i.id, i.sale_id, i.user_id, i.request_id, i.quantity, 'CREATED', s.price_minor, s.currency, i.reserved_at,
-             i.reserved_at + make_interval(secs => s.payment_window_seconds)
+             i.reserved_at + make_interval(secs => s.payment_window_seconds),
+             -- Milliseconds, as a JS Date (and so a ListOrders page token) carries them:
+             -- a finer created_at made the cursor skip orders persisted in the same millisecond.
+             date_trunc('milliseconds', now()), date_trunc('milliseconds', now())
         FROM incoming i JOIN sales s ON s.id = i.sale_id
       ON CONFLICT DO NOTHING
       RETURNING *
@@ -108,6 +112,12 @@ function fromJson(json: Record<string, unknown>): OrderRow {
 /** Which of these order ids are stored. */
 export async function existingOrderIds(db: Knex, ids: string[]): Promise<Set<string>> {
   const rows = await db("orders").whereIn("id", ids).select("id");
+  return new Set(rows.map((r: { id: string }) => r.id));
+}
+
+/** Which of these sale ids exist. */
+export async function existingSaleIds(db: Knex, ids: string[]): Promise<Set<string>> {
+  const rows = await db("sales").whereIn("id", [...new Set(ids)]).select("id");
   return new Set(rows.map((r: { id: string }) => r.id));
 }
 

@@ -162,7 +162,8 @@ export function createOrderService(deps: OrderDeps) {
         const sep = decoded.indexOf("|");
         const ms = decoded.slice(0, sep);
         const id = decoded.slice(sep + 1);
-        if (sep < 0 || !/^\d+$/.test(ms) || !saleOfOrderId(id)) throw invalid("page_token", "not a token from ListOrders");
+        // At most 15 digits: a longer number is no valid Date, which Postgres would refuse (INTERNAL).
+        if (sep < 0 || !/^\d{1,15}$/.test(ms) || !saleOfOrderId(id)) throw invalid("page_token", "not a token from ListOrders");
         after = { createdAt: new Date(Number(ms)), id };
       }
       const rows = await repo.listOrders(db, userId, limit + 1, { saleId: saleId || undefined, after });

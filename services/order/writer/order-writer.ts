@@ -8,7 +8,7 @@ import { OrderStatus, ReservationMade } from "@seckill/sdk";
 import type { Knex } from "knex";
 import type { EventPublisher } from "../../common/event-bus.js";
 import type { Logger } from "../../common/log.js";
-import { existingOrderIds, OversellRefused, persistReservations, type OrderRow, type ReservationToPersist } from "../order-repository.js";
+import { existingOrderIds, existingSaleIds, OversellRefused, persistReservations, type OrderRow, type ReservationToPersist } from "../order-repository.js";
 
 export interface OrderWriterOptions {
   db: Knex;
@@ -53,7 +53,9 @@ export async function startOrderWriter(opts: OrderWriterOptions): Promise<OrderW
   const poison = (msg: JsMsg, reason: string) => {
     stats.poison++;
     log.error("poison reservation event terminated", { subject: msg.subject, seq: msg.seq, reason });
-    msg.term(reason);
+    // No reason on the wire: older servers (2.9, as Debian ships) ignore
+    // "+TERM <reason>", so the event stayed pending and was redelivered.
+    msg.term();
   };
 
   /** Writes one batch in one transaction; on a constraint refusal, isolates the bad events by halving. */
@@ -64,7 +66,8 @@ export async function startOrderWriter(opts: OrderWriterOptions): Promise<OrderW
       const refused = error instanceof OversellRefused || /^23/.test((error as { code?: string }).code ?? "");
       if (!refused) throw error;
       if (items.length === 1) {
-        poison(items[0].msg, error instanceof Error ? error.message : "refused by Postgres");
+        const constraint = (error as { constraint?: string }).constraint;
+        poison(items[0].msg, error instanceof OversellRefused ? error.message : `refused by Postgres constraint ${constraint ?? "(unknown)"}`);
         terminated.add(items[0]);
         return [];
       }
@@ -121,13 +124,17 @@ export async function startOrderWriter(opts: OrderWriterOptions): Promise<OrderW
       return;
     }
     const live = decoded.filter((d) => !terminated.has(d));
-    // Events neither inserted now nor stored before were refused by a unique
-    // key other than the order id (a second reservation for one request).
+    // Events neither inserted now nor stored before name a sale that does not
+    // exist, or were refused by a unique key other than the order id (a second
+    // reservation for one request).
     const insertedIds = new Set(inserted.map((r) => r.id));
     const others = live.filter((d) => !insertedIds.has(d.event.reservationId));
     const stored = others.length > 0 ? await existingOrderIds(db, others.map((d) => d.event.reservationId)) : new Set<string>();
+    const missing = others.filter((d) => !stored.has(d.event.reservationId));
+    const sales = missing.length > 0 ? await existingSaleIds(db, missing.map((d) => d.event.saleId)) : new Set<string>();
     for (const d of live) {
       if (insertedIds.has(d.event.reservationId) || stored.has(d.event.reservationId)) d.msg.ack();
+      else if (!sales.has(d.event.saleId)) poison(d.msg, `unknown sale ${d.event.saleId}`);
       else poison(d.msg, "a different order already exists for this user and request id");
     }
     stats.batches++;

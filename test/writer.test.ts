@@ -1,0 +1,180 @@
+// The order writer against real JetStream and Postgres: events published
+// straight to the stream (as a redelivery, a buggy or hostile publisher, or an
+// inventory that lost its Redis state would) must never make Postgres hold a
+// duplicate order, an oversold sale or a buyer over the limit, and one bad
+// event must not hold back the good ones around it.
+import { randomBytes } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { callUnary, ReservationMade, userMetadata } from "@seckill/sdk";
+import { connectNats, eventNames } from "../services/common/event-bus.js";
+import { newOrderId, ulid } from "../services/common/ids.js";
+import { eventually, startTestStack, type TestStack } from "./support/stack.js";
+
+let stack: TestStack;
+let nc: NatsConnection;
+let js: JetStreamClient;
+let jsm: JetStreamManager;
+beforeAll(async () => {
+  stack = await startTestStack();
+  nc = await connectNats(stack.config.natsUrl, "writer-test");
+  js = jetstream(nc);
+  jsm = await jetstreamManager(nc);
+});
+afterAll(async () => {
+  await nc?.close();
+  await stack?.stop();
+});
+
+const names = () => eventNames(stack.config.namespace);
+const stats = () => ({ ...stack.writer.writer.stats });
+
+/** Publishes raw bytes on the sale's reservation subject; returns the stream sequence. */
+async function publishRaw(saleId: string, data: Uint8Array, msgID = `test-${ulid()}`): Promise<number> {
+  const ack = await js.publish(names().reservations(saleId), data, { msgID, timeout: 5000 });
+  expect(ack.duplicate).toBe(false);
+  return ack.seq;
+}
+
+function event(saleId: string, userId: string, o: Partial<ReservationMade> = {}): ReservationMade {
+  return {
+    reservationId: newOrderId(saleId),
+    saleId,
+    userId,
+    requestId: `direct-${randomBytes(4).toString("hex")}`,
+    quantity: 1,
+    reservedAt: new Date(),
+    ...o,
+  };
+}
+
+const publish = (e: ReservationMade, msgID?: string) => publishRaw(e.saleId, ReservationMade.encode(e).finish(), msgID);
+
+/** Waits until the writer has acked or terminated every reservation event up to seq. */
+async function drained(seq: number): Promise<void> {
+  await eventually(
+    async () => {
+      const info = await jsm.consumers.info(names().stream, names().writerConsumer);
+      return info.ack_floor.stream_seq >= seq && info.num_ack_pending === 0 && info.num_pending === 0;
+    },
+    15_000,
+    `the writer to finish the events up to seq ${seq}`,
+  );
+}
+
+const ordersOf = (saleId: string) => stack.db("orders").where({ sale_id: saleId }).select("id", "user_id", "quantity", "status");
+const soldOf = async (saleId: string) => ((await stack.db("sales").where({ id: saleId }).first()) as { sold: number }).sold;
+const buyersOf = (saleId: string) => stack.db("sale_buyers").where({ sale_id: saleId }).select("user_id", "units");
+
+describe("the order writer", () => {
+  it("treats a redelivered reservation as a no-op: one order, counted once", async () => {
+    const sale = await stack.createSale({ totalStock: 5, perUserLimit: 2 });
+    const { order } = await callUnary(
+      stack.orders,
+      "placeOrder",
+      { saleId: sale.saleId, quantity: 2, requestId: "buy-once", purchaseToken: "", retry: false },
+      { metadata: userMetadata("redelivered") },
+    );
+    const orderId = order!.orderId;
+    await eventually(async () => (await ordersOf(sale.saleId)).length === 1, 10_000, "the order");
+    const reservation = await callUnary(stack.inventoryClient, "getReservation", { reservationId: orderId });
+    const original: ReservationMade = {
+      reservationId: orderId,
+      saleId: sale.saleId,
+      userId: "redelivered",
+      requestId: "buy-once",
+      quantity: 2,
+      reservedAt: reservation.reservedAt,
+    };
+    const before = stats();
+
+    // Different Nats-Msg-Ids, so JetStream's deduplication does not catch them: the writer must.
+    const seqs = [await publish(original, `${orderId}-again-1`), await publish(original, `${orderId}-again-2`)];
+    await drained(Math.max(...seqs));
+
+    expect(await ordersOf(sale.saleId)).toEqual([{ id: orderId, user_id: "redelivered", quantity: 2, status: "CREATED" }]);
+    expect(await soldOf(sale.saleId)).toBe(2);
+    expect(await buyersOf(sale.saleId)).toEqual([{ user_id: "redelivered", units: 2 }]);
+    const after = stats();
+    expect(after.persisted).toBe(before.persisted);
+    expect(after.poison).toBe(before.poison);
+    expect(after.duplicates).toBeGreaterThan(before.duplicates);
+  });
+
+  it("terminates poison events and still persists the rest of the burst", async () => {
+    const sale = await stack.createSale({ totalStock: 10 });
+    const unknownSale = ulid();
+    const good = [event(sale.saleId, "good-1"), event(sale.saleId, "good-2"), event(sale.saleId, "good-3")];
+    const before = stats();
+
+    const seqs = await Promise.all([
+      publish(good[0]),
+      // Not a protobuf: field 1 with the invalid wire type 7.
+      publishRaw(sale.saleId, Buffer.concat([Buffer.from([0x0f]), randomBytes(32)])),
+      publish(event(unknownSale, "ghost")),
+      publish(good[1]),
+      // Decodes, but names no sale, user or time.
+      publish(event(sale.saleId, "", { reservedAt: undefined })),
+      publish(good[2]),
+    ]);
+    await drained(Math.max(...seqs));
+
+    const rows = await ordersOf(sale.saleId);
+    expect(new Set(rows.map((r) => r.id))).toEqual(new Set(good.map((e) => e.reservationId)));
+    expect(await soldOf(sale.saleId)).toBe(3);
+    expect(await stack.db("orders").where({ sale_id: unknownSale })).toEqual([]);
+    const after = stats();
+    expect(after.poison - before.poison).toBe(3);
+    expect(after.persisted - before.persisted).toBe(3);
+    expect(after.failures).toBe(before.failures);
+  });
+
+  it("lets Postgres refuse oversell: more events than stock persist only the stock, the excess is terminated", async () => {
+    const stock = 3;
+    const sale = await stack.createSale({ totalStock: stock });
+    const events = Array.from({ length: 8 }, (_, i) => event(sale.saleId, `flood-${i}`));
+    const before = stats();
+
+    const seqs = await Promise.all(events.map((e) => publish(e)));
+    await drained(Math.max(...seqs));
+
+    const rows = await ordersOf(sale.saleId);
+    expect(rows).toHaveLength(stock);
+    for (const r of rows) expect(events.map((e) => e.reservationId)).toContain(r.id);
+    expect(await soldOf(sale.saleId)).toBe(stock);
+    const units = (await buyersOf(sale.saleId)).reduce((n, b: { units: number }) => n + b.units, 0);
+    expect(units).toBe(stock);
+    const after = stats();
+    expect(after.poison - before.poison).toBe(events.length - stock);
+    expect(after.persisted - before.persisted).toBe(stock);
+  });
+
+  it("lets Postgres hold the per-user limit: two reservations of one user in a limit-1 sale make one order", async () => {
+    const sale = await stack.createSale({ totalStock: 10, perUserLimit: 1 });
+    const events = [event(sale.saleId, "greedy"), event(sale.saleId, "greedy"), event(sale.saleId, "modest")];
+    const before = stats();
+
+    const seqs = await Promise.all(events.map((e) => publish(e)));
+    await drained(Math.max(...seqs));
+
+    const rows = await ordersOf(sale.saleId);
+    expect(rows.filter((r) => r.user_id === "greedy")).toHaveLength(1);
+    expect(rows.filter((r) => r.user_id === "modest")).toHaveLength(1);
+    expect(await soldOf(sale.saleId)).toBe(2);
+    expect(await buyersOf(sale.saleId)).toEqual(
+      expect.arrayContaining([
+        { user_id: "greedy", units: 1 },
+        { user_id: "modest", units: 1 },
+      ]),
+    );
+    expect(stats().poison - before.poison).toBe(1);
+
+    // A quantity above the limit in a single event is refused the same way.
+    const tooMany = event(sale.saleId, "bulk", { quantity: 2 });
+    await drained(await publish(tooMany));
+    expect(await stack.db("orders").where({ id: tooMany.reservationId })).toEqual([]);
+    expect(await soldOf(sale.saleId)).toBe(2);
+    expect(stats().poison - before.poison).toBe(2);
+  });
+});
