@@ -3,7 +3,7 @@
 // BadRequest naming the field), and leaves no trace in Redis, Postgres or
 // JetStream.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Metadata, status, type ServiceError } from "@grpc/grpc-js";
+import { Client, credentials, Metadata, status, type ServiceError } from "@grpc/grpc-js";
 import { jetstreamManager } from "@nats-io/jetstream";
 import {
   callUnary,
@@ -397,6 +397,57 @@ describe("a message larger than the server's maximum", () => {
 });
 
 // ---------------------------------------------------------------- no trace
+
+describe("bytes that are not a valid protobuf message", () => {
+  const rawCall = (address: string, path: string, bytes: Buffer) =>
+    new Promise<ServiceError>((resolve, reject) => {
+      const client = new Client(address, credentials.createInsecure());
+      client.makeUnaryRequest(
+        path,
+        (b: Buffer) => b,
+        (b: Buffer) => b,
+        bytes,
+        userMetadata("raw-bytes"),
+        { deadline: Date.now() + 5000 },
+        (error) => {
+          client.close();
+          error ? resolve(error) : reject(new Error("the call succeeded"));
+        },
+      );
+    });
+  // Field 4 (price_minor) as a varint of 2^60: valid wire format, beyond a JS number.
+  const hugePrice = Buffer.from([0x20, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x10]);
+  const truncated = Buffer.from([0x0a, 0x10, 0x41]); // field 1, length 16, one byte
+
+  it("are INVALID_ARGUMENT on PlaceOrder, CreateSale, Reserve and WatchOrder", async () => {
+    const cases: [string, string, Buffer][] = [
+      [stack.order.address, "/seckill.v1.OrderService/PlaceOrder", truncated],
+      [stack.inventory.address, "/seckill.v1.SaleService/CreateSale", hugePrice],
+      [stack.inventory.address, "/seckill.v1.SaleService/CreateSale", truncated],
+      [stack.inventory.address, "/seckill.v1.InventoryService/Reserve", truncated],
+    ];
+    for (const [address, path, bytes] of cases) {
+      const refusal = rejectionOf(await rawCall(address, path, bytes));
+      expect(refusal, path).toMatchObject({ code: status.INVALID_ARGUMENT, reason: "INVALID_ARGUMENT" });
+      expect(refusal.fieldViolations[0]?.field).toBe("request");
+    }
+    const stream = new Client(stack.order.address, credentials.createInsecure());
+    const error = await new Promise<ServiceError>((resolve) => {
+      const call = stream.makeServerStreamRequest(
+        "/seckill.v1.OrderService/WatchOrder",
+        (b: Buffer) => b,
+        (b: Buffer) => b,
+        truncated,
+        userMetadata("raw-bytes"),
+        { deadline: Date.now() + 5000 },
+      );
+      call.on("error", resolve);
+      call.on("data", () => undefined);
+    });
+    stream.close();
+    expect(rejectionOf(error).code).toBe(status.INVALID_ARGUMENT);
+  });
+});
 
 describe("after all the refused calls", () => {
   it("nothing changed: stock, orders, sold, buyers, reservations and events", async () => {

@@ -14,6 +14,7 @@ import * as protoLoader from "@grpc/proto-loader";
 import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation, protoPath as healthProtoPath } from "grpc-health-check";
 import { toStatus } from "./grpc-errors.js";
+import { invalid } from "./refusal.js";
 import type { Logger } from "./log.js";
 
 export const PROTO_ROOT = fileURLToPath(new URL("../../proto", import.meta.url));
@@ -60,7 +61,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
     "grpc.keepalive_permit_without_calls": 1,
     "grpc.http2.min_ping_interval_without_data_ms": 10_000,
   });
-  for (const service of options.services) server.addService(service.definition, service.implementation);
+  for (const service of options.services) server.addService(tolerateMalformed(service.definition), service.implementation);
 
   const names = ["", ...options.services.map((s) => s.name)];
   const health = new HealthImplementation(Object.fromEntries(names.map((n) => [n, "NOT_SERVING"])));
@@ -101,6 +102,39 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
 }
 
 /**
+ * A request whose bytes are not a valid protobuf message. grpc-js answers a
+ * throwing deserializer with INTERNAL; handing the handler this marker instead
+ * lets it answer INVALID_ARGUMENT like any other bad input.
+ */
+export class MalformedRequest {
+  constructor(readonly problem: string) {}
+}
+
+function tolerateMalformed(definition: ServiceDefinition): ServiceDefinition {
+  return Object.fromEntries(
+    Object.entries(definition).map(([name, method]) => [
+      name,
+      {
+        ...method,
+        requestDeserialize: (bytes: Buffer) => {
+          try {
+            return method.requestDeserialize(bytes);
+          } catch (error) {
+            return new MalformedRequest(error instanceof Error ? error.message : String(error));
+          }
+        },
+      },
+    ]),
+  );
+}
+
+/** Throws INVALID_ARGUMENT when the request could not be decoded. */
+export function checkDecoded<Req>(request: Req): Req {
+  if (request instanceof MalformedRequest) throw invalid("request", `not a valid protobuf message (${request.problem})`);
+  return request;
+}
+
+/**
  * A grpc-js unary handler from a plain async function: the function gets the
  * request and the call (for metadata) and returns the response; whatever it
  * throws is mapped to a status in one place.
@@ -113,7 +147,7 @@ export function unary<Req, Res>(
   return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>): void => {
     // Through a promise, so that a synchronous throw (e.g. userOf() in a
     // non-async handler) is mapped too, not answered UNKNOWN by grpc-js.
-    new Promise<Res>((resolve) => resolve(fn(call.request, call))).then(
+    new Promise<Res>((resolve) => resolve(fn(checkDecoded(call.request), call))).then(
       (response) => callback(null, response),
       (error: unknown) => callback(toStatus(error, log, { method })),
     );

@@ -1,5 +1,6 @@
 // Sales in Postgres. Each function takes the caller's knex (or transaction).
 import type { Knex } from "knex";
+import type { Cursor } from "../common/page-token.js";
 
 export interface SaleRow {
   id: string;
@@ -21,13 +22,7 @@ export type NewSale = Omit<SaleRow, "sold" | "closed_at" | "created_at">;
 
 /** Inserts the sale, or returns the one created earlier with the same request id. */
 export async function insertSale(db: Knex, sale: NewSale): Promise<SaleRow> {
-  // created_at in milliseconds, as a JS Date (and so a ListSales page token) carries them:
-  // a finer one made the cursor skip sales created in the same millisecond.
-  const [inserted] = await db<SaleRow>("sales")
-    .insert({ ...sale, created_at: db.raw("date_trunc('milliseconds', now())") })
-    .onConflict("create_request_id")
-    .ignore()
-    .returning("*");
+  const [inserted] = await db<SaleRow>("sales").insert(sale).onConflict("create_request_id").ignore().returning("*");
   if (inserted) return inserted;
   const existing = await db<SaleRow>("sales").where({ create_request_id: sale.create_request_id }).first();
   if (!existing) throw new Error(`sale with request id ${sale.create_request_id} vanished`);
@@ -39,7 +34,7 @@ export async function findSale(db: Knex, id: string): Promise<SaleRow | undefine
 }
 
 /** Newest first; the cursor is the last row's (created_at, id). */
-export async function listSales(db: Knex, limit: number, after?: { createdAt: Date; id: string }): Promise<SaleRow[]> {
+export async function listSales(db: Knex, limit: number, after?: Cursor): Promise<SaleRow[]> {
   const query = db<SaleRow>("sales").orderBy([{ column: "created_at", order: "desc" }, { column: "id", order: "desc" }]).limit(limit);
   if (after) query.whereRaw("(created_at, id) < (?, ?)", [after.createdAt, after.id]);
   return query;

@@ -9,14 +9,13 @@ import {
 } from "@seckill/sdk";
 import type { Knex } from "knex";
 import { isRequestId, isSaleId, type IdSource } from "../common/ids.js";
+import { decodePageToken, pageLimit, pageOf } from "../common/page-token.js";
 import { invalid, refuse } from "../common/refusal.js";
 import * as repo from "./sale-repository.js";
 import type { SaleRow } from "./sale-repository.js";
 import type { StockStore } from "./stock-store.js";
 
 const MAX_SALE_LENGTH_MS = 30 * 24 * 3600 * 1000;
-const PAGE_DEFAULT = 20;
-const PAGE_MAX = 100;
 
 export interface SaleServiceDeps {
   db: Knex;
@@ -125,20 +124,9 @@ export function createSaleService(deps: SaleServiceDeps) {
     },
 
     async list(pageSize: number, pageToken: string): Promise<{ sales: Sale[]; nextPageToken: string }> {
-      if (pageSize < 0 || pageSize > PAGE_MAX) throw invalid("page_size", `0 to ${PAGE_MAX}`);
-      const limit = pageSize || PAGE_DEFAULT;
-      let after: { createdAt: Date; id: string } | undefined;
-      if (pageToken) {
-        const [ms, id] = Buffer.from(pageToken, "base64url").toString().split("|");
-        // At most 15 digits: a longer number is no valid Date, which Postgres would refuse (INTERNAL).
-        if (!/^\d{1,15}$/.test(ms ?? "") || !isSaleId(id ?? "")) throw invalid("page_token", "not a token from ListSales");
-        after = { createdAt: new Date(Number(ms)), id };
-      }
-      const rows = await repo.listSales(db, limit + 1, after);
-      const page = rows.slice(0, limit);
-      const last = page[page.length - 1];
-      const nextPageToken =
-        rows.length > limit && last ? Buffer.from(`${last.created_at.getTime()}|${last.id}`).toString("base64url") : "";
+      const limit = pageLimit(pageSize);
+      const after = decodePageToken(pageToken, isSaleId);
+      const { page, nextPageToken } = pageOf(await repo.listSales(db, limit + 1, after), limit);
       return { sales: page.map(toSale), nextPageToken };
     },
 

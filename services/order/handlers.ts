@@ -3,7 +3,7 @@
 import type { Metadata, ServerWritableStream } from "@grpc/grpc-js";
 import { OrderServiceService, USER_ID_HEADER, type OrderServiceServer, type WatchOrderRequest, type WatchOrderResponse } from "@seckill/sdk";
 import { toStatus } from "../common/grpc-errors.js";
-import { unary, type ServiceRegistration } from "../common/grpc-server.js";
+import { checkDecoded, unary, type ServiceRegistration } from "../common/grpc-server.js";
 import { isUserId } from "../common/ids.js";
 import type { Logger } from "../common/log.js";
 import { overloaded, refuse } from "../common/refusal.js";
@@ -42,8 +42,9 @@ export function orderServiceRegistration(
       const signal = AbortSignal.any([cancelled.signal, shutdown]);
       (async () => {
         const userId = userOf(call.metadata);
-        const read = () => orders.get(userId, call.request.orderId);
-        for await (const order of watchOrder(read, hub, call.request.orderId, { signal })) {
+        const { orderId } = checkDecoded(call.request);
+        const read = () => orders.get(userId, orderId);
+        for await (const order of watchOrder(read, hub, orderId, { signal })) {
           if (signal.aborted) break;
           call.write({ order });
         }

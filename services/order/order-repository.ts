@@ -1,5 +1,6 @@
 // Orders in Postgres. Each function takes the caller's knex or transaction.
 import type { Knex } from "knex";
+import type { Cursor } from "../common/page-token.js";
 
 export type PersistedStatus = "CREATED" | "PAID" | "CANCELLED" | "EXPIRED";
 
@@ -51,13 +52,9 @@ export async function persistReservations(trx: Knex.Transaction, batch: Reservat
       SELECT * FROM unnest(?::text[], ?::text[], ?::text[], ?::text[], ?::int[], ?::timestamptz[])
         AS t(id, sale_id, user_id, request_id, quantity, reserved_at)
     ), inserted AS (
-      INSERT INTO orders (id, sale_id, user_id, request_id, quantity, status, unit_price_minor, currency, reserved_at, pay_by,
-                          created_at, updated_at)
+      INSERT INTO orders (id, sale_id, user_id, request_id, quantity, status, unit_price_minor, currency, reserved_at, pay_by)
       SELECT i.id, i.sale_id, i.user_id, i.request_id, i.quantity, 'CREATED', s.price_minor, s.currency, i.reserved_at,
-             i.reserved_at + make_interval(secs => s.payment_window_seconds),
-             -- Milliseconds, as a JS Date (and so a ListOrders page token) carries them:
-             -- a finer created_at made the cursor skip orders persisted in the same millisecond.
-             date_trunc('milliseconds', now()), date_trunc('milliseconds', now())
+             i.reserved_at + make_interval(secs => s.payment_window_seconds)
         FROM incoming i JOIN sales s ON s.id = i.sale_id
       ON CONFLICT DO NOTHING
       RETURNING *
@@ -130,7 +127,7 @@ export async function listOrders(
   db: Knex,
   userId: string,
   limit: number,
-  opts: { saleId?: string; after?: { createdAt: Date; id: string } },
+  opts: { saleId?: string; after?: Cursor },
 ): Promise<OrderRow[]> {
   const query = db<OrderRow>("orders")
     .where({ user_id: userId })

@@ -13,14 +13,13 @@ import {
 } from "@seckill/sdk";
 import type { Knex } from "knex";
 import { isRequestId, isSaleId, saleOfOrderId } from "../common/ids.js";
+import { decodePageToken, pageLimit, pageOf } from "../common/page-token.js";
 import { invalid, overloaded, refuse } from "../common/refusal.js";
 import type { EventPublisher } from "../common/event-bus.js";
 import type { Logger } from "../common/log.js";
 import * as repo from "./order-repository.js";
 import type { OrderRow } from "./order-repository.js";
 
-const PAGE_DEFAULT = 20;
-const PAGE_MAX = 100;
 const MAX_TOKEN_LENGTH = 2048;
 
 /** What the order service needs from inventory (the generated stub, behind deadlines). */
@@ -153,24 +152,11 @@ export function createOrderService(deps: OrderDeps) {
     get: find,
 
     async list(userId: string, pageSize: number, pageToken: string, saleId: string) {
-      if (pageSize < 0 || pageSize > PAGE_MAX) throw invalid("page_size", `0 to ${PAGE_MAX}`);
+      const limit = pageLimit(pageSize);
       if (saleId && !isSaleId(saleId)) throw invalid("sale_id", "26 characters of Crockford base32");
-      const limit = pageSize || PAGE_DEFAULT;
-      let after: { createdAt: Date; id: string } | undefined;
-      if (pageToken) {
-        const decoded = Buffer.from(pageToken, "base64url").toString();
-        const sep = decoded.indexOf("|");
-        const ms = decoded.slice(0, sep);
-        const id = decoded.slice(sep + 1);
-        // At most 15 digits: a longer number is no valid Date, which Postgres would refuse (INTERNAL).
-        if (sep < 0 || !/^\d{1,15}$/.test(ms) || !saleOfOrderId(id)) throw invalid("page_token", "not a token from ListOrders");
-        after = { createdAt: new Date(Number(ms)), id };
-      }
+      const after = decodePageToken(pageToken, (id) => saleOfOrderId(id) !== undefined);
       const rows = await repo.listOrders(db, userId, limit + 1, { saleId: saleId || undefined, after });
-      const page = rows.slice(0, limit);
-      const last = page[page.length - 1];
-      const nextPageToken =
-        rows.length > limit && last ? Buffer.from(`${last.created_at.getTime()}|${last.id}`).toString("base64url") : "";
+      const { page, nextPageToken } = pageOf(rows, limit);
       return { orders: page.map(toOrder), nextPageToken };
     },
 

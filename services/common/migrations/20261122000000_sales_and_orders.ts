@@ -4,6 +4,10 @@
 // (sale_buyers.units <= per_user_limit) whatever the application does.
 import type { Knex } from "knex";
 
+// Timestamps in milliseconds, as a JS Date (and so a page token) carries them:
+// a finer one would make a cursor skip rows written in the same millisecond.
+const NOW_MS = "date_trunc('milliseconds', now())";
+
 export async function up(knex: Knex): Promise<void> {
   await knex.schema.createTable("sales", (t) => {
     t.text("id").primary().comment("ULID chosen by the inventory service");
@@ -18,7 +22,7 @@ export async function up(knex: Knex): Promise<void> {
     t.integer("per_user_limit").notNullable();
     t.integer("payment_window_seconds").notNullable();
     t.timestamp("closed_at", { useTz: true }).nullable().comment("set when an operator closes the sale early");
-    t.timestamp("created_at", { useTz: true }).notNullable().defaultTo(knex.fn.now());
+    t.timestamp("created_at", { useTz: true }).notNullable().defaultTo(knex.raw(NOW_MS));
     t.index(["created_at", "id"], "sales_created_at_idx");
   });
   await knex.raw(`
@@ -44,9 +48,9 @@ export async function up(knex: Knex): Promise<void> {
     t.bigInteger("unit_price_minor").notNullable();
     t.specificType("currency", "char(3)").notNullable();
     t.timestamp("reserved_at", { useTz: true }).notNullable().comment("when Redis recorded the reservation");
-    t.timestamp("created_at", { useTz: true }).notNullable().defaultTo(knex.fn.now()).comment("when the writer persisted it");
+    t.timestamp("created_at", { useTz: true }).notNullable().defaultTo(knex.raw(NOW_MS)).comment("when the writer persisted it");
     t.timestamp("pay_by", { useTz: true }).notNullable().comment("reserved_at plus the sale's payment window");
-    t.timestamp("updated_at", { useTz: true }).notNullable().defaultTo(knex.fn.now());
+    t.timestamp("updated_at", { useTz: true }).notNullable().defaultTo(knex.raw(NOW_MS));
     t.timestamp("paid_at", { useTz: true }).nullable();
     t.text("payment_reference").nullable();
     t.timestamp("released_at", { useTz: true }).nullable().comment("when the units went back to stock");
