@@ -199,8 +199,8 @@ describe("GetOrder, WatchOrder, ListOrders, PayOrder, CancelOrder", () => {
     const orderId = unknownOrder();
     await expectUnauthenticated(callUnary(stack.orders, "getOrder", { orderId }, none));
     await expectUnauthenticated(callUnary(stack.orders, "listOrders", { pageSize: 0, pageToken: "", saleId: "" }, none));
-    await expectUnauthenticated(callUnary(stack.orders, "payOrder", { orderId, paymentReference: "pay-1" }, none));
-    await expectUnauthenticated(callUnary(stack.orders, "cancelOrder", { orderId }, none));
+    await expectUnauthenticated(callUnary(stack.orders, "payOrder", { orderId, paymentReference: "pay-1", requestId: "pay-req" }, none));
+    await expectUnauthenticated(callUnary(stack.orders, "cancelOrder", { orderId, requestId: "cancel-req" }, none));
     await expectUnauthenticated(watch(orderId, new Metadata()));
     await expectUnauthenticated(callUnary(stack.orders, "getOrder", { orderId }, { metadata: rawUserMetadata("bad user") }));
   });
@@ -219,8 +219,8 @@ describe("GetOrder, WatchOrder, ListOrders, PayOrder, CancelOrder", () => {
   it("are INVALID_ARGUMENT naming order_id for a malformed order id", async () => {
     for (const orderId of malformedOrderIds()) {
       await expectInvalid(callUnary(stack.orders, "getOrder", { orderId }, as("alice")), "order_id");
-      await expectInvalid(callUnary(stack.orders, "payOrder", { orderId, paymentReference: "pay-1" }, as("alice")), "order_id");
-      await expectInvalid(callUnary(stack.orders, "cancelOrder", { orderId }, as("alice")), "order_id");
+      await expectInvalid(callUnary(stack.orders, "payOrder", { orderId, paymentReference: "pay-1", requestId: "pay-req" }, as("alice")), "order_id");
+      await expectInvalid(callUnary(stack.orders, "cancelOrder", { orderId, requestId: "cancel-req" }, as("alice")), "order_id");
       await expectInvalid(watch(orderId, userMetadata("alice")), "order_id");
     }
   });
@@ -228,8 +228,8 @@ describe("GetOrder, WatchOrder, ListOrders, PayOrder, CancelOrder", () => {
   it("are NOT_FOUND for a well-formed order id nobody has", async () => {
     const orderId = unknownOrder();
     await expectNotFound(callUnary(stack.orders, "getOrder", { orderId }, as("alice")));
-    await expectNotFound(callUnary(stack.orders, "payOrder", { orderId, paymentReference: "pay-1" }, as("alice")));
-    await expectNotFound(callUnary(stack.orders, "cancelOrder", { orderId }, as("alice")));
+    await expectNotFound(callUnary(stack.orders, "payOrder", { orderId, paymentReference: "pay-1", requestId: "pay-req" }, as("alice")));
+    await expectNotFound(callUnary(stack.orders, "cancelOrder", { orderId, requestId: "cancel-req" }, as("alice")));
     await expectNotFound(watch(orderId, userMetadata("alice")));
     // Also in a sale that does not exist (nothing warm in Redis to ask).
     await expectNotFound(callUnary(stack.orders, "getOrder", { orderId: `${unknownSale}-${ulid()}` }, as("alice")));
@@ -237,9 +237,9 @@ describe("GetOrder, WatchOrder, ListOrders, PayOrder, CancelOrder", () => {
 
   it("PayOrder is INVALID_ARGUMENT naming payment_reference when it is empty or longer than 128", async () => {
     const orderId = unknownOrder();
-    await expectInvalid(callUnary(stack.orders, "payOrder", { orderId, paymentReference: "" }, as("alice")), "payment_reference");
+    await expectInvalid(callUnary(stack.orders, "payOrder", { orderId, paymentReference: "", requestId: "pay-req" }, as("alice")), "payment_reference");
     await expectInvalid(
-      callUnary(stack.orders, "payOrder", { orderId, paymentReference: "p".repeat(129) }, as("alice")),
+      callUnary(stack.orders, "payOrder", { orderId, paymentReference: "p".repeat(129), requestId: "pay-req" }, as("alice")),
       "payment_reference",
     );
   });
@@ -512,8 +512,8 @@ describe("refusals around real purchases", () => {
     const orderId = order!.orderId;
     const tryAll = async () => {
       await expectNotFound(callUnary(stack.orders, "getOrder", { orderId }, as("mallory")));
-      await expectNotFound(callUnary(stack.orders, "payOrder", { orderId, paymentReference: "stolen" }, as("mallory")));
-      await expectNotFound(callUnary(stack.orders, "cancelOrder", { orderId }, as("mallory")));
+      await expectNotFound(callUnary(stack.orders, "payOrder", { orderId, paymentReference: "stolen", requestId: "pay-req" }, as("mallory")));
+      await expectNotFound(callUnary(stack.orders, "cancelOrder", { orderId, requestId: "cancel-req" }, as("mallory")));
       await expectNotFound(watch(orderId, userMetadata("mallory")));
     };
     await tryAll(); // most likely still PENDING (only in Redis)

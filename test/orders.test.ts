@@ -40,10 +40,10 @@ function clientFor(s: TestStack = stack) {
       (await callUnary(orders, "placeOrder", { saleId, quantity, requestId, purchaseToken: "", retry }, { metadata: userMetadata(userId) }))
         .order!,
     get: async (orderId: string, userId: string) => (await callUnary(orders, "getOrder", { orderId }, { metadata: userMetadata(userId) })).order!,
-    pay: async (orderId: string, userId: string, paymentReference = `pay-${orderId}`) =>
-      (await callUnary(orders, "payOrder", { orderId, paymentReference }, { metadata: userMetadata(userId) })).order!,
-    cancel: async (orderId: string, userId: string) =>
-      (await callUnary(orders, "cancelOrder", { orderId }, { metadata: userMetadata(userId) })).order!,
+    pay: async (orderId: string, userId: string, paymentReference = `pay-${orderId.slice(-8)}`, requestId = `pay-${orderId.slice(-8)}`) =>
+      (await callUnary(orders, "payOrder", { orderId, paymentReference, requestId }, { metadata: userMetadata(userId) })).order!,
+    cancel: async (orderId: string, userId: string, requestId = `cancel-${orderId.slice(-8)}`) =>
+      (await callUnary(orders, "cancelOrder", { orderId, requestId }, { metadata: userMetadata(userId) })).order!,
     list: (userId: string, req: { pageSize?: number; pageToken?: string; saleId?: string } = {}) =>
       callUnary(
         orders,
@@ -252,15 +252,19 @@ describe("listing orders", () => {
 });
 
 describe("paying and cancelling", () => {
-  it("pays a CREATED order once: paying again returns it PAID, and a PAID order cannot be cancelled", async () => {
+  it("pays a CREATED order once: the same request again returns it PAID, another request is refused, and a PAID order cannot be cancelled", async () => {
     const sale = await stack.createSale();
     const placed = await api().place(sale.saleId, "payer");
     await api().created(placed.orderId, "payer");
-    const paid = await api().pay(placed.orderId, "payer", "psp-1");
+    const paid = await api().pay(placed.orderId, "payer", "psp-1", "pay-once");
     expect(paid).toMatchObject({ orderId: placed.orderId, status: PAID, amountMinor: sale.priceMinor, currency: "EUR" });
-    const again = await api().pay(placed.orderId, "payer", "psp-2");
+    const again = await api().pay(placed.orderId, "payer", "psp-1", "pay-once");
     expect(again.status).toBe(PAID);
     expect(again.updatedAt!.getTime()).toBe(paid.updatedAt!.getTime());
+    expect(await refusal(api().pay(placed.orderId, "payer", "psp-2", "pay-twice"))).toMatchObject({
+      code: status.FAILED_PRECONDITION,
+      reason: "ORDER_NOT_PAYABLE",
+    });
     const row = await stack.db("orders").where({ id: placed.orderId }).first();
     expect(row).toMatchObject({ status: "PAID", payment_reference: "psp-1" });
 

@@ -33,9 +33,11 @@ export function orderServiceRegistration(
     getOrder: unary(log, "GetOrder", async (req, call) => ({ order: await orders.get(userOf(call.metadata), req.orderId) })),
     listOrders: unary(log, "ListOrders", (req, call) => orders.list(userOf(call.metadata), req.pageSize, req.pageToken, req.saleId)),
     payOrder: unary(log, "PayOrder", async (req, call) => ({
-      order: await orders.pay(userOf(call.metadata), req.orderId, req.paymentReference),
+      order: await orders.pay(userOf(call.metadata), req.orderId, req.paymentReference, req.requestId),
     })),
-    cancelOrder: unary(log, "CancelOrder", async (req, call) => ({ order: await orders.cancel(userOf(call.metadata), req.orderId) })),
+    cancelOrder: unary(log, "CancelOrder", async (req, call) => ({
+      order: await orders.cancel(userOf(call.metadata), req.orderId, req.requestId),
+    })),
     watchOrder: (call: ServerWritableStream<WatchOrderRequest, WatchOrderResponse>) => {
       const cancelled = new AbortController();
       call.on("cancelled", () => cancelled.abort());

@@ -19,6 +19,7 @@ export interface OrderRow {
   updated_at: Date;
   paid_at: Date | null;
   payment_reference: string | null;
+  pay_request_id: string | null;
   released_at: Date | null;
 }
 
@@ -139,11 +140,17 @@ export async function listOrders(
 }
 
 /** CREATED → PAID before pay_by; undefined when the guard did not match. */
-export async function markPaid(db: Knex, id: string, userId: string, reference: string, now: Date): Promise<OrderRow | undefined> {
+export async function markPaid(
+  db: Knex,
+  id: string,
+  userId: string,
+  payment: { reference: string; requestId: string },
+  now: Date,
+): Promise<OrderRow | undefined> {
   const [row] = await db<OrderRow>("orders")
     .where({ id, user_id: userId, status: "CREATED" })
     .andWhere("pay_by", ">", now)
-    .update({ status: "PAID", paid_at: now, payment_reference: reference, updated_at: now })
+    .update({ status: "PAID", paid_at: now, payment_reference: payment.reference, pay_request_id: payment.requestId, updated_at: now })
     .returning("*");
   return row;
 }

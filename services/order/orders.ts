@@ -88,7 +88,7 @@ function pendingOrder(r: { reservationId: string; saleId: string; userId: string
 
 export function validatePlaceOrder(req: PlaceOrderRequest): Omit<ReserveItem, "userId"> {
   if (!isSaleId(req.saleId)) throw invalid("sale_id", "26 characters of Crockford base32");
-  if (!isRequestId(req.requestId)) throw invalid("request_id", "1 to 64 characters of [A-Za-z0-9._:-]");
+  checkRequestId(req.requestId);
   const quantity = req.quantity === 0 ? 1 : req.quantity;
   if (!Number.isInteger(quantity) || quantity < 1 || quantity > 100) throw invalid("quantity", "1 to 100");
   if (req.purchaseToken.length > MAX_TOKEN_LENGTH) throw invalid("purchase_token", `at most ${MAX_TOKEN_LENGTH} characters`);
@@ -97,6 +97,10 @@ export function validatePlaceOrder(req: PlaceOrderRequest): Omit<ReserveItem, "u
 
 function checkOrderId(orderId: string): void {
   if (!saleOfOrderId(orderId)) throw invalid("order_id", "not an order id");
+}
+
+function checkRequestId(requestId: string): void {
+  if (!isRequestId(requestId)) throw invalid("request_id", "1 to 64 characters of [A-Za-z0-9._:-]");
 }
 
 export function createOrderService(deps: OrderDeps) {
@@ -160,27 +164,32 @@ export function createOrderService(deps: OrderDeps) {
       return { orders: page.map(toOrder), nextPageToken };
     },
 
-    async pay(userId: string, orderId: string, paymentReference: string): Promise<Order> {
+    async pay(userId: string, orderId: string, paymentReference: string, requestId: string): Promise<Order> {
       checkOrderId(orderId);
+      checkRequestId(requestId);
       if (paymentReference.length < 1 || paymentReference.length > 128) throw invalid("payment_reference", "1 to 128 characters");
-      const paid = await repo.markPaid(db, orderId, userId, paymentReference, deps.now());
+      const paid = await repo.markPaid(db, orderId, userId, { reference: paymentReference, requestId }, deps.now());
       if (paid) {
         publishStatus(paid);
         return toOrder(paid);
       }
+      const row = await repo.findOrder(db, orderId);
+      if (row?.user_id === userId && row.status === "PAID" && row.pay_request_id === requestId) return toOrder(row);
       const current = await find(userId, orderId);
-      if (current.status === OrderStatus.ORDER_STATUS_PAID) return current;
       const why =
         current.status === OrderStatus.ORDER_STATUS_PENDING
           ? "the order is not created yet; retry shortly"
           : current.status === OrderStatus.ORDER_STATUS_CREATED
             ? "the payment window has closed"
-            : "the order is no longer awaiting payment";
+            : current.status === OrderStatus.ORDER_STATUS_PAID
+              ? "the order was already paid by another request"
+              : "the order is no longer awaiting payment";
       throw refuse("ORDER_NOT_PAYABLE", why);
     },
 
-    async cancel(userId: string, orderId: string): Promise<Order> {
+    async cancel(userId: string, orderId: string, requestId: string): Promise<Order> {
       checkOrderId(orderId);
+      checkRequestId(requestId);
       const cancelled = await db.transaction((trx) => repo.markReleased(trx, orderId, "CANCELLED", { userId }, deps.now()));
       if (!cancelled) {
         const current = await find(userId, orderId);

@@ -53,6 +53,7 @@ export async function up(knex: Knex): Promise<void> {
     t.timestamp("updated_at", { useTz: true }).notNullable().defaultTo(knex.raw(NOW_MS));
     t.timestamp("paid_at", { useTz: true }).nullable();
     t.text("payment_reference").nullable();
+    t.text("pay_request_id").nullable().comment("the PayOrder idempotency key that paid the order");
     t.timestamp("released_at", { useTz: true }).nullable().comment("when the units went back to stock");
     t.unique(["sale_id", "user_id", "request_id"], { indexName: "orders_one_per_request_key" });
     t.index(["user_id", "created_at"], "orders_user_created_idx");
@@ -63,7 +64,8 @@ export async function up(knex: Knex): Promise<void> {
       ADD CONSTRAINT orders_quantity_range CHECK (quantity BETWEEN 1 AND 100),
       ADD CONSTRAINT orders_status_known CHECK (status IN ('CREATED', 'PAID', 'CANCELLED', 'EXPIRED')),
       ADD CONSTRAINT orders_released_when_final CHECK ((released_at IS NOT NULL) = (status IN ('CANCELLED', 'EXPIRED'))),
-      ADD CONSTRAINT orders_paid_has_time CHECK ((status = 'PAID') = (paid_at IS NOT NULL))
+      ADD CONSTRAINT orders_paid_has_time CHECK ((status = 'PAID') = (paid_at IS NOT NULL)),
+      ADD CONSTRAINT orders_paid_has_request CHECK ((status = 'PAID') = (pay_request_id IS NOT NULL))
   `);
 
   await knex.schema.createTable("sale_buyers", (t) => {

@@ -200,6 +200,8 @@ export interface PayOrderRequest {
   orderId: string;
   /** The payment provider's reference, 1 to 128 characters. */
   paymentReference: string;
+  /** Idempotency key chosen by the caller, 1 to 64 characters of [A-Za-z0-9._:-]. */
+  requestId: string;
 }
 
 /** PayOrder output. */
@@ -212,6 +214,8 @@ export interface PayOrderResponse {
 export interface CancelOrderRequest {
   /** The order id. */
   orderId: string;
+  /** Idempotency key chosen by the caller, 1 to 64 characters of [A-Za-z0-9._:-]. */
+  requestId: string;
 }
 
 /** CancelOrder output. */
@@ -1209,7 +1213,7 @@ export const ListOrdersResponse: MessageFns<ListOrdersResponse> = {
 };
 
 function createBasePayOrderRequest(): PayOrderRequest {
-  return { orderId: "", paymentReference: "" };
+  return { orderId: "", paymentReference: "", requestId: "" };
 }
 
 export const PayOrderRequest: MessageFns<PayOrderRequest> = {
@@ -1219,6 +1223,9 @@ export const PayOrderRequest: MessageFns<PayOrderRequest> = {
     }
     if (message.paymentReference !== "") {
       writer.uint32(18).string(message.paymentReference);
+    }
+    if (message.requestId !== "") {
+      writer.uint32(26).string(message.requestId);
     }
     return writer;
   },
@@ -1252,6 +1259,14 @@ export const PayOrderRequest: MessageFns<PayOrderRequest> = {
             message.paymentReference = reader.string();
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.requestId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1276,6 +1291,11 @@ export const PayOrderRequest: MessageFns<PayOrderRequest> = {
         : isSet(object.payment_reference)
         ? globalThis.String(object.payment_reference)
         : "",
+      requestId: isSet(object.requestId)
+        ? globalThis.String(object.requestId)
+        : isSet(object.request_id)
+        ? globalThis.String(object.request_id)
+        : "",
     };
   },
 
@@ -1287,6 +1307,9 @@ export const PayOrderRequest: MessageFns<PayOrderRequest> = {
     if (message.paymentReference !== "") {
       obj.paymentReference = message.paymentReference;
     }
+    if (message.requestId !== "") {
+      obj.requestId = message.requestId;
+    }
     return obj;
   },
 
@@ -1297,6 +1320,7 @@ export const PayOrderRequest: MessageFns<PayOrderRequest> = {
     const message = createBasePayOrderRequest();
     message.orderId = object.orderId ?? "";
     message.paymentReference = object.paymentReference ?? "";
+    message.requestId = object.requestId ?? "";
     return message;
   },
 };
@@ -1369,13 +1393,16 @@ export const PayOrderResponse: MessageFns<PayOrderResponse> = {
 };
 
 function createBaseCancelOrderRequest(): CancelOrderRequest {
-  return { orderId: "" };
+  return { orderId: "", requestId: "" };
 }
 
 export const CancelOrderRequest: MessageFns<CancelOrderRequest> = {
   encode(message: CancelOrderRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.orderId !== "") {
       writer.uint32(10).string(message.orderId);
+    }
+    if (message.requestId !== "") {
+      writer.uint32(18).string(message.requestId);
     }
     return writer;
   },
@@ -1401,6 +1428,14 @@ export const CancelOrderRequest: MessageFns<CancelOrderRequest> = {
             message.orderId = reader.string();
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.requestId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1420,6 +1455,11 @@ export const CancelOrderRequest: MessageFns<CancelOrderRequest> = {
         : isSet(object.order_id)
         ? globalThis.String(object.order_id)
         : "",
+      requestId: isSet(object.requestId)
+        ? globalThis.String(object.requestId)
+        : isSet(object.request_id)
+        ? globalThis.String(object.request_id)
+        : "",
     };
   },
 
@@ -1427,6 +1467,9 @@ export const CancelOrderRequest: MessageFns<CancelOrderRequest> = {
     const obj: any = {};
     if (message.orderId !== "") {
       obj.orderId = message.orderId;
+    }
+    if (message.requestId !== "") {
+      obj.requestId = message.requestId;
     }
     return obj;
   },
@@ -1437,6 +1480,7 @@ export const CancelOrderRequest: MessageFns<CancelOrderRequest> = {
   fromPartial<I extends Exact<DeepPartial<CancelOrderRequest>, I>>(object: I): CancelOrderRequest {
     const message = createBaseCancelOrderRequest();
     message.orderId = object.orderId ?? "";
+    message.requestId = object.requestId ?? "";
     return message;
   },
 };
@@ -1567,7 +1611,8 @@ export const OrderServiceService = {
   },
   /**
    * Marks a CREATED order as paid, before its payment deadline. Idempotent on
-   * the order: paying a PAID order again returns it unchanged.
+   * request_id: the same request returns the PAID order again; a different
+   * request for a PAID order is ORDER_NOT_PAYABLE, so a payment is never taken twice.
    */
   payOrder: {
     path: "/seckill.v1.OrderService/PayOrder" as const,
@@ -1578,7 +1623,10 @@ export const OrderServiceService = {
     responseSerialize: (value: PayOrderResponse): Buffer => Buffer.from(PayOrderResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): PayOrderResponse => PayOrderResponse.decode(value),
   },
-  /** Cancels a CREATED order and returns its units to stock. Idempotent. */
+  /**
+   * Cancels a CREATED order and returns its units to stock. Idempotent:
+   * cancelling a CANCELLED order returns it unchanged.
+   */
   cancelOrder: {
     path: "/seckill.v1.OrderService/CancelOrder" as const,
     requestStream: false as const,
@@ -1610,10 +1658,14 @@ export interface OrderServiceServer extends UntypedServiceImplementation {
   listOrders: handleUnaryCall<ListOrdersRequest, ListOrdersResponse>;
   /**
    * Marks a CREATED order as paid, before its payment deadline. Idempotent on
-   * the order: paying a PAID order again returns it unchanged.
+   * request_id: the same request returns the PAID order again; a different
+   * request for a PAID order is ORDER_NOT_PAYABLE, so a payment is never taken twice.
    */
   payOrder: handleUnaryCall<PayOrderRequest, PayOrderResponse>;
-  /** Cancels a CREATED order and returns its units to stock. Idempotent. */
+  /**
+   * Cancels a CREATED order and returns its units to stock. Idempotent:
+   * cancelling a CANCELLED order returns it unchanged.
+   */
   cancelOrder: handleUnaryCall<CancelOrderRequest, CancelOrderResponse>;
 }
 
@@ -1684,7 +1736,8 @@ export interface OrderServiceClient extends Client {
   ): ClientUnaryCall;
   /**
    * Marks a CREATED order as paid, before its payment deadline. Idempotent on
-   * the order: paying a PAID order again returns it unchanged.
+   * request_id: the same request returns the PAID order again; a different
+   * request for a PAID order is ORDER_NOT_PAYABLE, so a payment is never taken twice.
    */
   payOrder(
     request: PayOrderRequest,
@@ -1701,7 +1754,10 @@ export interface OrderServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: PayOrderResponse) => void,
   ): ClientUnaryCall;
-  /** Cancels a CREATED order and returns its units to stock. Idempotent. */
+  /**
+   * Cancels a CREATED order and returns its units to stock. Idempotent:
+   * cancelling a CANCELLED order returns it unchanged.
+   */
   cancelOrder(
     request: CancelOrderRequest,
     callback: (error: ServiceError | null, response: CancelOrderResponse) => void,
