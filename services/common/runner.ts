@@ -3,6 +3,9 @@
 import { ConfigError, readConfig, type Config } from "./config.js";
 import { createLogger, type Logger } from "./log.js";
 
+/** Set by `npm start` for its children: stop when the supervisor's pipe on stdin closes. */
+export const SUPERVISED_ENV = "SECKILL_SUPERVISED";
+
 export interface RunningService {
   /** Where the service listens, for the start-up line. */
   address: string;
@@ -48,4 +51,10 @@ export async function runService(name: string, start: (config: Config, log: Logg
   };
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);
+  if (process.env[SUPERVISED_ENV] === "1") {
+    process.stdin.on("close", () => {
+      if (!stopping) onSignal("SIGTERM");
+    });
+    process.stdin.resume();
+  }
 }

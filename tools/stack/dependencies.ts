@@ -216,7 +216,9 @@ function spawnLogged(
 ): Started {
   const fd = fs.openSync(logFile, 'a');
   try {
-    const child = spawn(bin, args, { stdio: ['ignore', fd, fd], ...extra });
+    // detached: its own process group, so a terminal's Ctrl-C does not stop it
+    // before the services that use it have drained; stop() and the exit hook do.
+    const child = spawn(bin, args, { stdio: ['ignore', fd, fd], detached: true, ...extra });
     // Postgres treats SIGTERM as "smart" shutdown (waits for every client to leave); SIGINT is "fast".
     const started: Started = { name, child, stopSignal: name === 'postgres' ? 'SIGINT' : 'SIGTERM' };
     child.on('error', () => {}); // surfaced by waitReady / the exit code

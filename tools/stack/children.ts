@@ -1,0 +1,79 @@
+// The service processes `npm start` runs: `node --import tsx <file>`, output
+// lines prefixed with the service's name, and a stop that escalates from
+// SIGTERM to SIGKILL.
+import { spawn, type ChildProcess } from "node:child_process";
+import readline from "node:readline";
+import type { Readable, Writable } from "node:stream";
+import { SUPERVISED_ENV } from "../../services/common/runner.js";
+
+export interface ServiceProcess {
+  name: string;
+  pid: number;
+  /** Resolves once the process has ended, with how: "exit code 1", "signal SIGKILL". */
+  exited: Promise<string>;
+  running(): boolean;
+  /** SIGTERM, then SIGKILL if it is still running after graceMs; resolves when it is gone. */
+  stop(graceMs: number): Promise<void>;
+  kill(): void;
+}
+
+/** Children still running: killed if this process exits without stopping them (a crash, process.exit). */
+const live = new Set<ChildProcess>();
+process.on("exit", () => {
+  for (const child of live) child.kill("SIGKILL");
+});
+
+export function spawnService(name: string, file: string, opts: { cwd: string; env: NodeJS.ProcessEnv }): ServiceProcess {
+  // `--import tsx` resolves from cwd, which is the repository (tsx is a dependency).
+  // detached: its own process group, so a terminal's Ctrl-C reaches only the
+  // supervisor, which then stops the services in order with one SIGTERM each.
+  const child = spawn(process.execPath, ["--import", "tsx", file], {
+    cwd: opts.cwd,
+    // stdin stays open while the supervisor lives: the service stops when it
+    // closes, so a supervisor killed with -9 leaves no orphans behind.
+    stdio: ["pipe", "pipe", "pipe"],
+    env: { ...opts.env, [SUPERVISED_ENV]: "1" },
+    detached: true,
+  });
+  live.add(child);
+  prefixLines(child.stdout!, process.stdout, name);
+  prefixLines(child.stderr!, process.stderr, name);
+
+  const exited = new Promise<string>((resolve) => {
+    child.once("error", (error) => {
+      live.delete(child);
+      resolve(`could not be started: ${error.message}`);
+    });
+    // "close" comes after "exit" and after the output pipes are drained, so a
+    // crash's last lines are printed before anyone reports the exit.
+    child.once("close", (code, signal) => {
+      live.delete(child);
+      resolve(signal ? `signal ${signal}` : `exit code ${code}`);
+    });
+  });
+  const running = () => live.has(child);
+
+  return {
+    name,
+    pid: child.pid ?? -1,
+    exited,
+    running,
+    kill: () => void child.kill("SIGKILL"),
+    async stop(graceMs) {
+      if (!running()) return;
+      child.kill("SIGTERM");
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), graceMs)));
+      if (await Promise.race([exited.then(() => false), timedOut])) {
+        process.stderr.write(`[stack] ${name} still running after ${graceMs / 1000} s: killing it\n`);
+        child.kill("SIGKILL");
+      }
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+function prefixLines(input: Readable, output: Writable, name: string): void {
+  readline.createInterface({ input, crlfDelay: Infinity }).on("line", (line) => output.write(`[${name}] ${line}\n`));
+}

@@ -1,0 +1,178 @@
+// `npm start` as a user runs it: a real process tree on real servers, in its
+// own namespace, database and ports, checked over gRPC and stopped with Ctrl-C.
+import { spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import net from "node:net";
+import { fileURLToPath } from "node:url";
+import * as grpc from "@grpc/grpc-js";
+import * as protoLoader from "@grpc/proto-loader";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { Redis } from "ioredis";
+import { afterAll, describe, expect, it } from "vitest";
+import { readConfig } from "../../services/common/config.js";
+import { dropDatabase } from "../../services/common/db.js";
+import { connectNats, eventNames } from "../../services/common/event-bus.js";
+import { checkHealth, isListening } from "./health.js";
+
+const REPO_ROOT = fileURLToPath(new URL("../..", import.meta.url));
+const REFLECTION_PROTO = fileURLToPath(
+  new URL("../../node_modules/@grpc/reflection/build/proto/grpc/reflection/v1/reflection.proto", import.meta.url),
+);
+
+interface Started {
+  child: ChildProcess;
+  output: () => string;
+  exit: Promise<number | null>;
+}
+
+function startStack(env: Record<string, string>): Started {
+  const child = spawn(process.execPath, ["--import", "tsx", "tools/stack/start.ts"], {
+    cwd: REPO_ROOT,
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let text = "";
+  child.stdout!.on("data", (chunk) => (text += chunk));
+  child.stderr!.on("data", (chunk) => (text += chunk));
+  const exit = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  return { child, output: () => text, exit };
+}
+
+async function waitForOutput(stack: Started, pattern: RegExp, timeoutMs: number): Promise<RegExpMatchArray> {
+  const deadline = Date.now() + timeoutMs;
+  let exited = false;
+  void stack.exit.then(() => (exited = true));
+  for (;;) {
+    const match = stack.output().match(pattern);
+    if (match) return match;
+    if (exited || Date.now() > deadline) {
+      throw new Error(`${exited ? "exited" : "timed out"} before ${pattern}; output:\n${stack.output()}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  return Promise.race([
+    promise,
+    new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms)),
+  ]);
+}
+
+/** Distinct free loopback ports: all held open until each is known. */
+async function freePorts(count: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from({ length: count }, async () => {
+      const server = net.createServer();
+      await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+      return server;
+    }),
+  );
+  const ports = servers.map((s) => (s.address() as net.AddressInfo).port);
+  await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
+  return ports;
+}
+
+/** Service names the server lists over grpc.reflection.v1. */
+async function listServices(address: string): Promise<string[]> {
+  const definition = protoLoader.loadSync(REFLECTION_PROTO, { keepCase: true });
+  const pkg = grpc.loadPackageDefinition(definition) as any;
+  const client = new pkg.grpc.reflection.v1.ServerReflection(address, grpc.credentials.createInsecure());
+  try {
+    return await new Promise<string[]>((resolve, reject) => {
+      const call = client.ServerReflectionInfo({ deadline: Date.now() + 5000 });
+      call.on("data", (reply: { list_services_response?: { service: { name: string }[] }; error_response?: unknown }) => {
+        if (reply.list_services_response) resolve(reply.list_services_response.service.map((s) => s.name));
+        else reject(new Error(`reflection error: ${JSON.stringify(reply.error_response)}`));
+        call.end();
+      });
+      call.on("error", reject);
+      call.write({ list_services: "" });
+    });
+  } finally {
+    client.close();
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe("npm start", () => {
+  const id = randomBytes(4).toString("hex");
+  const base = readConfig();
+  const dbUrl = new URL(base.databaseUrl);
+  dbUrl.pathname = `/seckill_start_${id}`;
+  const env: Record<string, string> = { SECKILL_NAMESPACE: `t${id}`, DATABASE_URL: dbUrl.toString() };
+  const config = readConfig({ ...process.env, ...env });
+  let stack: Started | undefined;
+
+  afterAll(async () => {
+    if (stack && stack.child.exitCode === null) {
+      stack.child.kill("SIGTERM");
+      await within(stack.exit, 30_000, "stack exit").catch(() => stack!.child.kill("SIGKILL"));
+    }
+    await dropDatabase(config.databaseAdminUrl, dbUrl.pathname.slice(1));
+    const nc = await connectNats(config.natsUrl, "start-test-cleanup");
+    try {
+      const jsm = await jetstreamManager(nc);
+      await jsm.streams.delete(eventNames(config.namespace).stream).catch(() => undefined);
+    } finally {
+      await nc.close();
+    }
+    const redis = new Redis(config.redisUrl);
+    try {
+      let cursor = "0";
+      do {
+        const [next, keys] = await redis.scan(cursor, "MATCH", `${config.namespace}:*`, "COUNT", 1000);
+        if (keys.length > 0) await redis.del(...keys);
+        cursor = next;
+      } while (cursor !== "0");
+    } finally {
+      redis.disconnect();
+    }
+  }, 60_000);
+
+  it("brings up all three services, serves health and reflection, and stops cleanly on SIGINT", { timeout: 90_000 }, async () => {
+    const [inventoryPort, orderPort, writerPort] = await freePorts(3);
+    const addrs = {
+      inventory: `127.0.0.1:${inventoryPort}`,
+      order: `127.0.0.1:${orderPort}`,
+      writer: `127.0.0.1:${writerPort}`,
+    };
+    stack = startStack({ ...env, INVENTORY_ADDR: addrs.inventory, ORDER_ADDR: addrs.order, WRITER_ADDR: addrs.writer });
+
+    await waitForOutput(stack, /Press Ctrl-C to stop/, 60_000);
+    const out = stack.output();
+    expect(out).toContain(`namespace "t${id}"`);
+    expect(out).toContain(`grpcurl -plaintext ${addrs.order} list`);
+    expect(out).toContain(`postgres://seckill:***@127.0.0.1:5432/seckill_start_${id}`);
+    expect(out).not.toMatch(/seckill:seckill@/);
+    expect(out).toMatch(/^\[inventory\] \{/m); // child lines carry their name
+    const pids = [...out.matchAll(/\(pid (\d+)\)/g)].map((m) => Number(m[1]));
+    expect(pids).toHaveLength(3);
+
+    for (const addr of Object.values(addrs)) expect(await checkHealth(addr)).toBe("SERVING");
+    expect(await checkHealth(addrs.inventory, "seckill.v1.SaleService")).toBe("SERVING");
+    expect(await listServices(addrs.order)).toContain("seckill.v1.OrderService");
+    expect(await listServices(addrs.inventory)).toEqual(
+      expect.arrayContaining(["seckill.v1.SaleService", "seckill.v1.InventoryService"]),
+    );
+
+    stack.child.kill("SIGINT");
+    expect(await within(stack.exit, 20_000, "exit after SIGINT")).toBe(0);
+    expect(pids.filter(isAlive)).toEqual([]);
+    for (const addr of Object.values(addrs)) expect(await isListening(addr)).toBe(false);
+  });
+
+  it("exits with code 2 and names the variable when the configuration is bad", { timeout: 30_000 }, async () => {
+    const bad = startStack({ ...env, CALL_DEADLINE_MS: "abc" });
+    expect(await within(bad.exit, 20_000, "exit on bad config")).toBe(2);
+    expect(bad.output()).toMatch(/CALL_DEADLINE_MS="abc"/);
+  });
+});

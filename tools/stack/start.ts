@@ -1,0 +1,152 @@
+// `npm start`: the whole backend on this machine. Finds or starts Redis, NATS
+// and Postgres, prepares the database and the JetStream stream, runs the
+// inventory, order and order-writer services as child processes, waits until
+// each reports SERVING, and prints where everything is. Ctrl-C stops it all.
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { ConfigError, readConfig, type Config } from "../../services/common/config.js";
+import { createDb, ensureDatabase, migrate } from "../../services/common/db.js";
+import { openEventBus } from "../../services/common/event-bus.js";
+import { spawnService, type ServiceProcess } from "./children.js";
+import { ensureDependencies, MissingDependencyError, type RunningDependencies } from "./dependencies.js";
+import { dialAddress, isListening, waitServing } from "./health.js";
+
+const REPO_ROOT = fileURLToPath(new URL("../..", import.meta.url));
+const READY_TIMEOUT_MS = 30_000;
+const STOP_GRACE_MS = 15_000;
+
+const SERVICES = [
+  { name: "inventory", file: "services/inventory/main.ts", addr: (c: Config) => c.inventoryAddr, serves: "seckill.v1.SaleService, seckill.v1.InventoryService" },
+  { name: "order", file: "services/order/main.ts", addr: (c: Config) => c.orderAddr, serves: "seckill.v1.OrderService" },
+  { name: "order-writer", file: "services/order/writer/main.ts", addr: (c: Config) => c.writerAddr, serves: "health only" },
+];
+
+const log = (line: string) => process.stderr.write(`[stack] ${line}\n`);
+
+const config = loadConfig();
+const services: ServiceProcess[] = [];
+let deps: RunningDependencies | undefined;
+let ready = false;
+let stopping: Promise<void> | undefined;
+
+/** Stops the services, then the private dependencies, then exits with `code`. Runs once. */
+function stopAll(code: number, why?: string): Promise<void> {
+  stopping ??= (async () => {
+    if (why) log(why);
+    await Promise.all(services.map((s) => s.stop(STOP_GRACE_MS)));
+    await deps?.stop();
+    process.exit(code);
+  })();
+  return stopping;
+}
+
+// Under `npm start` a Ctrl-C often arrives twice within a few ms: from the
+// terminal, and relayed by the tsx CLI. Only a later signal means "hurry up".
+let firstSignalAt = 0;
+for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+  process.on(signal, () => {
+    if (!stopping) {
+      firstSignalAt = Date.now();
+      return void stopAll(0, `${signal}: stopping`);
+    }
+    if (Date.now() - firstSignalAt < 1000) return;
+    log(`${signal} again: killing the services now`);
+    for (const s of services) s.kill();
+  });
+}
+
+async function main(): Promise<void> {
+  deps = await ensureDependencies(config, { stateDir: path.join(REPO_ROOT, ".local"), log });
+
+  await ensureDatabase(config.databaseAdminUrl, config.databaseUrl);
+  const db = createDb(config.databaseUrl, 2);
+  try {
+    const applied = await migrate(db);
+    log(applied.length > 0 ? `migrations applied: ${applied.join(", ")}` : "migrations: up to date");
+  } finally {
+    await db.destroy();
+  }
+
+  const bus = await openEventBus(config.natsUrl, config.namespace, "stack-start", config.publishTimeoutMs);
+  await bus.close();
+  log(`jetstream: stream ${bus.names.stream} ready`);
+
+  // A server already on one of our ports would answer the health checks in our services' place.
+  for (const { name, addr } of SERVICES) {
+    if (await isListening(dialAddress(addr(config)))) {
+      throw new Error(`${addr(config)} (${name}) is already in use: is another stack running?`);
+    }
+  }
+
+  if (stopping) return;
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    SECKILL_NAMESPACE: config.namespace,
+    REDIS_URL: config.redisUrl,
+    NATS_URL: config.natsUrl,
+    DATABASE_URL: config.databaseUrl,
+    DATABASE_ADMIN_URL: config.databaseAdminUrl,
+    INVENTORY_ADDR: config.inventoryAddr,
+    ORDER_ADDR: config.orderAddr,
+    WRITER_ADDR: config.writerAddr,
+  };
+  for (const { name, file } of SERVICES) {
+    const s = spawnService(name, path.join(REPO_ROOT, file), { cwd: REPO_ROOT, env });
+    services.push(s);
+    void s.exited.then((how) =>
+      stopAll(1, `${name} exited ${ready ? "unexpectedly" : "during start-up"} (${how}); stopping the rest`),
+    );
+  }
+
+  await Promise.all(
+    SERVICES.map(({ name, addr }, i) =>
+      waitServing(dialAddress(addr(config)), READY_TIMEOUT_MS, () => !stopping && services[i].running()).catch(
+        (error: Error) => Promise.reject(new Error(`${name}: ${error.message}`)),
+      ),
+    ),
+  );
+  if (stopping) return;
+  ready = true;
+  process.stdout.write(summary());
+}
+
+function loadConfig(): Config {
+  try {
+    const c = readConfig();
+    const zero = SERVICES.filter(({ addr }) => addr(c).endsWith(":0")).map(({ name }) => name);
+    if (zero.length > 0) throw new ConfigError([`npm start needs fixed ports; port 0 given for ${zero.join(", ")}`]);
+    return c;
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    process.stderr.write(`${error.message}\n`);
+    process.exit(2);
+  }
+}
+
+function summary(): string {
+  const rows = SERVICES.map(({ name, addr, serves }, i) =>
+    `  ${name.padEnd(13)} ${addr(config).padEnd(21)} ${serves}  (pid ${services[i].pid})`);
+  return [
+    "",
+    `Seckill Mesh is up (namespace "${config.namespace}")`,
+    ...rows,
+    `  ${"redis".padEnd(13)} ${hidePassword(config.redisUrl)}`,
+    `  ${"nats".padEnd(13)} ${hidePassword(config.natsUrl)}`,
+    `  ${"postgres".padEnd(13)} ${hidePassword(config.databaseUrl)}`,
+    `Try: grpcurl -plaintext ${dialAddress(config.orderAddr)} list`,
+    "Press Ctrl-C to stop.",
+    "",
+  ].join("\n");
+}
+
+function hidePassword(url: string): string {
+  const u = new URL(url);
+  if (u.password) u.password = "***";
+  return u.toString();
+}
+
+main().catch((error: unknown) => {
+  const message = error instanceof Error ? error.message : String(error);
+  process.stderr.write(error instanceof MissingDependencyError ? `${message}\n` : `start-up failed: ${message}\n`);
+  void stopAll(1);
+});
