@@ -24,10 +24,12 @@ export function createDependencyHealth(setServing: (serving: boolean) => void, l
   };
   const health: DependencyHealth = {
     up(name) {
+      if (stopped) return;
       if (down.delete(name)) log.info("dependency back", { dependency: name });
       publish();
     },
     down(name, why) {
+      if (stopped) return;
       if (!down.has(name)) log.warn("dependency lost", { dependency: name, why });
       down.add(name);
       publish();

@@ -30,8 +30,27 @@ export function refusalStatus(refusal: Refusal): StatusObject {
   return { code, details: refusal.message, metadata: metadata.clone() };
 }
 
+const NETWORK_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "EHOSTUNREACH", "ENOTFOUND", "57P01", "57P03"]);
+const DEPENDENCY_ERRORS = new Set(["MaxRetriesPerRequestError", "KnexTimeoutError", "TimeoutError", "ClosedConnectionError", "NoRespondersError"]);
+const DEPENDENCY_MESSAGES = /Connection is closed|enableOfflineQueue|Command timed out|Connection terminated|timeout exceeded when trying to connect|no responders/i;
+
+/** Redis, Postgres or NATS did not answer: the client should retry, not see INTERNAL. */
+export function isDependencyFailure(error: unknown): boolean {
+  const e = error as { code?: unknown; name?: unknown; message?: unknown } | undefined;
+  if (!e || typeof e !== "object") return false;
+  if (typeof e.code === "string" && (NETWORK_CODES.has(e.code) || e.code.startsWith("08"))) return true;
+  if (typeof e.name === "string" && DEPENDENCY_ERRORS.has(e.name)) return true;
+  return typeof e.message === "string" && DEPENDENCY_MESSAGES.test(e.message);
+}
+
+const DEPENDENCY_DOWN = new Refusal("OVERLOADED", "a dependency is unavailable; retry with the same request id", { retryDelayMs: 500 });
+
 export function toStatus(error: unknown, log: Logger, context: Record<string, unknown> = {}): StatusObject | Partial<ServiceError> {
   if (error instanceof Refusal) return refusalStatus(error);
+  if (isDependencyFailure(error)) {
+    log.warn("dependency failure", { ...context, err: error instanceof Error ? error.message : String(error) });
+    return refusalStatus(DEPENDENCY_DOWN);
+  }
   const grpcError = error as Partial<ServiceError>;
   // A status from a downstream call: pass UNAVAILABLE-like failures on as OVERLOADED
   // so the client retries with the same request id; keep the rest generic.
