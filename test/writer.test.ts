@@ -178,3 +178,37 @@ describe("the order writer", () => {
     expect(stats().poison - before.poison).toBe(2);
   });
 });
+
+describe("the order writer while Postgres refuses its writes", () => {
+  it("keeps the batch, retries without spending deliveries, and writes it once Postgres accepts again", async () => {
+    const role = decodeURIComponent(new URL(stack.config.databaseUrl).username);
+    const sale = await stack.createSale({ totalStock: 20 });
+    const failuresBefore = stats().failures;
+    // The writer's role loses INSERT on orders: every batch fails as an outage would.
+    await stack.db.raw(`REVOKE INSERT ON orders FROM "${role}"`);
+    let restored = false;
+    try {
+      const placed = await Promise.all(
+        Array.from({ length: 5 }, (_, i) =>
+          callUnary(
+            stack.orders,
+            "placeOrder",
+            { saleId: sale.saleId, quantity: 1, requestId: `outage-${i}`, purchaseToken: "", retry: false },
+            { metadata: userMetadata(`outage-user-${i}`) },
+          ),
+        ),
+      );
+      expect(placed).toHaveLength(5);
+      await eventually(async () => stats().failures >= failuresBefore + 3, 15_000, "the writer to fail a few times");
+      expect(await ordersOf(sale.saleId)).toHaveLength(0);
+      const info = await jsm.consumers.info(names().stream, names().writerConsumer);
+      expect(info.num_redelivered).toBe(0);
+      await stack.db.raw(`GRANT INSERT ON orders TO "${role}"`);
+      restored = true;
+      await eventually(async () => (await ordersOf(sale.saleId)).length === 5, 15_000, "the orders after the outage");
+      expect(await soldOf(sale.saleId)).toBe(5);
+    } finally {
+      if (!restored) await stack.db.raw(`GRANT INSERT ON orders TO "${role}"`);
+    }
+  });
+});

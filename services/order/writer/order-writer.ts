@@ -17,8 +17,9 @@ export interface OrderWriterOptions {
   batchSize: number;
   concurrency: number;
   log: Logger;
-  /** Delay before a failed batch is redelivered. */
+  /** First delay before a failed batch is written again; doubles up to maxRetryDelayMs. */
   retryDelayMs?: number;
+  maxRetryDelayMs?: number;
 }
 
 export interface OrderWriterStats {
@@ -42,7 +43,8 @@ interface Decoded {
 
 export async function startOrderWriter(opts: OrderWriterOptions): Promise<OrderWriter> {
   const { db, log } = opts;
-  const retryDelayMs = opts.retryDelayMs ?? 1000;
+  const retryDelayMs = opts.retryDelayMs ?? 250;
+  const maxRetryDelayMs = opts.maxRetryDelayMs ?? 5000;
   const stats: OrderWriterStats = { batches: 0, persisted: 0, duplicates: 0, poison: 0, failures: 0 };
   const buffer: JsMsg[] = [];
   let inFlight = 0;
@@ -110,18 +112,32 @@ export async function startOrderWriter(opts: OrderWriterOptions): Promise<OrderW
     }
     if (decoded.length === 0) return;
     const started = performance.now();
-    let inserted: OrderRow[];
+    let inserted: OrderRow[] | undefined;
     const terminated = new Set<Decoded>();
-    try {
-      inserted = await write(decoded, terminated);
-    } catch (error) {
-      stats.failures++;
-      log.warn("batch not written; events will be redelivered", {
-        size: decoded.length,
-        err: error instanceof Error ? error.message : String(error),
-      });
-      for (const d of decoded) if (!terminated.has(d)) d.msg.nak(retryDelayMs);
-      return;
+    // Postgres down or slow: keep the batch and try again, telling JetStream
+    // we are still working on it. Nak'ing would count a delivery each time and
+    // an outage longer than MaxDeliver attempts would drop acknowledged orders.
+    for (let delay = retryDelayMs; inserted === undefined; delay = Math.min(delay * 2, maxRetryDelayMs)) {
+      try {
+        inserted = await write(
+          decoded.filter((d) => !terminated.has(d)),
+          terminated,
+        );
+      } catch (error) {
+        stats.failures++;
+        log.warn("batch not written; retrying", {
+          size: decoded.length,
+          retryInMs: delay,
+          err: error instanceof Error ? error.message : String(error),
+        });
+        if (stopped) {
+          // Hand the events back; another writer (or this one, restarted) takes them.
+          for (const d of decoded) if (!terminated.has(d)) d.msg.nak();
+          return;
+        }
+        for (const d of decoded) if (!terminated.has(d)) d.msg.working();
+        await new Promise((resolve) => setTimeout(resolve, delay));
+      }
     }
     const live = decoded.filter((d) => !terminated.has(d));
     // Events neither inserted now nor stored before name a sale that does not
