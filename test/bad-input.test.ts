@@ -22,7 +22,7 @@ import {
 import { connectNats, eventNames } from "../services/common/event-bus.js";
 import { ulid } from "../services/common/ids.js";
 import { saleKeys } from "../services/inventory/stock-store.js";
-import { eventually, startTestStack, type TestStack } from "./support/stack.js";
+import { eventually, saleRequest, refusal, startTestStack, type TestStack } from "./support/stack.js";
 
 let stack: TestStack;
 /** Open, 10 units, 2 per user: the sale every malformed purchase aims at. */
@@ -64,15 +64,6 @@ async function streamInfo() {
   }
 }
 
-/** The refusal a call ended with; fails the test when it succeeded. */
-async function refusal(call: Promise<unknown>): Promise<Rejection> {
-  try {
-    await call;
-  } catch (error) {
-    return rejectionOf(error as ServiceError);
-  }
-  throw new Error("expected the call to be refused, but it succeeded");
-}
 
 async function expectRefused(call: Promise<unknown>, code: status, reason: string, field?: string): Promise<Rejection> {
   const r = await refusal(call);
@@ -117,21 +108,7 @@ function watch(orderId: string, metadata: Metadata, deadlineMs = 5000): Promise<
   });
 }
 
-const createRequest = (overrides: Partial<CreateSaleRequest> = {}): CreateSaleRequest => {
-  const now = Date.now();
-  return {
-    requestId: `create-${ulid()}`,
-    name: "Bad input sale",
-    totalStock: 10,
-    priceMinor: 1999,
-    currency: "EUR",
-    startsAt: new Date(now),
-    endsAt: new Date(now + 3600_000),
-    perUserLimit: 1,
-    paymentWindowSeconds: 900,
-    ...overrides,
-  };
-};
+const createRequest = (overrides: Partial<CreateSaleRequest> = {}) => saleRequest({ name: "Bad input sale", ...overrides });
 
 const saleCount = async () => Number((await stack.db("sales").count({ n: "*" }))[0].n);
 

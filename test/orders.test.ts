@@ -16,7 +16,7 @@ import {
 import { quietLogger } from "../services/common/log.js";
 import { newOrderId } from "../services/common/ids.js";
 import { startWriter, type WriterApp } from "../services/order/writer/app.js";
-import { eventually, startTestStack, type TestStack } from "./support/stack.js";
+import { eventually, refusal, startTestStack, type TestStack } from "./support/stack.js";
 
 const { ORDER_STATUS_PENDING: PENDING, ORDER_STATUS_CREATED: CREATED, ORDER_STATUS_PAID: PAID, ORDER_STATUS_CANCELLED: CANCELLED } =
   OrderStatus;
@@ -68,15 +68,6 @@ function clientFor(s: TestStack = stack) {
 }
 const api = () => clientFor(stack);
 
-/** Awaits a call that must be refused and returns how it was refused. */
-async function refusal(promise: Promise<unknown>): Promise<Rejection> {
-  const outcome = await promise.then(
-    () => undefined,
-    (error: ServiceError) => error,
-  );
-  if (!outcome) throw new Error("expected the call to be refused, but it succeeded");
-  return rejectionOf(outcome);
-}
 
 interface Watch {
   orders: Order[];

@@ -14,7 +14,7 @@ import {
   type Sale,
 } from "@seckill/sdk";
 import { ulid } from "../services/common/ids.js";
-import { eventually, startTestStack, type TestStack } from "./support/stack.js";
+import { eventually, saleRequest, refusal, startTestStack, type TestStack } from "./support/stack.js";
 
 let stack: TestStack;
 beforeAll(async () => {
@@ -26,21 +26,7 @@ afterAll(async () => {
 
 const HOUR = 3600_000;
 
-const createRequest = (overrides: Partial<CreateSaleRequest> = {}): CreateSaleRequest => {
-  const now = Date.now();
-  return {
-    requestId: `create-${ulid()}`,
-    name: "Sales test",
-    totalStock: 10,
-    priceMinor: 2500,
-    currency: "EUR",
-    startsAt: new Date(now - 1000),
-    endsAt: new Date(now + HOUR),
-    perUserLimit: 1,
-    paymentWindowSeconds: 900,
-    ...overrides,
-  };
-};
+const createRequest = (overrides: Partial<CreateSaleRequest> = {}) => saleRequest({ name: "Sales test", priceMinor: 2500, ...overrides });
 
 const place = (saleId: string, userId: string, quantity = 1) =>
   callUnary(
@@ -50,14 +36,6 @@ const place = (saleId: string, userId: string, quantity = 1) =>
     { metadata: userMetadata(userId) },
   );
 
-async function refusal(call: Promise<unknown>): Promise<Rejection> {
-  try {
-    await call;
-  } catch (error) {
-    return rejectionOf(error as ServiceError);
-  }
-  throw new Error("expected the call to be refused, but it succeeded");
-}
 
 /** GetSaleStatus, checking that server_time is the server's clock at the time of the call. */
 async function saleStatus(saleId: string): Promise<GetSaleStatusResponse> {

@@ -6,7 +6,17 @@ import { randomBytes } from "node:crypto";
 import { credentials } from "@grpc/grpc-js";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { Redis } from "ioredis";
-import { InventoryServiceClient, OrderServiceClient, SaleServiceClient, callUnary, type Sale } from "@seckill/sdk";
+import type { ServiceError } from "@grpc/grpc-js";
+import {
+  InventoryServiceClient,
+  OrderServiceClient,
+  SaleServiceClient,
+  callUnary,
+  rejectionOf,
+  type CreateSaleRequest,
+  type Rejection,
+  type Sale,
+} from "@seckill/sdk";
 import { readConfig, type Config } from "../../services/common/config.js";
 import { createDb, dropDatabase, ensureDatabase, migrate, type Db } from "../../services/common/db.js";
 import { connectNats, eventNames } from "../../services/common/event-bus.js";
@@ -74,18 +84,7 @@ export async function startTestStack(overrides: Record<string, string> = {}): Pr
     orders,
     inventoryClient,
     async createSale(o = {}) {
-      const now = Date.now();
-      const { sale } = await callUnary(sales, "createSale", {
-        requestId: `create-${++saleCount}-${randomBytes(4).toString("hex")}`,
-        name: "Test sale",
-        totalStock: o.totalStock ?? 10,
-        priceMinor: o.priceMinor ?? 1999,
-        currency: "EUR",
-        startsAt: o.startsAt ?? new Date(now - 1000),
-        endsAt: o.endsAt ?? new Date(now + 3600_000),
-        perUserLimit: o.perUserLimit ?? 1,
-        paymentWindowSeconds: 900,
-      });
+      const { sale } = await callUnary(sales, "createSale", saleRequest({ requestId: `create-${++saleCount}-${randomBytes(4).toString("hex")}`, ...o }));
       return sale!;
     },
     async stop() {
@@ -94,16 +93,16 @@ export async function startTestStack(overrides: Record<string, string> = {}): Pr
       inventoryClient.close();
       await Promise.allSettled([order.stop(), writer.stop()]);
       await inventory.stop();
-      await cleanNamespace(config, redis);
       redis.disconnect();
+      await cleanNamespace(config);
       await db.destroy();
       await dropDatabase(config.databaseAdminUrl, new URL(config.databaseUrl).pathname.slice(1));
     },
   };
 }
 
-/** Removes the run's stream and Redis keys. */
-async function cleanNamespace(config: Config, redis: Redis): Promise<void> {
+/** Removes a run's stream and Redis keys. */
+export async function cleanNamespace(config: Config): Promise<void> {
   const nc = await connectNats(config.natsUrl, "test-cleanup");
   try {
     const jsm = await jetstreamManager(nc);
@@ -111,12 +110,44 @@ async function cleanNamespace(config: Config, redis: Redis): Promise<void> {
   } finally {
     await nc.close();
   }
-  let cursor = "0";
-  do {
-    const [next, keys] = await redis.scan(cursor, "MATCH", `${config.namespace}:*`, "COUNT", 1000);
-    if (keys.length > 0) await redis.del(...keys);
-    cursor = next;
-  } while (cursor !== "0");
+  const redis = new Redis(config.redisUrl);
+  try {
+    let cursor = "0";
+    do {
+      const [next, keys] = await redis.scan(cursor, "MATCH", `${config.namespace}:*`, "COUNT", 1000);
+      if (keys.length > 0) await redis.del(...keys);
+      cursor = next;
+    } while (cursor !== "0");
+  } finally {
+    redis.disconnect();
+  }
+}
+
+/** A valid CreateSale request for an open sale (started a second ago, ends in an hour). */
+export function saleRequest(overrides: Partial<CreateSaleRequest> = {}): CreateSaleRequest {
+  const now = Date.now();
+  return {
+    requestId: `create-${randomBytes(6).toString("hex")}`,
+    name: "Test sale",
+    totalStock: 10,
+    priceMinor: 1999,
+    currency: "EUR",
+    startsAt: new Date(now - 1000),
+    endsAt: new Date(now + 3600_000),
+    perUserLimit: 1,
+    paymentWindowSeconds: 900,
+    ...overrides,
+  };
+}
+
+/** The refusal a call ended with; fails the test when it succeeded. */
+export async function refusal(call: Promise<unknown>): Promise<Rejection> {
+  try {
+    await call;
+  } catch (error) {
+    return rejectionOf(error as ServiceError);
+  }
+  throw new Error("expected the call to be refused, but it succeeded");
 }
 
 /** Polls until check() returns true, or fails after timeoutMs. */

@@ -6,12 +6,10 @@ import net from "node:net";
 import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
-import { jetstreamManager } from "@nats-io/jetstream";
-import { Redis } from "ioredis";
 import { afterAll, describe, expect, it } from "vitest";
 import { readConfig } from "../../services/common/config.js";
 import { dropDatabase } from "../../services/common/db.js";
-import { connectNats, eventNames } from "../../services/common/event-bus.js";
+import { cleanNamespace } from "../../test/support/stack.js";
 import { checkHealth, isListening } from "./health.js";
 
 const REPO_ROOT = fileURLToPath(new URL("../..", import.meta.url));
@@ -118,24 +116,7 @@ describe("npm start", () => {
       await within(stack.exit, 30_000, "stack exit").catch(() => stack!.child.kill("SIGKILL"));
     }
     await dropDatabase(config.databaseAdminUrl, dbUrl.pathname.slice(1));
-    const nc = await connectNats(config.natsUrl, "start-test-cleanup");
-    try {
-      const jsm = await jetstreamManager(nc);
-      await jsm.streams.delete(eventNames(config.namespace).stream).catch(() => undefined);
-    } finally {
-      await nc.close();
-    }
-    const redis = new Redis(config.redisUrl);
-    try {
-      let cursor = "0";
-      do {
-        const [next, keys] = await redis.scan(cursor, "MATCH", `${config.namespace}:*`, "COUNT", 1000);
-        if (keys.length > 0) await redis.del(...keys);
-        cursor = next;
-      } while (cursor !== "0");
-    } finally {
-      redis.disconnect();
-    }
+    await cleanNamespace(config);
   }, 60_000);
 
   it("brings up all three services, serves health and reflection, and stops cleanly on SIGINT", { timeout: 90_000 }, async () => {
