@@ -68,7 +68,6 @@ function clientFor(s: TestStack = stack) {
 }
 const api = () => clientFor(stack);
 
-
 interface Watch {
   orders: Order[];
   statuses(): OrderStatus[];
