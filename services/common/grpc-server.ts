@@ -13,8 +13,8 @@ import {
 import * as protoLoader from "@grpc/proto-loader";
 import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation, protoPath as healthProtoPath } from "grpc-health-check";
-import { toStatus } from "./grpc-errors.js";
-import { invalid } from "./refusal.js";
+import { refusalStatus, toStatus } from "./grpc-errors.js";
+import { invalid, Refusal } from "./refusal.js";
 import type { Logger } from "./log.js";
 
 export const PROTO_ROOT = fileURLToPath(new URL("../../proto", import.meta.url));
@@ -31,6 +31,8 @@ export interface GrpcServerOptions {
   address: string;
   services: ServiceRegistration[];
   maxMessageBytes: number;
+  /** Unary calls in progress beyond which new ones are refused at once (UNAVAILABLE, OVERLOADED). */
+  maxInFlight: number;
   log: Logger;
 }
 
@@ -61,7 +63,10 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
     "grpc.keepalive_permit_without_calls": 1,
     "grpc.http2.min_ping_interval_without_data_ms": 10_000,
   });
-  for (const service of options.services) server.addService(tolerateMalformed(service.definition), service.implementation);
+  const shed = createLoadShedder(options.maxInFlight);
+  for (const service of options.services) {
+    server.addService(tolerateMalformed(service.definition), shed(service.definition, service.implementation));
+  }
 
   const names = ["", ...options.services.map((s) => s.name)];
   const health = new HealthImplementation(Object.fromEntries(names.map((n) => [n, "NOT_SERVING"])));
@@ -126,6 +131,39 @@ function tolerateMalformed(definition: ServiceDefinition): ServiceDefinition {
       },
     ]),
   );
+}
+
+const SHED = new Refusal("OVERLOADED", "the server is at its limit of calls in progress; retry shortly with the same request id", {
+  retryDelayMs: 50,
+});
+
+/**
+ * Bounds the unary calls one process works on at once. Past the bound a call is
+ * refused in microseconds instead of queueing, so admitted calls keep their
+ * latency and memory stays flat under any offered load.
+ */
+function createLoadShedder(maxInFlight: number) {
+  let inFlight = 0;
+  const refusal = refusalStatus(SHED);
+  return (definition: ServiceDefinition, implementation: UntypedServiceImplementation): UntypedServiceImplementation =>
+    Object.fromEntries(
+      Object.entries(implementation).map(([name, handler]) => {
+        const method = definition[name];
+        if (!method || method.requestStream || method.responseStream) return [name, handler];
+        const unaryHandler = handler as (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => void;
+        return [
+          name,
+          (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => {
+            if (inFlight >= maxInFlight) return callback({ ...refusal, metadata: refusal.metadata.clone() });
+            inFlight++;
+            unaryHandler(call, (error, value) => {
+              inFlight--;
+              callback(error, value);
+            });
+          },
+        ];
+      }),
+    );
 }
 
 /** Throws INVALID_ARGUMENT when the request could not be decoded. */

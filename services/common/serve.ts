@@ -31,6 +31,7 @@ export async function serve(options: ServeOptions): Promise<ServingApp> {
     address: options.address,
     services: options.services,
     maxMessageBytes: config.grpcMaxMessageBytes,
+    maxInFlight: config.maxInFlight,
     log,
   });
   grpc.setServing(true);
