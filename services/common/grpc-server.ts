@@ -1,7 +1,6 @@
 // Every Seckill Mesh gRPC server is built here: bounded messages, grpc.health.v1
 // (NOT_SERVING until the caller says its dependencies are up, and again on
 // shutdown before draining), server reflection, and graceful shutdown.
-import { fileURLToPath } from "node:url";
 import {
   Server,
   ServerCredentials,
@@ -13,11 +12,12 @@ import {
 import * as protoLoader from "@grpc/proto-loader";
 import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation, protoPath as healthProtoPath } from "grpc-health-check";
+import { assetPath } from "./assets.js";
 import { refusalStatus, toStatus } from "./grpc-errors.js";
 import { invalid, Refusal } from "./refusal.js";
 import type { Logger } from "./log.js";
 
-export const PROTO_ROOT = fileURLToPath(new URL("../../proto", import.meta.url));
+export const PROTO_ROOT = assetPath("proto");
 const PROTO_FILES = ["seckill/v1/sale.proto", "seckill/v1/inventory.proto", "seckill/v1/order.proto", "seckill/v1/events.proto"];
 
 export interface ServiceRegistration {

@@ -4,8 +4,9 @@
 // reloads them transparently after NOSCRIPT (a Redis restart).
 import { readFileSync } from "node:fs";
 import { Redis } from "ioredis";
+import { assetPath } from "../common/assets.js";
 
-const lua = (name: string) => readFileSync(new URL(`./lua/${name}.lua`, import.meta.url), "utf8");
+const lua = (name: string) => readFileSync(assetPath("services", "inventory", "lua", `${name}.lua`), "utf8");
 
 export type ReserveOutcome = "OK" | "REPLAY" | "SOLD_OUT" | "SALE_NOT_STARTED" | "SALE_ENDED" | "ALREADY_PURCHASED" | "COLD";
 

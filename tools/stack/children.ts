@@ -24,10 +24,12 @@ process.on("exit", () => {
 });
 
 export function spawnService(name: string, file: string, opts: { cwd: string; env: NodeJS.ProcessEnv }): ServiceProcess {
-  // `--import tsx` resolves from cwd, which is the repository (tsx is a dependency).
+  // A bundle from dist/ runs on plain node; a .ts file through tsx's loader
+  // (`--import tsx` resolves from cwd, which is the repository).
   // detached: its own process group, so a terminal's Ctrl-C reaches only the
   // supervisor, which then stops the services in order with one SIGTERM each.
-  const child = spawn(process.execPath, ["--import", "tsx", file], {
+  const args = file.endsWith(".ts") ? ["--import", "tsx", file] : [file];
+  const child = spawn(process.execPath, args, {
     cwd: opts.cwd,
     // stdin stays open while the supervisor lives: the service stops when it
     // closes, so a supervisor killed with -9 leaves no orphans behind.

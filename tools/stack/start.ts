@@ -7,6 +7,7 @@ import { fileURLToPath } from "node:url";
 import { ConfigError, readConfig, type Config } from "../../services/common/config.js";
 import { createDb, ensureDatabase, migrate } from "../../services/common/db.js";
 import { openEventBus } from "../../services/common/event-bus.js";
+import { bundlePath, buildServices, type ServiceName } from "../build.js";
 import { spawnService, type ServiceProcess } from "./children.js";
 import { ensureDependencies, MissingDependencyError, type RunningDependencies } from "./dependencies.js";
 import { dialAddress, isListening, waitServing } from "./health.js";
@@ -15,10 +16,10 @@ const REPO_ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const READY_TIMEOUT_MS = 30_000;
 const STOP_GRACE_MS = 15_000;
 
-const SERVICES = [
-  { name: "inventory", file: "services/inventory/main.ts", addr: (c: Config) => c.inventoryAddr, serves: "seckill.v1.SaleService, seckill.v1.InventoryService" },
-  { name: "order", file: "services/order/main.ts", addr: (c: Config) => c.orderAddr, serves: "seckill.v1.OrderService" },
-  { name: "order-writer", file: "services/order/writer/main.ts", addr: (c: Config) => c.writerAddr, serves: "health only" },
+const SERVICES: { name: ServiceName; addr: (c: Config) => string; serves: string }[] = [
+  { name: "inventory", addr: (c) => c.inventoryAddr, serves: "seckill.v1.SaleService, seckill.v1.InventoryService" },
+  { name: "order", addr: (c) => c.orderAddr, serves: "seckill.v1.OrderService" },
+  { name: "order-writer", addr: (c) => c.writerAddr, serves: "health only" },
 ];
 
 const log = (line: string) => process.stderr.write(`[stack] ${line}\n`);
@@ -90,8 +91,10 @@ async function main(): Promise<void> {
     ORDER_ADDR: config.orderAddr,
     WRITER_ADDR: config.writerAddr,
   };
-  for (const { name, file } of SERVICES) {
-    const s = spawnService(name, path.join(REPO_ROOT, file), { cwd: REPO_ROOT, env });
+  await buildServices();
+  log("services built into dist/");
+  for (const { name } of SERVICES) {
+    const s = spawnService(name, bundlePath(name), { cwd: REPO_ROOT, env });
     services.push(s);
     void s.exited.then((how) =>
       stopAll(1, `${name} exited ${ready ? "unexpectedly" : "during start-up"} (${how}); stopping the rest`),
