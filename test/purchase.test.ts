@@ -13,8 +13,21 @@ afterAll(async () => {
   await stack?.stop();
 });
 
-const place = (saleId: string, userId: string, requestId: string, quantity = 1) =>
-  callUnary(stack.orders, "placeOrder", { saleId, quantity, requestId, purchaseToken: "", retry: false }, { metadata: userMetadata(userId) });
+const place = (saleId: string, userId: string, requestId: string, quantity = 1, retry = false) =>
+  callUnary(stack.orders, "placeOrder", { saleId, quantity, requestId, purchaseToken: "", retry }, { metadata: userMetadata(userId) });
+
+/** As a well-behaved client buys: on UNAVAILABLE, wait as told and retry with the same request id. */
+async function placeWithRetries(saleId: string, userId: string, requestId: string) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await place(saleId, userId, requestId, 1, attempt > 1);
+    } catch (error) {
+      const refusal = rejectionOf(error as ServiceError);
+      if (refusal.code !== status.UNAVAILABLE || attempt === 20) throw error;
+      await new Promise((r) => setTimeout(r, (refusal.retryDelayMs ?? 50) * (0.5 + Math.random())));
+    }
+  }
+}
 
 async function ordersInPostgres(saleId: string) {
   return stack.db("orders").where({ sale_id: saleId }).select("id", "user_id", "quantity", "status");
@@ -31,7 +44,7 @@ describe("a storm of buyers", () => {
     const outcomes = await Promise.all(
       Array.from({ length: users * attemptsPerUser }, (_, i) => {
         const user = `user-${i % users}`;
-        return place(sale.saleId, user, `req-${i}`).then(
+        return placeWithRetries(sale.saleId, user, `req-${i}`).then(
           (res) => ({ ok: true as const, user, orderId: res.order!.orderId, status: res.order!.status }),
           (err: ServiceError) => ({ ok: false as const, user, code: err.code, reason: rejectionOf(err).reason }),
         );

@@ -7,7 +7,7 @@ import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { callUnary, ReservationMade, userMetadata } from "@seckill/sdk";
+import { callUnary, ReservationBatch, userMetadata, type ReservationMade } from "@seckill/sdk";
 import { connectNats, eventNames } from "../services/common/event-bus.js";
 import { newOrderId, ulid } from "../services/common/ids.js";
 import { eventually, startTestStack, type TestStack } from "./support/stack.js";
@@ -49,7 +49,10 @@ function event(saleId: string, userId: string, o: Partial<ReservationMade> = {})
   };
 }
 
-const publish = (e: ReservationMade, msgID?: string) => publishRaw(e.saleId, ReservationMade.encode(e).finish(), msgID);
+/** Publishes reservations of one sale as one message, as inventory does. */
+const publishBatch = (events: ReservationMade[], msgID?: string) =>
+  publishRaw(events[0].saleId, ReservationBatch.encode({ reservations: events }).finish(), msgID);
+const publish = (e: ReservationMade, msgID?: string) => publishBatch([e], msgID);
 
 /** Waits until the writer has acked or terminated every reservation event up to seq. */
 async function drained(seq: number): Promise<void> {
@@ -176,6 +179,20 @@ describe("the order writer", () => {
     expect(await stack.db("orders").where({ id: tooMany.reservationId })).toEqual([]);
     expect(await soldOf(sale.saleId)).toBe(2);
     expect(stats().poison - before.poison).toBe(2);
+  });
+});
+
+describe("a message carrying several reservations", () => {
+  it("writes the good ones, refuses only the bad one, and acks the message", async () => {
+    const sale = await stack.createSale({ totalStock: 10, perUserLimit: 1 });
+    const events = [event(sale.saleId, "m-1"), event(sale.saleId, "m-2"), event(sale.saleId, "m-1"), event(sale.saleId, "m-3")];
+    const before = stats();
+    await drained(await publishBatch(events));
+    const rows = await ordersOf(sale.saleId);
+    expect(rows.map((r) => r.user_id).sort()).toEqual(["m-1", "m-2", "m-3"]);
+    expect(await soldOf(sale.saleId)).toBe(3);
+    expect(stats().poison - before.poison).toBe(1);
+    expect(stats().persisted - before.persisted).toBe(3);
   });
 });
 

@@ -14,7 +14,8 @@ import {
   type JetStreamManager,
   type PubAck,
 } from "@nats-io/jetstream";
-import { OrderStatusChanged, ReservationMade, StockReleased } from "@seckill/sdk";
+import { OrderStatusChanged, ReservationBatch, StockReleased, type ReservationMade } from "@seckill/sdk";
+import { ulid } from "./ids.js";
 
 const NANOS_PER_MS = 1_000_000;
 
@@ -102,7 +103,8 @@ function isNotFound(error: unknown): boolean {
 }
 
 export interface EventPublisher {
-  reservationMade(event: ReservationMade): Promise<PubAck>;
+  /** Reservations of one sale, in one message. */
+  reservationsMade(saleId: string, events: ReservationMade[]): Promise<PubAck>;
   stockReleased(event: StockReleased): Promise<PubAck>;
   /** Core NATS, fire and forget: a lost notification only delays a watcher's re-read. */
   orderStatusChanged(event: OrderStatusChanged): void;
@@ -110,9 +112,9 @@ export interface EventPublisher {
 
 export function createEventPublisher(nc: NatsConnection, js: JetStreamClient, names: EventNames, timeoutMs: number): EventPublisher {
   return {
-    reservationMade: (event) =>
-      js.publish(names.reservations(event.saleId), ReservationMade.encode(event).finish(), {
-        msgID: event.reservationId,
+    reservationsMade: (saleId, events) =>
+      js.publish(names.reservations(saleId), ReservationBatch.encode({ reservations: events }).finish(), {
+        msgID: events.length === 1 ? events[0].reservationId : `batch-${ulid()}`,
         timeout: timeoutMs,
       }),
     stockReleased: (event) =>

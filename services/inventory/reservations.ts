@@ -5,6 +5,7 @@ import {
   Reason,
   reasonFromName,
   type GetReservationResponse,
+  type ReservationMade,
   type ReserveItem,
   type ReserveResult,
 } from "@seckill/sdk";
@@ -80,54 +81,68 @@ export function createReservationService(deps: ReservationDeps) {
     return answers;
   }
 
-  async function publishAndAnswer(item: ReserveItem, answer: ReserveAnswer): Promise<ReserveResult> {
-    switch (answer.outcome) {
-      case "OK":
-      case "REPLAY": {
-        const reservedAt = new Date(answer.reservedAtMs);
-        try {
-          // A replay publishes again: the same Nats-Msg-Id makes it a no-op when
-          // the first publish landed, and delivers the event when it did not.
-          await publisher.reservationMade({
-            reservationId: answer.reservationId,
-            saleId: item.saleId,
-            userId: item.userId,
-            requestId: item.requestId,
-            quantity: answer.quantity,
-            reservedAt,
-          });
-        } catch (error) {
-          log.warn("reservation publish failed; the client retries with the same request id", {
-            reservationId: answer.reservationId,
-            err: error instanceof Error ? error.message : String(error),
-          });
-          return refused(Reason.REASON_OVERLOADED, answer.stockLeft);
-        }
-        return {
-          reason: Reason.REASON_UNSPECIFIED,
-          reservationId: answer.reservationId,
-          replayed: answer.outcome === "REPLAY",
-          stockLeft: answer.stockLeft,
-          reservedAt,
-          quantity: answer.quantity,
-        };
+  /**
+   * Publishes the sale's reservations (new ones and replays) as one message and
+   * answers every attempt: reserved ones only after the PubAck. A replay is
+   * published again: the writer turns a duplicate into a no-op, and an event
+   * whose first publish was lost is delivered.
+   */
+  async function publishAndAnswer(saleId: string, items: ReserveItem[], answers: ReserveAnswer[]): Promise<ReserveResult[]> {
+    const reserved: ReservationMade[] = [];
+    answers.forEach((answer, k) => {
+      if (answer.outcome !== "OK" && answer.outcome !== "REPLAY") return;
+      reserved.push({
+        reservationId: answer.reservationId,
+        saleId,
+        userId: items[k].userId,
+        requestId: items[k].requestId,
+        quantity: answer.quantity,
+        reservedAt: new Date(answer.reservedAtMs),
+      });
+    });
+    let published = true;
+    if (reserved.length > 0) {
+      try {
+        await publisher.reservationsMade(saleId, reserved);
+      } catch (error) {
+        published = false;
+        log.warn("reservation publish failed; clients retry with the same request id", {
+          saleId,
+          reservations: reserved.length,
+          err: error instanceof Error ? error.message : String(error),
+        });
       }
-      case "COLD":
-        return refused(Reason.REASON_NOT_FOUND);
-      default:
-        return refused(reasonFromName(answer.outcome), answer.stockLeft);
     }
+    return answers.map((answer) => {
+      switch (answer.outcome) {
+        case "OK":
+        case "REPLAY":
+          if (!published) return refused(Reason.REASON_OVERLOADED, answer.stockLeft);
+          return {
+            reason: Reason.REASON_UNSPECIFIED,
+            reservationId: answer.reservationId,
+            replayed: answer.outcome === "REPLAY",
+            stockLeft: answer.stockLeft,
+            reservedAt: new Date(answer.reservedAtMs),
+            quantity: answer.quantity,
+          };
+        case "COLD":
+          return refused(Reason.REASON_NOT_FOUND);
+        default:
+          return refused(reasonFromName(answer.outcome), answer.stockLeft);
+      }
+    });
   }
 
   return {
     async reserve(items: ReserveItem[]): Promise<ReserveResult[]> {
       if (items.length === 0 || items.length > MAX_BATCH) throw invalid("items", `1 to ${MAX_BATCH} items`);
       const nowMs = deps.nowMs();
-      const results: Promise<ReserveResult>[] = new Array(items.length);
+      const results: ReserveResult[] = new Array(items.length);
       const bySale = new Map<string, number[]>();
       items.forEach((item, index) => {
         if (attemptProblem(item)) {
-          results[index] = Promise.resolve(refused(Reason.REASON_INVALID_ARGUMENT));
+          results[index] = refused(Reason.REASON_INVALID_ARGUMENT);
           return;
         }
         const group = bySale.get(item.saleId);
@@ -136,13 +151,13 @@ export function createReservationService(deps: ReservationDeps) {
       });
       await Promise.all(
         [...bySale].map(async ([saleId, indexes]) => {
-          const answers = await reserveForSale(saleId, indexes.map((i) => items[i]), nowMs);
-          indexes.forEach((itemIndex, k) => {
-            results[itemIndex] = publishAndAnswer(items[itemIndex], answers[k]);
-          });
+          const group = indexes.map((i) => items[i]);
+          const answers = await reserveForSale(saleId, group, nowMs);
+          const answered = await publishAndAnswer(saleId, group, answers);
+          indexes.forEach((itemIndex, k) => (results[itemIndex] = answered[k]));
         }),
       );
-      return Promise.all(results);
+      return results;
     },
 
     /** Returns the units to Redis once and announces it, so order replicas lift their sold-out shortcut. */

@@ -1,19 +1,29 @@
 // The order writer: drains reservation events from JetStream into Postgres at
-// the rate Postgres takes them (peak shaving). Events are written in batches,
-// one transaction each; a batch is acked only after its commit, so a crash
-// before the ack means a redelivery, which ON CONFLICT turns into a no-op.
-// Batch size and concurrency are what bound the load on Postgres.
+// the rate Postgres takes them (peak shaving). Each message carries the
+// reservations of one Reserve call in one sale; messages are gathered into
+// batches of up to batchSize reservations, written in one transaction each,
+// and acked only after the commit, so a crash before the ack means a
+// redelivery, which ON CONFLICT turns into a no-op. Batch size and concurrency
+// are what bound the load on Postgres.
 import type { Consumer, ConsumerMessages, JsMsg } from "@nats-io/jetstream";
-import { OrderStatus, ReservationMade } from "@seckill/sdk";
+import { OrderStatus, ReservationBatch, type ReservationMade } from "@seckill/sdk";
 import type { Knex } from "knex";
 import type { EventPublisher } from "../../common/event-bus.js";
 import type { Logger } from "../../common/log.js";
-import { existingOrderIds, existingSaleIds, OversellRefused, persistReservations, type OrderRow, type ReservationToPersist } from "../order-repository.js";
+import {
+  existingOrderIds,
+  existingSaleIds,
+  OversellRefused,
+  persistReservations,
+  type OrderRow,
+  type ReservationToPersist,
+} from "../order-repository.js";
 
 export interface OrderWriterOptions {
   db: Knex;
   consumer: Consumer;
   publisher: EventPublisher;
+  /** Most reservations written in one transaction. */
   batchSize: number;
   concurrency: number;
   log: Logger;
@@ -23,10 +33,15 @@ export interface OrderWriterOptions {
 }
 
 export interface OrderWriterStats {
+  /** Transactions committed. */
   batches: number;
+  /** Orders inserted. */
   persisted: number;
+  /** Reservations already stored (redeliveries, replays). */
   duplicates: number;
+  /** Messages that could not be decoded, and reservations Postgres refused. */
   poison: number;
+  /** Failed attempts to write a batch (each retried). */
   failures: number;
 }
 
@@ -36,127 +51,128 @@ export interface OrderWriter {
   stop(): Promise<void>;
 }
 
-interface Decoded {
+/** A delivered message and the reservations it carries. */
+interface Delivery {
   msg: JsMsg;
-  event: ReservationToPersist;
+  reservations: ReservationToPersist[];
 }
+
+const isComplete = (r: ReservationMade): r is ReservationMade & { reservedAt: Date } =>
+  Boolean(r.reservationId && r.saleId && r.userId && r.quantity >= 1 && r.reservedAt);
 
 export async function startOrderWriter(opts: OrderWriterOptions): Promise<OrderWriter> {
   const { db, log } = opts;
   const retryDelayMs = opts.retryDelayMs ?? 250;
   const maxRetryDelayMs = opts.maxRetryDelayMs ?? 5000;
   const stats: OrderWriterStats = { batches: 0, persisted: 0, duplicates: 0, poison: 0, failures: 0 };
-  const buffer: JsMsg[] = [];
+  const buffer: Delivery[] = [];
   let inFlight = 0;
   let scheduled = false;
   let stopped = false;
   const idle: (() => void)[] = [];
 
-  const poison = (msg: JsMsg, reason: string) => {
+  const refuseReservation = (r: ReservationToPersist, reason: string) => {
     stats.poison++;
-    log.error("poison reservation event terminated", { subject: msg.subject, seq: msg.seq, reason });
-    // No reason on the wire: older servers (2.9, as Debian ships) ignore
-    // "+TERM <reason>", so the event stayed pending and was redelivered.
-    msg.term();
+    log.error("reservation refused; not written", { reservationId: r.reservationId, saleId: r.saleId, userId: r.userId, reason });
   };
 
-  /** Writes one batch in one transaction; on a constraint refusal, isolates the bad events by halving. */
-  async function write(items: Decoded[], terminated: Set<Decoded>): Promise<OrderRow[]> {
+  /** Decodes a delivery; a message that is not a ReservationBatch is terminated. */
+  function decode(msg: JsMsg): Delivery | undefined {
+    let batch: ReservationBatch;
     try {
-      return await db.transaction((trx) => persistReservations(trx, items.map((i) => i.event)));
+      batch = ReservationBatch.decode(msg.data);
+    } catch {
+      batch = { reservations: [] };
+    }
+    if (batch.reservations.length === 0) {
+      stats.poison++;
+      log.error("undecodable reservation message terminated", { subject: msg.subject, seq: msg.seq });
+      // No reason on the wire: older servers (2.9, as Debian ships) ignore
+      // "+TERM <reason>", so the message stayed pending and was redelivered.
+      msg.term();
+      return undefined;
+    }
+    const reservations: ReservationToPersist[] = [];
+    for (const r of batch.reservations) {
+      if (isComplete(r)) reservations.push(r);
+      else refuseReservation(r as ReservationToPersist, "incomplete reservation");
+    }
+    return { msg, reservations };
+  }
+
+  /** Writes reservations in one transaction; on a constraint refusal, isolates the refused ones by halving. */
+  async function write(items: ReservationToPersist[], refused: Set<ReservationToPersist>): Promise<OrderRow[]> {
+    if (items.length === 0) return [];
+    try {
+      return await db.transaction((trx) => persistReservations(trx, items));
     } catch (error) {
-      const refused = error instanceof OversellRefused || /^23/.test((error as { code?: string }).code ?? "");
-      if (!refused) throw error;
+      const constraint = error instanceof OversellRefused || /^23/.test((error as { code?: string }).code ?? "");
+      if (!constraint) throw error;
       if (items.length === 1) {
-        const constraint = (error as { constraint?: string }).constraint;
-        poison(items[0].msg, error instanceof OversellRefused ? error.message : `refused by Postgres constraint ${constraint ?? "(unknown)"}`);
-        terminated.add(items[0]);
+        const name = (error as { constraint?: string }).constraint;
+        refuseReservation(items[0], error instanceof OversellRefused ? error.message : `refused by Postgres constraint ${name ?? "(unknown)"}`);
+        refused.add(items[0]);
         return [];
       }
       const mid = Math.ceil(items.length / 2);
-      return [...(await write(items.slice(0, mid), terminated)), ...(await write(items.slice(mid), terminated))];
+      return [...(await write(items.slice(0, mid), refused)), ...(await write(items.slice(mid), refused))];
     }
   }
 
-  async function flush(messages: JsMsg[]): Promise<void> {
-    const decoded: Decoded[] = [];
+  async function flush(deliveries: Delivery[]): Promise<void> {
     const seen = new Set<string>();
-    for (const msg of messages) {
-      let event: ReservationMade;
-      try {
-        event = ReservationMade.decode(msg.data);
-      } catch {
-        poison(msg, "undecodable ReservationMade");
-        continue;
+    const items: ReservationToPersist[] = [];
+    for (const d of deliveries) {
+      for (const r of d.reservations) {
+        if (seen.has(r.reservationId)) continue;
+        seen.add(r.reservationId);
+        items.push(r);
       }
-      if (!event.reservationId || !event.saleId || !event.userId || event.quantity < 1 || !event.reservedAt) {
-        poison(msg, "incomplete ReservationMade");
-        continue;
-      }
-      if (seen.has(event.reservationId)) {
-        msg.ack();
-        continue;
-      }
-      seen.add(event.reservationId);
-      decoded.push({
-        msg,
-        event: {
-          reservationId: event.reservationId,
-          saleId: event.saleId,
-          userId: event.userId,
-          requestId: event.requestId,
-          quantity: event.quantity,
-          reservedAt: event.reservedAt,
-        },
-      });
     }
-    if (decoded.length === 0) return;
     const started = performance.now();
+    const refused = new Set<ReservationToPersist>();
     let inserted: OrderRow[] | undefined;
-    const terminated = new Set<Decoded>();
     // Postgres down or slow: keep the batch and try again, telling JetStream
     // we are still working on it. Nak'ing would count a delivery each time and
     // an outage longer than MaxDeliver attempts would drop acknowledged orders.
     for (let delay = retryDelayMs; inserted === undefined; delay = Math.min(delay * 2, maxRetryDelayMs)) {
       try {
         inserted = await write(
-          decoded.filter((d) => !terminated.has(d)),
-          terminated,
+          items.filter((r) => !refused.has(r)),
+          refused,
         );
       } catch (error) {
         stats.failures++;
         log.warn("batch not written; retrying", {
-          size: decoded.length,
+          size: items.length,
           retryInMs: delay,
           err: error instanceof Error ? error.message : String(error),
         });
         if (stopped) {
           // Hand the events back; another writer (or this one, restarted) takes them.
-          for (const d of decoded) if (!terminated.has(d)) d.msg.nak();
+          for (const d of deliveries) d.msg.nak();
           return;
         }
-        for (const d of decoded) if (!terminated.has(d)) d.msg.working();
+        for (const d of deliveries) d.msg.working();
         await new Promise((resolve) => setTimeout(resolve, delay));
       }
     }
-    const live = decoded.filter((d) => !terminated.has(d));
-    // Events neither inserted now nor stored before name a sale that does not
-    // exist, or were refused by a unique key other than the order id (a second
-    // reservation for one request).
+    // Reservations neither inserted now nor stored before name a sale that does
+    // not exist, or were refused by a unique key other than the order id (a
+    // second reservation for one request).
     const insertedIds = new Set(inserted.map((r) => r.id));
-    const others = live.filter((d) => !insertedIds.has(d.event.reservationId));
-    const stored = others.length > 0 ? await existingOrderIds(db, others.map((d) => d.event.reservationId)) : new Set<string>();
-    const missing = others.filter((d) => !stored.has(d.event.reservationId));
-    const sales = missing.length > 0 ? await existingSaleIds(db, missing.map((d) => d.event.saleId)) : new Set<string>();
-    for (const d of live) {
-      if (insertedIds.has(d.event.reservationId) || stored.has(d.event.reservationId)) d.msg.ack();
-      else if (!sales.has(d.event.saleId)) poison(d.msg, `unknown sale ${d.event.saleId}`);
-      else poison(d.msg, "a different order already exists for this user and request id");
+    const others = items.filter((r) => !refused.has(r) && !insertedIds.has(r.reservationId));
+    const stored = others.length > 0 ? await existingOrderIds(db, others.map((r) => r.reservationId)) : new Set<string>();
+    const missing = others.filter((r) => !stored.has(r.reservationId));
+    const sales = missing.length > 0 ? await existingSaleIds(db, missing.map((r) => r.saleId)) : new Set<string>();
+    for (const r of missing) {
+      refuseReservation(r, sales.has(r.saleId) ? "a different order already exists for this user and request id" : `unknown sale ${r.saleId}`);
     }
+    for (const d of deliveries) d.msg.ack();
     stats.batches++;
     stats.persisted += inserted.length;
     stats.duplicates += stored.size;
-    log.debug("batch written", { size: decoded.length, inserted: inserted.length, ms: Math.round(performance.now() - started) });
+    log.debug("batch written", { size: items.length, inserted: inserted.length, ms: Math.round(performance.now() - started) });
     for (const row of inserted) {
       opts.publisher.orderStatusChanged({
         orderId: row.id,
@@ -168,10 +184,21 @@ export async function startOrderWriter(opts: OrderWriterOptions): Promise<OrderW
     }
   }
 
+  /** Takes deliveries up to batchSize reservations (at least one delivery). */
+  function takeBatch(): Delivery[] {
+    let count = 0;
+    let n = 0;
+    while (n < buffer.length && (n === 0 || count + buffer[n].reservations.length <= opts.batchSize)) {
+      count += buffer[n].reservations.length;
+      n++;
+    }
+    return buffer.splice(0, n);
+  }
+
   function pump(): void {
     scheduled = false;
     while (buffer.length > 0 && inFlight < opts.concurrency) {
-      const batch = buffer.splice(0, opts.batchSize);
+      const batch = takeBatch();
       inFlight++;
       flush(batch)
         .catch((error) => log.error("writer batch crashed", { err: error instanceof Error ? error : String(error) }))
@@ -184,10 +211,12 @@ export async function startOrderWriter(opts: OrderWriterOptions): Promise<OrderW
   }
 
   const messages: ConsumerMessages = await opts.consumer.consume({
-    max_messages: opts.batchSize * opts.concurrency * 2,
+    max_messages: opts.concurrency * 64,
     callback: (msg) => {
       if (stopped) return; // not acked: JetStream redelivers it after AckWait
-      buffer.push(msg);
+      const delivery = decode(msg);
+      if (!delivery) return;
+      buffer.push(delivery);
       // Let a burst of deliveries gather into one batch before writing.
       if (!scheduled && inFlight < opts.concurrency) {
         scheduled = true;
@@ -202,7 +231,7 @@ export async function startOrderWriter(opts: OrderWriterOptions): Promise<OrderW
       stopped = true;
       await messages.close();
       // Buffered but unwritten events: hand them back at once.
-      for (const msg of buffer.splice(0)) msg.nak();
+      for (const d of buffer.splice(0)) d.msg.nak();
       if (inFlight > 0) await new Promise<void>((resolve) => idle.push(resolve));
     },
   };

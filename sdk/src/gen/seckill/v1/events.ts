@@ -9,10 +9,7 @@ import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
 import { Timestamp } from "../../google/protobuf/timestamp.js";
 import { OrderStatus, orderStatusFromJSON, orderStatusToJSON } from "./order.js";
 
-/**
- * Published by inventory on `<prefix>.reservations.<sale_id>` with
- * Nats-Msg-Id set to reservation_id, before Reserve answers.
- */
+/** One reservation: an order to be. */
 export interface ReservationMade {
   /** The reservation id, which becomes the order id. */
   reservationId: string;
@@ -26,6 +23,19 @@ export interface ReservationMade {
   quantity: number;
   /** When Redis recorded the reservation. */
   reservedAt: Date | undefined;
+}
+
+/**
+ * Published by inventory on `<prefix>.reservations.<sale_id>` before Reserve
+ * answers: the reservations one Reserve call made in one sale, in one JetStream
+ * message (merging them is what lets the stream and the writer keep up with a
+ * flash sale). Nats-Msg-Id is the reservation id when the batch holds one
+ * reservation (a replay or a republish), else a fresh batch id; the writer
+ * deduplicates on the reservation id either way.
+ */
+export interface ReservationBatch {
+  /** 1 to 512 reservations of the same sale. */
+  reservations: ReservationMade[];
 }
 
 /**
@@ -226,6 +236,77 @@ export const ReservationMade: MessageFns<ReservationMade> = {
     message.requestId = object.requestId ?? "";
     message.quantity = object.quantity ?? 0;
     message.reservedAt = object.reservedAt ?? undefined;
+    return message;
+  },
+};
+
+function createBaseReservationBatch(): ReservationBatch {
+  return { reservations: [] };
+}
+
+export const ReservationBatch: MessageFns<ReservationBatch> = {
+  encode(message: ReservationBatch, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.reservations) {
+      ReservationMade.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReservationBatch {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReservationBatch();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.reservations.push(ReservationMade.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReservationBatch {
+    return {
+      reservations: globalThis.Array.isArray(object?.reservations)
+        ? object.reservations.map((e: any) => ReservationMade.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: ReservationBatch): unknown {
+    const obj: any = {};
+    if (message.reservations?.length) {
+      obj.reservations = message.reservations.map((e) => ReservationMade.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ReservationBatch>, I>>(base?: I): ReservationBatch {
+    return ReservationBatch.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ReservationBatch>, I>>(object: I): ReservationBatch {
+    const message = createBaseReservationBatch();
+    message.reservations = object.reservations?.map((e) => ReservationMade.fromPartial(e)) || [];
     return message;
   },
 };
