@@ -1,1 +1,12 @@
-console.log("seckill: not built yet");
+// Entry point of the `seckill` command (cli/bin/seckill.js loads it through tsx).
+import { processIo, runCli } from "./program.js";
+
+process.once("SIGINT", () => {
+  process.stderr.write("\nseckill: interrupted\n");
+  process.exit(130);
+});
+
+const code = await runCli(process.argv.slice(2), processIo());
+process.exitCode = code;
+// gRPC channels are closed by then; this only guards against a stray handle keeping the process alive.
+setTimeout(() => process.exit(code), 2000).unref();

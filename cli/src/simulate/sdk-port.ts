@@ -1,0 +1,91 @@
+// The simulation's calls to the backend, through @seckill/sdk only.
+import { status, type ServiceError } from "@grpc/grpc-js";
+import { OrderStatus, callUnary, userMetadata, type Order } from "@seckill/sdk";
+import type { Backend } from "../backend.js";
+import type { BuyerPort } from "./user.js";
+import type { WatchResult } from "./stats.js";
+
+export function buyerPort(backend: Backend, saleId: string, deadlineMs: number): BuyerPort {
+  return {
+    saleStatus: () => callUnary(backend.sales, "getSaleStatus", { saleId }, { deadlineMs }),
+    async placeOrder(userId, r) {
+      const { order } = await callUnary(
+        backend.orders,
+        "placeOrder",
+        // No purchase token: the backend has no token issuer yet.
+        { saleId, quantity: r.quantity, requestId: r.requestId, purchaseToken: "", retry: r.retry },
+        { metadata: userMetadata(userId), deadlineMs },
+      );
+      return { orderId: order!.orderId, quantity: order!.quantity };
+    },
+  };
+}
+
+const persisted = (o: Order | undefined) => o !== undefined && o.status !== OrderStatus.ORDER_STATUS_PENDING && o.status !== OrderStatus.ORDER_STATUS_UNSPECIFIED;
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/**
+ * Waits until the order is persisted (CREATED or later), as a buyer's page
+ * would: WatchOrder first; if the stream fails or ends early, GetOrder every
+ * `pollMs` until the timeout.
+ */
+export async function watchUntilCreated(
+  backend: Backend,
+  userId: string,
+  orderId: string,
+  timeoutMs: number,
+  deadlineMs: number,
+  /** performance.now() of the PlaceOrder answer: createdAfterMs counts from there. */
+  since = performance.now(),
+  pollMs = 200,
+): Promise<WatchResult> {
+  const started = since;
+  const until = performance.now() + timeoutMs;
+  const stream = await new Promise<"created" | "timeout" | "failed">((resolve) => {
+    const call = backend.orders.watchOrder({ orderId }, userMetadata(userId), { deadline: Date.now() + timeoutMs });
+    let done = false;
+    const finish = (how: "created" | "timeout" | "failed") => {
+      if (done) return;
+      done = true;
+      resolve(how);
+    };
+    call.on("data", (msg: { order?: Order }) => {
+      if (persisted(msg.order)) {
+        finish("created");
+        call.cancel();
+      }
+    });
+    call.on("error", (error: ServiceError) => finish(error.code === status.DEADLINE_EXCEEDED ? "timeout" : "failed"));
+    call.on("end", () => finish("failed"));
+  });
+  if (stream === "created") return { orderId, createdAfterMs: performance.now() - started, via: "stream", fellBack: false };
+  if (stream === "timeout") return { orderId, fellBack: false };
+  while (performance.now() < until) {
+    try {
+      const { order } = await callUnary(backend.orders, "getOrder", { orderId }, { metadata: userMetadata(userId), deadlineMs });
+      if (persisted(order)) return { orderId, createdAfterMs: performance.now() - started, via: "poll", fellBack: true };
+    } catch {
+      // Keep polling until the timeout: the page would too.
+    }
+    await sleep(Math.min(pollMs, Math.max(0, until - performance.now())));
+  }
+  return { orderId, fellBack: true };
+}
+
+/** GetSale.sold: units in orders persisted in Postgres. */
+export async function soldInPostgres(backend: Backend, saleId: string, deadlineMs: number): Promise<{ sold: number; totalStock: number }> {
+  const { sale } = await callUnary(backend.sales, "getSale", { saleId }, { deadlineMs });
+  return { sold: sale!.sold, totalStock: sale!.totalStock };
+}
+
+/** A user's persisted orders of the sale, every page. */
+export async function ordersOf(backend: Backend, userId: string, saleId: string, deadlineMs: number): Promise<Order[]> {
+  const out: Order[] = [];
+  let pageToken = "";
+  do {
+    const page = await callUnary(backend.orders, "listOrders", { saleId, pageSize: 100, pageToken }, { metadata: userMetadata(userId), deadlineMs });
+    out.push(...page.orders);
+    pageToken = page.nextPageToken;
+  } while (pageToken);
+  return out;
+}

@@ -1,0 +1,87 @@
+import { describe, expect, it } from "vitest";
+import { status } from "@grpc/grpc-js";
+import { cleanRun } from "./fixtures.test-support.js";
+import { exitCodeOf, renderSummary, summarize } from "./summary.js";
+
+describe("summarize", () => {
+  it("passes a clean sale and counts what happened", () => {
+    const s = summarize(cleanRun(3, 10));
+    expect(s).toMatchObject({
+      users: 10,
+      attempts: 10,
+      retries: 0,
+      successes: 3,
+      unitsWon: 3,
+      soldOut: 7,
+      rateLimited: 0,
+      rejectedByReason: { SOLD_OUT: 7 },
+      errorsByCode: {},
+      oversold: 0,
+      overLimitUsers: { fromAnswers: 0, fromPostgres: 0 },
+      lostUnits: 0,
+      ok: true,
+    });
+    expect(s.postgres).toMatchObject({ unitsSold: 3, ordersListed: 3, missingOrders: 0, allPersistedAtMs: 200, afterLastWinMs: 200 - 27 });
+    // 10 calls between 0 ms and 104 ms.
+    expect(s.buyingWindowMs).toBe(104);
+    expect(s.throughputPerSec).toBe(96);
+    expect(s.latencyMs).toMatchObject({ p50: 9, p99: 14, max: 14 });
+    expect(exitCodeOf(s)).toBe(0);
+    expect(renderSummary(s)).toMatch(/PASS/);
+  });
+
+  it("fails on oversold units, by the answers or by Postgres", () => {
+    const d = cleanRun(3, 10);
+    d.persist.finalSold = 4;
+    const s = summarize(d);
+    expect(s.oversold).toBe(1);
+    expect(s.ok).toBe(false);
+    expect(exitCodeOf(s)).toBe(2);
+    expect(s.checks.find((c) => c.name === "no unit oversold")?.ok).toBe(false);
+
+    const answers = cleanRun(3, 10);
+    answers.clicks[5].outcome = { kind: "won", orderId: "extra", quantity: 1, atMs: 60 };
+    expect(summarize(answers).oversold).toBe(1);
+  });
+
+  it("fails when a user holds more than the limit", () => {
+    const d = cleanRun(3, 10);
+    d.clicks.push({ userId: "u0", requestId: "again", calls: 1, outcome: { kind: "won", orderId: "o0b", quantity: 1, atMs: 70 } });
+    d.verification.unitsPerUser.set("u0", 2);
+    const s = summarize(d);
+    expect(s.overLimitUsers).toEqual({ fromAnswers: 1, fromPostgres: 1 });
+    expect(s.ok).toBe(false);
+  });
+
+  it("fails when Postgres does not hold every unit won, or holds orders nobody was told about", () => {
+    const d = cleanRun(3, 10);
+    d.persist.finalSold = 2;
+    d.verification.orderIds.delete("o2");
+    const s = summarize(d);
+    expect(s.postgres.missingOrders).toBe(1);
+    expect(s.checks.filter((c) => !c.ok).map((c) => c.name)).toEqual(["units in Postgres = units won", "orders listed back = orders won"]);
+
+    const extra = cleanRun(3, 10);
+    extra.verification.orderIds.add("ghost");
+    expect(summarize(extra).postgres.unexpectedOrders).toBe(1);
+    expect(summarize(extra).ok).toBe(false);
+  });
+
+  it("fails when buyers were told SOLD_OUT while units were left", () => {
+    const d = cleanRun(3, 10);
+    d.sale.totalStock = 5;
+    const s = summarize(d);
+    expect(s.lostUnits).toBe(2);
+    expect(s.ok).toBe(false);
+  });
+
+  it("counts retries, rate limiting and errors by code", () => {
+    const d = cleanRun(3, 10);
+    d.calls.push({ startMs: 1, endMs: 3, code: status.UNAVAILABLE, reason: "OVERLOADED" }, { startMs: 2, endMs: 4, code: status.DEADLINE_EXCEEDED });
+    d.clicks[9].outcome = { kind: "refused", code: status.RESOURCE_EXHAUSTED, reason: "RATE_LIMITED" };
+    d.clicks[8].outcome = { kind: "error", code: status.UNAVAILABLE, message: "down" };
+    const s = summarize(d);
+    expect(s).toMatchObject({ attempts: 12, retries: 2, rateLimited: 1, gaveUp: 1, errorsByCode: { DEADLINE_EXCEEDED: 1, UNAVAILABLE: 1 } });
+    expect(s.rejectedByReason).toEqual({ SOLD_OUT: 5, RATE_LIMITED: 1 });
+  });
+});

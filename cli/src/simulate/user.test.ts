@@ -1,0 +1,103 @@
+import { describe, expect, it } from "vitest";
+import { Metadata, status } from "@grpc/grpc-js";
+import { rejectionMetadata } from "@seckill/sdk";
+import { mapBounded, semaphore } from "./pool.js";
+import type { CallRecord } from "./stats.js";
+import { placeWithRetries, runBuyer, type BuyerPort, type Clock } from "./user.js";
+
+const refusal = (code: status, message: string, reason?: string, retryDelayMs?: number) =>
+  Object.assign(new Error(message), { code, details: message, metadata: reason ? rejectionMetadata(code, message, reason, { retryDelayMs }) : new Metadata() });
+
+function fakeClock(): Clock & { slept: number[] } {
+  let now = 0;
+  const slept: number[] = [];
+  return {
+    slept,
+    now: () => now,
+    sleep: async (ms) => {
+      slept.push(ms);
+      now += ms;
+    },
+  };
+}
+
+function fakePort(answers: (() => Promise<{ orderId: string; quantity: number }>)[]) {
+  const sent: { userId: string; requestId: string; retry: boolean }[] = [];
+  const port: BuyerPort = {
+    saleStatus: async () => ({}),
+    placeOrder: (userId, r) => {
+      sent.push({ userId, requestId: r.requestId, retry: r.retry });
+      return answers.shift()!();
+    },
+  };
+  return { port, sent };
+}
+
+describe("placeWithRetries", () => {
+  it("retries a lost answer with the same request id and retry: true, after the RetryInfo delay", async () => {
+    const { port, sent } = fakePort([
+      () => Promise.reject(refusal(status.UNAVAILABLE, "redis down", "OVERLOADED", 300)),
+      () => Promise.reject(refusal(status.DEADLINE_EXCEEDED, "Deadline exceeded")),
+      () => Promise.resolve({ orderId: "o1", quantity: 1 }),
+    ]);
+    const clock = fakeClock();
+    const calls: CallRecord[] = [];
+    const result = await placeWithRetries("alice", "req-1", port, { quantity: 1, maxAttempts: 4 }, clock, () => 0, (c) => calls.push(c));
+    expect(sent).toEqual([
+      { userId: "alice", requestId: "req-1", retry: false },
+      { userId: "alice", requestId: "req-1", retry: true },
+      { userId: "alice", requestId: "req-1", retry: true },
+    ]);
+    expect(clock.slept).toEqual([300, 50]); // the server's delay, then the backoff for the second retry
+    expect(result).toMatchObject({ calls: 3, outcome: { kind: "won", orderId: "o1" } });
+    expect(calls.map((c) => c.code)).toEqual([status.UNAVAILABLE, status.DEADLINE_EXCEEDED, status.OK]);
+  });
+
+  it("gives up after the last attempt and reports the error", async () => {
+    const { port, sent } = fakePort(Array.from({ length: 3 }, () => () => Promise.reject(refusal(status.UNAVAILABLE, "no connection"))));
+    const result = await placeWithRetries("bob", "r", port, { quantity: 1, maxAttempts: 3 }, fakeClock(), () => 0.5, () => {});
+    expect(sent).toHaveLength(3);
+    expect(result.outcome).toEqual({ kind: "error", code: status.UNAVAILABLE, message: "no connection" });
+  });
+
+  it("takes a refusal as the answer: no retry", async () => {
+    const { port, sent } = fakePort([() => Promise.reject(refusal(status.FAILED_PRECONDITION, "sold out", "SOLD_OUT"))]);
+    const result = await placeWithRetries("carol", "r", port, { quantity: 1, maxAttempts: 4 }, fakeClock(), () => 0, () => {});
+    expect(sent).toHaveLength(1);
+    expect(result.outcome).toEqual({ kind: "refused", code: status.FAILED_PRECONDITION, reason: "SOLD_OUT" });
+  });
+});
+
+describe("runBuyer", () => {
+  it("reads the status once, then clicks each planned click even when the status read failed", async () => {
+    const { port, sent } = fakePort([() => Promise.resolve({ orderId: "o1", quantity: 1 }), () => Promise.reject(refusal(status.ALREADY_EXISTS, "limit", "ALREADY_PURCHASED"))]);
+    port.saleStatus = () => Promise.reject(new Error("down"));
+    const clock = fakeClock();
+    const user = { index: 0, userId: "dave", arrivalMs: 0, clicks: [{ requestId: "a", thinkMs: 0 }, { requestId: "b", thinkMs: 120 }] };
+    const { clicks, statusFailed } = await runBuyer(user, port, { quantity: 1, maxAttempts: 2 }, clock, () => 0, () => {});
+    expect(statusFailed).toBe(true);
+    expect(sent.map((s) => s.requestId)).toEqual(["a", "b"]);
+    expect(clock.slept).toEqual([120]);
+    expect(clicks.map((c) => c.outcome.kind)).toEqual(["won", "refused"]);
+  });
+});
+
+describe("pool", () => {
+  it("never runs more than the bound at once", async () => {
+    const s = semaphore(3);
+    let running = 0;
+    let peak = 0;
+    await Promise.all(
+      Array.from({ length: 20 }, () =>
+        s.run(async () => {
+          peak = Math.max(peak, ++running);
+          await new Promise((r) => setTimeout(r, 1));
+          running--;
+        }),
+      ),
+    );
+    expect(peak).toBe(3);
+    expect(s.active).toBe(0);
+    expect(await mapBounded([3, 1, 2], 2, async (n) => n * 2)).toEqual([6, 2, 4]);
+  });
+});

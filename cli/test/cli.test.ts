@@ -1,0 +1,162 @@
+// The seckill command against a real stack (startTestStack: its own database,
+// stream and Redis namespace, servers on OS-chosen ports): a small simulated
+// sale end to end, the sale commands, the real bin, and the message when the
+// backend is not there.
+import { execFile } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startTestStack, type TestStack } from "../../test/support/stack.js";
+import type { Io } from "../src/context.js";
+import { runCli } from "../src/program.js";
+import type { Summary } from "../src/simulate/summary.js";
+
+const REPO = fileURLToPath(new URL("../..", import.meta.url));
+const BIN = path.join(REPO, "cli/bin/seckill.js");
+
+let stack: TestStack;
+let dir: string;
+beforeAll(async () => {
+  stack = await startTestStack();
+  dir = mkdtempSync(path.join(tmpdir(), "seckill-cli-"));
+});
+afterAll(async () => {
+  await stack?.stop();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+/** Runs the CLI in this process; returns its exit code and what it printed. */
+async function cli(...args: string[]) {
+  const out: string[] = [];
+  const err: string[] = [];
+  const io: Io = { out: (t) => out.push(t), err: (t) => err.push(t), stderr: { write: (c: string) => err.push(c), isTTY: false } };
+  const code = await runCli(["--inventory", stack.inventory.address, "--order", stack.order.address, ...args], io);
+  return { code, stdout: out.join("\n"), stderr: err.join("\n") };
+}
+
+function runBin(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [BIN, ...args], { cwd: REPO, timeout: 20_000 }, (error, stdout, stderr) => {
+      resolve({ code: error ? (typeof error.code === "number" ? error.code : 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+/** A loopback port nothing listens on. */
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const { port } = server.address() as { port: number };
+  await new Promise((r) => server.close(r));
+  return port;
+}
+
+describe("seckill simulate", () => {
+  it("sells exactly the stock to a crowd, and every unit reaches Postgres", { timeout: 30_000 }, async () => {
+    const report = path.join(dir, "report.html");
+    const { code, stdout, stderr } = await cli(
+      "simulate", "--users", "300", "--stock", "20", "--starts-in", "1s", "--ramp", "500ms", "--seed", "42", "--json", "--quiet", "--report", report,
+    );
+    expect(stderr).toBe("");
+    const summary = JSON.parse(stdout) as Summary;
+    expect(code).toBe(0);
+    expect(summary).toMatchObject({ users: 300, successes: 20, unitsWon: 20, oversold: 0, overLimitUsers: { fromAnswers: 0, fromPostgres: 0 }, ok: true });
+    expect(summary.postgres).toMatchObject({ unitsSold: 20, ordersListed: 20, missingOrders: 0, unexpectedOrders: 0 });
+    expect(summary.soldOut).toBeGreaterThan(250);
+    expect(summary.attempts).toBeGreaterThanOrEqual(summary.clicks);
+    expect(summary.watch.created).toBe(20);
+    expect(summary.latencyMs.p50).toBeGreaterThan(0);
+    expect(summary.checks.every((c) => c.ok)).toBe(true);
+
+    // Postgres, read directly: exactly those orders, nobody over the limit.
+    const rows = await stack.db("orders").where({ sale_id: summary.saleId }).select("user_id");
+    expect(rows).toHaveLength(20);
+    expect(new Set(rows.map((r) => r.user_id)).size).toBe(20);
+    const sale = await stack.db("sales").where({ id: summary.saleId }).first();
+    expect(sale.sold).toBe(20);
+
+    const html = readFileSync(report, "utf8");
+    expect(html).toContain("<svg");
+    expect(html).not.toMatch(/https?:\/\//);
+  });
+
+  it("prints the summary table by default", { timeout: 30_000 }, async () => {
+    const { code, stdout, stderr } = await cli("simulate", "--users", "40", "--stock", "5", "--starts-in", "0s", "--ramp", "100ms", "--impatient", "0");
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/^successes\s+5 orders, 5 units, 5 users$/m);
+    expect(stdout).toMatch(/^oversold\s+0$/m);
+    expect(stdout).toMatch(/PASS/);
+    expect(stderr).toMatch(/created sale/);
+  });
+
+  it("refuses a quantity above the per-user limit before creating anything", async () => {
+    const { code, stderr } = await cli("simulate", "--quantity", "2", "--per-user-limit", "1");
+    expect(code).toBe(1);
+    expect(stderr).toMatch(/--quantity 2 is more than --per-user-limit 1/);
+  });
+});
+
+describe("seckill sale", () => {
+  it("creates, shows, opens and closes a sale", async () => {
+    const created = await cli("sale", "create", "--name", "CLI socks", "--stock", "7", "--price", "1250", "--starts-in", "10m", "--per-user-limit", "2", "--json");
+    expect(created.code).toBe(0);
+    const sale = JSON.parse(created.stdout);
+    expect(sale).toMatchObject({ name: "CLI socks", totalStock: 7, priceMinor: 1250, perUserLimit: 2, sold: 0 });
+
+    const before = JSON.parse((await cli("sale", "show", sale.saleId, "--json")).stdout);
+    expect(before.status).toMatchObject({ phase: "NOT_STARTED", stockLeft: 7 });
+    expect(before.status.countdown).toMatch(/^opens in (9m|10m)/);
+
+    expect((await cli("sale", "open", sale.saleId)).stdout).toMatch(/^opened sale /);
+    const shown = await cli("sale", "show", sale.saleId);
+    expect(shown.stdout).toMatch(/^phase\s+OPEN$/m);
+    expect(shown.stdout).toMatch(/^stock left \(Redis\)\s+7 of 7$/m);
+
+    expect((await cli("sale", "close", sale.saleId)).code).toBe(0);
+    expect(JSON.parse((await cli("sale", "show", sale.saleId, "--json")).stdout).status.phase).toBe("ENDED");
+
+    const list = await cli("sale", "list");
+    expect(list.stdout).toMatch(/^SALE\s+NAME\s+SOLD\s+STOCK/);
+    expect(list.stdout).toContain("CLI socks");
+  });
+
+  it("reports refusals as one readable line", async () => {
+    const missing = await cli("sale", "show", "00000000000000000000000000");
+    expect(missing).toMatchObject({ code: 1, stderr: "seckill: NOT_FOUND: no sale 00000000000000000000000000" });
+    const bad = await cli("sale", "create", "--currency", "eu");
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/INVALID_ARGUMENT: currency/);
+  });
+});
+
+describe("the seckill bin", () => {
+  it("runs `sale list --json` against the stack", { timeout: 25_000 }, async () => {
+    const { code, stdout, stderr } = await runBin(["sale", "list", "--inventory", stack.inventory.address, "--order", stack.order.address, "--json"]);
+    expect(stderr).toBe("");
+    expect(code).toBe(0);
+    const page = JSON.parse(stdout);
+    expect(Array.isArray(page.sales)).toBe(true);
+    expect(page.sales.length).toBeGreaterThan(0);
+  });
+
+  it("exits 1 with a hint when the backend is not running", { timeout: 25_000 }, async () => {
+    const port = await closedPort();
+    const { code, stderr } = await runBin(["sale", "list", "--inventory", `127.0.0.1:${port}`, "--order", `127.0.0.1:${port}`]);
+    expect(code).toBe(1);
+    expect(stderr.trim()).toBe(
+      `seckill: cannot reach the inventory service at 127.0.0.1:${port} — is the backend running? start it with: npm start (or point --inventory at it)`,
+    );
+  });
+
+  it("names the order service when only it is missing", async () => {
+    const port = await closedPort();
+    const out: string[] = [];
+    const io: Io = { out: () => {}, err: (t) => out.push(t), stderr: { write: () => true } };
+    const code = await runCli(["--inventory", stack.inventory.address, "--order", `127.0.0.1:${port}`, "simulate"], io);
+    expect(code).toBe(1);
+    expect(out.join("\n")).toMatch(new RegExp(`cannot reach the order service at 127\\.0\\.0\\.1:${port} — is the backend running\\? start it with: npm start`));
+  });
+});
