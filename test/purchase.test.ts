@@ -16,15 +16,16 @@ afterAll(async () => {
 const place = (saleId: string, userId: string, requestId: string, quantity = 1, retry = false) =>
   callUnary(stack.orders, "placeOrder", { saleId, quantity, requestId, purchaseToken: "", retry }, { metadata: userMetadata(userId) });
 
-/** As a well-behaved client buys: on UNAVAILABLE, wait as told and retry with the same request id. */
+/** As a well-behaved client buys: on UNAVAILABLE, back off from the server's hint and retry with the same request id. */
 async function placeWithRetries(saleId: string, userId: string, requestId: string) {
   for (let attempt = 1; ; attempt++) {
     try {
       return await place(saleId, userId, requestId, 1, attempt > 1);
     } catch (error) {
       const refusal = rejectionOf(error as ServiceError);
-      if (refusal.code !== status.UNAVAILABLE || attempt === 20) throw error;
-      await new Promise((r) => setTimeout(r, (refusal.retryDelayMs ?? 50) * (0.5 + Math.random())));
+      if (refusal.code !== status.UNAVAILABLE || attempt === 30) throw error;
+      const backoff = Math.min(1000, (refusal.retryDelayMs ?? 50) * 2 ** Math.min(attempt - 1, 5));
+      await new Promise((r) => setTimeout(r, backoff * (0.5 + Math.random())));
     }
   }
 }

@@ -97,7 +97,7 @@ export function readConfig(env: Env = process.env): Config {
     publishTimeoutMs: int("PUBLISH_TIMEOUT_MS", 2000, 10, 60_000),
     drainDelayMs: int("SHUTDOWN_DRAIN_DELAY_MS", 0, 0, 120_000),
     shutdownGraceMs: int("SHUTDOWN_GRACE_MS", 10_000, 0, 300_000),
-    maxInFlight: int("MAX_IN_FLIGHT", 1000, 1, 1_000_000),
+    maxInFlight: int("MAX_IN_FLIGHT", 256, 1, 1_000_000),
     reserveBatchMax: int("RESERVE_BATCH_MAX", 256, 1, 512),
     writerBatchSize: int("WRITER_BATCH_SIZE", 500, 1, 5000),
     writerConcurrency: int("WRITER_CONCURRENCY", 2, 1, 64),

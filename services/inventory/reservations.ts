@@ -183,8 +183,10 @@ export function createReservationService(deps: ReservationDeps) {
 
     async stock(saleId: string) {
       if (!isSaleId(saleId)) throw invalid("sale_id", "26 characters of Crockford base32");
-      const stock = await store.stock(saleId);
-      return { saleId, totalStock: stock.totalStock, stockLeft: stock.stockLeft, warm: stock.warm };
+      const live = await store.live(saleId);
+      return live.warm
+        ? { saleId, totalStock: live.totalStock, stockLeft: live.stockLeft, warm: true }
+        : { saleId, totalStock: 0, stockLeft: 0, warm: false };
     },
 
     async reservation(reservationId: string): Promise<GetReservationResponse> {

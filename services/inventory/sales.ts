@@ -10,10 +10,10 @@ import {
 import type { Knex } from "knex";
 import { isRequestId, isSaleId, type IdSource } from "../common/ids.js";
 import { decodePageToken, pageLimit, pageOf } from "../common/page-token.js";
-import { invalid, refuse } from "../common/refusal.js";
+import { invalid, overloaded, refuse } from "../common/refusal.js";
 import * as repo from "./sale-repository.js";
 import type { SaleRow } from "./sale-repository.js";
-import type { StockStore } from "./stock-store.js";
+import type { SaleRules, SaleWindow, StockStore } from "./stock-store.js";
 
 const MAX_SALE_LENGTH_MS = 30 * 24 * 3600 * 1000;
 
@@ -73,23 +73,26 @@ export function toSale(row: SaleRow): Sale {
   };
 }
 
-/** The end of purchases: ends_at, or closed_at when an operator closed the sale earlier. */
-export const effectiveEnd = (row: SaleRow): Date =>
-  row.closed_at && row.closed_at < row.ends_at ? row.closed_at : row.ends_at;
+export const windowOf = (row: SaleRow): SaleWindow => ({
+  startsAtMs: row.starts_at.getTime(),
+  endsAtMs: row.ends_at.getTime(),
+  closedAtMs: row.closed_at?.getTime() ?? 0,
+});
 
-export function phaseOf(row: SaleRow, stockLeft: number, now: Date): SalePhase {
-  if (row.closed_at || now >= row.ends_at) return SalePhase.SALE_PHASE_ENDED;
-  if (now < row.starts_at) return SalePhase.SALE_PHASE_NOT_STARTED;
+/** The end of purchases: ends_at, or the close when an operator closed the sale earlier. */
+export const windowEndMs = (w: SaleWindow): number => (w.closedAtMs > 0 && w.closedAtMs < w.endsAtMs ? w.closedAtMs : w.endsAtMs);
+
+export const effectiveEnd = (row: SaleRow): Date => new Date(windowEndMs(windowOf(row)));
+
+export function phaseAt(w: SaleWindow, stockLeft: number, nowMs: number): SalePhase {
+  if (w.closedAtMs > 0 || nowMs >= w.endsAtMs) return SalePhase.SALE_PHASE_ENDED;
+  if (nowMs < w.startsAtMs) return SalePhase.SALE_PHASE_NOT_STARTED;
   return stockLeft > 0 ? SalePhase.SALE_PHASE_OPEN : SalePhase.SALE_PHASE_SOLD_OUT;
 }
 
-const rulesOf = (row: SaleRow) => ({
-  startsAtMs: row.starts_at.getTime(),
-  endsAtMs: row.ends_at.getTime(),
-  perUserLimit: row.per_user_limit,
-  closed: row.closed_at !== null,
-  totalStock: row.total_stock,
-});
+export const phaseOf = (row: SaleRow, stockLeft: number, now: Date): SalePhase => phaseAt(windowOf(row), stockLeft, now.getTime());
+
+const rulesOf = (row: SaleRow): SaleRules => ({ ...windowOf(row), perUserLimit: row.per_user_limit, totalStock: row.total_stock });
 
 function checkSaleId(saleId: string): void {
   if (!isSaleId(saleId)) throw invalid("sale_id", "26 characters of Crockford base32");
@@ -130,22 +133,24 @@ export function createSaleService(deps: SaleServiceDeps) {
       return { sales: page.map(toSale), nextPageToken };
     },
 
+    /** Answered from Redis alone (the endpoint every waiting buyer polls); Postgres only for a cold sale. */
     async status(saleId: string): Promise<GetSaleStatusResponse> {
-      const row = await load(saleId);
-      let stock = await store.stock(saleId);
-      if (!stock.warm) {
-        await warm(row);
-        stock = await store.stock(saleId);
+      checkSaleId(saleId);
+      let live = await store.live(saleId);
+      if (!live.warm) {
+        await warm(await load(saleId));
+        live = await store.live(saleId);
+        if (!live.warm) throw overloaded("the sale could not be loaded; retry");
       }
       const now = deps.now();
       return {
         saleId,
-        phase: phaseOf(row, stock.stockLeft, now),
+        phase: phaseAt(live, live.stockLeft, now.getTime()),
         serverTime: now,
-        startsAt: row.starts_at,
-        endsAt: effectiveEnd(row),
-        stockLeft: stock.stockLeft,
-        totalStock: row.total_stock,
+        startsAt: new Date(live.startsAtMs),
+        endsAt: new Date(windowEndMs(live)),
+        stockLeft: live.stockLeft,
+        totalStock: live.totalStock,
       };
     },
 
@@ -161,7 +166,7 @@ export function createSaleService(deps: SaleServiceDeps) {
     async close(saleId: string): Promise<Sale> {
       await load(saleId);
       const row = (await repo.closeSale(db, saleId, deps.now()))!;
-      await store.setRules(saleId, { closed: true });
+      await store.setRules(saleId, { closedAtMs: row.closed_at!.getTime() });
       return toSale(row);
     },
 

@@ -26,13 +26,20 @@ export interface ReserveAnswer {
   quantity: number;
 }
 
-export interface SaleRules {
+/** When a sale takes purchases; closedAtMs is 0 unless an operator closed it. */
+export interface SaleWindow {
   startsAtMs: number;
   endsAtMs: number;
+  closedAtMs: number;
+}
+
+export interface SaleRules extends SaleWindow {
   perUserLimit: number;
-  closed: boolean;
   totalStock: number;
 }
+
+/** What Redis knows of a sale right now: enough to answer GetSaleStatus without Postgres. */
+export type LiveSale = { warm: false } | ({ warm: true; stockLeft: number; totalStock: number } & SaleWindow);
 
 export interface StoredReservation {
   reservationId: string;
@@ -47,9 +54,9 @@ export interface StoredReservation {
 export interface StockStore {
   reserve(saleId: string, nowMs: number, attempts: ReserveAttempt[]): Promise<ReserveAnswer[]>;
   warm(saleId: string, rules: SaleRules, stockLeft: number, buyers: [string, number][]): Promise<{ loaded: boolean; stockLeft: number }>;
-  setRules(saleId: string, rules: Partial<Pick<SaleRules, "startsAtMs" | "closed">>): Promise<boolean>;
+  setRules(saleId: string, rules: Partial<Pick<SaleRules, "startsAtMs" | "closedAtMs">>): Promise<boolean>;
   release(saleId: string, reservationId: string): Promise<{ outcome: "RELEASED" | "ALREADY_RELEASED" | "UNKNOWN" | "COLD"; stockLeft: number }>;
-  stock(saleId: string): Promise<{ warm: boolean; stockLeft: number; totalStock: number }>;
+  live(saleId: string): Promise<LiveSale>;
   reservation(saleId: string, reservationId: string): Promise<StoredReservation | undefined>;
 }
 
@@ -114,7 +121,7 @@ export function createStockStore(redis: Redis, namespace: string): StockStore {
     async warm(saleId, rules, stockLeft, buyers) {
       const k = keysOf(saleId);
       const args: (string | number)[] = [k.rules, k.stock, k.buyers];
-      args.push(rules.startsAtMs, rules.endsAtMs, rules.perUserLimit, rules.closed ? 1 : 0, rules.totalStock, stockLeft);
+      args.push(rules.startsAtMs, rules.endsAtMs, rules.perUserLimit, rules.closedAtMs, rules.totalStock, stockLeft);
       for (const [user, units] of buyers) args.push(user, units);
       const [loaded, left] = await scripts.seckillWarm(...args);
       return { loaded: loaded === 1, stockLeft: Number(left) };
@@ -123,7 +130,7 @@ export function createStockStore(redis: Redis, namespace: string): StockStore {
     async setRules(saleId, rules) {
       const fields: (string | number)[] = [];
       if (rules.startsAtMs !== undefined) fields.push("starts", rules.startsAtMs);
-      if (rules.closed !== undefined) fields.push("closed", rules.closed ? 1 : 0);
+      if (rules.closedAtMs !== undefined) fields.push("closed", rules.closedAtMs);
       if (fields.length === 0) return false;
       return (await scripts.seckillSetRules(keysOf(saleId).rules, ...fields)) === 1;
     },
@@ -135,10 +142,21 @@ export function createStockStore(redis: Redis, namespace: string): StockStore {
       return { outcome, stockLeft: Number(left) };
     },
 
-    async stock(saleId) {
+    async live(saleId) {
       const k = keysOf(saleId);
-      const [left, total] = await Promise.all([redis.get(k.stock), redis.hget(k.rules, "total")]);
-      return { warm: total !== null, stockLeft: Number(left ?? 0), totalStock: Number(total ?? 0) };
+      const [left, [starts, ends, closed, total]] = await Promise.all([
+        redis.get(k.stock),
+        redis.hmget(k.rules, "starts", "ends", "closed", "total"),
+      ]);
+      if (total === null) return { warm: false };
+      return {
+        warm: true,
+        stockLeft: Number(left ?? 0),
+        totalStock: Number(total),
+        startsAtMs: Number(starts),
+        endsAtMs: Number(ends),
+        closedAtMs: Number(closed ?? 0),
+      };
     },
 
     async reservation(saleId, reservationId) {

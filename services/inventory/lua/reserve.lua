@@ -23,7 +23,7 @@ end
 
 local now = tonumber(ARGV[1])
 local starts, ends, limit = tonumber(rules[1]), tonumber(rules[2]), tonumber(rules[3])
-local ended = rules[4] == '1' or now >= ends
+local ended = tonumber(rules[4]) > 0 or now >= ends
 local stock = tonumber(redis.call('GET', KEYS[2]) or '0')
 local initial = stock
 

@@ -1,6 +1,6 @@
 -- Loads a sale into Redis unless it is already there (never overwrites).
 -- KEYS: 1 rules, 2 stock, 3 buyers
--- ARGV: starts_ms, ends_ms, per_user_limit, closed (0/1), total, stock_left,
+-- ARGV: starts_ms, ends_ms, per_user_limit, closed_ms (0: not closed), total, stock_left,
 --       then pairs of user, units already bought
 -- Returns {loaded (1/0), stock left}.
 if redis.call('EXISTS', KEYS[1]) == 1 then

@@ -1565,7 +1565,8 @@ export const OrderServiceService = {
    * reserved (the order is written to Postgres shortly after), or a refusal
    * with its reason (SOLD_OUT, SALE_NOT_STARTED, SALE_ENDED, ALREADY_PURCHASED,
    * ...). Idempotent on request_id: retrying with the same id returns the same
-   * order. Retry only on UNAVAILABLE, with the same request id.
+   * order. Retry only on UNAVAILABLE or DEADLINE_EXCEEDED, with the same
+   * request id and `retry` set.
    */
   placeOrder: {
     path: "/seckill.v1.OrderService/PlaceOrder" as const,
@@ -1644,7 +1645,8 @@ export interface OrderServiceServer extends UntypedServiceImplementation {
    * reserved (the order is written to Postgres shortly after), or a refusal
    * with its reason (SOLD_OUT, SALE_NOT_STARTED, SALE_ENDED, ALREADY_PURCHASED,
    * ...). Idempotent on request_id: retrying with the same id returns the same
-   * order. Retry only on UNAVAILABLE, with the same request id.
+   * order. Retry only on UNAVAILABLE or DEADLINE_EXCEEDED, with the same
+   * request id and `retry` set.
    */
   placeOrder: handleUnaryCall<PlaceOrderRequest, PlaceOrderResponse>;
   /** Returns one order: PENDING until it is in Postgres, then CREATED and later. */
@@ -1675,7 +1677,8 @@ export interface OrderServiceClient extends Client {
    * reserved (the order is written to Postgres shortly after), or a refusal
    * with its reason (SOLD_OUT, SALE_NOT_STARTED, SALE_ENDED, ALREADY_PURCHASED,
    * ...). Idempotent on request_id: retrying with the same id returns the same
-   * order. Retry only on UNAVAILABLE, with the same request id.
+   * order. Retry only on UNAVAILABLE or DEADLINE_EXCEEDED, with the same
+   * request id and `retry` set.
    */
   placeOrder(
     request: PlaceOrderRequest,
