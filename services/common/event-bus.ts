@@ -24,10 +24,10 @@ export interface EventNames {
   writerConsumer: string;
   reservations(saleId: string): string;
   releases(saleId: string): string;
-  orderStatus(saleId: string): string;
+  /** One subject per order: only processes watching the order receive its changes. */
+  orderStatus(orderId: string): string;
   reservationsFilter: string;
   releasesFilter: string;
-  orderStatusFilter: string;
 }
 
 export function eventNames(namespace: string): EventNames {
@@ -36,10 +36,9 @@ export function eventNames(namespace: string): EventNames {
     writerConsumer: `${namespace}_order_writer`,
     reservations: (saleId) => `${namespace}.reservations.${saleId}`,
     releases: (saleId) => `${namespace}.releases.${saleId}`,
-    orderStatus: (saleId) => `${namespace}.order-status.${saleId}`,
+    orderStatus: (orderId) => `${namespace}.order-status.${orderId}`,
     reservationsFilter: `${namespace}.reservations.*`,
     releasesFilter: `${namespace}.releases.*`,
-    orderStatusFilter: `${namespace}.order-status.*`,
   };
 }
 
@@ -123,7 +122,7 @@ export function createEventPublisher(nc: NatsConnection, js: JetStreamClient, na
         timeout: timeoutMs,
       }),
     orderStatusChanged: (event) => {
-      if (!nc.isClosed()) nc.publish(names.orderStatus(event.saleId), OrderStatusChanged.encode(event).finish());
+      if (!nc.isClosed()) nc.publish(names.orderStatus(event.orderId), OrderStatusChanged.encode(event).finish());
     },
   };
 }

@@ -27,7 +27,7 @@ export async function startOrder(config: Config, log: Logger, clock: () => numbe
     maxMessageBytes: config.grpcMaxMessageBytes,
   });
   const orders = createOrderService({ db, inventory, publisher: bus.publisher, now: () => new Date(clock()), log });
-  const hub = createOrderWatchHub(bus.nc, bus.names.orderStatusFilter, config.maxOrderWatchers, log);
+  const hub = createOrderWatchHub(bus.nc, bus.names.orderStatus, config.maxOrderWatchers);
   // Stock coming back (cancel, expiry) lifts this process's sold-out shortcut.
   const releases = bus.nc.subscribe(bus.names.releasesFilter, {
     callback: (error, msg) => {

@@ -1,10 +1,10 @@
-// Order watchers: one NATS subscription per process to the order-status
-// subject, fanned out to the WatchOrder streams of this process by order id.
-// Watchers also re-read the order on a slow timer, so a missed notification
-// only delays an update.
+// Order watchers: a NATS subscription to an order's status subject while at
+// least one WatchOrder stream of this process follows that order, fanned out
+// to those streams. Status changes of orders nobody watches never reach the
+// order service. Watchers also re-read the order on a slow timer, so a missed
+// notification only delays an update.
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
-import { OrderStatus, OrderStatusChanged, type Order } from "@seckill/sdk";
-import type { Logger } from "../common/log.js";
+import { OrderStatus, type Order } from "@seckill/sdk";
 import { overloaded } from "../common/refusal.js";
 import { isFinal } from "./orders.js";
 
@@ -15,45 +15,44 @@ export interface OrderWatchHub {
   close(): void;
 }
 
-export function createOrderWatchHub(nc: NatsConnection, subject: string, maxWatchers: number, log: Logger): OrderWatchHub {
-  const watchers = new Map<string, Set<() => void>>();
+export function createOrderWatchHub(nc: NatsConnection, subjectOf: (orderId: string) => string, maxWatchers: number): OrderWatchHub {
+  const watched = new Map<string, { callbacks: Set<() => void>; subscription: Subscription }>();
   let size = 0;
-  const subscription: Subscription = nc.subscribe(subject, {
-    callback: (error, msg) => {
-      if (error) {
-        log.warn("order status subscription error", { err: error.message });
-        return;
-      }
-      let event: OrderStatusChanged;
-      try {
-        event = OrderStatusChanged.decode(msg.data);
-      } catch {
-        log.warn("undecodable order status event", { subject: msg.subject });
-        return;
-      }
-      for (const notify of watchers.get(event.orderId) ?? []) notify();
-    },
-  });
   return {
     watch(orderId, onChange) {
       if (size >= maxWatchers) return undefined;
-      let set = watchers.get(orderId);
-      if (!set) watchers.set(orderId, (set = new Set()));
-      set.add(onChange);
+      let entry = watched.get(orderId);
+      if (!entry) {
+        const callbacks = new Set<() => void>();
+        const subscription = nc.subscribe(subjectOf(orderId), {
+          callback: (error) => {
+            if (!error) for (const notify of callbacks) notify();
+          },
+        });
+        watched.set(orderId, (entry = { callbacks, subscription }));
+      }
+      const { callbacks, subscription } = entry;
+      callbacks.add(onChange);
       size++;
       let removed = false;
       return () => {
         if (removed) return;
         removed = true;
         size--;
-        set.delete(onChange);
-        if (set.size === 0) watchers.delete(orderId);
+        callbacks.delete(onChange);
+        if (callbacks.size === 0) {
+          watched.delete(orderId);
+          subscription.unsubscribe();
+        }
       };
     },
     get size() {
       return size;
     },
-    close: () => subscription.unsubscribe(),
+    close() {
+      for (const { subscription } of watched.values()) subscription.unsubscribe();
+      watched.clear();
+    },
   };
 }
 
