@@ -1,0 +1,80 @@
+// The bench's output: one table (figure, ours, baseline, ratio, target,
+// met?) on stdout, and bench/RESULTS.md with the table, the machine and the
+// settings used.
+import { writeFileSync } from "node:fs";
+import os from "node:os";
+
+export interface Row {
+  figure: string;
+  ours: string;
+  baseline: string;
+  ratio: string;
+  target: string;
+  /** "yes", "no", "skipped: …", or "—" for reference rows. */
+  met: string;
+}
+
+const HEADERS: (keyof Row)[] = ["figure", "ours", "baseline", "ratio", "target", "met"];
+const TITLES: Record<keyof Row, string> = { figure: "figure", ours: "ours", baseline: "baseline", ratio: "ratio", target: "target", met: "met?" };
+
+export const fmt = {
+  rate: (n: number) => `${Math.round(n).toLocaleString("en-US")}/s`,
+  ms: (us: number) => `${(us / 1000).toFixed(us < 10_000 ? 1 : 0)} ms`,
+  s: (ms: number) => `${(ms / 1000).toFixed(2)} s`,
+  ratio: (n: number) => (Number.isFinite(n) ? n.toFixed(2) : "—"),
+  mb: (n: number) => `${Math.round(n)} MB`,
+  pct: (n: number) => `${(n * 100).toFixed(1)} %`,
+  int: (n: number) => Math.round(n).toLocaleString("en-US"),
+  yes: (ok: boolean) => (ok ? "yes" : "no"),
+};
+
+/** Median of the values and their spread ("min–max"). */
+export function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+export function spread(values: number[], format: (n: number) => string): string {
+  return values.length > 1 ? ` (${format(Math.min(...values))}–${format(Math.max(...values))})` : "";
+}
+
+export function textTable(rows: Row[]): string {
+  const widths = HEADERS.map((h) => Math.max(TITLES[h].length, ...rows.map((r) => r[h].length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join("  ").trimEnd();
+  return [line(HEADERS.map((h) => TITLES[h])), line(widths.map((w) => "-".repeat(w))), ...rows.map((r) => line(HEADERS.map((h) => r[h])))].join("\n");
+}
+
+export function markdownTable(rows: Row[]): string {
+  const esc = (s: string) => s.replace(/\|/g, "\\|");
+  return [
+    `| ${HEADERS.map((h) => TITLES[h]).join(" | ")} |`,
+    `|${HEADERS.map(() => "---").join("|")}|`,
+    ...rows.map((r) => `| ${HEADERS.map((h) => esc(r[h])).join(" | ")} |`),
+  ].join("\n");
+}
+
+export function writeResults(file: string, parts: { rows: Row[]; settings: Record<string, string>; notes: string[]; details: string[] }): void {
+  const text = [
+    "# Benchmark results",
+    "",
+    "Written by `npm run bench` (bench/run.ts); see ../shared/BENCHMARKS.md for the method. Every ratio is",
+    "against a baseline measured in the same run, on the same machine, with the same load generator.",
+    "",
+    `- date: ${new Date().toISOString()}`,
+    `- cores (nproc): ${os.availableParallelism()}`,
+    `- node: ${process.version}`,
+    `- cpu: ${os.cpus()[0]?.model ?? "unknown"}`,
+    `- load average at the end (1/5/15 min): ${os.loadavg().map((l) => l.toFixed(2)).join(" / ")}`,
+    "",
+    markdownTable(parts.rows),
+    "",
+    ...(parts.notes.length > 0 ? ["## Notes", "", ...parts.notes.map((n) => `- ${n}`), ""] : []),
+    ...(parts.details.length > 0 ? ["## Details", "", ...parts.details, ""] : []),
+    "## Settings",
+    "",
+    ...Object.entries(parts.settings).map(([k, v]) => `- ${k}: ${v}`),
+    "",
+  ].join("\n");
+  writeFileSync(file, text);
+}

@@ -1,0 +1,111 @@
+// `npm run bench`: the figures of ../shared/BENCHMARKS.md, each a ratio
+// against a baseline measured in the same run with the same load generator.
+//
+//   a  accepted purchases/s ÷ no-op calls/s                         ≥ 0.7
+//   b  sold-out answers/s ÷ no-op calls/s                           ≥ 0.95
+//   c  orders persisted/s during a burst ÷ pgbench hot-row TPS      ≥ 20
+//   d  last accepted purchase of a burst → its order in Postgres    ≤ 2 s
+//   e  p99 of admitted calls at 3× the sustainable load             ≤ 50 ms, excess refused fast
+//   f  RSS of each service under sustained load                     flat, ≤ 200 MB
+//
+// It starts its own stack (services as processes, own namespace and
+// database) and a no-op grpc-js server, drives both with bench/h2-load.ts in a
+// child process, prints one table and writes bench/RESULTS.md. It exits 0
+// whatever the figures say; only a broken harness exits non-zero.
+import { fileURLToPath } from "node:url";
+import { readConfig } from "../services/common/config.js";
+import { ensureDependencies } from "../tools/stack/dependencies.js";
+import { Bench, MAX_STOCK, describeSettings, log, readSettings } from "./bench.js";
+import { isMissing, runH2load, runPgbench, type Missing, type PgbenchResult } from "./external.js";
+import { cpuDetails, figureE, figureF, figuresAB, figuresCD, h2loadRow } from "./figures.js";
+import { PLACE_ORDER_PATH, countOf } from "./h2-load.js";
+import { fmt, median, textTable, writeResults } from "./report.js";
+import { startBenchStack, startNoopProcess } from "./stack.js";
+
+const RESULTS_FILE = fileURLToPath(new URL("./RESULTS.md", import.meta.url));
+const STATE_DIR = fileURLToPath(new URL("../.local/bench", import.meta.url));
+
+async function main(): Promise<void> {
+  const settings = readSettings(process.env);
+  const config = readConfig();
+  const cleanups: (() => Promise<unknown>)[] = [];
+  let cleaning: Promise<void> | undefined;
+  const cleanup = () =>
+    (cleaning ??= (async () => {
+      for (const fn of cleanups.reverse()) await fn().catch((error: Error) => log(`teardown: ${error.message}`));
+    })());
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    process.on(signal, () => {
+      log(`${signal}: tearing down`);
+      void cleanup().then(() => process.exit(130));
+    });
+  }
+
+  try {
+    const deps = await ensureDependencies(config, { stateDir: STATE_DIR, log });
+    cleanups.push(() => deps.stop());
+    const noop = await startNoopProcess();
+    cleanups.push(() => noop.stop());
+    const stack = await startBenchStack(log);
+    cleanups.push(() => stack.stop());
+    log(`no-op at ${noop.address}; order service at ${stack.orderAddress}; ${settings.connections} connections × ${settings.streams} streams`);
+    const bench = new Bench(settings, noop, stack);
+
+    // Warm-up: JIT, connection pools, Redis scripts; nothing recorded.
+    const warm = await stack.createSale({ totalStock: MAX_STOCK });
+    await bench.load("warm-up no-op", noop.address, { saleId: warm.saleId, mode: "closed", seconds: 3, warmupSeconds: 0, poolSize: settings.maxRate * 3 });
+    const w = await bench.load("warm-up stack", stack.orderAddress, { saleId: warm.saleId, mode: "closed", seconds: 3, warmupSeconds: 0, poolSize: settings.maxRate * 3 });
+    await bench.waitPersisted(warm.saleId, countOf(w, "OK"));
+    bench.runs.length = 0;
+    bench.disturbed.length = 0;
+
+    const ab = await figuresAB(bench);
+    const e = await figureE(bench, ab.sustainable);
+    const f = figureF(bench);
+
+    const h2 = await runH2load(noop.address, { connections: settings.connections, streams: settings.streams, seconds: settings.seconds, warmupSeconds: settings.warmup, path: PLACE_ORDER_PATH }).catch(
+      (error: Error): Missing => ({ missing: `h2load failed: ${error.message.split("\n")[0]}` }),
+    );
+    const h2Row = h2loadRow(h2, ab.noopRates && ab.noopRates.length > 0 ? median(ab.noopRates) : NaN);
+    if (!isMissing(h2)) log(`h2load no-op: ${fmt.rate(h2.rate)}`);
+
+    let pgbench: PgbenchResult | Missing | undefined;
+    if (settings.figures.has("c")) {
+      pgbench = await runPgbench(config.databaseAdminUrl, settings.seconds).catch((error: Error): Missing => ({ missing: `pgbench failed: ${error.message.split("\n")[0]}` }));
+      log(isMissing(pgbench) ? pgbench.missing : `pgbench hot-row purchase: ${fmt.rate(pgbench.tps)} TPS, ${pgbench.latencyMs} ms mean`);
+    }
+    const cd = await figuresCD(bench, pgbench);
+
+    const rows = [...ab.rows, ...cd.rows, ...e.rows, ...f.rows, h2Row];
+    const notes = [...ab.notes, ...cd.notes, ...e.notes];
+    if (bench.disturbed.length > 0) {
+      notes.push(`Disturbed: other processes (not started by the bench) were busy during ${bench.disturbed.join(", ")}; those figures are unreliable, run again on a quiet machine.`);
+    }
+    notes.push(
+      "f: start = first sample when load began, end = last sample of the last loaded run; flat = end ≤ 1.25 × start.",
+      "The generator (node:http2) and every server share the same cores: the generator's CPU is in the details below.",
+    );
+    if (!isMissing(h2)) notes.push(`h2load: ${h2.version}`);
+    if (pgbench && !isMissing(pgbench)) notes.push(`pgbench: ${pgbench.version}, ${pgbench.clients} clients, ${pgbench.seconds} s, ${pgbench.latencyMs} ms mean latency`);
+
+    process.stdout.write(`\n${textTable(rows)}\n\n`);
+    for (const note of notes) process.stdout.write(`  ${note}\n`);
+    writeResults(RESULTS_FILE, {
+      rows,
+      notes,
+      details: cpuDetails(bench.runs),
+      settings: describeSettings(settings, config),
+    });
+    log(`wrote ${RESULTS_FILE}`);
+  } finally {
+    await cleanup();
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (error: unknown) => {
+    process.stderr.write(`bench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.exit(1);
+  },
+);
