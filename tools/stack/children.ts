@@ -28,7 +28,10 @@ export function spawnService(name: string, file: string, opts: { cwd: string; en
   // (`--import tsx` resolves from cwd, which is the repository).
   // detached: its own process group, so a terminal's Ctrl-C reaches only the
   // supervisor, which then stops the services in order with one SIGTERM each.
-  const args = file.endsWith(".ts") ? ["--import", "tsx", file] : [file];
+  // SERVICE_NODE_ARGS: extra node flags for the services, e.g. "--cpu-prof
+  // --cpu-prof-dir=.local/prof" (flags NODE_OPTIONS does not allow).
+  const extra = (opts.env.SERVICE_NODE_ARGS ?? "").split(/\s+/).filter(Boolean);
+  const args = [...extra, ...(file.endsWith(".ts") ? ["--import", "tsx", file] : [file])];
   const child = spawn(process.execPath, args, {
     cwd: opts.cwd,
     // stdin stays open while the supervisor lives: the service stops when it
