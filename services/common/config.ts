@@ -30,6 +30,8 @@ export interface Config {
   reserveBatchMax: number;
   /** Most reservation events written to Postgres in one transaction. */
   writerBatchSize: number;
+  /** How long a batch that is not full may wait for more events before it is written. */
+  writerLingerMs: number;
   /** Transactions the writer runs at once: the cap on the writer's Postgres load. */
   writerConcurrency: number;
   /** Time a delivered event may stay unacknowledged before JetStream redelivers it. */
@@ -100,6 +102,7 @@ export function readConfig(env: Env = process.env): Config {
     maxInFlight: int("MAX_IN_FLIGHT", 256, 1, 1_000_000),
     reserveBatchMax: int("RESERVE_BATCH_MAX", 256, 1, 512),
     writerBatchSize: int("WRITER_BATCH_SIZE", 500, 1, 5000),
+    writerLingerMs: int("WRITER_LINGER_MS", 50, 0, 10_000),
     writerConcurrency: int("WRITER_CONCURRENCY", 2, 1, 64),
     writerAckWaitMs: int("WRITER_ACK_WAIT_MS", 30_000, 1000, 3_600_000),
     writerMaxDeliver: int("WRITER_MAX_DELIVER", 20, 2, 1000),

@@ -38,15 +38,22 @@ export class OversellRefused extends Error {
   }
 }
 
+/** An order the writer has just inserted: what its status notification needs. */
+export interface InsertedOrder {
+  id: string;
+  sale_id: string;
+  user_id: string;
+}
+
 /**
  * Persists a batch of reservations in one statement: inserts the orders
  * (a reservation already stored is skipped), adds each sale's new units to its
  * sold counter only where `sold + k <= total_stock`, and adds each buyer's units
  * (a CHECK holds the per-user limit). Throws OversellRefused when a sale's
  * counter would pass its stock; the caller's transaction then rolls back.
- * Returns the rows inserted now.
+ * Returns the orders inserted now.
  */
-export async function persistReservations(trx: Knex.Transaction, batch: ReservationToPersist[]): Promise<OrderRow[]> {
+export async function persistReservations(trx: Knex.Transaction, batch: ReservationToPersist[]): Promise<InsertedOrder[]> {
   const result = await trx.raw(
     `
     WITH incoming AS (
@@ -58,7 +65,7 @@ export async function persistReservations(trx: Knex.Transaction, batch: Reservat
              i.reserved_at + make_interval(secs => s.payment_window_seconds)
         FROM incoming i JOIN sales s ON s.id = i.sale_id
       ON CONFLICT DO NOTHING
-      RETURNING *
+      RETURNING id, sale_id, user_id, quantity
     ), per_sale AS (
       SELECT sale_id, sum(quantity)::int AS units FROM inserted GROUP BY sale_id
     ), counted AS (
@@ -72,11 +79,11 @@ export async function persistReservations(trx: Knex.Transaction, batch: Reservat
         FROM inserted i JOIN sales s ON s.id = i.sale_id
        GROUP BY i.sale_id, i.user_id
       ON CONFLICT (sale_id, user_id) DO UPDATE SET units = sale_buyers.units + excluded.units
-      RETURNING 1
     )
-    SELECT (SELECT coalesce(json_agg(inserted), '[]'::json) FROM inserted) AS inserted,
-           (SELECT coalesce(array_agg(sale_id), '{}') FROM per_sale WHERE sale_id NOT IN (SELECT id FROM counted)) AS refused,
-           (SELECT count(*) FROM buyers) AS buyers
+    -- Data-modifying CTEs run to completion whether or not this reads them.
+    SELECT i.id, i.sale_id, i.user_id,
+           (SELECT array_agg(p.sale_id) FROM per_sale p WHERE p.sale_id NOT IN (SELECT id FROM counted)) AS refused
+      FROM inserted i
     `,
     [
       batch.map((r) => r.reservationId),
@@ -87,24 +94,10 @@ export async function persistReservations(trx: Knex.Transaction, batch: Reservat
       batch.map((r) => r.reservedAt.toISOString()),
     ],
   );
-  const row = result.rows[0] as { inserted: Record<string, unknown>[]; refused: string[] };
-  if (row.refused.length > 0) throw new OversellRefused(row.refused);
-  return row.inserted.map(fromJson);
-}
-
-/** json_agg returns timestamps as strings. */
-function fromJson(json: Record<string, unknown>): OrderRow {
-  const date = (v: unknown) => (v === null || v === undefined ? null : new Date(v as string));
-  return {
-    ...(json as unknown as OrderRow),
-    unit_price_minor: Number(json.unit_price_minor),
-    reserved_at: date(json.reserved_at)!,
-    created_at: date(json.created_at)!,
-    pay_by: date(json.pay_by)!,
-    updated_at: date(json.updated_at)!,
-    paid_at: date(json.paid_at),
-    released_at: date(json.released_at),
-  };
+  const rows = result.rows as (InsertedOrder & { refused: string[] | null })[];
+  const refused = rows[0]?.refused;
+  if (refused && refused.length > 0) throw new OversellRefused(refused);
+  return rows.map(({ id, sale_id, user_id }) => ({ id, sale_id, user_id }));
 }
 
 /** Which of these order ids are stored. */

@@ -29,6 +29,7 @@ export async function startWriter(config: Config, log: Logger): Promise<WriterAp
     publisher: bus.publisher,
     batchSize: config.writerBatchSize,
     concurrency: config.writerConcurrency,
+    lingerMs: config.writerLingerMs,
     log,
   });
   const app = await serve({
