@@ -1,7 +1,7 @@
 // The bench's output: one table (figure, ours, baseline, ratio, target,
 // met?) on stdout, and bench/RESULTS.md with the table, the machine and the
 // settings used.
-import { writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 
 export interface Row {
@@ -54,12 +54,25 @@ export function markdownTable(rows: Row[]): string {
   ].join("\n");
 }
 
+const HISTORY_HEADING = "## Before and after";
+
+/** The hand-kept history section of an earlier results file, carried over to the new one. */
+function historyOf(file: string): string[] {
+  if (!existsSync(file)) return [];
+  const old = readFileSync(file, "utf8");
+  const start = old.indexOf(HISTORY_HEADING);
+  return start < 0 ? [] : [old.slice(start).trimEnd(), ""];
+}
+
 export function writeResults(file: string, parts: { rows: Row[]; settings: Record<string, string>; notes: string[]; details: string[] }): void {
+  const history = historyOf(file);
   const text = [
     "# Benchmark results",
     "",
-    "Written by `npm run bench` (bench/run.ts); see ../shared/BENCHMARKS.md for the method. Every ratio is",
-    "against a baseline measured in the same run, on the same machine, with the same load generator.",
+    "Written by `npm run bench` (bench/run.ts). Every figure is a ratio against a baseline measured in the",
+    "same run, on the same machine, with the same load generator (a raw HTTP/2 gRPC client sending",
+    "pre-encoded frames with a unique user and request id per call); absolute numbers from one noisy",
+    "2-core machine mean little on their own. The last section is kept by hand across runs.",
     "",
     `- date: ${new Date().toISOString()}`,
     `- cores (nproc): ${os.availableParallelism()}`,
@@ -75,6 +88,7 @@ export function writeResults(file: string, parts: { rows: Row[]; settings: Recor
     "",
     ...Object.entries(parts.settings).map(([k, v]) => `- ${k}: ${v}`),
     "",
+    ...history,
   ].join("\n");
   writeFileSync(file, text);
 }

@@ -1,4 +1,4 @@
-// `npm run bench`: the figures of ../shared/BENCHMARKS.md, each a ratio
+// `npm run bench`: the performance figures of Seckill Mesh, each a ratio
 // against a baseline measured in the same run with the same load generator.
 //
 //   a  accepted purchases/s ÷ no-op calls/s                         ≥ 0.7

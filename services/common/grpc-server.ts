@@ -62,8 +62,9 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
     "grpc.keepalive_timeout_ms": 10_000,
     "grpc.keepalive_permit_without_calls": 1,
     "grpc.http2.min_ping_interval_without_data_ms": 10_000,
-    // Bounds what one connection can make the server hold; MAX_IN_FLIGHT bounds the work.
-    "grpc.max_concurrent_streams": 1000,
+    // One connection cannot make the server hold more calls than it works on at
+    // once: beyond that the client queues, not the server (memory stays flat).
+    "grpc.max_concurrent_streams": options.maxInFlight,
   });
   const shed = createLoadShedder(options.maxInFlight);
   for (const service of options.services) {
