@@ -3,8 +3,8 @@
 // queueing them; what it admitted is served normally and nothing refused
 // leaves a trace.
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { status, type ServiceError } from "@grpc/grpc-js";
-import { callUnary, rejectionOf, userMetadata } from "@seckill/sdk";
+import { credentials, status, type ServiceError } from "@grpc/grpc-js";
+import { callUnary, OrderServiceClient, rejectionOf, userMetadata } from "@seckill/sdk";
 import { eventually, startTestStack, type TestStack } from "./support/stack.js";
 
 let stack: TestStack;
@@ -17,10 +17,16 @@ afterAll(async () => {
 
 it("refuses calls beyond the in-flight limit with OVERLOADED and a retry hint, and persists exactly what it admitted", async () => {
   const sale = await stack.createSale({ totalStock: 1000 });
+  // HTTP/2 lets one connection open only MAX_IN_FLIGHT streams (the client
+  // queues the rest): the flood comes over several connections, as from many clients.
+  const clients = Array.from(
+    { length: 6 },
+    () => new OrderServiceClient(stack.order.address, credentials.createInsecure(), { "grpc.use_local_subchannel_pool": 1 }),
+  );
   const outcomes = await Promise.all(
     Array.from({ length: 300 }, (_, i) =>
       callUnary(
-        stack.orders,
+        clients[i % clients.length],
         "placeOrder",
         { saleId: sale.saleId, quantity: 1, requestId: `flood-${i}`, purchaseToken: "", retry: false },
         { metadata: userMetadata(`flood-user-${i}`) },
@@ -30,6 +36,7 @@ it("refuses calls beyond the in-flight limit with OVERLOADED and a retry hint, a
       ),
     ),
   );
+  for (const client of clients) client.close();
   const admitted = outcomes.filter((o) => o === "ok").length;
   const shed = outcomes.filter((o) => o !== "ok");
   expect(admitted).toBeGreaterThan(0);

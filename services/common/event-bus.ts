@@ -14,7 +14,7 @@ import {
   type JetStreamManager,
   type PubAck,
 } from "@nats-io/jetstream";
-import { OrderStatusChanged, ReservationBatch, StockReleased, type ReservationMade } from "@seckill/sdk";
+import { OrderStatusBatch, ReservationBatch, StockReleased, type OrderStatusChanged, type ReservationMade } from "@seckill/sdk";
 import { ulid } from "./ids.js";
 
 const NANOS_PER_MS = 1_000_000;
@@ -24,8 +24,8 @@ export interface EventNames {
   writerConsumer: string;
   reservations(saleId: string): string;
   releases(saleId: string): string;
-  /** One subject per order: only processes watching the order receive its changes. */
-  orderStatus(orderId: string): string;
+  /** Order status notifications (core NATS, not stored). */
+  orderStatus: string;
   reservationsFilter: string;
   releasesFilter: string;
 }
@@ -36,7 +36,7 @@ export function eventNames(namespace: string): EventNames {
     writerConsumer: `${namespace}_order_writer`,
     reservations: (saleId) => `${namespace}.reservations.${saleId}`,
     releases: (saleId) => `${namespace}.releases.${saleId}`,
-    orderStatus: (orderId) => `${namespace}.order-status.${orderId}`,
+    orderStatus: `${namespace}.order-status`,
     reservationsFilter: `${namespace}.reservations.*`,
     releasesFilter: `${namespace}.releases.*`,
   };
@@ -106,7 +106,7 @@ export interface EventPublisher {
   reservationsMade(saleId: string, events: ReservationMade[]): Promise<PubAck>;
   stockReleased(event: StockReleased): Promise<PubAck>;
   /** Core NATS, fire and forget: a lost notification only delays a watcher's re-read. */
-  orderStatusChanged(event: OrderStatusChanged): void;
+  orderStatusChanged(changes: OrderStatusChanged[]): void;
 }
 
 export function createEventPublisher(nc: NatsConnection, js: JetStreamClient, names: EventNames, timeoutMs: number): EventPublisher {
@@ -121,8 +121,8 @@ export function createEventPublisher(nc: NatsConnection, js: JetStreamClient, na
         msgID: `release-${event.reservationId}`,
         timeout: timeoutMs,
       }),
-    orderStatusChanged: (event) => {
-      if (!nc.isClosed()) nc.publish(names.orderStatus(event.orderId), OrderStatusChanged.encode(event).finish());
+    orderStatusChanged: (changes) => {
+      if (changes.length > 0 && !nc.isClosed()) nc.publish(names.orderStatus, OrderStatusBatch.encode({ changes }).finish());
     },
   };
 }

@@ -1,10 +1,10 @@
-// Order watchers: a NATS subscription to an order's status subject while at
-// least one WatchOrder stream of this process follows that order, fanned out
-// to those streams. Status changes of orders nobody watches never reach the
-// order service. Watchers also re-read the order on a slow timer, so a missed
-// notification only delays an update.
+// Order watchers: while at least one WatchOrder stream of this process is
+// open, a NATS subscription to the order-status notifications, fanned out to
+// the streams by order id. A process with no watchers receives nothing.
+// Watchers also re-read the order on a slow timer, so a missed notification
+// only delays an update.
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
-import { OrderStatus, type Order } from "@seckill/sdk";
+import { OrderStatus, OrderStatusBatch, type Order } from "@seckill/sdk";
 import { overloaded } from "../common/refusal.js";
 import { isFinal } from "./orders.js";
 
@@ -15,23 +15,31 @@ export interface OrderWatchHub {
   close(): void;
 }
 
-export function createOrderWatchHub(nc: NatsConnection, subjectOf: (orderId: string) => string, maxWatchers: number): OrderWatchHub {
-  const watched = new Map<string, { callbacks: Set<() => void>; subscription: Subscription }>();
+export function createOrderWatchHub(nc: NatsConnection, subject: string, maxWatchers: number): OrderWatchHub {
+  const watchers = new Map<string, Set<() => void>>();
   let size = 0;
+  let subscription: Subscription | undefined;
+
+  const notify = (data: Uint8Array) => {
+    let batch: OrderStatusBatch;
+    try {
+      batch = OrderStatusBatch.decode(data);
+    } catch {
+      return;
+    }
+    for (const change of batch.changes) for (const onChange of watchers.get(change.orderId) ?? []) onChange();
+  };
+
   return {
     watch(orderId, onChange) {
       if (size >= maxWatchers) return undefined;
-      let entry = watched.get(orderId);
-      if (!entry) {
-        const callbacks = new Set<() => void>();
-        const subscription = nc.subscribe(subjectOf(orderId), {
-          callback: (error) => {
-            if (!error) for (const notify of callbacks) notify();
-          },
-        });
-        watched.set(orderId, (entry = { callbacks, subscription }));
-      }
-      const { callbacks, subscription } = entry;
+      subscription ??= nc.subscribe(subject, {
+        callback: (error, msg) => {
+          if (!error) notify(msg.data);
+        },
+      });
+      let callbacks = watchers.get(orderId);
+      if (!callbacks) watchers.set(orderId, (callbacks = new Set()));
       callbacks.add(onChange);
       size++;
       let removed = false;
@@ -40,9 +48,10 @@ export function createOrderWatchHub(nc: NatsConnection, subjectOf: (orderId: str
         removed = true;
         size--;
         callbacks.delete(onChange);
-        if (callbacks.size === 0) {
-          watched.delete(orderId);
-          subscription.unsubscribe();
+        if (callbacks.size === 0) watchers.delete(orderId);
+        if (size === 0) {
+          subscription?.unsubscribe();
+          subscription = undefined;
         }
       };
     },
@@ -50,8 +59,9 @@ export function createOrderWatchHub(nc: NatsConnection, subjectOf: (orderId: str
       return size;
     },
     close() {
-      for (const { subscription } of watched.values()) subscription.unsubscribe();
-      watched.clear();
+      subscription?.unsubscribe();
+      subscription = undefined;
+      watchers.clear();
     },
   };
 }

@@ -109,13 +109,9 @@ export function createOrderService(deps: OrderDeps) {
   const soldOut = new Set<string>();
 
   function publishStatus(row: OrderRow): void {
-    publisher.orderStatusChanged({
-      orderId: row.id,
-      saleId: row.sale_id,
-      userId: row.user_id,
-      status: STATUS[row.status],
-      changedAt: row.updated_at,
-    });
+    publisher.orderStatusChanged([
+      { orderId: row.id, saleId: row.sale_id, userId: row.user_id, status: STATUS[row.status], changedAt: row.updated_at },
+    ]);
   }
 
   async function find(userId: string, orderId: string): Promise<Order> {

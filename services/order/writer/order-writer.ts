@@ -180,15 +180,15 @@ export async function startOrderWriter(opts: OrderWriterOptions): Promise<OrderW
     stats.duplicates += stored.size;
     log.debug("batch written", { size: items.length, inserted: inserted.length, ms: Math.round(performance.now() - started) });
     const committedAt = new Date();
-    for (const row of inserted) {
-      opts.publisher.orderStatusChanged({
+    opts.publisher.orderStatusChanged(
+      inserted.map((row) => ({
         orderId: row.id,
         saleId: row.sale_id,
         userId: row.user_id,
         status: OrderStatus.ORDER_STATUS_CREATED,
         changedAt: committedAt,
-      });
-    }
+      })),
+    );
   }
 
   /** Takes deliveries up to batchSize reservations (at least one delivery). */

@@ -57,7 +57,7 @@ export interface StockReleased {
   releasedAt: Date | undefined;
 }
 
-/** Published on `<prefix>.order-status.<sale_id>` when an order changes status. */
+/** One order's change of status. */
 export interface OrderStatusChanged {
   /** The order id. */
   orderId: string;
@@ -69,6 +69,17 @@ export interface OrderStatusChanged {
   status: OrderStatus;
   /** When it changed. */
   changedAt: Date | undefined;
+}
+
+/**
+ * Published on core NATS subject `<prefix>.order-status` (not stored) after
+ * orders change status: every order the writer created in one transaction, or
+ * one order paid or cancelled. Only order services with WatchOrder streams open
+ * subscribe; a notification is a hint to re-read the order from Postgres.
+ */
+export interface OrderStatusBatch {
+  /** 1 or more changes. */
+  changes: OrderStatusChanged[];
 }
 
 function createBaseReservationMade(): ReservationMade {
@@ -621,6 +632,77 @@ export const OrderStatusChanged: MessageFns<OrderStatusChanged> = {
     message.userId = object.userId ?? "";
     message.status = object.status ?? 0;
     message.changedAt = object.changedAt ?? undefined;
+    return message;
+  },
+};
+
+function createBaseOrderStatusBatch(): OrderStatusBatch {
+  return { changes: [] };
+}
+
+export const OrderStatusBatch: MessageFns<OrderStatusBatch> = {
+  encode(message: OrderStatusBatch, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.changes) {
+      OrderStatusChanged.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): OrderStatusBatch {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseOrderStatusBatch();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.changes.push(OrderStatusChanged.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): OrderStatusBatch {
+    return {
+      changes: globalThis.Array.isArray(object?.changes)
+        ? object.changes.map((e: any) => OrderStatusChanged.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: OrderStatusBatch): unknown {
+    const obj: any = {};
+    if (message.changes?.length) {
+      obj.changes = message.changes.map((e) => OrderStatusChanged.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<OrderStatusBatch>, I>>(base?: I): OrderStatusBatch {
+    return OrderStatusBatch.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<OrderStatusBatch>, I>>(object: I): OrderStatusBatch {
+    const message = createBaseOrderStatusBatch();
+    message.changes = object.changes?.map((e) => OrderStatusChanged.fromPartial(e)) || [];
     return message;
   },
 };
