@@ -191,14 +191,14 @@ export function figureF(bench: Bench): Outcome {
   const rows: Row[] = [];
   const noop = summarizeRss(bench.rss.noop);
   for (const name of ["inventory", "order", "order-writer"]) {
-    const figure = `f. RSS of ${name} under load (start → max → end)`;
+    const figure = `f. RSS of ${name} under load (warm → max → end)`;
     const target = "flat, ≤ 200 MB";
     const series = summarizeRss(bench.rss[name]);
     if (!bench.settings.figures.has("f") || !series) {
       rows.push(skippedRow(figure, target, series ? "not in BENCH_FIGURES" : "no samples (needs figures a or e)"));
       continue;
     }
-    // Flat: what it holds at the end of the load is within 25 % of what it held at its start.
+    // Flat: what it holds at the end of the load is within 25 % of what it held once warm.
     const flat = series.end <= series.start * 1.25;
     rows.push({
       figure,

@@ -76,7 +76,9 @@ export function sampleRss(pids: Record<string, number>, intervalMs = 500): { sto
 
 export function summarizeRss(samples: number[]): RssSeries | undefined {
   if (samples.length === 0) return undefined;
-  return { start: samples[0], max: Math.max(...samples), end: samples[samples.length - 1], samples: samples.length };
+  // "start" is what the process held once warm: the largest sample of the first quarter of the load.
+  const warm = samples.slice(0, Math.max(1, Math.ceil(samples.length / 4)));
+  return { start: Math.max(...warm), max: Math.max(...samples), end: samples[samples.length - 1], samples: samples.length };
 }
 
 /**

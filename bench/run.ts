@@ -82,7 +82,7 @@ async function main(): Promise<void> {
       notes.push(`Disturbed: other processes (not started by the bench) were busy during ${bench.disturbed.join(", ")}; those figures are unreliable, run again on a quiet machine.`);
     }
     notes.push(
-      "f: start = first sample when load began, end = last sample of the last loaded run; flat = end ≤ 1.25 × start.",
+      "f: warm = the largest sample of the first quarter of the load, end = last sample of the last loaded run; flat = end ≤ 1.25 × warm.",
       "The generator (node:http2) and every server share the same cores: the generator's CPU is in the details below.",
     );
     if (!isMissing(h2)) notes.push(`h2load: ${h2.version}`);
