@@ -8,13 +8,12 @@ import { writeFileSync } from "node:fs";
 import net from "node:net";
 import { fileURLToPath } from "node:url";
 import { credentials } from "@grpc/grpc-js";
-import { build } from "esbuild";
 import { SaleServiceClient, callUnary, type Sale } from "@seckill/sdk";
 import { readConfig, type Config } from "../services/common/config.js";
 import { createDb, dropDatabase, ensureDatabase, migrate, type Db } from "../services/common/db.js";
 import { openEventBus } from "../services/common/event-bus.js";
 import { cleanNamespace, saleRequest } from "../test/support/stack.js";
-import { bundlePath, buildServices, type ServiceName } from "../tools/build.js";
+import { bundle, bundlePath, buildServices, type ServiceName } from "../tools/build.js";
 import { spawnService, type ServiceProcess } from "../tools/stack/children.js";
 import { waitServing } from "../tools/stack/health.js";
 
@@ -57,25 +56,7 @@ export interface NoopServer {
 
 /** Bundles bench/noop-main.ts like the services (plain node, no TypeScript loader) and runs it. */
 export async function startNoopProcess(): Promise<NoopServer> {
-  await build({
-    absWorkingDir: REPO_ROOT,
-    entryPoints: ["bench/noop-main.ts"],
-    outfile: NOOP_BUNDLE,
-    bundle: true,
-    platform: "node",
-    target: "node20",
-    format: "esm",
-    packages: "external",
-    plugins: [
-      {
-        name: "bundle-sdk",
-        setup(b) {
-          b.onResolve({ filter: /^@seckill\/sdk$/ }, () => ({ path: `${REPO_ROOT}sdk/src/index.ts` }));
-        },
-      },
-    ],
-    logLevel: "warning",
-  });
+  await bundle([{ in: "bench/noop-main.ts", out: "noop" }], "bench/.dist");
   writeFileSync(new URL("./.dist/.gitignore", import.meta.url), "*\n");
   const address = `127.0.0.1:${await freePort()}`;
   const child = await spawnServing("noop", NOOP_BUNDLE, address, { ...process.env, BENCH_NOOP_ADDR: address, LOG_LEVEL: "warn" });

@@ -17,10 +17,18 @@ export type ServiceName = keyof typeof SERVICE_BUNDLES;
 export const bundlePath = (name: ServiceName): string => `${ROOT}dist/${name}.mjs`;
 
 export async function buildServices(): Promise<void> {
+  await bundle(
+    Object.entries(SERVICE_BUNDLES).map(([out, in_]) => ({ in: in_, out })),
+    "dist",
+  );
+}
+
+/** Bundles entry points (paths from the repository root) into outdir/<out>.mjs. */
+export async function bundle(entryPoints: { in: string; out: string }[], outdir: string): Promise<void> {
   await build({
     absWorkingDir: ROOT,
-    entryPoints: Object.entries(SERVICE_BUNDLES).map(([out, in_]) => ({ in: in_, out })),
-    outdir: "dist",
+    entryPoints,
+    outdir,
     outExtension: { ".js": ".mjs" },
     bundle: true,
     platform: "node",
