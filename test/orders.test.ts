@@ -10,7 +10,6 @@ import {
   userMetadata,
   type Order,
   type OrderServiceClient,
-  type Rejection,
   type WatchOrderResponse,
 } from "@seckill/sdk";
 import { quietLogger } from "../services/common/log.js";

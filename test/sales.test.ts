@@ -1,16 +1,14 @@
 // SaleService end to end on real servers: idempotent creation, the live phase
 // of a sale, opening, closing, warming Redis from Postgres, and listing.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { status, type ServiceError } from "@grpc/grpc-js";
+import { status } from "@grpc/grpc-js";
 import {
   callUnary,
   OrderStatus,
-  rejectionOf,
   SalePhase,
   userMetadata,
   type CreateSaleRequest,
   type GetSaleStatusResponse,
-  type Rejection,
   type Sale,
 } from "@seckill/sdk";
 import { ulid } from "../services/common/ids.js";
