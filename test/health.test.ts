@@ -96,7 +96,7 @@ afterAll(async () => {
 const SERVED = {
   inventory: ["seckill.v1.SaleService", "seckill.v1.InventoryService"],
   order: ["seckill.v1.OrderService"],
-  writer: [] as string[],
+  writer: ["seckill.v1.DeadLetterService"],
 };
 const addressOf = (name: keyof typeof SERVED) => stack[name].address;
 

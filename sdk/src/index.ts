@@ -5,6 +5,7 @@ export * from "./gen/seckill/v1/sale.js";
 export * from "./gen/seckill/v1/inventory.js";
 export * from "./gen/seckill/v1/order.js";
 export * from "./gen/seckill/v1/events.js";
+export * from "./gen/seckill/v1/dead_letter.js";
 export { ERROR_DOMAIN, REASON_STATUS, reasonName, reasonFromName, type ReasonName } from "./reasons.js";
 export { rejectionOf, rejectionMetadata, DETAILS_TRAILER, type Rejection } from "./rejection.js";
 export { callUnary, userMetadata, USER_ID_HEADER } from "./calls.js";

@@ -36,3 +36,11 @@ describe("readConfig", () => {
     expect(() => readConfig({ LOG_LEVEL: "verbose" })).toThrow(/LOG_LEVEL/);
   });
 });
+
+describe("readConfig: expiry and the release relay", () => {
+  it("defaults to a tick a second and a relay after five seconds, and reads overrides", () => {
+    expect(readConfig({})).toMatchObject({ expiryIntervalMs: 1000, releaseRelayAfterMs: 5000 });
+    expect(readConfig({ EXPIRY_INTERVAL_MS: "250", RELEASE_RELAY_AFTER_MS: "0" })).toMatchObject({ expiryIntervalMs: 250, releaseRelayAfterMs: 0 });
+    expect(() => readConfig({ EXPIRY_INTERVAL_MS: "0" })).toThrow(/EXPIRY_INTERVAL_MS/);
+  });
+});

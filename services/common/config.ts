@@ -41,7 +41,19 @@ export interface Config {
   dbPoolMax: number;
   /** Watchers one order-service process serves at once. */
   maxOrderWatchers: number;
+  /** How often each order process expires CREATED orders past pay_by and relays unpublished releases. */
+  expiryIntervalMs: number;
+  /** A released order whose StockReleased event is still unpublished this long after its release is republished by the relay. */
+  releaseRelayAfterMs: number;
   logLevel: "debug" | "info" | "warn" | "error";
+  /** How often the inventory sweeper looks for reservations without an order (0: never). */
+  sweepIntervalMs: number;
+  /** Age after which a reservation with no order is republished to JetStream. */
+  sweepAfterMs: number;
+  /** Age after which a reservation still without an order is reported (logged at error) and no longer swept. */
+  sweepReportAfterMs: number;
+  /** Reservations the sweeper reads, checks in Postgres and republishes at a time. */
+  sweepBatchSize: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -108,8 +120,14 @@ export function readConfig(env: Env = process.env): Config {
     writerMaxDeliver: int("WRITER_MAX_DELIVER", 20, 2, 1000),
     dbPoolMax: int("DB_POOL_MAX", 10, 1, 200),
     maxOrderWatchers: int("MAX_ORDER_WATCHERS", 10_000, 1, 1_000_000),
+    expiryIntervalMs: int("EXPIRY_INTERVAL_MS", 1000, 10, 3_600_000),
+    releaseRelayAfterMs: int("RELEASE_RELAY_AFTER_MS", 5000, 0, 3_600_000),
     logLevel: str("LOG_LEVEL", "info", (v) =>
       ["debug", "info", "warn", "error"].includes(v) ? undefined : "expected debug, info, warn or error") as Config["logLevel"],
+    sweepIntervalMs: int("SWEEP_INTERVAL_MS", 2000, 0, 3_600_000),
+    sweepAfterMs: int("SWEEP_AFTER_MS", 5000, 100, 3_600_000),
+    sweepReportAfterMs: int("SWEEP_REPORT_AFTER_MS", 60_000, 100, 86_400_000),
+    sweepBatchSize: int("SWEEP_BATCH_SIZE", 500, 1, 10_000),
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return config;

@@ -22,6 +22,8 @@ const NANOS_PER_MS = 1_000_000;
 export interface EventNames {
   stream: string;
   writerConsumer: string;
+  /** Inventory's durable consumer of stock releases (applies them to Redis). */
+  inventoryReleasesConsumer: string;
   reservations(saleId: string): string;
   releases(saleId: string): string;
   /** Order status notifications (core NATS, not stored). */
@@ -34,6 +36,7 @@ export function eventNames(namespace: string): EventNames {
   return {
     stream: `${namespace}_events`,
     writerConsumer: `${namespace}_order_writer`,
+    inventoryReleasesConsumer: `${namespace}_inventory_releases`,
     reservations: (saleId) => `${namespace}.reservations.${saleId}`,
     releases: (saleId) => `${namespace}.releases.${saleId}`,
     orderStatus: `${namespace}.order-status`,
@@ -62,13 +65,7 @@ export async function ensureStream(jsm: JetStreamManager, names: EventNames): Pr
     duplicate_window: 2 * 60 * 1000 * NANOS_PER_MS,
     num_replicas: 1,
   };
-  try {
-    await jsm.streams.info(names.stream);
-    await jsm.streams.update(names.stream, config);
-  } catch (error) {
-    if (!isNotFound(error)) throw error;
-    await jsm.streams.add(config);
-  }
+  await upsertStream(jsm, config);
 }
 
 /** The order writer's durable pull consumer of reservation events. */
@@ -96,9 +93,73 @@ export async function ensureWriterConsumer(
   }
 }
 
+/** Inventory's durable pull consumer of StockReleased events; releases are never given up. */
+export async function ensureReleasesConsumer(jsm: JetStreamManager, names: EventNames, opts: { ackWaitMs: number }): Promise<void> {
+  const config = {
+    durable_name: names.inventoryReleasesConsumer,
+    filter_subject: names.releasesFilter,
+    ack_policy: AckPolicy.Explicit,
+    deliver_policy: DeliverPolicy.All,
+    ack_wait: opts.ackWaitMs * NANOS_PER_MS,
+    max_deliver: -1,
+    max_ack_pending: 1000,
+  };
+  try {
+    await jsm.consumers.info(names.stream, names.inventoryReleasesConsumer);
+    const { durable_name: _name, deliver_policy: _policy, ...updatable } = config;
+    await jsm.consumers.update(names.stream, names.inventoryReleasesConsumer, updatable);
+  } catch (error) {
+    if (!isNotFound(error)) throw error;
+    await jsm.consumers.add(names.stream, config);
+  }
+}
+
+/** Creates a file-backed stream, or brings an existing one's subjects and limits up to date. */
+async function upsertStream(jsm: JetStreamManager, config: Parameters<JetStreamManager["streams"]["add"]>[0] & { name: string }): Promise<void> {
+  try {
+    await jsm.streams.info(config.name);
+    await jsm.streams.update(config.name, config);
+  } catch (error) {
+    if (!isNotFound(error)) throw error;
+    await jsm.streams.add(config);
+  }
+}
+
 function isNotFound(error: unknown): boolean {
   const e = error as { code?: unknown; api_error?: { code?: number }; message?: string };
   return e?.api_error?.code === 404 || /not found/i.test(e?.message ?? "");
+}
+
+/** The dead-letter stream: events the order writer gave up on, kept for operators. */
+export interface DeadLetterNames {
+  stream: string;
+  /** `<ns>.dead-letters.<sale>`; "unknown" when the sale id is missing or not a safe subject token. */
+  deadLetters(saleId: string | undefined): string;
+  filter: string;
+}
+
+export function deadLetterNames(namespace: string): DeadLetterNames {
+  return {
+    stream: `${namespace}_dead_letters`,
+    deadLetters: (saleId) => `${namespace}.dead-letters.${saleId && /^[A-Za-z0-9_-]{1,64}$/.test(saleId) ? saleId : "unknown"}`,
+    filter: `${namespace}.dead-letters.*`,
+  };
+}
+
+/** Creates the dead-letter stream, or brings its subjects and limits up to date. */
+export async function ensureDeadLetterStream(jsm: JetStreamManager, names: DeadLetterNames): Promise<void> {
+  const config = {
+    name: names.stream,
+    subjects: [names.filter],
+    storage: StorageType.File,
+    retention: RetentionPolicy.Limits,
+    discard: DiscardPolicy.Old,
+    // Long enough for operators to look, raise the stock and replay.
+    max_age: 90 * 24 * 3600 * 1000 * NANOS_PER_MS,
+    duplicate_window: 2 * 60 * 1000 * NANOS_PER_MS,
+    num_replicas: 1,
+  };
+  await upsertStream(jsm, config);
 }
 
 export interface EventPublisher {

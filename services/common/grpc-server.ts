@@ -18,7 +18,13 @@ import { invalid, Refusal } from "./refusal.js";
 import type { Logger } from "./log.js";
 
 export const PROTO_ROOT = assetPath("proto");
-const PROTO_FILES = ["seckill/v1/sale.proto", "seckill/v1/inventory.proto", "seckill/v1/order.proto", "seckill/v1/events.proto"];
+const PROTO_FILES = [
+  "seckill/v1/sale.proto",
+  "seckill/v1/inventory.proto",
+  "seckill/v1/order.proto",
+  "seckill/v1/events.proto",
+  "seckill/v1/dead_letter.proto",
+];
 
 export interface ServiceRegistration {
   /** Full name, e.g. "seckill.v1.OrderService": the name health reports under. */

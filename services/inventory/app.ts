@@ -1,18 +1,20 @@
 // Builds the inventory service (SaleService + InventoryService) from config:
 // Postgres, Redis, JetStream, then the gRPC server; SERVING once all three are
 // connected. Used by main.ts and by the tests.
-import { openEventBus } from "../common/event-bus.js";
+import { ensureReleasesConsumer, openEventBus } from "../common/event-bus.js";
 import { createDb } from "../common/db.js";
 import { serve, type ServingApp } from "../common/serve.js";
 import { ulid } from "../common/ids.js";
 import type { Config } from "../common/config.js";
 import type { Logger } from "../common/log.js";
 import { inventoryServiceRegistration, saleServiceRegistration } from "./handlers.js";
+import { startReleaseConsumer } from "./release-consumer.js";
 import { createReservationService } from "./reservations.js";
 import { createSaleService } from "./sales.js";
 import { createRedis, createStockStore } from "./stock-store.js";
+import { indexSalesForSweeping, startSweeper, type Sweeper } from "./sweeper.js";
 
-export type InventoryApp = ServingApp;
+export type InventoryApp = ServingApp & { sweeper: Sweeper };
 
 export async function startInventory(config: Config, log: Logger, clock: () => number = Date.now): Promise<InventoryApp> {
   const db = createDb(config.databaseUrl, config.dbPoolMax);
@@ -23,7 +25,7 @@ export async function startInventory(config: Config, log: Logger, clock: () => n
     redis.connect(),
     db.raw("SELECT 1"),
   ]);
-  const store = createStockStore(redis, config.namespace);
+  const store = indexSalesForSweeping(createStockStore(redis, config.namespace), log);
   const sales = createSaleService({ db, store, now: () => new Date(clock()), newSaleId: () => ulid(clock()) });
   const reservations = createReservationService({
     store,
@@ -32,12 +34,36 @@ export async function startInventory(config: Config, log: Logger, clock: () => n
     nowMs: clock,
     log,
   });
-  return serve({
+  // Stock releases (cancel, expiry) published by the order service, applied to Redis once.
+  await ensureReleasesConsumer(bus.jsm, bus.names, { ackWaitMs: 30_000 });
+  const releases = await startReleaseConsumer({
+    consumer: await bus.js.consumers.get(bus.names.stream, bus.names.inventoryReleasesConsumer),
+    store,
+    log,
+  });
+  // Republishes reservations whose event never reached JetStream; reports those that never become orders.
+  const sweeper = startSweeper({
+    store,
+    db,
+    publisher: bus.publisher,
+    log,
+    nowMs: clock,
+    intervalMs: config.sweepIntervalMs,
+    afterMs: config.sweepAfterMs,
+    reportAfterMs: config.sweepReportAfterMs,
+    batchSize: config.sweepBatchSize,
+  });
+  const app = await serve({
     config,
     log,
     address: config.inventoryAddr,
     services: [saleServiceRegistration(sales, log), inventoryServiceRegistration(reservations, log)],
     dependencies: { redis, nats: bus.nc, db },
-    close: () => Promise.allSettled([bus.close(), redis.quit(), db.destroy()]),
+    drain: () => releases.stop(),
+    close: async () => {
+      await sweeper.stop();
+      return Promise.allSettled([bus.close(), redis.quit(), db.destroy()]);
+    },
   });
+  return { ...app, sweeper };
 }

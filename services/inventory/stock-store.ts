@@ -58,6 +58,26 @@ export interface StockStore {
   release(saleId: string, reservationId: string): Promise<{ outcome: "RELEASED" | "ALREADY_RELEASED" | "UNKNOWN" | "COLD"; stockLeft: number }>;
   live(saleId: string): Promise<LiveSale>;
   reservation(saleId: string, reservationId: string): Promise<StoredReservation | undefined>;
+
+  // The sweeper's view (sweeper.ts). The index of sales to sweep is one global
+  // set, written outside the per-sale scripts so that they stay on one slot.
+  /** Adds the sale to the index of sales the sweeper visits. */
+  markSweepable(saleId: string): Promise<void>;
+  forgetSweepable(saleId: string): Promise<void>;
+  sweepableSales(): Promise<string[]>;
+  /** Reservations in the sale's unconfirmed set due by dueMs (score <= dueMs), earliest first, with their scores. */
+  unconfirmed(saleId: string, dueMs: number, limit: number): Promise<{ reservationId: string; dueMs: number }[]>;
+  unconfirmedCount(saleId: string): Promise<number>;
+  /** Removes reservations from the unconfirmed set (their order is in Postgres, or they are settled otherwise). */
+  confirm(saleId: string, reservationIds: string[]): Promise<void>;
+  /** Moves reservations still in the unconfirmed set to score atMs (looked at again later). */
+  deferUnconfirmed(saleId: string, reservationIds: string[], atMs: number): Promise<void>;
+  /** The reservations' records, in order; undefined where there is none. */
+  reservations(saleId: string, reservationIds: string[]): Promise<(StoredReservation | undefined)[]>;
+  /** SET NX PX on a global lock key; true when this token holds it now. */
+  tryLock(name: string, token: string, ttlMs: number): Promise<boolean>;
+  /** Deletes the lock if this token still holds it. */
+  unlock(name: string, token: string): Promise<void>;
 }
 
 interface ScriptCommands {
@@ -76,6 +96,7 @@ export function saleKeys(namespace: string, saleId: string) {
     requests: `${base}:requests`,
     reservations: `${base}:reservations`,
     released: `${base}:released`,
+    unconfirmed: `${base}:unconfirmed`,
   };
 }
 
@@ -92,17 +113,41 @@ export function createRedis(url: string): Redis {
 }
 
 export function createStockStore(redis: Redis, namespace: string): StockStore {
-  redis.defineCommand("seckillReserve", { numberOfKeys: 5, lua: lua("reserve") });
+  redis.defineCommand("seckillReserve", { numberOfKeys: 6, lua: lua("reserve") });
   redis.defineCommand("seckillWarm", { numberOfKeys: 3, lua: lua("warm") });
   redis.defineCommand("seckillSetRules", { numberOfKeys: 1, lua: lua("set-rules") });
   redis.defineCommand("seckillRelease", { numberOfKeys: 5, lua: lua("release") });
   const scripts = redis as unknown as ScriptCommands;
   const keysOf = (saleId: string) => saleKeys(namespace, saleId);
+  const sweepIndexKey = `${namespace}:sales-warm`;
+
+  async function reservations(saleId: string, reservationIds: string[]): Promise<(StoredReservation | undefined)[]> {
+    if (reservationIds.length === 0) return [];
+    const k = keysOf(saleId);
+    const [records, released] = await Promise.all([
+      redis.hmget(k.reservations, ...reservationIds),
+      redis.smismember(k.released, ...reservationIds),
+    ]);
+    return reservationIds.map((reservationId, i) => {
+      const record = records[i];
+      if (!record) return undefined;
+      const [quantity, reservedAtMs, userId, requestId] = record.split("|");
+      return {
+        reservationId,
+        saleId,
+        userId,
+        requestId,
+        quantity: Number(quantity),
+        reservedAtMs: Number(reservedAtMs),
+        released: released[i] === 1,
+      };
+    });
+  }
 
   return {
     async reserve(saleId, nowMs, attempts) {
       const k = keysOf(saleId);
-      const args: (string | number)[] = [k.rules, k.stock, k.buyers, k.requests, k.reservations, nowMs];
+      const args: (string | number)[] = [k.rules, k.stock, k.buyers, k.requests, k.reservations, k.unconfirmed, nowMs];
       for (const a of attempts) args.push(a.userId, a.requestId, a.quantity, a.newReservationId);
       const flat = await scripts.seckillReserve(...args);
       const answers: ReserveAnswer[] = [];
@@ -160,22 +205,50 @@ export function createStockStore(redis: Redis, namespace: string): StockStore {
     },
 
     async reservation(saleId, reservationId) {
-      const k = keysOf(saleId);
-      const [record, released] = await Promise.all([
-        redis.hget(k.reservations, reservationId),
-        redis.sismember(k.released, reservationId),
-      ]);
-      if (!record) return undefined;
-      const [quantity, reservedAtMs, userId, requestId] = record.split("|");
-      return {
-        reservationId,
-        saleId,
-        userId,
-        requestId,
-        quantity: Number(quantity),
-        reservedAtMs: Number(reservedAtMs),
-        released: released === 1,
-      };
+      const [found] = await reservations(saleId, [reservationId]);
+      return found;
+    },
+
+    async markSweepable(saleId) {
+      await redis.sadd(sweepIndexKey, saleId);
+    },
+
+    async forgetSweepable(saleId) {
+      await redis.srem(sweepIndexKey, saleId);
+    },
+
+    sweepableSales: () => redis.smembers(sweepIndexKey),
+
+    async unconfirmed(saleId, dueMs, limit) {
+      const flat = await redis.zrangebyscore(keysOf(saleId).unconfirmed, "-inf", dueMs, "WITHSCORES", "LIMIT", 0, limit);
+      const due: { reservationId: string; dueMs: number }[] = [];
+      for (let i = 0; i < flat.length; i += 2) due.push({ reservationId: flat[i], dueMs: Number(flat[i + 1]) });
+      return due;
+    },
+
+    unconfirmedCount: (saleId) => redis.zcard(keysOf(saleId).unconfirmed),
+
+    async confirm(saleId, reservationIds) {
+      if (reservationIds.length > 0) await redis.zrem(keysOf(saleId).unconfirmed, ...reservationIds);
+    },
+
+    async deferUnconfirmed(saleId, reservationIds, atMs) {
+      if (reservationIds.length === 0) return;
+      const args: (string | number)[] = [];
+      for (const id of reservationIds) args.push(atMs, id);
+      await redis.zadd(keysOf(saleId).unconfirmed, "XX", ...args);
+    },
+
+    reservations,
+
+    async tryLock(name, token, ttlMs) {
+      return (await redis.set(`${namespace}:lock:${name}`, token, "PX", ttlMs, "NX")) === "OK";
+    },
+
+    async unlock(name, token) {
+      await redis.eval(UNLOCK_LUA, 1, `${namespace}:lock:${name}`, token);
     },
   };
 }
+
+const UNLOCK_LUA = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";

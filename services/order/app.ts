@@ -1,6 +1,6 @@
 // Builds the order service from config: Postgres, JetStream (status
-// notifications, stock releases), the inventory stub, then the gRPC server;
-// SERVING once they are connected.
+// notifications, stock releases), the inventory stub, the expiry and release
+// relay loop, then the gRPC server; SERVING once they are connected.
 import { StockReleased } from "@seckill/sdk";
 import { createDb } from "../common/db.js";
 import { openEventBus } from "../common/event-bus.js";
@@ -9,8 +9,10 @@ import type { Config } from "../common/config.js";
 import type { Logger } from "../common/log.js";
 import { orderServiceRegistration } from "./handlers.js";
 import { createInventoryClient } from "./inventory-client.js";
+import { startLifecycleLoop } from "./expiry.js";
 import { createOrderWatchHub } from "./order-watch.js";
 import { createOrderService } from "./orders.js";
+import { createReleaseOutbox } from "./release-outbox.js";
 
 export type OrderApp = ServingApp;
 
@@ -26,7 +28,11 @@ export async function startOrder(config: Config, log: Logger, clock: () => numbe
     maxBatch: config.reserveBatchMax,
     maxMessageBytes: config.grpcMaxMessageBytes,
   });
-  const orders = createOrderService({ db, inventory, publisher: bus.publisher, now: () => new Date(clock()), log });
+  const now = () => new Date(clock());
+  const outbox = createReleaseOutbox({ db, publisher: bus.publisher, now, log, relayAfterMs: config.releaseRelayAfterMs });
+  const orders = createOrderService({ db, inventory, publisher: bus.publisher, releases: outbox, now, log });
+  // Unpaid orders past pay_by expire, and releases left unpublished are relayed, on every replica.
+  const lifecycle = startLifecycleLoop({ db, outbox, now, log, intervalMs: config.expiryIntervalMs, onExpired: orders.releasedRows });
   const hub = createOrderWatchHub(bus.nc, bus.names.orderStatus, config.maxOrderWatchers);
   // Stock coming back (cancel, expiry) lifts this process's sold-out shortcut.
   const releases = bus.nc.subscribe(bus.names.releasesFilter, {
@@ -46,7 +52,10 @@ export async function startOrder(config: Config, log: Logger, clock: () => numbe
     address: config.orderAddr,
     services: [orderServiceRegistration(orders, hub, log, shutdown.signal)],
     dependencies: { nats: bus.nc, db },
-    drain: async () => shutdown.abort(),
+    drain: async () => {
+      shutdown.abort();
+      await lifecycle.stop();
+    },
     close: async () => {
       hub.close();
       releases.unsubscribe();

@@ -21,6 +21,8 @@ export interface OrderRow {
   payment_reference: string | null;
   pay_request_id: string | null;
   released_at: Date | null;
+  /** When the StockReleased event of a CANCELLED or EXPIRED order was acknowledged by JetStream. */
+  release_published_at: Date | null;
 }
 
 export interface ReservationToPersist {
@@ -149,7 +151,8 @@ export async function markPaid(
 }
 
 /**
- * CREATED → CANCELLED or EXPIRED, returning the units to the sale and the buyer
+ * CREATED → CANCELLED or EXPIRED, leaving release_published_at NULL (the
+ * release outbox: the event is published after commit), returning the units to the sale and the buyer
  * in the same transaction; undefined when the guard did not match.
  */
 export async function markReleased(
@@ -166,4 +169,66 @@ export async function markReleased(
   await trx("sales").where({ id: row.sale_id }).decrement("sold", row.quantity);
   await trx("sale_buyers").where({ sale_id: row.sale_id, user_id: row.user_id }).decrement("units", row.quantity);
   return row;
+}
+
+/**
+ * Locks up to `limit` CREATED orders past pay_by (by the database clock) that no
+ * other transaction holds: replicas running this at once each get other orders.
+ */
+export async function lockDueOrders(trx: Knex.Transaction, limit: number): Promise<string[]> {
+  const result = await trx.raw(
+    `SELECT id FROM orders WHERE status = 'CREATED' AND pay_by <= now() ORDER BY pay_by LIMIT ? FOR UPDATE SKIP LOCKED`,
+    [limit],
+  );
+  return (result.rows as { id: string }[]).map((r) => r.id);
+}
+
+/**
+ * CREATED → EXPIRED for these (locked) orders in three statements whatever their
+ * number, returning the units to their sales and buyers; the sales rows are
+ * locked in id order first so that replicas expiring at once do not deadlock
+ * on them. Returns the orders expired (release_published_at NULL: the outbox).
+ */
+export async function markExpired(trx: Knex.Transaction, ids: string[], now: Date): Promise<OrderRow[]> {
+  if (ids.length === 0) return [];
+  const rows = await trx<OrderRow>("orders")
+    .whereIn("id", ids)
+    .andWhere({ status: "CREATED" })
+    .update({ status: "EXPIRED", released_at: now, updated_at: now })
+    .returning("*");
+  if (rows.length === 0) return rows;
+  const saleIds = [...new Set(rows.map((r) => r.sale_id))].sort();
+  await trx.raw(`SELECT id FROM sales WHERE id = ANY(?::text[]) ORDER BY id FOR UPDATE`, [saleIds]);
+  await trx.raw(
+    `
+    WITH expired AS (
+      SELECT * FROM unnest(?::text[], ?::text[], ?::int[]) AS t(sale_id, user_id, quantity)
+    ), per_sale AS (
+      SELECT sale_id, sum(quantity)::int AS units FROM expired GROUP BY sale_id
+    ), sold AS (
+      UPDATE sales s SET sold = s.sold - p.units FROM per_sale p WHERE s.id = p.sale_id
+    ), per_buyer AS (
+      SELECT sale_id, user_id, sum(quantity)::int AS units FROM expired GROUP BY sale_id, user_id
+    )
+    UPDATE sale_buyers b SET units = b.units - p.units FROM per_buyer p WHERE b.sale_id = p.sale_id AND b.user_id = p.user_id
+    `,
+    [rows.map((r) => r.sale_id), rows.map((r) => r.user_id), rows.map((r) => r.quantity)],
+  );
+  return rows;
+}
+
+/** Released orders whose event is still unpublished, released at least `olderThanMs` ago (database clock). */
+export async function unpublishedReleases(db: Knex, olderThanMs: number, limit: number): Promise<OrderRow[]> {
+  return db<OrderRow>("orders")
+    .whereNotNull("released_at")
+    .whereNull("release_published_at")
+    .andWhereRaw("released_at <= now() - make_interval(secs => ?)", [olderThanMs / 1000])
+    .orderBy("released_at")
+    .limit(limit);
+}
+
+/** Records the PubAck of these orders' StockReleased events. */
+export async function markReleasesPublished(db: Knex, ids: string[], now: Date): Promise<void> {
+  if (ids.length === 0) return;
+  await db("orders").whereIn("id", ids).whereNull("release_published_at").update({ release_published_at: now });
 }

@@ -19,6 +19,7 @@ import type { EventPublisher } from "../common/event-bus.js";
 import type { Logger } from "../common/log.js";
 import * as repo from "./order-repository.js";
 import type { OrderRow } from "./order-repository.js";
+import type { ReleaseOutbox } from "./release-outbox.js";
 
 const MAX_TOKEN_LENGTH = 2048;
 
@@ -27,6 +28,7 @@ export interface InventoryPort {
   reserve(item: ReserveItem): Promise<ReserveResult>;
   /** undefined when inventory does not know the reservation. */
   reservation(reservationId: string): Promise<GetReservationResponse | undefined>;
+  /** Ops only: the order service releases through the outbox (StockReleased on JetStream). */
   release(reservationId: string, cause: string): Promise<void>;
 }
 
@@ -34,11 +36,14 @@ export interface OrderDeps {
   db: Knex;
   inventory: InventoryPort;
   publisher: EventPublisher;
+  /** Publishes committed releases (cancel) to JetStream. */
+  releases: Pick<ReleaseOutbox, "publish">;
   now: () => Date;
   log: Logger;
 }
 
 const SOLD_OUT = refuse("SOLD_OUT", "the sale is sold out");
+const RELEASE_GRACE_MS = 2000;
 
 const STATUS: Record<repo.PersistedStatus, OrderStatus> = {
   CREATED: OrderStatus.ORDER_STATUS_CREATED,
@@ -104,9 +109,33 @@ function checkRequestId(requestId: string): void {
 }
 
 export function createOrderService(deps: OrderDeps) {
-  const { db, inventory, publisher, log } = deps;
+  const { db, inventory, publisher, releases } = deps;
   /** Sales this process has seen sell out: later buyers are answered without any network trip. */
   const soldOut = new Set<string>();
+  /**
+   * Sales with a release seen in the last RELEASE_GRACE_MS: inventory applies a
+   * release a moment after it is announced, so a SOLD_OUT answered meanwhile must
+   * not set the flag again (the returned unit would be hidden behind it).
+   */
+  const recentlyReleased = new Map<string, number>();
+
+  function stockReturned(saleId: string): void {
+    soldOut.delete(saleId);
+    const nowMs = Date.now();
+    recentlyReleased.set(saleId, nowMs + RELEASE_GRACE_MS);
+    if (recentlyReleased.size > 10_000) {
+      for (const [id, until] of recentlyReleased) if (until <= nowMs) recentlyReleased.delete(id);
+    }
+  }
+
+  function markSoldOut(saleId: string): void {
+    const until = recentlyReleased.get(saleId);
+    if (until !== undefined) {
+      if (until > Date.now()) return;
+      recentlyReleased.delete(saleId);
+    }
+    soldOut.add(saleId);
+  }
 
   function publishStatus(row: OrderRow): void {
     publisher.orderStatusChanged([
@@ -132,7 +161,7 @@ export function createOrderService(deps: OrderDeps) {
       if (!req.retry && soldOut.has(item.saleId)) throw SOLD_OUT;
       const result = await inventory.reserve(item);
       if (result.stockLeft === 0 && (result.reason === Reason.REASON_UNSPECIFIED || result.reason === Reason.REASON_SOLD_OUT)) {
-        soldOut.add(item.saleId);
+        markSoldOut(item.saleId);
       }
       if (result.reason !== Reason.REASON_UNSPECIFIED) {
         const name = reasonName(result.reason);
@@ -145,8 +174,14 @@ export function createOrderService(deps: OrderDeps) {
     },
 
     /** A stock release seen for the sale: buyers may succeed again. */
-    stockReturned(saleId: string): void {
-      soldOut.delete(saleId);
+    stockReturned,
+
+    /** Releases committed elsewhere (expiry): lift the shortcut here at once too. */
+    releasedRows(rows: OrderRow[]): void {
+      for (const saleId of new Set(rows.map((row) => row.sale_id))) stockReturned(saleId);
+      publisher.orderStatusChanged(
+        rows.map((row) => ({ orderId: row.id, saleId: row.sale_id, userId: row.user_id, status: STATUS[row.status], changedAt: row.updated_at })),
+      );
     },
 
     get: find,
@@ -196,15 +231,10 @@ export function createOrderService(deps: OrderDeps) {
             : "only an order awaiting payment can be cancelled";
         throw refuse("ORDER_NOT_CANCELLABLE", why);
       }
-      try {
-        await inventory.release(orderId, "CANCELLED");
-        soldOut.delete(cancelled.sale_id);
-      } catch (error) {
-        log.warn("stock release failed after cancel; Postgres already holds the release", {
-          orderId,
-          err: error instanceof Error ? error.message : String(error),
-        });
-      }
+      // Committed: the release reaches Redis through JetStream (the outbox relay
+      // republishes it if this publish fails or the process dies first).
+      await releases.publish([cancelled]);
+      stockReturned(cancelled.sale_id);
       publishStatus(cancelled);
       return toOrder(cancelled);
     },

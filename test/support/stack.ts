@@ -19,7 +19,7 @@ import {
 } from "@seckill/sdk";
 import { readConfig, type Config } from "../../services/common/config.js";
 import { createDb, dropDatabase, ensureDatabase, migrate, type Db } from "../../services/common/db.js";
-import { connectNats, eventNames } from "../../services/common/event-bus.js";
+import { connectNats, deadLetterNames, eventNames } from "../../services/common/event-bus.js";
 import { quietLogger } from "../../services/common/log.js";
 import { startInventory, type InventoryApp } from "../../services/inventory/app.js";
 import { startOrder, type OrderApp } from "../../services/order/app.js";
@@ -106,7 +106,9 @@ export async function cleanNamespace(config: Config): Promise<void> {
   const nc = await connectNats(config.natsUrl, "test-cleanup");
   try {
     const jsm = await jetstreamManager(nc);
-    await jsm.streams.delete(eventNames(config.namespace).stream).catch(() => undefined);
+    for (const stream of [eventNames(config.namespace).stream, deadLetterNames(config.namespace).stream]) {
+      await jsm.streams.delete(stream).catch(() => undefined);
+    }
   } finally {
     await nc.close();
   }

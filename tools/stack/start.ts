@@ -19,7 +19,7 @@ const STOP_GRACE_MS = 15_000;
 const SERVICES: { name: ServiceName; addr: (c: Config) => string; serves: string }[] = [
   { name: "inventory", addr: (c) => c.inventoryAddr, serves: "seckill.v1.SaleService, seckill.v1.InventoryService" },
   { name: "order", addr: (c) => c.orderAddr, serves: "seckill.v1.OrderService" },
-  { name: "order-writer", addr: (c) => c.writerAddr, serves: "health only" },
+  { name: "order-writer", addr: (c) => c.writerAddr, serves: "seckill.v1.DeadLetterService (ops)" },
 ];
 
 const log = (line: string) => process.stderr.write(`[stack] ${line}\n`);

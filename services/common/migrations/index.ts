@@ -2,9 +2,11 @@
 // way under tsx, vitest and a bundle. Append new ones; never edit a shipped one.
 import type { Knex } from "knex";
 import * as salesAndOrders from "./20261122000000_sales_and_orders.js";
+import * as releaseOutbox from "./20261122010000_release_outbox.js";
 
 const MIGRATIONS: Record<string, Knex.Migration> = {
   "20261122000000_sales_and_orders": salesAndOrders,
+  "20261122010000_release_outbox": releaseOutbox,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

@@ -1,7 +1,9 @@
 -- Reserves stock for a batch of purchase attempts on one sale, atomically.
 -- KEYS: 1 rules (hash), 2 stock (int), 3 buyers (hash user -> units),
 --       4 requests (hash "user|request" -> reservation id),
---       5 reservations (hash reservation id -> "qty|reserved_ms|user|request")
+--       5 reservations (hash reservation id -> "qty|reserved_ms|user|request"),
+--       6 unconfirmed (sorted set reservation id by reserved_ms: the sweeper
+--         removes it once the order is in Postgres, republishes it otherwise)
 -- ARGV: 1 now_ms, then 4 per item: user, request_id, quantity, new reservation id
 -- Returns 5 values per item: outcome, reservation id, stock left, reserved_ms, quantity.
 -- Outcomes: OK, REPLAY (request seen: first answer again), SOLD_OUT,
@@ -48,6 +50,7 @@ for i = 2, #ARGV, 4 do
     redis.call('HINCRBY', KEYS[3], user, qty)
     redis.call('HSET', KEYS[4], requestKey, rid)
     redis.call('HSET', KEYS[5], rid, qty .. '|' .. ARGV[1] .. '|' .. user .. '|' .. request)
+    redis.call('ZADD', KEYS[6], now, rid)
     push('OK', rid, stock, now, qty)
   end
 end

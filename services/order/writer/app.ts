@@ -1,10 +1,12 @@
 // Builds the order writer process: Postgres, the JetStream consumer, the
-// writer loop, and a gRPC server that carries only health and reflection.
+// writer loop, the dead-letter stream, and a gRPC server that carries
+// seckill.v1.DeadLetterService besides health and reflection.
 import { createDb } from "../../common/db.js";
-import { ensureWriterConsumer, openEventBus } from "../../common/event-bus.js";
+import { deadLetterNames, ensureDeadLetterStream, ensureWriterConsumer, openEventBus } from "../../common/event-bus.js";
 import { serve, type ServingApp } from "../../common/serve.js";
 import type { Config } from "../../common/config.js";
 import type { Logger } from "../../common/log.js";
+import { deadLetterOps, deadLetterPublisher, deadLetterServiceRegistration } from "./dead-letters.js";
 import { startOrderWriter, type OrderWriter } from "./order-writer.js";
 
 export interface WriterApp extends ServingApp {
@@ -22,6 +24,8 @@ export async function startWriter(config: Config, log: Logger): Promise<WriterAp
     maxDeliver: config.writerMaxDeliver,
     maxAckPending: config.writerBatchSize * config.writerConcurrency * 4,
   });
+  const dlNames = deadLetterNames(config.namespace);
+  await ensureDeadLetterStream(bus.jsm, dlNames);
   const consumer = await bus.js.consumers.get(bus.names.stream, bus.names.writerConsumer);
   const writer = await startOrderWriter({
     db,
@@ -31,12 +35,15 @@ export async function startWriter(config: Config, log: Logger): Promise<WriterAp
     concurrency: config.writerConcurrency,
     lingerMs: config.writerLingerMs,
     log,
+    deadLetter: deadLetterPublisher(bus.js, dlNames, config.publishTimeoutMs),
+    maxDeliver: config.writerMaxDeliver,
   });
+  const ops = deadLetterOps({ js: bus.js, jsm: bus.jsm, names: dlNames, events: bus.names, publishTimeoutMs: config.publishTimeoutMs, log });
   const app = await serve({
     config,
     log,
     address: config.writerAddr,
-    services: [],
+    services: [deadLetterServiceRegistration(ops, config.grpcMaxMessageBytes, log)],
     dependencies: { nats: bus.nc, db },
     drain: () => writer.stop(),
     close: () => Promise.allSettled([bus.close(), db.destroy()]),

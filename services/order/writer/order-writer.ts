@@ -4,9 +4,12 @@
 // batches of up to batchSize reservations, written in one transaction each,
 // and acked only after the commit, so a crash before the ack means a
 // redelivery, which ON CONFLICT turns into a no-op. Batch size and concurrency
-// are what bound the load on Postgres.
+// are what bound the load on Postgres. What it gives up on (undecodable
+// messages, reservations Postgres refuses, messages still failing at their last
+// deliveries) is recorded as a DeadLetter, and only then terminated or acked.
+import { createHash } from "node:crypto";
 import type { Consumer, ConsumerMessages, JsMsg } from "@nats-io/jetstream";
-import { OrderStatus, ReservationBatch, type ReservationMade } from "@seckill/sdk";
+import { OrderStatus, ReservationBatch, type DeadLetter, type ReservationMade } from "@seckill/sdk";
 import type { Knex } from "knex";
 import type { EventPublisher } from "../../common/event-bus.js";
 import type { Logger } from "../../common/log.js";
@@ -36,6 +39,13 @@ export interface OrderWriterOptions {
   /** First delay before a failed batch is written again; doubles up to maxRetryDelayMs. */
   retryDelayMs?: number;
   maxRetryDelayMs?: number;
+  /** Publishes a dead letter with this Nats-Msg-Id; resolves after the PubAck. */
+  deadLetter: (letter: DeadLetter, msgID: string) => Promise<unknown>;
+  /**
+   * The consumer's MaxDeliver. A message still failing for a reason that is not
+   * an outage at delivery MaxDeliver - 1 is dead-lettered and terminated.
+   */
+  maxDeliver: number;
 }
 
 export interface OrderWriterStats {
@@ -47,8 +57,10 @@ export interface OrderWriterStats {
   duplicates: number;
   /** Messages that could not be decoded, and reservations Postgres refused. */
   poison: number;
-  /** Failed attempts to write a batch (each retried). */
+  /** Failed attempts to write a batch or record dead letters (each retried). */
   failures: number;
+  /** Dead letters recorded. */
+  deadLettered: number;
 }
 
 export interface OrderWriter {
@@ -61,6 +73,69 @@ export interface OrderWriter {
 interface Delivery {
   msg: JsMsg;
   reservations: ReservationToPersist[];
+  /** Reservations refused before any write (incomplete): recorded before the ack. */
+  rejected: { reservation: ReservationMade; reason: string }[];
+}
+
+/** A dead letter and its Nats-Msg-Id. */
+interface Letter {
+  letter: DeadLetter;
+  msgID: string;
+}
+
+/** A reservation id usable in a Nats-Msg-Id as is, else a digest of it. */
+const msgIdPart = (id: string) => (/^[A-Za-z0-9._:-]{1,64}$/.test(id) ? id : `h${createHash("sha256").update(id).digest("hex").slice(0, 20)}`);
+
+/** The whole message, given up on. */
+function messageLetter(msg: JsMsg, reason: string): Letter {
+  return {
+    msgID: `dl-${msg.seq}`,
+    letter: {
+      subject: msg.subject,
+      streamSequence: msg.seq,
+      payload: Buffer.from(msg.data),
+      reason,
+      deliveryCount: msg.info.deliveryCount,
+      reservation: undefined,
+      deadLetteredAt: new Date(),
+    },
+  };
+}
+
+/** One reservation of a message, refused. */
+function reservationLetter(msg: JsMsg, reservation: ReservationMade, reason: string): Letter {
+  return {
+    msgID: `dl-${msg.seq}-${msgIdPart(reservation.reservationId)}`,
+    letter: {
+      subject: msg.subject,
+      streamSequence: msg.seq,
+      payload: Buffer.from(ReservationBatch.encode({ reservations: [reservation] }).finish()),
+      reason,
+      deliveryCount: msg.info.deliveryCount,
+      reservation,
+      deadLetteredAt: new Date(),
+    },
+  };
+}
+
+/** An error's message without the SQL text knex puts in front of Postgres's own. */
+function errorText(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  const own = /\s-\s([^\n]*)$/.exec(message);
+  return typeof (error as { severity?: unknown })?.severity === "string" && own ? own[1] : message;
+}
+
+/**
+ * Whether a failed write is an outage (retried in place without spending
+ * deliveries) rather than something wrong with the events. Anything that is not
+ * an error reported by the Postgres server (refused connection, pool timeout,
+ * dropped socket) is an outage; so are the server's connection, resource,
+ * shutdown, concurrency, lock, authorization and privilege errors.
+ */
+export function isTransient(error: unknown): boolean {
+  const e = error as { severity?: unknown; code?: unknown };
+  if (typeof e?.severity !== "string" || typeof e.code !== "string") return true;
+  return /^(08|28|3D|40|53|55|57|58)/.test(e.code) || e.code === "42501";
 }
 
 const isComplete = (r: ReservationMade): r is ReservationMade & { reservedAt: Date } =>
@@ -70,7 +145,9 @@ export async function startOrderWriter(opts: OrderWriterOptions): Promise<OrderW
   const { db, log } = opts;
   const retryDelayMs = opts.retryDelayMs ?? 250;
   const maxRetryDelayMs = opts.maxRetryDelayMs ?? 5000;
-  const stats: OrderWriterStats = { batches: 0, persisted: 0, duplicates: 0, poison: 0, failures: 0 };
+  const stats: OrderWriterStats = { batches: 0, persisted: 0, duplicates: 0, poison: 0, failures: 0, deadLettered: 0 };
+  /** Dead letters being recorded for messages outside a batch (undecodable ones). */
+  const recording = new Set<Promise<unknown>>();
   const buffer: Delivery[] = [];
   let inFlight = 0;
   let scheduled = false;
@@ -82,7 +159,37 @@ export async function startOrderWriter(opts: OrderWriterOptions): Promise<OrderW
     log.error("reservation refused; not written", { reservationId: r.reservationId, saleId: r.saleId, userId: r.userId, reason });
   };
 
-  /** Decodes a delivery; a message that is not a ReservationBatch is terminated. */
+  /**
+   * Records dead letters, retrying until JetStream acknowledges them all while
+   * telling it the messages are still being worked on. false when the writer
+   * stopped first (the messages are handed back).
+   */
+  async function record(letters: Letter[], msgs: JsMsg[]): Promise<boolean> {
+    if (letters.length === 0) return true;
+    for (let delay = retryDelayMs; ; delay = Math.min(delay * 2, maxRetryDelayMs)) {
+      try {
+        // The Nats-Msg-Id makes a retry or a redelivery record each letter once.
+        await Promise.all(letters.map((l) => opts.deadLetter(l.letter, l.msgID)));
+        stats.deadLettered += letters.length;
+        return true;
+      } catch (error) {
+        stats.failures++;
+        log.warn("dead letters not recorded; retrying", {
+          count: letters.length,
+          retryInMs: delay,
+          err: error instanceof Error ? error.message : String(error),
+        });
+        if (stopped) {
+          for (const m of msgs) m.nak();
+          return false;
+        }
+        for (const m of msgs) m.working();
+        await new Promise((resolve) => setTimeout(resolve, delay));
+      }
+    }
+  }
+
+  /** Decodes a delivery; a message that is not a ReservationBatch is recorded, then terminated. */
   function decode(msg: JsMsg): Delivery | undefined {
     let batch: ReservationBatch;
     try {
@@ -92,32 +199,50 @@ export async function startOrderWriter(opts: OrderWriterOptions): Promise<OrderW
     }
     if (batch.reservations.length === 0) {
       stats.poison++;
-      log.error("undecodable reservation message terminated", { subject: msg.subject, seq: msg.seq });
-      // No reason on the wire: older servers (2.9, as Debian ships) ignore
-      // "+TERM <reason>", so the message stayed pending and was redelivered.
-      msg.term();
+      log.error("undecodable reservation message dead-lettered", { subject: msg.subject, seq: msg.seq });
+      const recorded = record([messageLetter(msg, "undecodable message: not a ReservationBatch with reservations")], [msg]).then((ok) => {
+        // No reason on the wire: older servers (2.9, as Debian ships) ignore
+        // "+TERM <reason>", so the message stayed pending and was redelivered.
+        if (ok) msg.term();
+      });
+      recording.add(recorded);
+      void recorded.finally(() => recording.delete(recorded));
       return undefined;
     }
     const reservations: ReservationToPersist[] = [];
+    const rejected: Delivery["rejected"] = [];
     for (const r of batch.reservations) {
       if (isComplete(r)) reservations.push(r);
-      else refuseReservation(r as ReservationToPersist, "incomplete reservation");
+      else {
+        refuseReservation(r as ReservationToPersist, "incomplete reservation");
+        rejected.push({ reservation: r, reason: "incomplete reservation: no reservation id, sale, user, quantity or time" });
+      }
     }
-    return { msg, reservations };
+    return { msg, reservations, rejected };
   }
 
   /** Writes reservations in one transaction; on a constraint refusal, isolates the refused ones by halving. */
-  async function write(items: ReservationToPersist[], refused: Set<ReservationToPersist>): Promise<InsertedOrder[]> {
+  async function write(items: ReservationToPersist[], refused: Map<ReservationToPersist, string>): Promise<InsertedOrder[]> {
     if (items.length === 0) return [];
     try {
       return await db.transaction((trx) => persistReservations(trx, items));
     } catch (error) {
-      const constraint = error instanceof OversellRefused || /^23/.test((error as { code?: string }).code ?? "");
+      // A constraint (class 23) or a value Postgres cannot take (class 22, e.g.
+      // a NUL byte in a user id): something about the events, not an outage.
+      const code = (error as { code?: string }).code ?? "";
+      const dataError = !isTransient(error) && /^22/.test(code);
+      const constraint = error instanceof OversellRefused || (!isTransient(error) && /^23/.test(code)) || dataError;
       if (!constraint) throw error;
       if (items.length === 1) {
         const name = (error as { constraint?: string }).constraint;
-        refuseReservation(items[0], error instanceof OversellRefused ? error.message : `refused by Postgres constraint ${name ?? "(unknown)"}`);
-        refused.add(items[0]);
+        const reason =
+          error instanceof OversellRefused
+            ? error.message
+            : dataError
+              ? `refused by Postgres: ${errorText(error)} (SQLSTATE ${code})`
+              : `refused by Postgres constraint ${name ?? "(unknown)"}`;
+        refuseReservation(items[0], reason);
+        refused.set(items[0], reason);
         return [];
       }
       const mid = Math.ceil(items.length / 2);
@@ -128,15 +253,18 @@ export async function startOrderWriter(opts: OrderWriterOptions): Promise<OrderW
   async function flush(deliveries: Delivery[]): Promise<void> {
     const seen = new Set<string>();
     const items: ReservationToPersist[] = [];
+    /** The message each reservation is written for. */
+    const owner = new Map<ReservationToPersist, JsMsg>();
     for (const d of deliveries) {
       for (const r of d.reservations) {
         if (seen.has(r.reservationId)) continue;
         seen.add(r.reservationId);
         items.push(r);
+        owner.set(r, d.msg);
       }
     }
     const started = performance.now();
-    const refused = new Set<ReservationToPersist>();
+    const refused = new Map<ReservationToPersist, string>();
     let inserted: InsertedOrder[] | undefined;
     // Postgres down or slow: keep the batch and try again, telling JetStream
     // we are still working on it. Nak'ing would count a delivery each time and
@@ -148,6 +276,7 @@ export async function startOrderWriter(opts: OrderWriterOptions): Promise<OrderW
           refused,
         );
       } catch (error) {
+        if (!isTransient(error)) return failedForGood(deliveries, error);
         stats.failures++;
         log.warn("batch not written; retrying", {
           size: items.length,
@@ -172,8 +301,16 @@ export async function startOrderWriter(opts: OrderWriterOptions): Promise<OrderW
     const missing = others.filter((r) => !stored.has(r.reservationId));
     const sales = missing.length > 0 ? await existingSaleIds(db, missing.map((r) => r.saleId)) : new Set<string>();
     for (const r of missing) {
-      refuseReservation(r, sales.has(r.saleId) ? "a different order already exists for this user and request id" : `unknown sale ${r.saleId}`);
+      const reason = sales.has(r.saleId) ? "a different order already exists for this user and request id" : `unknown sale ${r.saleId}`;
+      refuseReservation(r, reason);
+      refused.set(r, reason);
     }
+    // Every refused reservation is on record before its message is acked.
+    const letters = [
+      ...deliveries.flatMap((d) => d.rejected.map((x) => reservationLetter(d.msg, x.reservation, x.reason))),
+      ...[...refused].map(([r, reason]) => reservationLetter(owner.get(r)!, r, reason)),
+    ];
+    if (!(await record(letters, deliveries.map((d) => d.msg)))) return;
     for (const d of deliveries) d.msg.ack();
     stats.batches++;
     stats.persisted += inserted.length;
@@ -189,6 +326,35 @@ export async function startOrderWriter(opts: OrderWriterOptions): Promise<OrderW
         changedAt: committedAt,
       })),
     );
+  }
+
+  /**
+   * A batch failed for a reason that is not an outage. Several messages: each
+   * is written on its own, so one bad message does not hold back the others.
+   * One message: tried again later (a delivery spent) until its delivery
+   * MaxDeliver - 1, where it is dead-lettered and terminated.
+   */
+  async function failedForGood(deliveries: Delivery[], error: unknown): Promise<void> {
+    stats.failures++;
+    const err = errorText(error);
+    if (deliveries.length > 1) {
+      log.warn("batch failed; writing its messages one by one", { messages: deliveries.length, err });
+      for (const d of deliveries) await flush([d]);
+      return;
+    }
+    const [d] = deliveries;
+    const count = d.msg.info.deliveryCount;
+    if (count >= opts.maxDeliver - 1) {
+      stats.poison++;
+      log.error("message still failing at its last deliveries; dead-lettered", { seq: d.msg.seq, deliveries: count, err });
+      const code = (error as { code?: string }).code;
+      const reason = `still failing after ${count} deliveries: ${err}${code ? ` (${code})` : ""}`;
+      if (await record([...d.rejected.map((x) => reservationLetter(d.msg, x.reservation, x.reason)), messageLetter(d.msg, reason)], [d.msg])) d.msg.term();
+      return;
+    }
+    const delay = Math.min(retryDelayMs * 2 ** count, maxRetryDelayMs);
+    log.warn("message failed; redelivering later", { seq: d.msg.seq, deliveries: count, retryInMs: delay, err });
+    d.msg.nak(delay);
   }
 
   /** Takes deliveries up to batchSize reservations (at least one delivery). */
@@ -260,6 +426,7 @@ export async function startOrderWriter(opts: OrderWriterOptions): Promise<OrderW
       // Buffered but unwritten events: hand them back at once.
       for (const d of buffer.splice(0)) d.msg.nak();
       if (inFlight > 0) await new Promise<void>((resolve) => idle.push(resolve));
+      await Promise.allSettled([...recording]);
     },
   };
 }

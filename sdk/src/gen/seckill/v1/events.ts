@@ -40,7 +40,11 @@ export interface ReservationBatch {
 
 /**
  * Published on `<prefix>.releases.<sale_id>` with Nats-Msg-Id
- * "release-<reservation_id>" when units go back to stock.
+ * "release-<reservation_id>" when units go back to stock: by the order service
+ * after the transaction that cancelled or expired the order commits (and again
+ * by its outbox relay if that publish did not happen), by inventory for an
+ * operator's Release. Inventory's durable consumer applies it to Redis once per
+ * reservation, so a duplicate changes nothing.
  */
 export interface StockReleased {
   /** The reservation whose units were returned. */

@@ -1,0 +1,282 @@
+// The sweeper: a reservation the client was told about must reach JetStream
+// even when inventory died between the Lua script and the publish. reserve.lua
+// records every new reservation in the sale's `unconfirmed` sorted set (score:
+// when it is next due, first its reserved time). Every SWEEP_INTERVAL_MS one
+// inventory replica (a short Redis lock) visits the sales in the sweep index
+// and, for reservations due (older than SWEEP_AFTER_MS), in chunks:
+//   released in Redis        -> dropped (settled, never an order to write)
+//   an order in Postgres     -> dropped (confirmed)
+//   otherwise                -> republished alone, Nats-Msg-Id = reservation id
+//                               (JetStream drops it if the first publish got
+//                               through within its duplicate window, the writer
+//                               if it was written meanwhile), looked at again
+//                               SWEEP_AFTER_MS later
+// A reservation still without an order SWEEP_REPORT_AFTER_MS after it was made
+// is republished once more, reported (error log with its ids, stats.reported)
+// and no longer swept: its event is in JetStream, so what is missing is the
+// writer's side (down, or the event refused), which needs an operator.
+import { randomBytes } from "node:crypto";
+import type { Knex } from "knex";
+import type { ReservationMade } from "@seckill/sdk";
+import type { EventPublisher } from "../common/event-bus.js";
+import type { Logger } from "../common/log.js";
+import type { StockStore, StoredReservation } from "./stock-store.js";
+
+export interface SweeperOptions {
+  store: StockStore;
+  db: Knex;
+  publisher: EventPublisher;
+  log: Logger;
+  nowMs: () => number;
+  /** 0 disables the loop (sweepOnce still works). */
+  intervalMs: number;
+  afterMs: number;
+  reportAfterMs: number;
+  batchSize: number;
+}
+
+export interface SweeperStats {
+  /** Sweeps run while holding the lock. */
+  sweeps: number;
+  /** Reservations found in Postgres and dropped from the unconfirmed set. */
+  confirmed: number;
+  /** Released reservations dropped from the unconfirmed set. */
+  released: number;
+  /** Reservations republished (PubAck received). */
+  republished: number;
+  /** Of those, how many JetStream recognised as duplicates of an earlier publish. */
+  duplicates: number;
+  publishFailures: number;
+  /** Reservations given up and logged at error level. */
+  reported: number;
+  /** The most recent reported reservation ids (at most 100). */
+  reportedIds: string[];
+  /** Sweeps or sales that failed (Redis, Postgres). */
+  errors: number;
+}
+
+export interface Sweeper {
+  stats: SweeperStats;
+  /** One sweep now, if the lock is free; false when another replica holds it. */
+  sweepOnce(): Promise<boolean>;
+  stop(): Promise<void>;
+}
+
+const LOCK = "sweeper";
+const REPORTED_IDS_KEPT = 100;
+
+/**
+ * Wraps the stock store so that every sale that is loaded or takes a
+ * reservation through it is in the sweep index (a global set, written here
+ * rather than in the per-sale scripts so those stay on one cluster slot).
+ */
+export function indexSalesForSweeping(store: StockStore, log: Logger): StockStore {
+  const indexed = new Set<string>();
+  const mark = async (saleId: string) => {
+    try {
+      await store.markSweepable(saleId);
+      if (indexed.size >= 10_000) indexed.clear();
+      indexed.add(saleId);
+    } catch (error) {
+      log.warn("could not add the sale to the sweep index", { saleId, err: errorMessage(error) });
+    }
+  };
+  return {
+    ...store,
+    async warm(saleId, rules, stockLeft, buyers) {
+      const result = await store.warm(saleId, rules, stockLeft, buyers);
+      await mark(saleId);
+      return result;
+    },
+    async reserve(saleId, nowMs, attempts) {
+      const answers = await store.reserve(saleId, nowMs, attempts);
+      if (!indexed.has(saleId) && answers.some((a) => a.outcome === "OK")) await mark(saleId);
+      return answers;
+    },
+  };
+}
+
+export function startSweeper(opts: SweeperOptions): Sweeper {
+  const { store, db, publisher, log } = opts;
+  const stats: SweeperStats = {
+    sweeps: 0,
+    confirmed: 0,
+    released: 0,
+    republished: 0,
+    duplicates: 0,
+    publishFailures: 0,
+    reported: 0,
+    reportedIds: [],
+    errors: 0,
+  };
+  const token = randomBytes(12).toString("hex");
+  // Long enough for a sweep; one that runs longer stops at half of it and goes on next time.
+  const lockTtlMs = Math.max(10 * opts.intervalMs, 10_000);
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<boolean> | undefined;
+
+  async function ordersIn(ids: string[]): Promise<Set<string>> {
+    const rows: { id: string }[] = await db("orders").whereIn("id", ids).select("id");
+    return new Set(rows.map((r) => r.id));
+  }
+
+  async function republish(r: StoredReservation): Promise<boolean> {
+    const event: ReservationMade = {
+      reservationId: r.reservationId,
+      saleId: r.saleId,
+      userId: r.userId,
+      requestId: r.requestId,
+      quantity: r.quantity,
+      reservedAt: new Date(r.reservedAtMs),
+    };
+    try {
+      // A batch of one: its Nats-Msg-Id is the reservation id, so JetStream deduplicates exactly.
+      const ack = await publisher.reservationsMade(r.saleId, [event]);
+      stats.republished++;
+      if (ack.duplicate) stats.duplicates++;
+      return true;
+    } catch (error) {
+      stats.publishFailures++;
+      log.warn("sweeper: republishing a reservation failed; retried on a later sweep", {
+        saleId: r.saleId,
+        reservationId: r.reservationId,
+        err: errorMessage(error),
+      });
+      return false;
+    }
+  }
+
+  function report(r: StoredReservation, nowMs: number) {
+    stats.reported++;
+    stats.reportedIds.push(r.reservationId);
+    if (stats.reportedIds.length > REPORTED_IDS_KEPT) stats.reportedIds.shift();
+    log.error("reservation has no order long after it was acknowledged; its event is in JetStream, check the order writer", {
+      saleId: r.saleId,
+      reservationId: r.reservationId,
+      userId: r.userId,
+      requestId: r.requestId,
+      quantity: r.quantity,
+      reservedAt: new Date(r.reservedAtMs).toISOString(),
+      ageMs: nowMs - r.reservedAtMs,
+    });
+  }
+
+  /** Works through one sale's due reservations; false when it ran out of time. */
+  async function sweepSale(saleId: string, deadlineMs: number): Promise<boolean> {
+    for (;;) {
+      const nowMs = opts.nowMs();
+      if (nowMs >= deadlineMs || stopped) return false;
+      const due = await store.unconfirmed(saleId, nowMs - opts.afterMs, opts.batchSize);
+      if (due.length === 0) break;
+      const ids = due.map((d) => d.reservationId);
+      const records = await store.reservations(saleId, ids);
+      const settled: string[] = [];
+      const open: StoredReservation[] = [];
+      const seenBefore = new Set<string>();
+      records.forEach((r, i) => {
+        // Its score moved past its reserved time: an earlier sweep already republished it.
+        if (r && due[i].dueMs > r.reservedAtMs) seenBefore.add(r.reservationId);
+        if (!r) {
+          log.warn("sweeper: unconfirmed reservation has no record; dropped", { saleId, reservationId: ids[i] });
+          settled.push(ids[i]);
+        } else if (r.released) {
+          stats.released++;
+          settled.push(ids[i]);
+        } else open.push(r);
+      });
+      const written = open.length > 0 ? await ordersIn(open.map((r) => r.reservationId)) : new Set<string>();
+      const missing = open.filter((r) => !written.has(r.reservationId));
+      stats.confirmed += open.length - missing.length;
+      settled.push(...written);
+      const published = await Promise.all(missing.map(republish));
+      const later: string[] = [];
+      missing.forEach((r, i) => {
+        if (published[i] && seenBefore.has(r.reservationId) && nowMs - r.reservedAtMs >= opts.reportAfterMs) {
+          report(r, nowMs);
+          settled.push(r.reservationId);
+        } else later.push(r.reservationId);
+      });
+      if (missing.length > 0) {
+        log.info("sweeper: republished reservations with no order yet", {
+          saleId,
+          reservationIds: missing.map((r) => r.reservationId),
+        });
+      }
+      await store.confirm(saleId, settled);
+      // Looked at again after SWEEP_AFTER_MS, not at every sweep: a writer backlog costs one republish per period.
+      await store.deferUnconfirmed(saleId, later, nowMs);
+      if (ids.length < opts.batchSize) break;
+    }
+    await forgetIfFinished(saleId);
+    return true;
+  }
+
+  /** Takes an ended (or no longer loaded) sale with nothing left to sweep out of the index. */
+  async function forgetIfFinished(saleId: string) {
+    if ((await store.unconfirmedCount(saleId)) > 0) return;
+    const live = await store.live(saleId);
+    if (live.warm) {
+      if (live.closedAtMs === 0 && opts.nowMs() < live.endsAtMs) return;
+      // Ended: no new reservations can come.
+      await store.forgetSweepable(saleId);
+      return;
+    }
+    await store.forgetSweepable(saleId);
+    // Loaded again meanwhile: put it back (the loader adds it too, but perhaps before our removal).
+    if ((await store.live(saleId)).warm) await store.markSweepable(saleId);
+  }
+
+  async function sweep(): Promise<boolean> {
+    if (!(await store.tryLock(LOCK, token, lockTtlMs))) return false;
+    const deadlineMs = opts.nowMs() + lockTtlMs / 2;
+    try {
+      stats.sweeps++;
+      for (const saleId of await store.sweepableSales()) {
+        try {
+          if (!(await sweepSale(saleId, deadlineMs))) break;
+        } catch (error) {
+          stats.errors++;
+          log.warn("sweeper: sweeping a sale failed; retried on the next sweep", { saleId, err: errorMessage(error) });
+        }
+      }
+    } finally {
+      await store.unlock(LOCK, token).catch(() => undefined);
+    }
+    return true;
+  }
+
+  function sweepOnce(): Promise<boolean> {
+    // One sweep at a time in this process.
+    running ??= sweep().finally(() => (running = undefined));
+    return running;
+  }
+
+  function schedule() {
+    if (stopped || opts.intervalMs === 0) return;
+    timer = setTimeout(() => {
+      sweepOnce()
+        .catch((error) => {
+          stats.errors++;
+          log.warn("sweeper: sweep failed; retried on the next one", { err: errorMessage(error) });
+        })
+        .finally(schedule);
+    }, opts.intervalMs);
+    timer.unref();
+  }
+  schedule();
+
+  return {
+    stats,
+    sweepOnce,
+    async stop() {
+      stopped = true;
+      clearTimeout(timer);
+      await running?.catch(() => undefined);
+    },
+  };
+}
+
+function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
