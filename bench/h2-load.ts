@@ -301,7 +301,9 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
       maxLagMs = Math.max(maxLagMs, now - lastTick - 1);
       const perTick = Math.max(1, Math.ceil(((now - lastTick + 10) * rate) / 1000));
       lastTick = now;
-      const due = Math.floor(((now - t0) * rate) / 1000);
+      // Never more than the whole run's schedule, even for a tick that lands
+      // just after the end but before the stop timer fires.
+      const due = Math.min(Math.floor(((warmupMs + windowMs) * rate) / 1000), Math.floor(((now - t0) * rate) / 1000));
       if (due - scheduled > maxBehind) {
         notSent += due - scheduled - maxBehind;
         scheduled = due - maxBehind;

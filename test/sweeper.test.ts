@@ -95,11 +95,16 @@ describe("the sweeper", () => {
         return order!.orderId;
       }),
     );
+    const placedAt = Date.now();
     await eventually(async () => (await ordersOf(sale.saleId)).length === 20, 10_000, "the orders");
+    const persistedAfterMs = Date.now() - placedAt;
     await eventually(async () => (await unconfirmed(sale.saleId)).length === 0, SWEEP_AFTER_MS + 5000, "the reservations confirmed");
     const after = stats();
     expect(after.confirmed - before.confirmed).toBeGreaterThanOrEqual(20);
-    expect(after.republished).toBe(before.republished);
+    // Orders persisted well before SWEEP_AFTER_MS are never republished. (On a
+    // machine so loaded that the writer took longer, a republish is allowed:
+    // it must still make no second order, which the lines below check.)
+    if (persistedAfterMs < SWEEP_AFTER_MS - 500) expect(after.republished).toBe(before.republished);
     expect(new Set((await ordersOf(sale.saleId)).map((o) => o.id))).toEqual(new Set(orderIds));
     expect(await soldOf(sale.saleId)).toBe(20);
   });
