@@ -26,7 +26,23 @@ export async function startInventory(config: Config, log: Logger, clock: () => n
     db.raw("SELECT 1"),
   ]);
   const store = indexSalesForSweeping(createStockStore(redis, config.namespace), log);
-  const sales = createSaleService({ db, store, now: () => new Date(clock()), newSaleId: () => ulid(clock()) });
+  const sales = createSaleService({
+    db,
+    store,
+    now: () => new Date(clock()),
+    newSaleId: () => ulid(clock()),
+    jetstreamProgress: async () => {
+      const [stream, writer] = await Promise.all([
+        bus.jsm.streams.info(bus.names.stream),
+        bus.jsm.consumers.info(bus.names.stream, bus.names.writerConsumer),
+      ]);
+      return {
+        published: stream.state.last_seq,
+        written: writer.ack_floor.stream_seq,
+        idle: writer.num_pending === 0 && writer.num_ack_pending === 0,
+      };
+    },
+  });
   const reservations = createReservationService({
     store,
     publisher: bus.publisher,

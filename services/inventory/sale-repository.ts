@@ -16,9 +16,10 @@ export interface SaleRow {
   payment_window_seconds: number;
   closed_at: Date | null;
   created_at: Date;
+  warmed_at: Date | null;
 }
 
-export type NewSale = Omit<SaleRow, "sold" | "closed_at" | "created_at">;
+export type NewSale = Omit<SaleRow, "sold" | "closed_at" | "created_at" | "warmed_at">;
 
 /** Inserts the sale, or returns the one created earlier with the same request id. */
 export async function insertSale(db: Knex, sale: NewSale): Promise<SaleRow> {
@@ -50,6 +51,20 @@ export async function openSale(db: Knex, id: string, now: Date): Promise<SaleRow
 export async function closeSale(db: Knex, id: string, now: Date): Promise<SaleRow | undefined> {
   await db<SaleRow>("sales").where({ id }).whereNull("closed_at").update({ closed_at: now });
   return findSale(db, id);
+}
+
+export async function markWarmed(db: Knex, id: string, now: Date): Promise<void> {
+  await db<SaleRow>("sales").where({ id }).whereNull("warmed_at").update({ warmed_at: now });
+}
+
+/** The sale's orders as Redis records them, so replays of their request ids get the same answer after a rebuild. */
+export async function saleReservations(
+  db: Knex,
+  saleId: string,
+): Promise<{ id: string; user_id: string; request_id: string; quantity: number; reserved_at: Date; released: boolean }[]> {
+  return db("orders")
+    .where({ sale_id: saleId })
+    .select("id", "user_id", "request_id", "quantity", "reserved_at", db.raw("released_at IS NOT NULL AS released"));
 }
 
 /** Units each user holds in persisted, unreleased orders: what Redis needs to enforce the per-user limit. */

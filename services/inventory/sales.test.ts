@@ -150,6 +150,7 @@ function row(overrides: Partial<SaleRow> = {}): SaleRow {
     payment_window_seconds: 900,
     closed_at: null,
     created_at: at(-DAY_MS),
+    warmed_at: null,
     ...overrides,
   };
 }

@@ -17,11 +17,22 @@ import type { SaleRules, SaleWindow, StockStore } from "./stock-store.js";
 
 const MAX_SALE_LENGTH_MS = 30 * 24 * 3600 * 1000;
 
+export interface JetStreamProgress {
+  /** Stream sequence of the last event published. */
+  published: number;
+  /** The writer has handled every reservation event up to this stream sequence. */
+  written: number;
+  /** The writer has nothing left to handle at all. */
+  idle: boolean;
+}
+
 export interface SaleServiceDeps {
   db: Knex;
   store: StockStore;
   now: () => Date;
   newSaleId: IdSource;
+  /** How far reservation events are published and written: see JetStreamProgress. */
+  jetstreamProgress: () => Promise<JetStreamProgress>;
 }
 
 export function validateCreateSale(req: CreateSaleRequest): repo.NewSale {
@@ -100,6 +111,8 @@ function checkSaleId(saleId: string): void {
 
 export function createSaleService(deps: SaleServiceDeps) {
   const { db, store } = deps;
+  /** Sales found without their Redis state, and the stream sequence their rebuild waits for. */
+  const rebuildMarks = new Map<string, number>();
 
   async function load(saleId: string): Promise<SaleRow> {
     checkSaleId(saleId);
@@ -109,9 +122,44 @@ export function createSaleService(deps: SaleServiceDeps) {
   }
 
   /** Loads the sale into Redis from Postgres unless it is there already. */
+  /**
+   * Loads the sale into Redis from Postgres unless it is there already. A sale
+   * loaded before and missing now has lost its Redis state: it fails closed
+   * (UNAVAILABLE) until every acknowledged reservation in JetStream is in
+   * Postgres, and is then rebuilt from Postgres: stock, buyers, request ids.
+   */
   async function warm(row: SaleRow) {
+    const lost = row.warmed_at !== null && !(await store.live(row.id)).warm;
+    if (lost) {
+      // Every reservation acknowledged before the loss was published before its
+      // answer, so it is in the stream by the time the loss is seen: wait until
+      // the writer has handled the stream up to that point.
+      const progress = await deps.jetstreamProgress();
+      let mark = rebuildMarks.get(row.id);
+      if (mark === undefined) rebuildMarks.set(row.id, (mark = progress.published));
+      if (!progress.idle && progress.written < mark) {
+        throw overloaded("the sale is being rebuilt after its Redis state was lost; retry shortly", 1000);
+      }
+      rebuildMarks.delete(row.id);
+      // Re-read: the drained backlog may have moved the sold counter.
+      row = (await repo.findSale(db, row.id)) ?? row;
+      const orders = await repo.saleReservations(db, row.id);
+      await store.restoreReservations(
+        row.id,
+        orders.map((o) => ({
+          reservationId: o.id,
+          userId: o.user_id,
+          requestId: o.request_id,
+          quantity: o.quantity,
+          reservedAtMs: o.reserved_at.getTime(),
+          released: o.released,
+        })),
+      );
+    }
     const buyers = await repo.saleBuyers(db, row.id);
-    return store.warm(row.id, rulesOf(row), row.total_stock - row.sold, buyers);
+    const result = await store.warm(row.id, rulesOf(row), row.total_stock - row.sold, buyers);
+    if (row.warmed_at === null) await repo.markWarmed(db, row.id, deps.now());
+    return result;
   }
 
   return {

@@ -41,6 +41,15 @@ export interface SaleRules extends SaleWindow {
 /** What Redis knows of a sale right now: enough to answer GetSaleStatus without Postgres. */
 export type LiveSale = { warm: false } | ({ warm: true; stockLeft: number; totalStock: number } & SaleWindow);
 
+export interface RestoredReservation {
+  reservationId: string;
+  userId: string;
+  requestId: string;
+  quantity: number;
+  reservedAtMs: number;
+  released: boolean;
+}
+
 export interface StoredReservation {
   reservationId: string;
   saleId: string;
@@ -54,6 +63,12 @@ export interface StoredReservation {
 export interface StockStore {
   reserve(saleId: string, nowMs: number, attempts: ReserveAttempt[]): Promise<ReserveAnswer[]>;
   warm(saleId: string, rules: SaleRules, stockLeft: number, buyers: [string, number][]): Promise<{ loaded: boolean; stockLeft: number }>;
+  /**
+   * Before warming a sale that lost its Redis state: writes back the request ids
+   * and reservation records of its orders (idempotent), so a replayed request
+   * gets its first answer and a release finds its reservation.
+   */
+  restoreReservations(saleId: string, records: RestoredReservation[]): Promise<void>;
   setRules(saleId: string, rules: Partial<Pick<SaleRules, "startsAtMs" | "closedAtMs">>): Promise<boolean>;
   release(saleId: string, reservationId: string): Promise<{ outcome: "RELEASED" | "ALREADY_RELEASED" | "UNKNOWN" | "COLD"; stockLeft: number }>;
   live(saleId: string): Promise<LiveSale>;
@@ -161,6 +176,19 @@ export function createStockStore(redis: Redis, namespace: string): StockStore {
         });
       }
       return answers;
+    },
+
+    async restoreReservations(saleId, records) {
+      const k = keysOf(saleId);
+      for (let i = 0; i < records.length; i += 1000) {
+        const pipeline = redis.pipeline();
+        for (const r of records.slice(i, i + 1000)) {
+          pipeline.hset(k.requests, `${r.userId}|${r.requestId}`, r.reservationId);
+          pipeline.hset(k.reservations, r.reservationId, `${r.quantity}|${r.reservedAtMs}|${r.userId}|${r.requestId}`);
+          if (r.released) pipeline.sadd(k.released, r.reservationId);
+        }
+        await pipeline.exec();
+      }
     },
 
     async warm(saleId, rules, stockLeft, buyers) {
