@@ -4,7 +4,7 @@
 // from Postgres (stock, buyers, request ids), and sells on without overselling.
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { status } from "@grpc/grpc-js";
-import { callUnary, userMetadata } from "@seckill/sdk";
+import { callUnary, Reason, userMetadata } from "@seckill/sdk";
 import { saleKeys } from "../services/inventory/stock-store.js";
 import { eventually, refusal, startTestStack, type TestStack } from "./support/stack.js";
 
@@ -69,4 +69,21 @@ it("fails closed while acknowledged reservations are still on their way to Postg
   } finally {
     await writer.stop();
   }
+});
+
+it("refuses only the lost sale's items in a Reserve batch; the other sale's items are reserved", async () => {
+  const lost = await stack.createSale({ totalStock: 5 });
+  const healthy = await stack.createSale({ totalStock: 5 });
+  await buy(lost.saleId, "before", "before-req");
+  await stack.writer.writer.stop(); // keeps the lost sale's rebuild waiting
+  await buy(lost.saleId, "pending", "pending-req");
+  await loseRedisState(lost.saleId);
+  const { results } = await callUnary(stack.inventoryClient, "reserve", {
+    items: [
+      { saleId: lost.saleId, userId: "a", requestId: "batch-a", quantity: 1 },
+      { saleId: healthy.saleId, userId: "b", requestId: "batch-b", quantity: 1 },
+    ],
+  });
+  expect(results.map((r) => r.reason)).toEqual([Reason.REASON_OVERLOADED, Reason.REASON_UNSPECIFIED]);
+  expect(results[1].reservationId.startsWith(healthy.saleId)).toBe(true);
 });

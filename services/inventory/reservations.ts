@@ -10,7 +10,7 @@ import {
   type ReserveResult,
 } from "@seckill/sdk";
 import { isRequestId, isSaleId, isUserId, newOrderId, saleOfOrderId } from "../common/ids.js";
-import { invalid, refuse } from "../common/refusal.js";
+import { invalid, refuse, Refusal } from "../common/refusal.js";
 import type { EventPublisher } from "../common/event-bus.js";
 import type { Logger } from "../common/log.js";
 import type { ReserveAnswer, StockStore } from "./stock-store.js";
@@ -152,8 +152,14 @@ export function createReservationService(deps: ReservationDeps) {
       await Promise.all(
         [...bySale].map(async ([saleId, indexes]) => {
           const group = indexes.map((i) => items[i]);
-          const answers = await reserveForSale(saleId, group, nowMs);
-          const answered = await publishAndAnswer(saleId, group, answers);
+          let answered: ReserveResult[];
+          try {
+            answered = await publishAndAnswer(saleId, group, await reserveForSale(saleId, group, nowMs));
+          } catch (error) {
+            // One sale refusing (e.g. being rebuilt after a Redis loss) must not fail the others in the batch.
+            if (!(error instanceof Refusal)) throw error;
+            answered = group.map(() => refused(reasonFromName(error.reason)));
+          }
           indexes.forEach((itemIndex, k) => (results[itemIndex] = answered[k]));
         }),
       );
