@@ -21,7 +21,7 @@ import type { Io } from "../cli/src/context.js";
 import { runCli } from "../cli/src/program.js";
 import { connectNats, deadLetterNames, eventNames } from "../services/common/event-bus.js";
 import { newOrderId, ulid } from "../services/common/ids.js";
-import { eventually, startTestStack, type TestStack } from "./support/stack.js";
+import { eventually, startTestStack, writerDrained, type TestStack } from "./support/stack.js";
 
 const MAX_DELIVER = 3;
 let stack: TestStack;
@@ -55,16 +55,7 @@ function event(saleId: string, userId: string, o: Partial<ReservationMade> = {})
   return { reservationId: newOrderId(saleId), saleId, userId, requestId: `dl-${randomBytes(4).toString("hex")}`, quantity: 1, reservedAt: new Date(), ...o };
 }
 
-async function drained(seq: number): Promise<void> {
-  await eventually(
-    async () => {
-      const info = await jsm.consumers.info(names().stream, names().writerConsumer);
-      return info.ack_floor.stream_seq >= seq && info.num_ack_pending === 0 && info.num_pending === 0;
-    },
-    15_000,
-    `the writer to finish the events up to seq ${seq}`,
-  );
-}
+const drained = (seq: number) => writerDrained(jsm, stack.config.namespace, seq);
 
 /** Every dead letter, all pages. */
 async function allDeadLetters(): Promise<StoredDeadLetter[]> {

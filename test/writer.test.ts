@@ -10,7 +10,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { callUnary, ReservationBatch, userMetadata, type ReservationMade } from "@seckill/sdk";
 import { connectNats, eventNames } from "../services/common/event-bus.js";
 import { newOrderId, ulid } from "../services/common/ids.js";
-import { eventually, startTestStack, type TestStack } from "./support/stack.js";
+import { eventually, startTestStack, writerDrained, type TestStack } from "./support/stack.js";
 
 let stack: TestStack;
 let nc: NatsConnection;
@@ -54,17 +54,7 @@ const publishBatch = (events: ReservationMade[], msgID?: string) =>
   publishRaw(events[0].saleId, ReservationBatch.encode({ reservations: events }).finish(), msgID);
 const publish = (e: ReservationMade, msgID?: string) => publishBatch([e], msgID);
 
-/** Waits until the writer has acked or terminated every reservation event up to seq. */
-async function drained(seq: number): Promise<void> {
-  await eventually(
-    async () => {
-      const info = await jsm.consumers.info(names().stream, names().writerConsumer);
-      return info.ack_floor.stream_seq >= seq && info.num_ack_pending === 0 && info.num_pending === 0;
-    },
-    15_000,
-    `the writer to finish the events up to seq ${seq}`,
-  );
-}
+const drained = (seq: number) => writerDrained(jsm, stack.config.namespace, seq);
 
 const ordersOf = (saleId: string) => stack.db("orders").where({ sale_id: saleId }).select("id", "user_id", "quantity", "status");
 const soldOf = async (saleId: string) => ((await stack.db("sales").where({ id: saleId }).first()) as { sold: number }).sold;

@@ -51,21 +51,10 @@ export async function connectNats(url: string, name: string): Promise<NatsConnec
 
 /** Creates the events stream, or brings its subjects and limits up to date. */
 export async function ensureStream(jsm: JetStreamManager, names: EventNames): Promise<void> {
-  const config = {
-    name: names.stream,
-    // Order-status notifications are not stored: they only wake watchers, who
-    // read the truth from Postgres.
-    subjects: [names.reservationsFilter, names.releasesFilter],
-    storage: StorageType.File,
-    retention: RetentionPolicy.Limits,
-    discard: DiscardPolicy.Old,
-    // Long enough for any backlog to drain; never limited by count or size,
-    // which would drop unwritten reservations.
-    max_age: 7 * 24 * 3600 * 1000 * NANOS_PER_MS,
-    duplicate_window: 2 * 60 * 1000 * NANOS_PER_MS,
-    num_replicas: 1,
-  };
-  await upsertStream(jsm, config);
+  // Order-status notifications are not stored: they only wake watchers, who
+  // read the truth from Postgres. Kept long enough for any backlog to drain;
+  // never limited by count or size, which would drop unwritten reservations.
+  await upsertStream(jsm, names.stream, [names.reservationsFilter, names.releasesFilter], 7);
 }
 
 /** The order writer's durable pull consumer of reservation events. */
@@ -114,11 +103,21 @@ export async function ensureReleasesConsumer(jsm: JetStreamManager, names: Event
   }
 }
 
-/** Creates a file-backed stream, or brings an existing one's subjects and limits up to date. */
-async function upsertStream(jsm: JetStreamManager, config: Parameters<JetStreamManager["streams"]["add"]>[0] & { name: string }): Promise<void> {
+/** Creates a file-backed stream kept by age only, or brings an existing one's subjects and limits up to date. */
+async function upsertStream(jsm: JetStreamManager, name: string, subjects: string[], maxAgeDays: number): Promise<void> {
+  const config = {
+    name,
+    subjects,
+    storage: StorageType.File,
+    retention: RetentionPolicy.Limits,
+    discard: DiscardPolicy.Old,
+    max_age: maxAgeDays * 24 * 3600 * 1000 * NANOS_PER_MS,
+    duplicate_window: 2 * 60 * 1000 * NANOS_PER_MS,
+    num_replicas: 1,
+  };
   try {
-    await jsm.streams.info(config.name);
-    await jsm.streams.update(config.name, config);
+    await jsm.streams.info(name);
+    await jsm.streams.update(name, config);
   } catch (error) {
     if (!isNotFound(error)) throw error;
     await jsm.streams.add(config);
@@ -148,18 +147,8 @@ export function deadLetterNames(namespace: string): DeadLetterNames {
 
 /** Creates the dead-letter stream, or brings its subjects and limits up to date. */
 export async function ensureDeadLetterStream(jsm: JetStreamManager, names: DeadLetterNames): Promise<void> {
-  const config = {
-    name: names.stream,
-    subjects: [names.filter],
-    storage: StorageType.File,
-    retention: RetentionPolicy.Limits,
-    discard: DiscardPolicy.Old,
-    // Long enough for operators to look, raise the stock and replay.
-    max_age: 90 * 24 * 3600 * 1000 * NANOS_PER_MS,
-    duplicate_window: 2 * 60 * 1000 * NANOS_PER_MS,
-    num_replicas: 1,
-  };
-  await upsertStream(jsm, config);
+  // Long enough for operators to look, raise the stock and replay.
+  await upsertStream(jsm, names.stream, [names.filter], 90);
 }
 
 export interface EventPublisher {

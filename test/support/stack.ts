@@ -4,7 +4,7 @@
 // services on loopback ports chosen by the OS.
 import { randomBytes } from "node:crypto";
 import { credentials } from "@grpc/grpc-js";
-import { jetstreamManager } from "@nats-io/jetstream";
+import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import { Redis } from "ioredis";
 import type { ServiceError } from "@grpc/grpc-js";
 import {
@@ -140,6 +140,19 @@ export function saleRequest(overrides: Partial<CreateSaleRequest> = {}): CreateS
     paymentWindowSeconds: 900,
     ...overrides,
   };
+}
+
+/** Waits until the order writer has acked or terminated every reservation event up to seq. */
+export async function writerDrained(jsm: JetStreamManager, namespace: string, seq: number): Promise<void> {
+  const names = eventNames(namespace);
+  await eventually(
+    async () => {
+      const info = await jsm.consumers.info(names.stream, names.writerConsumer);
+      return info.ack_floor.stream_seq >= seq && info.num_ack_pending === 0 && info.num_pending === 0;
+    },
+    15_000,
+    `the writer to finish the events up to seq ${seq}`,
+  );
 }
 
 /** The refusal a call ended with; fails the test when it succeeded. */
