@@ -151,4 +151,25 @@ describe("the sweeper", () => {
     }
     expect(await stack.inventory.sweeper.sweepOnce()).toBe(true);
   });
+
+  // Last: it stops the stack's writer.
+  it("does not republish reservations that are only waiting in the writer's backlog", async () => {
+    const sale = await stack.createSale({ totalStock: 10 });
+    await stack.writer.writer.stop();
+    await Promise.all(
+      Array.from({ length: 5 }, (_, i) =>
+        callUnary(
+          stack.orders,
+          "placeOrder",
+          { saleId: sale.saleId, quantity: 1, requestId: `backlog-${i}`, purchaseToken: "", retry: false },
+          { metadata: userMetadata(`backlog-${i}`) },
+        ),
+      ),
+    );
+    const before = stats();
+    await new Promise((r) => setTimeout(r, SWEEP_AFTER_MS + 1000));
+    expect(stats().sweeps).toBeGreaterThan(before.sweeps);
+    expect(stats().republished).toBe(before.republished);
+    expect(await unconfirmed(sale.saleId)).toHaveLength(5);
+  });
 });

@@ -151,6 +151,25 @@ export async function ensureDeadLetterStream(jsm: JetStreamManager, names: DeadL
   await upsertStream(jsm, names.stream, [names.filter], 90);
 }
 
+/** How far reservation events are published and written. */
+export interface JetStreamProgress {
+  /** Stream sequence of the last event published. */
+  published: number;
+  /** The writer has handled every reservation event up to this stream sequence. */
+  written: number;
+  /** The writer has nothing left to handle at all. */
+  idle: boolean;
+}
+
+export async function readJetStreamProgress(jsm: JetStreamManager, names: EventNames): Promise<JetStreamProgress> {
+  const [stream, writer] = await Promise.all([jsm.streams.info(names.stream), jsm.consumers.info(names.stream, names.writerConsumer)]);
+  return {
+    published: stream.state.last_seq,
+    written: writer.ack_floor.stream_seq,
+    idle: writer.num_pending === 0 && writer.num_ack_pending === 0,
+  };
+}
+
 export interface EventPublisher {
   /** Reservations of one sale, in one message. */
   reservationsMade(saleId: string, events: ReservationMade[]): Promise<PubAck>;

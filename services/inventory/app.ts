@@ -1,7 +1,7 @@
 // Builds the inventory service (SaleService + InventoryService) from config:
 // Postgres, Redis, JetStream, then the gRPC server; SERVING once all three are
 // connected. Used by main.ts and by the tests.
-import { ensureReleasesConsumer, openEventBus } from "../common/event-bus.js";
+import { ensureReleasesConsumer, openEventBus, readJetStreamProgress } from "../common/event-bus.js";
 import { createDb } from "../common/db.js";
 import { serve, type ServingApp } from "../common/serve.js";
 import { ulid } from "../common/ids.js";
@@ -26,22 +26,13 @@ export async function startInventory(config: Config, log: Logger, clock: () => n
     db.raw("SELECT 1"),
   ]);
   const store = indexSalesForSweeping(createStockStore(redis, config.namespace), log);
+  const jetstreamProgress = () => readJetStreamProgress(bus.jsm, bus.names);
   const sales = createSaleService({
     db,
     store,
     now: () => new Date(clock()),
     newSaleId: () => ulid(clock()),
-    jetstreamProgress: async () => {
-      const [stream, writer] = await Promise.all([
-        bus.jsm.streams.info(bus.names.stream),
-        bus.jsm.consumers.info(bus.names.stream, bus.names.writerConsumer),
-      ]);
-      return {
-        published: stream.state.last_seq,
-        written: writer.ack_floor.stream_seq,
-        idle: writer.num_pending === 0 && writer.num_ack_pending === 0,
-      };
-    },
+    jetstreamProgress,
   });
   const reservations = createReservationService({
     store,
@@ -68,6 +59,7 @@ export async function startInventory(config: Config, log: Logger, clock: () => n
     afterMs: config.sweepAfterMs,
     reportAfterMs: config.sweepReportAfterMs,
     batchSize: config.sweepBatchSize,
+    jetstreamProgress,
   });
   const app = await serve({
     config,

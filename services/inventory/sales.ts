@@ -14,17 +14,9 @@ import { invalid, overloaded, refuse } from "../common/refusal.js";
 import * as repo from "./sale-repository.js";
 import type { SaleRow } from "./sale-repository.js";
 import type { SaleRules, SaleWindow, StockStore } from "./stock-store.js";
+import type { JetStreamProgress } from "../common/event-bus.js";
 
 const MAX_SALE_LENGTH_MS = 30 * 24 * 3600 * 1000;
-
-export interface JetStreamProgress {
-  /** Stream sequence of the last event published. */
-  published: number;
-  /** The writer has handled every reservation event up to this stream sequence. */
-  written: number;
-  /** The writer has nothing left to handle at all. */
-  idle: boolean;
-}
 
 export interface SaleServiceDeps {
   db: Knex;

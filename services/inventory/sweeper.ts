@@ -18,7 +18,7 @@
 import { randomBytes } from "node:crypto";
 import type { Knex } from "knex";
 import type { ReservationMade } from "@seckill/sdk";
-import type { EventPublisher } from "../common/event-bus.js";
+import type { EventPublisher, JetStreamProgress } from "../common/event-bus.js";
 import type { Logger } from "../common/log.js";
 import type { StockStore, StoredReservation } from "./stock-store.js";
 
@@ -33,6 +33,8 @@ export interface SweeperOptions {
   afterMs: number;
   reportAfterMs: number;
   batchSize: number;
+  /** Where the writer is in the stream: reservations still in its backlog are not lost, only late. */
+  jetstreamProgress: () => Promise<JetStreamProgress>;
 }
 
 export interface SweeperStats {
@@ -167,7 +169,9 @@ export function startSweeper(opts: SweeperOptions): Sweeper {
     for (;;) {
       const nowMs = opts.nowMs();
       if (nowMs >= deadlineMs || stopped) return false;
-      const due = await store.unconfirmed(saleId, nowMs - opts.afterMs, opts.batchSize);
+      // Only what the writer has certainly had the chance to write: a reservation
+      // made before the writer caught up with the stream is not lost, only late.
+      const due = await store.unconfirmed(saleId, Math.min(nowMs - opts.afterMs, caughtUpToMs), opts.batchSize);
       if (due.length === 0) break;
       const ids = due.map((d) => d.reservationId);
       const records = await store.reservations(saleId, ids);
@@ -227,11 +231,29 @@ export function startSweeper(opts: SweeperOptions): Sweeper {
     if ((await store.live(saleId)).warm) await store.markSweepable(saleId);
   }
 
+  /**
+   * Every reservation made before `mark.atMs` was published (if at all) at a
+   * stream sequence ≤ `mark.seq`. Once the writer has handled the stream up to
+   * there, a reservation made before then with no order lost its event.
+   */
+  let mark: { seq: number; atMs: number } | undefined;
+  let caughtUpToMs = 0;
+
+  async function advanceCaughtUp(): Promise<void> {
+    const nowMs = opts.nowMs();
+    const progress = await opts.jetstreamProgress();
+    if (progress.idle) caughtUpToMs = nowMs;
+    else if (mark && progress.written >= mark.seq) caughtUpToMs = mark.atMs;
+    // A mark stays until the writer passes it, so a steady stream cannot postpone it forever.
+    if (progress.idle || !mark || progress.written >= mark.seq) mark = { seq: progress.published, atMs: nowMs };
+  }
+
   async function sweep(): Promise<boolean> {
     if (!(await store.tryLock(LOCK, token, lockTtlMs))) return false;
     const deadlineMs = opts.nowMs() + lockTtlMs / 2;
     try {
       stats.sweeps++;
+      await advanceCaughtUp();
       for (const saleId of await store.sweepableSales()) {
         try {
           if (!(await sweepSale(saleId, deadlineMs))) break;
