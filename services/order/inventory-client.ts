@@ -35,9 +35,6 @@ export function createInventoryClient(options: InventoryClientOptions): Inventor
         throw error;
       }
     },
-    async release(reservationId, cause) {
-      await callUnary(client, "release", { reservationId, cause }, { deadlineMs });
-    },
     close: () => client.close(),
   };
 }

@@ -28,8 +28,6 @@ export interface InventoryPort {
   reserve(item: ReserveItem): Promise<ReserveResult>;
   /** undefined when inventory does not know the reservation. */
   reservation(reservationId: string): Promise<GetReservationResponse | undefined>;
-  /** Ops only: the order service releases through the outbox (StockReleased on JetStream). */
-  release(reservationId: string, cause: string): Promise<void>;
 }
 
 export interface OrderDeps {
