@@ -16,6 +16,7 @@ import {
   type Order,
   type PlaceOrderRequest,
   type Rejection,
+  type ReleasePolicy,
   type ReserveItem,
   type Sale,
 } from "@seckill/sdk";
@@ -267,6 +268,8 @@ describe("SaleService", () => {
     ["payment_window_seconds", "59", () => ({ paymentWindowSeconds: 59 })],
     ["payment_window_seconds", "604,801", () => ({ paymentWindowSeconds: 604_801 })],
     ["payment_window_seconds", "-900", () => ({ paymentWindowSeconds: -900 })],
+    ["release_policy", "3 (no such policy)", () => ({ releasePolicy: 3 as ReleasePolicy })],
+    ["release_policy", "-1", () => ({ releasePolicy: -1 as ReleasePolicy })],
   ];
 
   it.each(badCreates)("CreateSale is INVALID_ARGUMENT naming %s when it is %s, and inserts no row", async (field, _what, overrides) => {

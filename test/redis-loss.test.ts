@@ -87,3 +87,64 @@ it("refuses only the lost sale's items in a Reserve batch; the other sale's item
   expect(results.map((r) => r.reason)).toEqual([Reason.REASON_OVERLOADED, Reason.REASON_UNSPECIFIED]);
   expect(results[1].reservationId.startsWith(healthy.saleId)).toBe(true);
 });
+
+/** A writer of its own (the stack's was stopped by the tests above): on the same durable consumer. */
+async function runWriter() {
+  const { startWriter } = await import("../services/order/writer/app.js");
+  const { quietLogger } = await import("../services/common/log.js");
+  return startWriter(stack.config, quietLogger());
+}
+
+const soldOf = async (saleId: string) => ((await stack.db("sales").where({ id: saleId }).first()) as { sold: number }).sold;
+const rulesOf = (saleId: string) => stack.redis.hgetall(saleKeys(stack.config.namespace, saleId).rules);
+
+it("notices a lost sale within a second without any purchase, keeps it closed while the queue drains, then rebuilds it", async () => {
+  const sale = await stack.createSale({ totalStock: 6 });
+  // The writer is stopped (above): two acknowledged reservations wait in JetStream.
+  await buy(sale.saleId, "w-0", "w-req-0");
+  await buy(sale.saleId, "w-1", "w-req-1");
+  await loseRedisState(sale.saleId);
+
+  // No request touches the sale: the watcher finds it lost by itself, and does not rebuild it yet.
+  await eventually(async () => stack.inventory.redisLossWatch.lost.has(sale.saleId), 1000, "the loss to be noticed");
+  await new Promise((r) => setTimeout(r, 600));
+  expect(await rulesOf(sale.saleId)).toEqual({});
+
+  const writer = await runWriter();
+  try {
+    // Still no request: once the backlog is in Postgres the sale is rebuilt with its two buyers.
+    await eventually(async () => (await rulesOf(sale.saleId)).total === "6", 10_000, "the rebuild");
+    expect(stack.inventory.redisLossWatch.lost.has(sale.saleId)).toBe(false);
+    expect(await soldOf(sale.saleId)).toBe(2);
+    expect((await callUnary(stack.inventoryClient, "getStock", { saleId: sale.saleId })).stockLeft).toBe(4);
+    expect((await refusal(buy(sale.saleId, "w-0", "w-again"))).reason).toBe("ALREADY_PURCHASED");
+  } finally {
+    await writer.stop();
+  }
+});
+
+it("never sells from a sale restored from another Redis server (a snapshot or a replica), and rebuilds it from Postgres", async () => {
+  const writer = await runWriter();
+  try {
+    const sale = await stack.createSale({ totalStock: 5 });
+    for (let i = 0; i < 3; i++) await buy(sale.saleId, `s-${i}`, `s-req-${i}`);
+    await eventually(async () => (await soldOf(sale.saleId)) === 3, 10_000, "three orders");
+
+    // What a restart from an old snapshot looks like: the sale as it was before
+    // the three purchases, loaded on a server with another run id.
+    const keys = saleKeys(stack.config.namespace, sale.saleId);
+    await stack.inventory.redisLossWatch.stop(); // so that the purchases below meet the stale state
+    await stack.redis.multi().hset(keys.rules, "epoch", "0123456789abcdef").set(keys.stock, 5).del(keys.buyers, keys.requests, keys.reservations).exec();
+
+    // s-0 already holds the limit: the stale state would let it buy again; it must not.
+    expect((await refusal(buy(sale.saleId, "s-0", "s-again"))).reason).toBe("ALREADY_PURCHASED");
+    const crowd = await Promise.allSettled(Array.from({ length: 12 }, (_, i) => buy(sale.saleId, `c-${i}`, `c-req-${i}`)));
+    expect(crowd.filter((r) => r.status === "fulfilled")).toHaveLength(2);
+    await eventually(async () => (await soldOf(sale.saleId)) === 5, 10_000, "five orders");
+    expect(await stack.db("orders").where({ sale_id: sale.saleId }).count({ n: "*" })).toEqual([{ n: 5 }]);
+    // The replayed request ids survived the rebuild.
+    expect((await buy(sale.saleId, "s-1", "s-req-1", true)).order!.orderId.startsWith(sale.saleId)).toBe(true);
+  } finally {
+    await writer.stop();
+  }
+});

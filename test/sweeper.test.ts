@@ -7,6 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { callUnary, userMetadata } from "@seckill/sdk";
 import { newOrderId, ulid } from "../services/common/ids.js";
 import { createStockStore, saleKeys, type StockStore } from "../services/inventory/stock-store.js";
+import { quietLogger } from "../services/common/log.js";
+import { trackRedisEpoch } from "../services/inventory/redis-epoch.js";
 import { eventually, startTestStack, type TestStack } from "./support/stack.js";
 
 const SWEEP_AFTER_MS = 1500;
@@ -22,7 +24,7 @@ beforeAll(async () => {
     SWEEP_REPORT_AFTER_MS: String(SWEEP_REPORT_AFTER_MS),
     SWEEP_BATCH_SIZE: "7",
   });
-  store = createStockStore(stack.redis, stack.config.namespace);
+  store = createStockStore(stack.redis, stack.config.namespace, (await trackRedisEpoch(stack.redis, quietLogger())).current);
 });
 afterAll(async () => {
   await stack?.stop();
@@ -124,7 +126,7 @@ describe("the sweeper", () => {
     // A sale Redis knows but Postgres does not: the writer refuses its event every time.
     const saleId = ulid();
     const now = Date.now();
-    await store.warm(saleId, { startsAtMs: now - 1000, endsAtMs: now + 3600_000, closedAtMs: 0, perUserLimit: 1, totalStock: 5 }, 5, []);
+    await store.warm(saleId, { startsAtMs: now - 1000, endsAtMs: now + 3600_000, closedAtMs: 0, perUserLimit: 1, totalStock: 5, releasePolicy: "RESTORE" }, 5, []);
     await store.markSweepable(saleId);
     const started = Date.now();
     const reservationId = await reserveWithoutPublishing(saleId, "ghost", "never-written");

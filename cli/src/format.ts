@@ -1,5 +1,5 @@
 // Human-readable output: aligned tables, money, timestamps and enum names.
-import { OrderStatus, SalePhase, orderStatusToJSON, salePhaseToJSON, type Sale } from "@seckill/sdk";
+import { OrderStatus, ReleasePolicy, SalePhase, orderStatusToJSON, salePhaseToJSON, type Sale } from "@seckill/sdk";
 
 export type Cell = string | number | undefined | null;
 
@@ -53,6 +53,8 @@ export function formatTime(date: Date | undefined): string {
 
 export const phaseName = (phase: SalePhase): string => salePhaseToJSON(phase).replace(/^SALE_PHASE_/, "");
 export const orderStatusName = (s: OrderStatus): string => orderStatusToJSON(s).replace(/^ORDER_STATUS_/, "");
+/** A sale's release policy as `sale create --release-policy` spells it: "restore" (also when unspecified) or "keep". */
+export const releasePolicyName = (p: ReleasePolicy): string => (p === ReleasePolicy.RELEASE_POLICY_KEEP_ALLOWANCE ? "keep" : "restore");
 
 /** A sale as plain JSON (ISO timestamps), for --json output. */
 export function saleJson(sale: Sale) {
@@ -69,6 +71,7 @@ export function saleJson(sale: Sale) {
     createdAt: sale.createdAt?.toISOString() ?? null,
     perUserLimit: sale.perUserLimit,
     paymentWindowSeconds: sale.paymentWindowSeconds,
+    releasePolicy: releasePolicyName(sale.releasePolicy),
   };
 }
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { SalePhase } from "@seckill/sdk";
+import { ReleasePolicy, SalePhase } from "@seckill/sdk";
 import { countdown, createSaleRequest } from "./sale-commands.js";
 
 const base = { stock: 10, price: 1999, currency: "eur", perUserLimit: 1, paymentWindow: 900_000 };
@@ -22,6 +22,12 @@ describe("createSaleRequest", () => {
     expect(r.requestId).toBe("mine");
     const abs = createSaleRequest({ ...base, startsAt: new Date("2026-12-01T00:00:00Z"), endsAt: new Date("2026-12-01T01:00:00Z") }, now);
     expect(abs.endsAt!.getTime() - abs.startsAt!.getTime()).toBe(3_600_000);
+  });
+
+  it("asks for the restore release policy by default, and keep with --release-policy keep", () => {
+    expect(createSaleRequest(base, now).releasePolicy).toBe(ReleasePolicy.RELEASE_POLICY_RESTORE_ALLOWANCE);
+    expect(createSaleRequest({ ...base, releasePolicy: "restore" }, now).releasePolicy).toBe(ReleasePolicy.RELEASE_POLICY_RESTORE_ALLOWANCE);
+    expect(createSaleRequest({ ...base, releasePolicy: "keep" }, now).releasePolicy).toBe(ReleasePolicy.RELEASE_POLICY_KEEP_ALLOWANCE);
   });
 
   it("refuses an end before the start and a fractional payment window", () => {

@@ -2,11 +2,11 @@
 // SaleService of the inventory service.
 import { randomBytes } from "node:crypto";
 import { Command, Option } from "commander";
-import { callUnary, SalePhase, type CreateSaleRequest, type GetSaleStatusResponse, type Sale } from "@seckill/sdk";
+import { callUnary, ReleasePolicy, SalePhase, type CreateSaleRequest, type GetSaleStatusResponse, type Sale } from "@seckill/sdk";
 import { CliError } from "./backend.js";
 import type { CommandContext } from "./context.js";
 import { formatDuration } from "./duration.js";
-import { formatMoney, formatTime, json, keyValues, phaseName, saleJson, table } from "./format.js";
+import { formatMoney, formatTime, json, keyValues, phaseName, releasePolicyName, saleJson, table } from "./format.js";
 import { duration, integer, isoTime } from "./options.js";
 
 export interface SaleCreateOptions {
@@ -20,6 +20,8 @@ export interface SaleCreateOptions {
   endsAt?: Date;
   perUserLimit: number;
   paymentWindow: number;
+  /** What a cancelled or expired order does to its buyer's allowance; default restore. */
+  releasePolicy?: "restore" | "keep";
   requestId?: string;
 }
 
@@ -39,6 +41,7 @@ export function createSaleRequest(o: SaleCreateOptions, now: Date): CreateSaleRe
     endsAt,
     perUserLimit: o.perUserLimit,
     paymentWindowSeconds: o.paymentWindow / 1000,
+    releasePolicy: o.releasePolicy === "keep" ? ReleasePolicy.RELEASE_POLICY_KEEP_ALLOWANCE : ReleasePolicy.RELEASE_POLICY_RESTORE_ALLOWANCE,
   };
 }
 
@@ -60,6 +63,7 @@ function saleRows(sale: Sale): [string, string | number][] {
     ["stock", sale.totalStock],
     ["sold (in Postgres)", sale.sold],
     ["per-user limit", sale.perUserLimit],
+    ["release policy", `${releasePolicyName(sale.releasePolicy)} (${releasePolicyEffect(sale.releasePolicy)})`],
     ["payment window", formatDuration(sale.paymentWindowSeconds * 1000)],
     ["starts at", formatTime(sale.startsAt)],
     ["ends at", formatTime(sale.endsAt)],
@@ -68,17 +72,21 @@ function saleRows(sale: Sale): [string, string | number][] {
   ];
 }
 
+const releasePolicyEffect = (p: ReleasePolicy) =>
+  p === ReleasePolicy.RELEASE_POLICY_KEEP_ALLOWANCE ? "a cancelled or expired order still counts against the limit" : "a cancelled or expired order frees the allowance";
+
 const truncate = (s: string, n: number) => ([...s].length > n ? [...s].slice(0, n - 1).join("") + "…" : s);
 
 export function salesTable(sales: Sale[]): string {
   return table(
-    ["SALE", "NAME", "SOLD", "STOCK", "LIMIT", "PRICE", "STARTS (UTC)", "ENDS (UTC)", "CLOSED"],
+    ["SALE", "NAME", "SOLD", "STOCK", "LIMIT", "ON RELEASE", "PRICE", "STARTS (UTC)", "ENDS (UTC)", "CLOSED"],
     sales.map((s) => [
       s.saleId,
       truncate(s.name, 32),
       s.sold,
       s.totalStock,
       s.perUserLimit,
+      releasePolicyName(s.releasePolicy),
       formatMoney(s.priceMinor, s.currency),
       formatTime(s.startsAt),
       formatTime(s.endsAt),
@@ -103,6 +111,11 @@ export function saleCommand(ctx: CommandContext): Command {
     .addOption(new Option("--ends-at <iso>", "end at this time").argParser(isoTime))
     .option("--per-user-limit <units>", "most units one user may buy", integer(1, 100), 1)
     .addOption(new Option("--payment-window <duration>", "time to pay an order").argParser(duration).default(900_000, "15m"))
+    .addOption(
+      new Option("--release-policy <policy>", "a cancelled or expired order: restore gives the buyer's allowance back, keep leaves it used")
+        .choices(["restore", "keep"])
+        .default("restore"),
+    )
     .option("--request-id <id>", "idempotency key (default: random); the same id returns the same sale")
     .option("--json", "print the sale as JSON")
     .action((opts: SaleCreateOptions & { json?: boolean }, cmd: Command) =>

@@ -123,6 +123,23 @@ describe("seckill sale", () => {
     expect(list.stdout).toContain("CLI socks");
   });
 
+  it("creates a sale with --release-policy keep and shows the policy in show and list", async () => {
+    const created = await cli("sale", "create", "--name", "CLI keep", "--release-policy", "keep", "--json");
+    expect(created.code).toBe(0);
+    const sale = JSON.parse(created.stdout);
+    expect(sale.releasePolicy).toBe("keep");
+    expect((await cli("sale", "show", sale.saleId)).stdout).toMatch(/^release policy\s+keep \(/m);
+    const list = await cli("sale", "list");
+    expect(list.stdout).toMatch(/^SALE\s+NAME\s+SOLD\s+STOCK\s+LIMIT\s+ON RELEASE/);
+    expect(list.stdout).toMatch(new RegExp(`^${sale.saleId}\\s+CLI keep\\s+0\\s+100\\s+1\\s+keep\\s`, "m"));
+
+    const byDefault = JSON.parse((await cli("sale", "create", "--json")).stdout);
+    expect(byDefault.releasePolicy).toBe("restore");
+    const bad = await cli("sale", "create", "--release-policy", "forever");
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/--release-policy/);
+  });
+
   it("reports refusals as one readable line", async () => {
     const missing = await cli("sale", "show", "00000000000000000000000000");
     expect(missing).toMatchObject({ code: 1, stderr: "seckill: NOT_FOUND: no sale 00000000000000000000000000" });

@@ -1,5 +1,6 @@
 // @seckill/sdk: the generated seckill.v1 messages and grpc-js clients, plus the
-// few helpers every caller needs (user metadata, deadlines, reading refusals).
+// few helpers every caller needs (user metadata, deadlines, reading refusals,
+// watching an order across reconnects).
 export * from "./gen/seckill/v1/reason.js";
 export * from "./gen/seckill/v1/sale.js";
 export * from "./gen/seckill/v1/inventory.js";
@@ -9,3 +10,4 @@ export * from "./gen/seckill/v1/dead_letter.js";
 export { ERROR_DOMAIN, REASON_STATUS, reasonName, reasonFromName, type ReasonName } from "./reasons.js";
 export { rejectionOf, rejectionMetadata, DETAILS_TRAILER, type Rejection } from "./rejection.js";
 export { callUnary, userMetadata, USER_ID_HEADER } from "./calls.js";
+export { watchOrder, reconnectDelayMs, isFinalOrderStatus, FINAL_ORDER_STATUSES, type WatchOrderOptions, type ReconnectPolicy } from "./watch.js";

@@ -40,7 +40,11 @@ export interface Config {
   writerMaxDeliver: number;
   dbPoolMax: number;
   /** Watchers one order-service process serves at once. */
+  /** How often inventory checks that each open sale's Redis state is there and current (and rebuilds a lost one). */
+  redisCheckIntervalMs: number;
   maxOrderWatchers: number;
+  /** WatchOrder streams one client connection may hold open at once. */
+  maxWatchesPerConnection: number;
   /** How often each order process expires CREATED orders past pay_by and relays unpublished releases. */
   expiryIntervalMs: number;
   /** A released order whose StockReleased event is still unpublished this long after its release is republished by the relay. */
@@ -120,6 +124,7 @@ export function readConfig(env: Env = process.env): Config {
     writerMaxDeliver: int("WRITER_MAX_DELIVER", 20, 2, 1000),
     dbPoolMax: int("DB_POOL_MAX", 10, 1, 200),
     maxOrderWatchers: int("MAX_ORDER_WATCHERS", 10_000, 1, 1_000_000),
+    maxWatchesPerConnection: int("MAX_WATCHES_PER_CONNECTION", 16, 1, 1_000_000),
     expiryIntervalMs: int("EXPIRY_INTERVAL_MS", 1000, 10, 3_600_000),
     releaseRelayAfterMs: int("RELEASE_RELAY_AFTER_MS", 5000, 0, 3_600_000),
     logLevel: str("LOG_LEVEL", "info", (v) =>
@@ -128,6 +133,7 @@ export function readConfig(env: Env = process.env): Config {
     sweepAfterMs: int("SWEEP_AFTER_MS", 5000, 100, 3_600_000),
     sweepReportAfterMs: int("SWEEP_REPORT_AFTER_MS", 60_000, 100, 86_400_000),
     sweepBatchSize: int("SWEEP_BATCH_SIZE", 500, 1, 10_000),
+    redisCheckIntervalMs: int("REDIS_CHECK_INTERVAL_MS", 500, 50, 60_000),
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return config;

@@ -12,9 +12,11 @@ import { startReleaseConsumer } from "./release-consumer.js";
 import { createReservationService } from "./reservations.js";
 import { createSaleService } from "./sales.js";
 import { createRedis, createStockStore } from "./stock-store.js";
+import { trackRedisEpoch } from "./redis-epoch.js";
+import { startRedisLossWatch, type RedisLossWatch } from "./redis-loss-watch.js";
 import { indexSalesForSweeping, startSweeper, type Sweeper } from "./sweeper.js";
 
-export type InventoryApp = ServingApp & { sweeper: Sweeper };
+export type InventoryApp = ServingApp & { sweeper: Sweeper; redisLossWatch: RedisLossWatch };
 
 export async function startInventory(config: Config, log: Logger, clock: () => number = Date.now): Promise<InventoryApp> {
   const db = createDb(config.databaseUrl, config.dbPoolMax);
@@ -25,7 +27,8 @@ export async function startInventory(config: Config, log: Logger, clock: () => n
     redis.connect(),
     db.raw("SELECT 1"),
   ]);
-  const store = indexSalesForSweeping(createStockStore(redis, config.namespace), log);
+  const epoch = await trackRedisEpoch(redis, log);
+  const store = indexSalesForSweeping(createStockStore(redis, config.namespace, epoch.current), log);
   const jetstreamProgress = () => readJetStreamProgress(bus.jsm, bus.names);
   const sales = createSaleService({
     db,
@@ -61,6 +64,16 @@ export async function startInventory(config: Config, log: Logger, clock: () => n
     batchSize: config.sweepBatchSize,
     jetstreamProgress,
   });
+  // Notices a sale's lost Redis state without waiting for a purchase, and rebuilds it.
+  const redisLossWatch = startRedisLossWatch({
+    db,
+    store,
+    sales,
+    epoch,
+    log,
+    now: () => new Date(clock()),
+    intervalMs: config.redisCheckIntervalMs,
+  });
   const app = await serve({
     config,
     log,
@@ -69,9 +82,9 @@ export async function startInventory(config: Config, log: Logger, clock: () => n
     dependencies: { redis, nats: bus.nc, db },
     drain: () => releases.stop(),
     close: async () => {
-      await sweeper.stop();
+      await Promise.all([sweeper.stop(), redisLossWatch.stop()]);
       return Promise.allSettled([bus.close(), redis.quit(), db.destroy()]);
     },
   });
-  return { ...app, sweeper };
+  return { ...app, sweeper, redisLossWatch };
 }

@@ -1,7 +1,7 @@
 // Applies StockReleased events (a cancelled or expired order) to Redis: a
 // durable JetStream pull consumer shared by every inventory replica. Each event
 // runs release.lua, which returns the units to stock and restores the buyer's
-// count once (the released set makes a redelivery or a republish a no-op), and
+// count (unless the sale's release policy is KEEP) once (the released set makes a redelivery or a republish a no-op), and
 // is acked after the script answered. A Redis failure leaves the event to be
 // redelivered.
 import type { Consumer, ConsumerMessages, JsMsg } from "@nats-io/jetstream";

@@ -1,6 +1,7 @@
 // Sales in Postgres. Each function takes the caller's knex (or transaction).
 import type { Knex } from "knex";
 import type { Cursor } from "../common/page-token.js";
+import type { ReleasePolicyName } from "./stock-store.js";
 
 export interface SaleRow {
   id: string;
@@ -14,6 +15,8 @@ export interface SaleRow {
   ends_at: Date;
   per_user_limit: number;
   payment_window_seconds: number;
+  /** What a released order does to its buyer's allowance (sale_buyers.units). */
+  release_policy: ReleasePolicyName;
   closed_at: Date | null;
   created_at: Date;
   warmed_at: Date | null;
@@ -67,8 +70,25 @@ export async function saleReservations(
     .select("id", "user_id", "request_id", "quantity", "reserved_at", db.raw("released_at IS NOT NULL AS released"));
 }
 
-/** Units each user holds in persisted, unreleased orders: what Redis needs to enforce the per-user limit. */
+/**
+ * Units counted against each user's limit: those of persisted, unreleased
+ * orders, plus those of released ones when the sale's release policy is KEEP
+ * (sale_buyers.units: a release decrements it only under RESTORE). What Redis
+ * needs to enforce the per-user limit, the same after a rebuild as before.
+ */
 export async function saleBuyers(db: Knex, saleId: string): Promise<[string, number][]> {
   const rows = await db("sale_buyers").where({ sale_id: saleId }).andWhere("units", ">", 0).select("user_id", "units");
   return rows.map((r: { user_id: string; units: number }) => [r.user_id, r.units]);
+}
+
+/** Sales loaded into Redis before that have not ended: the ones whose Redis state must not be lost. */
+export async function openWarmedSales(db: Knex, now: Date, limit = 1000): Promise<string[]> {
+  const rows = await db<SaleRow>("sales")
+    .whereNotNull("warmed_at")
+    .whereNull("closed_at")
+    .andWhere("ends_at", ">", now)
+    .orderBy("starts_at", "desc")
+    .limit(limit)
+    .select("id");
+  return rows.map((r) => r.id);
 }

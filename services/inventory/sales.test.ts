@@ -1,10 +1,10 @@
 // Unit tests (no network) for the pure parts of the sale domain: validation of
 // CreateSale, the phase a sale is in, and when its purchases end.
 import { describe, expect, it } from "vitest";
-import { SalePhase, type CreateSaleRequest } from "@seckill/sdk";
+import { ReleasePolicy, SalePhase, type CreateSaleRequest } from "@seckill/sdk";
 import { Refusal } from "../common/refusal.js";
 import type { SaleRow } from "./sale-repository.js";
-import { effectiveEnd, phaseOf, validateCreateSale } from "./sales.js";
+import { effectiveEnd, phaseOf, toSale, validateCreateSale } from "./sales.js";
 
 const T0 = new Date("2030-01-01T12:00:00.000Z");
 const at = (offsetMs: number) => new Date(T0.getTime() + offsetMs);
@@ -21,6 +21,7 @@ function request(overrides: Partial<CreateSaleRequest> = {}): CreateSaleRequest 
     endsAt: at(3600_000),
     perUserLimit: 2,
     paymentWindowSeconds: 600,
+    releasePolicy: ReleasePolicy.RELEASE_POLICY_UNSPECIFIED,
     ...overrides,
   };
 }
@@ -49,7 +50,17 @@ describe("validateCreateSale", () => {
       ends_at: at(3600_000),
       per_user_limit: 2,
       payment_window_seconds: 600,
+      release_policy: "RESTORE",
     });
+  });
+
+  it("maps the release policy: unspecified and RESTORE_ALLOWANCE restore, KEEP_ALLOWANCE keeps, and the sale shows it back", () => {
+    const { RELEASE_POLICY_UNSPECIFIED, RELEASE_POLICY_RESTORE_ALLOWANCE, RELEASE_POLICY_KEEP_ALLOWANCE } = ReleasePolicy;
+    expect(validateCreateSale(request({ releasePolicy: RELEASE_POLICY_UNSPECIFIED })).release_policy).toBe("RESTORE");
+    expect(validateCreateSale(request({ releasePolicy: RELEASE_POLICY_RESTORE_ALLOWANCE })).release_policy).toBe("RESTORE");
+    expect(validateCreateSale(request({ releasePolicy: RELEASE_POLICY_KEEP_ALLOWANCE })).release_policy).toBe("KEEP");
+    expect(toSale(row({ release_policy: "KEEP" })).releasePolicy).toBe(RELEASE_POLICY_KEEP_ALLOWANCE);
+    expect(toSale(row({ release_policy: "RESTORE" })).releasePolicy).toBe(RELEASE_POLICY_RESTORE_ALLOWANCE);
   });
 
   it("defaults per_user_limit to 1 and payment_window_seconds to 900 when 0", () => {
@@ -99,6 +110,9 @@ describe("validateCreateSale", () => {
     ["payment_window_seconds", { paymentWindowSeconds: -1 }],
     ["payment_window_seconds", { paymentWindowSeconds: 59 }],
     ["payment_window_seconds", { paymentWindowSeconds: 604_801 }],
+    ["release_policy", { releasePolicy: 3 as ReleasePolicy }],
+    ["release_policy", { releasePolicy: 99 as ReleasePolicy }],
+    ["release_policy", { releasePolicy: ReleasePolicy.UNRECOGNIZED }],
   ];
 
   it.each(refused)("refuses %s in %o with INVALID_ARGUMENT naming the field", (field, overrides) => {
@@ -148,6 +162,7 @@ function row(overrides: Partial<SaleRow> = {}): SaleRow {
     ends_at: at(3600_000),
     per_user_limit: 1,
     payment_window_seconds: 900,
+    release_policy: "RESTORE",
     closed_at: null,
     created_at: at(-DAY_MS),
     warmed_at: null,

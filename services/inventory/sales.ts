@@ -2,6 +2,7 @@
 // sale is in. Postgres holds the sale; Redis holds a copy of its rules and the
 // live stock count.
 import {
+  ReleasePolicy,
   SalePhase,
   type CreateSaleRequest,
   type GetSaleStatusResponse,
@@ -13,7 +14,7 @@ import { decodePageToken, pageLimit, pageOf } from "../common/page-token.js";
 import { invalid, overloaded, refuse } from "../common/refusal.js";
 import * as repo from "./sale-repository.js";
 import type { SaleRow } from "./sale-repository.js";
-import type { SaleRules, SaleWindow, StockStore } from "./stock-store.js";
+import type { ReleasePolicyName, SaleRules, SaleWindow, StockStore } from "./stock-store.js";
 import type { JetStreamProgress } from "../common/event-bus.js";
 
 const MAX_SALE_LENGTH_MS = 30 * 24 * 3600 * 1000;
@@ -45,6 +46,8 @@ export function validateCreateSale(req: CreateSaleRequest): repo.NewSale {
   if (perUserLimit < 1 || perUserLimit > 100) throw invalid("per_user_limit", "1 to 100");
   const window = req.paymentWindowSeconds === 0 ? 900 : req.paymentWindowSeconds;
   if (window < 60 || window > 604_800) throw invalid("payment_window_seconds", "60 to 604,800");
+  const releasePolicy = releasePolicyName(req.releasePolicy);
+  if (!releasePolicy) throw invalid("release_policy", "RELEASE_POLICY_RESTORE_ALLOWANCE, RELEASE_POLICY_KEEP_ALLOWANCE or unspecified (restore)");
   return {
     id: "",
     create_request_id: req.requestId,
@@ -56,8 +59,27 @@ export function validateCreateSale(req: CreateSaleRequest): repo.NewSale {
     ends_at: req.endsAt,
     per_user_limit: perUserLimit,
     payment_window_seconds: window,
+    release_policy: releasePolicy,
   };
 }
+
+/** The stored policy for a CreateSale value (UNSPECIFIED means RESTORE); undefined for a value the API does not define. */
+export function releasePolicyName(policy: ReleasePolicy): ReleasePolicyName | undefined {
+  switch (policy) {
+    case ReleasePolicy.RELEASE_POLICY_UNSPECIFIED:
+    case ReleasePolicy.RELEASE_POLICY_RESTORE_ALLOWANCE:
+      return "RESTORE";
+    case ReleasePolicy.RELEASE_POLICY_KEEP_ALLOWANCE:
+      return "KEEP";
+    default:
+      return undefined;
+  }
+}
+
+const RELEASE_POLICIES: Record<ReleasePolicyName, ReleasePolicy> = {
+  RESTORE: ReleasePolicy.RELEASE_POLICY_RESTORE_ALLOWANCE,
+  KEEP: ReleasePolicy.RELEASE_POLICY_KEEP_ALLOWANCE,
+};
 
 export function toSale(row: SaleRow): Sale {
   return {
@@ -70,6 +92,7 @@ export function toSale(row: SaleRow): Sale {
     endsAt: row.ends_at,
     perUserLimit: row.per_user_limit,
     paymentWindowSeconds: row.payment_window_seconds,
+    releasePolicy: RELEASE_POLICIES[row.release_policy],
     closedAt: row.closed_at ?? undefined,
     createdAt: row.created_at,
     sold: row.sold,
@@ -95,7 +118,12 @@ export function phaseAt(w: SaleWindow, stockLeft: number, nowMs: number): SalePh
 
 export const phaseOf = (row: SaleRow, stockLeft: number, now: Date): SalePhase => phaseAt(windowOf(row), stockLeft, now.getTime());
 
-const rulesOf = (row: SaleRow): SaleRules => ({ ...windowOf(row), perUserLimit: row.per_user_limit, totalStock: row.total_stock });
+const rulesOf = (row: SaleRow): SaleRules => ({
+  ...windowOf(row),
+  perUserLimit: row.per_user_limit,
+  totalStock: row.total_stock,
+  releasePolicy: row.release_policy,
+});
 
 function checkSaleId(saleId: string): void {
   if (!isSaleId(saleId)) throw invalid("sale_id", "26 characters of Crockford base32");
@@ -113,7 +141,6 @@ export function createSaleService(deps: SaleServiceDeps) {
     return row;
   }
 
-  /** Loads the sale into Redis from Postgres unless it is there already. */
   /**
    * Loads the sale into Redis from Postgres unless it is there already. A sale
    * loaded before and missing now has lost its Redis state: it fails closed
@@ -121,6 +148,10 @@ export function createSaleService(deps: SaleServiceDeps) {
    * Postgres, and is then rebuilt from Postgres: stock, buyers, request ids.
    */
   async function warm(row: SaleRow) {
+    // A sale loaded on another Redis server (restored from a snapshot or a
+    // replica after a restart or failover) may lack the last reservations: its
+    // keys go, and it counts as lost like one that is not there at all.
+    if (row.warmed_at !== null) await store.discard(row.id);
     const lost = row.warmed_at !== null && !(await store.live(row.id)).warm;
     if (lost) {
       // Every reservation acknowledged before the loss was published before its

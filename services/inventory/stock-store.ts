@@ -5,6 +5,7 @@
 import { readFileSync } from "node:fs";
 import { Redis } from "ioredis";
 import { assetPath } from "../common/assets.js";
+import { overloaded } from "../common/refusal.js";
 
 const lua = (name: string) => readFileSync(assetPath("services", "inventory", "lua", `${name}.lua`), "utf8");
 
@@ -33,9 +34,16 @@ export interface SaleWindow {
   closedAtMs: number;
 }
 
+/**
+ * What a release does to the buyer's count: RESTORE takes the units off it (the
+ * buyer may buy again), KEEP leaves them counted against the per-user limit.
+ */
+export type ReleasePolicyName = "RESTORE" | "KEEP";
+
 export interface SaleRules extends SaleWindow {
   perUserLimit: number;
   totalStock: number;
+  releasePolicy: ReleasePolicyName;
 }
 
 /** What Redis knows of a sale right now: enough to answer GetSaleStatus without Postgres. */
@@ -71,7 +79,16 @@ export interface StockStore {
   restoreReservations(saleId: string, records: RestoredReservation[]): Promise<void>;
   setRules(saleId: string, rules: Partial<Pick<SaleRules, "startsAtMs" | "closedAtMs">>): Promise<boolean>;
   release(saleId: string, reservationId: string): Promise<{ outcome: "RELEASED" | "ALREADY_RELEASED" | "UNKNOWN" | "COLD"; stockLeft: number }>;
+  /** Warm only when loaded on the connected Redis server (see redis-epoch.ts). */
   live(saleId: string): Promise<LiveSale>;
+  /**
+   * Deletes every key of the sale when it was loaded on another Redis server
+   * (restored from a snapshot or a replica), or always with force; true when
+   * something was deleted. The sale then loads from Postgres like a lost one.
+   */
+  discard(saleId: string, force?: boolean): Promise<boolean>;
+  /** Everything Redis holds about the sale, for reconciling it with Postgres. */
+  snapshot(saleId: string): Promise<SaleSnapshot>;
   reservation(saleId: string, reservationId: string): Promise<StoredReservation | undefined>;
 
   // The sweeper's view (sweeper.ts). The index of sales to sweep is one global
@@ -95,11 +112,20 @@ export interface StockStore {
   unlock(name: string, token: string): Promise<void>;
 }
 
+export interface SaleSnapshot {
+  live: LiveSale;
+  /** Units per user, as the per-user limit counts them. */
+  buyers: Map<string, number>;
+  reservations: StoredReservation[];
+  unconfirmed: string[];
+}
+
 interface ScriptCommands {
   seckillReserve(...args: (string | number)[]): Promise<(string | number)[]>;
   seckillWarm(...args: (string | number)[]): Promise<[number, number]>;
   seckillSetRules(...args: (string | number)[]): Promise<number>;
   seckillRelease(...args: (string | number)[]): Promise<[number, number]>;
+  seckillDiscard(...args: (string | number)[]): Promise<number>;
 }
 
 export function saleKeys(namespace: string, saleId: string) {
@@ -127,14 +153,29 @@ export function createRedis(url: string): Redis {
   });
 }
 
-export function createStockStore(redis: Redis, namespace: string): StockStore {
+/**
+ * epoch: the connected Redis server's run id (redis-epoch.ts); undefined while
+ * reconnecting, when every operation that needs it is refused with UNAVAILABLE.
+ */
+export function createStockStore(redis: Redis, namespace: string, epoch: () => string | undefined): StockStore {
   redis.defineCommand("seckillReserve", { numberOfKeys: 6, lua: lua("reserve") });
   redis.defineCommand("seckillWarm", { numberOfKeys: 3, lua: lua("warm") });
   redis.defineCommand("seckillSetRules", { numberOfKeys: 1, lua: lua("set-rules") });
   redis.defineCommand("seckillRelease", { numberOfKeys: 5, lua: lua("release") });
+  redis.defineCommand("seckillDiscard", { numberOfKeys: 7, lua: lua("discard") });
   const scripts = redis as unknown as ScriptCommands;
   const keysOf = (saleId: string) => saleKeys(namespace, saleId);
   const sweepIndexKey = `${namespace}:sales-warm`;
+  const currentEpoch = (): string => {
+    const runId = epoch();
+    if (runId === undefined) throw overloaded("reconnecting to Redis; retry with the same request id", 200);
+    return runId;
+  };
+
+  function parseRecord(saleId: string, reservationId: string, record: string, released: boolean): StoredReservation {
+    const [quantity, reservedAtMs, userId, requestId] = record.split("|");
+    return { reservationId, saleId, userId, requestId, quantity: Number(quantity), reservedAtMs: Number(reservedAtMs), released };
+  }
 
   async function reservations(saleId: string, reservationIds: string[]): Promise<(StoredReservation | undefined)[]> {
     if (reservationIds.length === 0) return [];
@@ -145,24 +186,32 @@ export function createStockStore(redis: Redis, namespace: string): StockStore {
     ]);
     return reservationIds.map((reservationId, i) => {
       const record = records[i];
-      if (!record) return undefined;
-      const [quantity, reservedAtMs, userId, requestId] = record.split("|");
-      return {
-        reservationId,
-        saleId,
-        userId,
-        requestId,
-        quantity: Number(quantity),
-        reservedAtMs: Number(reservedAtMs),
-        released: released[i] === 1,
-      };
+      return record ? parseRecord(saleId, reservationId, record, released[i] === 1) : undefined;
     });
+  }
+
+  async function live(saleId: string): Promise<LiveSale> {
+    const k = keysOf(saleId);
+    const runId = currentEpoch();
+    const [left, [starts, ends, closed, total, loadedOn]] = await Promise.all([
+      redis.get(k.stock),
+      redis.hmget(k.rules, "starts", "ends", "closed", "total", "epoch"),
+    ]);
+    if (total === null || loadedOn !== runId) return { warm: false };
+    return {
+      warm: true,
+      stockLeft: Number(left ?? 0),
+      totalStock: Number(total),
+      startsAtMs: Number(starts),
+      endsAtMs: Number(ends),
+      closedAtMs: Number(closed ?? 0),
+    };
   }
 
   return {
     async reserve(saleId, nowMs, attempts) {
       const k = keysOf(saleId);
-      const args: (string | number)[] = [k.rules, k.stock, k.buyers, k.requests, k.reservations, k.unconfirmed, nowMs];
+      const args: (string | number)[] = [k.rules, k.stock, k.buyers, k.requests, k.reservations, k.unconfirmed, nowMs, currentEpoch()];
       for (const a of attempts) args.push(a.userId, a.requestId, a.quantity, a.newReservationId);
       const flat = await scripts.seckillReserve(...args);
       const answers: ReserveAnswer[] = [];
@@ -194,7 +243,7 @@ export function createStockStore(redis: Redis, namespace: string): StockStore {
     async warm(saleId, rules, stockLeft, buyers) {
       const k = keysOf(saleId);
       const args: (string | number)[] = [k.rules, k.stock, k.buyers];
-      args.push(rules.startsAtMs, rules.endsAtMs, rules.perUserLimit, rules.closedAtMs, rules.totalStock, stockLeft);
+      args.push(rules.startsAtMs, rules.endsAtMs, rules.perUserLimit, rules.closedAtMs, rules.totalStock, stockLeft, rules.releasePolicy, currentEpoch());
       for (const [user, units] of buyers) args.push(user, units);
       const [loaded, left] = await scripts.seckillWarm(...args);
       return { loaded: loaded === 1, stockLeft: Number(left) };
@@ -215,20 +264,29 @@ export function createStockStore(redis: Redis, namespace: string): StockStore {
       return { outcome, stockLeft: Number(left) };
     },
 
-    async live(saleId) {
+    live,
+
+    async discard(saleId, force = false) {
       const k = keysOf(saleId);
-      const [left, [starts, ends, closed, total]] = await Promise.all([
-        redis.get(k.stock),
-        redis.hmget(k.rules, "starts", "ends", "closed", "total"),
+      const keys = [k.rules, k.stock, k.buyers, k.requests, k.reservations, k.released, k.unconfirmed];
+      return (await scripts.seckillDiscard(...keys, currentEpoch(), force ? "force" : "stale")) === 1;
+    },
+
+    async snapshot(saleId) {
+      const k = keysOf(saleId);
+      const [state, buyers, records, released, unconfirmed] = await Promise.all([
+        live(saleId),
+        redis.hgetall(k.buyers),
+        redis.hgetall(k.reservations),
+        redis.smembers(k.released),
+        redis.zrange(k.unconfirmed, 0, -1),
       ]);
-      if (total === null) return { warm: false };
+      const releasedSet = new Set(released);
       return {
-        warm: true,
-        stockLeft: Number(left ?? 0),
-        totalStock: Number(total),
-        startsAtMs: Number(starts),
-        endsAtMs: Number(ends),
-        closedAtMs: Number(closed ?? 0),
+        live: state,
+        buyers: new Map(Object.entries(buyers).map(([user, units]) => [user, Number(units)])),
+        reservations: Object.entries(records).map(([id, record]) => parseRecord(saleId, id, record, releasedSet.has(id))),
+        unconfirmed,
       };
     },
 

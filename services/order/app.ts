@@ -10,7 +10,7 @@ import type { Logger } from "../common/log.js";
 import { orderServiceRegistration } from "./handlers.js";
 import { createInventoryClient } from "./inventory-client.js";
 import { startLifecycleLoop } from "./expiry.js";
-import { createOrderWatchHub } from "./order-watch.js";
+import { createConnectionWatchLimit, createOrderWatchHub } from "./order-watch.js";
 import { createOrderService } from "./orders.js";
 import { createReleaseOutbox } from "./release-outbox.js";
 
@@ -34,6 +34,7 @@ export async function startOrder(config: Config, log: Logger, clock: () => numbe
   // Unpaid orders past pay_by expire, and releases left unpublished are relayed, on every replica.
   const lifecycle = startLifecycleLoop({ db, outbox, now, log, intervalMs: config.expiryIntervalMs, onExpired: orders.releasedRows });
   const hub = createOrderWatchHub(bus.nc, bus.names.orderStatus, config.maxOrderWatchers);
+  const perConnection = createConnectionWatchLimit(config.maxWatchesPerConnection);
   // Stock coming back (cancel, expiry) lifts this process's sold-out shortcut.
   const releases = bus.nc.subscribe(bus.names.releasesFilter, {
     callback: (error, msg) => {
@@ -50,7 +51,7 @@ export async function startOrder(config: Config, log: Logger, clock: () => numbe
     config,
     log,
     address: config.orderAddr,
-    services: [orderServiceRegistration(orders, hub, log, shutdown.signal)],
+    services: [orderServiceRegistration(orders, { hub, perConnection }, log, shutdown.signal)],
     dependencies: { nats: bus.nc, db },
     drain: async () => {
       shutdown.abort();

@@ -1,13 +1,20 @@
 // gRPC handlers of the order service: identify the caller, call the domain,
 // encode. The caller is the x-user-id metadata entry set by the BFF.
 import type { Metadata, ServerWritableStream } from "@grpc/grpc-js";
-import { OrderServiceService, USER_ID_HEADER, type OrderServiceServer, type WatchOrderRequest, type WatchOrderResponse } from "@seckill/sdk";
+import {
+  OrderServiceService,
+  OrderStatus,
+  USER_ID_HEADER,
+  type OrderServiceServer,
+  type WatchOrderRequest,
+  type WatchOrderResponse,
+} from "@seckill/sdk";
 import { toStatus } from "../common/grpc-errors.js";
 import { checkDecoded, unary, type ServiceRegistration } from "../common/grpc-server.js";
 import { isUserId } from "../common/ids.js";
 import type { Logger } from "../common/log.js";
-import { overloaded, refuse } from "../common/refusal.js";
-import { watchOrder, type OrderWatchHub } from "./order-watch.js";
+import { invalid, overloaded, refuse } from "../common/refusal.js";
+import { tooManyWatches, watchOrder, type ConnectionWatchLimit, type OrderWatchHub } from "./order-watch.js";
 import type { OrderService } from "./orders.js";
 
 const NO_USER = refuse("UNAUTHENTICATED", `missing or malformed ${USER_ID_HEADER} metadata`);
@@ -22,9 +29,17 @@ export function userOf(metadata: Metadata): string {
 /** On shutdown, open WatchOrder streams end with UNAVAILABLE so clients reconnect to another replica. */
 const SHUTTING_DOWN = overloaded("the server is shutting down; reconnect and watch again", 0);
 
+const KNOWN_STATUSES = new Set<number>(Object.values(OrderStatus).filter((v): v is number => typeof v === "number" && v >= 0));
+
+function lastStatusOf(request: WatchOrderRequest): OrderStatus | undefined {
+  const { lastStatus } = request;
+  if (lastStatus !== undefined && !KNOWN_STATUSES.has(lastStatus)) throw invalid("last_status", "not a known order status");
+  return lastStatus === OrderStatus.ORDER_STATUS_UNSPECIFIED ? undefined : lastStatus;
+}
+
 export function orderServiceRegistration(
   orders: OrderService,
-  hub: OrderWatchHub,
+  watchers: { hub: OrderWatchHub; perConnection: ConnectionWatchLimit },
   log: Logger,
   shutdown: AbortSignal,
 ): ServiceRegistration {
@@ -44,11 +59,21 @@ export function orderServiceRegistration(
       const signal = AbortSignal.any([cancelled.signal, shutdown]);
       (async () => {
         const userId = userOf(call.metadata);
-        const { orderId } = checkDecoded(call.request);
-        const read = () => orders.get(userId, orderId);
-        for await (const order of watchOrder(read, hub, orderId, { signal })) {
-          if (signal.aborted) break;
-          call.write({ order });
+        const request = checkDecoded(call.request);
+        const lastStatus = lastStatusOf(request);
+        const release = watchers.perConnection.acquire(call.getPeer());
+        if (!release) throw tooManyWatches(watchers.perConnection.max);
+        // Freed as soon as the client cancels, not after a read in progress returns.
+        signal.addEventListener("abort", release, { once: true });
+        try {
+          const read = () => orders.get(userId, request.orderId);
+          for await (const order of watchOrder(read, watchers.hub, request.orderId, { signal, lastStatus })) {
+            if (signal.aborted) break;
+            call.write({ order });
+          }
+        } finally {
+          signal.removeEventListener("abort", release);
+          release();
         }
         if (cancelled.signal.aborted) return;
         if (shutdown.aborted) call.emit("error", toStatus(SHUTTING_DOWN, log));

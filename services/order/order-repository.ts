@@ -51,7 +51,9 @@ export interface InsertedOrder {
  * Persists a batch of reservations in one statement: inserts the orders
  * (a reservation already stored is skipped), adds each sale's new units to its
  * sold counter only where `sold + k <= total_stock`, and adds each buyer's units
- * (a CHECK holds the per-user limit). Throws OversellRefused when a sale's
+ * to sale_buyers (a CHECK holds the per-user limit; under a KEEP release policy
+ * the units of the buyer's released orders are still counted there, see
+ * markReleased, so they count against the limit too). Throws OversellRefused when a sale's
  * counter would pass its stock; the caller's transaction then rolls back.
  * Returns the orders inserted now.
  */
@@ -153,7 +155,9 @@ export async function markPaid(
 /**
  * CREATED → CANCELLED or EXPIRED, leaving release_published_at NULL (the
  * release outbox: the event is published after commit), returning the units to the sale and the buyer
- * in the same transaction; undefined when the guard did not match.
+ * in the same transaction; undefined when the guard did not match. The buyer's
+ * units (sale_buyers) go down only when the sale's release policy is RESTORE:
+ * under KEEP they stay counted against the per-user limit.
  */
 export async function markReleased(
   trx: Knex.Transaction,
@@ -167,7 +171,11 @@ export async function markReleased(
   const [row] = await query.update({ status, released_at: now, updated_at: now }).returning("*");
   if (!row) return undefined;
   await trx("sales").where({ id: row.sale_id }).decrement("sold", row.quantity);
-  await trx("sale_buyers").where({ sale_id: row.sale_id, user_id: row.user_id }).decrement("units", row.quantity);
+  await trx.raw(
+    `UPDATE sale_buyers b SET units = b.units - ? FROM sales s
+      WHERE b.sale_id = ? AND b.user_id = ? AND s.id = b.sale_id AND s.release_policy = 'RESTORE'`,
+    [row.quantity, row.sale_id, row.user_id],
+  );
   return row;
 }
 
@@ -185,7 +193,8 @@ export async function lockDueOrders(trx: Knex.Transaction, limit: number): Promi
 
 /**
  * CREATED → EXPIRED for these (locked) orders in three statements whatever their
- * number, returning the units to their sales and buyers; the sales rows are
+ * number, returning the units to their sales and (under a RESTORE release
+ * policy, as markReleased) to their buyers; the sales rows are
  * locked in id order first so that replicas expiring at once do not deadlock
  * on them. Returns the orders expired (release_published_at NULL: the outbox).
  */
@@ -210,7 +219,8 @@ export async function markExpired(trx: Knex.Transaction, ids: string[], now: Dat
     ), per_buyer AS (
       SELECT sale_id, user_id, sum(quantity)::int AS units FROM expired GROUP BY sale_id, user_id
     )
-    UPDATE sale_buyers b SET units = b.units - p.units FROM per_buyer p WHERE b.sale_id = p.sale_id AND b.user_id = p.user_id
+    UPDATE sale_buyers b SET units = b.units - p.units FROM per_buyer p JOIN sales s ON s.id = p.sale_id
+     WHERE b.sale_id = p.sale_id AND b.user_id = p.user_id AND s.release_policy = 'RESTORE'
     `,
     [rows.map((r) => r.sale_id), rows.map((r) => r.user_id), rows.map((r) => r.quantity)],
   );

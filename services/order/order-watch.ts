@@ -2,10 +2,11 @@
 // open, a NATS subscription to the order-status notifications, fanned out to
 // the streams by order id. A process with no watchers receives nothing.
 // Watchers also re-read the order on a slow timer, so a missed notification
-// only delays an update.
+// only delays an update. Two bounds: watchers per process (the hub) and open
+// streams per client connection.
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import { OrderStatus, OrderStatusBatch, type Order } from "@seckill/sdk";
-import { overloaded } from "../common/refusal.js";
+import { overloaded, refuse } from "../common/refusal.js";
 import { isFinal } from "./orders.js";
 
 export interface OrderWatchHub {
@@ -66,16 +67,51 @@ export function createOrderWatchHub(nc: NatsConnection, subject: string, maxWatc
   };
 }
 
+/** Open streams per client connection, keyed by the peer (remote address and port). */
+export interface ConnectionWatchLimit {
+  readonly max: number;
+  /** Takes a slot for one stream of the connection; returns its release, or undefined when the connection has `max` open. */
+  acquire(connection: string): (() => void) | undefined;
+  /** Streams the connection has open. */
+  count(connection: string): number;
+}
+
+export function createConnectionWatchLimit(max: number): ConnectionWatchLimit {
+  const open = new Map<string, number>();
+  return {
+    max,
+    acquire(connection) {
+      const count = open.get(connection) ?? 0;
+      if (count >= max) return undefined;
+      open.set(connection, count + 1);
+      let released = false;
+      return () => {
+        if (released) return;
+        released = true;
+        const left = (open.get(connection) ?? 1) - 1;
+        if (left === 0) open.delete(connection);
+        else open.set(connection, left);
+      };
+    },
+    count: (connection) => open.get(connection) ?? 0,
+  };
+}
+
+export const tooManyWatches = (max: number) =>
+  refuse("TOO_MANY_WATCHES", `this connection already has ${max} WatchOrder streams open (the most allowed); close one, or watch over another connection`);
+
 /**
  * Yields the order now and then each time its status changes, until it reaches
- * a final status or the signal aborts. Throws what `read` throws (NOT_FOUND for
- * another user's order) before yielding anything.
+ * a final status or the signal aborts. With `lastStatus` (what the client saw
+ * before it reconnected), the current order is yielded only when its status
+ * differs, and a final `lastStatus` that is still current ends at once. Throws
+ * what `read` throws (NOT_FOUND for another user's order) before yielding anything.
  */
 export async function* watchOrder(
   read: () => Promise<Order>,
   hub: OrderWatchHub,
   orderId: string,
-  opts: { signal: AbortSignal; pendingPollMs?: number; pollMs?: number },
+  opts: { signal: AbortSignal; lastStatus?: OrderStatus; pendingPollMs?: number; pollMs?: number },
 ): AsyncGenerator<Order> {
   let changed = true;
   let wake: (() => void) | undefined;
@@ -85,15 +121,15 @@ export async function* watchOrder(
   });
   if (!unwatch) throw overloaded("too many order watchers on this server; retry later", 1000);
   try {
-    let last: OrderStatus | undefined;
+    let last: OrderStatus | undefined = opts.lastStatus === OrderStatus.ORDER_STATUS_UNSPECIFIED ? undefined : opts.lastStatus;
     while (!opts.signal.aborted) {
       changed = false;
       const order = await read();
       if (order.status !== last) {
         last = order.status;
         yield order;
-        if (isFinal(order.status)) return;
       }
+      if (isFinal(order.status)) return;
       if (changed) continue;
       const pollMs = order.status === OrderStatus.ORDER_STATUS_PENDING ? (opts.pendingPollMs ?? 1000) : (opts.pollMs ?? 5000);
       await new Promise<void>((resolve) => {

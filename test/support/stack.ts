@@ -15,6 +15,7 @@ import {
   rejectionOf,
   type CreateSaleRequest,
   type Rejection,
+  ReleasePolicy,
   type Sale,
 } from "@seckill/sdk";
 import { readConfig, type Config } from "../../services/common/config.js";
@@ -36,7 +37,9 @@ export interface TestStack {
   orders: OrderServiceClient;
   inventoryClient: InventoryServiceClient;
   /** Creates an open sale (started a second ago, ends in an hour). */
-  createSale(overrides?: Partial<{ totalStock: number; perUserLimit: number; startsAt: Date; endsAt: Date; priceMinor: number }>): Promise<Sale>;
+  createSale(
+    overrides?: Partial<{ totalStock: number; perUserLimit: number; startsAt: Date; endsAt: Date; priceMinor: number; releasePolicy: ReleasePolicy }>,
+  ): Promise<Sale>;
   stop(): Promise<void>;
 }
 
@@ -138,6 +141,7 @@ export function saleRequest(overrides: Partial<CreateSaleRequest> = {}): CreateS
     endsAt: new Date(now + 3600_000),
     perUserLimit: 1,
     paymentWindowSeconds: 900,
+    releasePolicy: ReleasePolicy.RELEASE_POLICY_UNSPECIFIED,
     ...overrides,
   };
 }

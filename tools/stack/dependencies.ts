@@ -21,6 +21,19 @@ export interface RunningDependencies {
   started: string[];
   /** Stops only what this call started and waits for the processes to exit. */
   stop(): Promise<void>;
+  /** The pid of a started instance while it runs (undefined otherwise): for fault tests. */
+  pid(name: DependencyName): number | undefined;
+  /**
+   * Sends a signal to a started instance's process group (Postgres's backends
+   * included) and, when the signal ends it, resolves once it has exited.
+   */
+  signal(name: DependencyName, signal: NodeJS.Signals): Promise<void>;
+  /**
+   * Starts a started instance again on the same port with the same state
+   * directory (killing it first if it still runs): NATS keeps its JetStream
+   * store and Postgres its data; Redis, which saves nothing, comes back empty.
+   */
+  restart(name: DependencyName): Promise<void>;
 }
 
 interface EnsureOptions {
@@ -43,7 +56,8 @@ const PROBE_TIMEOUT_MS = 500;
 const READY_TIMEOUT_MS = 20_000;
 const STOP_TIMEOUT_MS = 10_000;
 
-type Name = 'redis' | 'nats' | 'postgres';
+export type DependencyName = 'redis' | 'nats' | 'postgres';
+type Name = DependencyName;
 
 interface Spec {
   name: Name;
@@ -57,6 +71,8 @@ interface Started {
   name: Name;
   child: ChildProcess;
   stopSignal: NodeJS.Signals;
+  /** Starts the same instance again (same port and state directory). */
+  again?: () => Promise<Started>;
 }
 
 export async function ensureDependencies(urls: DependencyUrls, opts: EnsureOptions): Promise<RunningDependencies> {
@@ -102,12 +118,24 @@ async function ensureOne(spec: Spec, opts: EnsureOptions, log: (line: string) =>
       : dirs.map((d) => path.join(d, `${spec.name}-server`)).find(isExecutable);
   if (!bin) throw missingBinary(spec, spec.name === 'postgres' ? 'initdb/postgres' : `${spec.name}-server`);
 
+  const instance = await startInstance(spec, bin, opts, host, port, true);
+  log(`${spec.name}: started private instance on ${host}:${port} (data in ${displayPath(path.resolve(opts.stateDir, spec.name))})`);
+  instance.again = async () => {
+    const again = await startInstance(spec, bin, opts, host, port, false);
+    log(`${spec.name}: restarted private instance on ${host}:${port}`);
+    return again;
+  };
+  return instance;
+}
+
+/** Starts the private instance; `fresh` starts its log afresh (a restart appends to it). */
+async function startInstance(spec: Spec, bin: string, opts: EnsureOptions, host: string, port: number, fresh: boolean): Promise<Started> {
   const dir = path.resolve(opts.stateDir, spec.name);
   const logFile = path.resolve(opts.stateDir, `${spec.name}.log`);
   // Bind to the URL's address when it is an IP literal (127.0.0.2, ::1), else IPv4 loopback.
   const bindHost = net.isIP(host) ? host : '127.0.0.1';
   fs.mkdirSync(dir, { recursive: true });
-  fs.writeFileSync(logFile, ''); // fresh log per start, so its tail describes this attempt
+  if (fresh) fs.writeFileSync(logFile, ''); // fresh log per start, so its tail describes this attempt
 
   let instance: Started;
   if (spec.name === 'redis') {
@@ -121,8 +149,6 @@ async function ensureOne(spec: Spec, opts: EnsureOptions, log: (line: string) =>
   } else {
     instance = await startPostgres(bin, dir, logFile, bindHost, host, port);
   }
-
-  log(`${spec.name}: started private instance on ${host}:${port} (data in ${displayPath(dir)})`);
   return instance;
 }
 
@@ -181,10 +207,38 @@ function killAllOnExit(): void {
 }
 
 function track(started: Started[]): RunningDependencies {
+  const find = (name: Name) => {
+    const s = started.find((x) => x.name === name);
+    if (!s) throw new Error(`${name}: no private instance was started (an existing server is used)`);
+    return s;
+  };
   return {
     started: started.map((s) => s.name),
     stop: async () => {
       await Promise.all(started.map(stopChild));
+    },
+    pid: (name) => {
+      const s = started.find((x) => x.name === name);
+      return s && isRunning(s.child) ? s.child.pid : undefined;
+    },
+    signal: async (name, signal) => {
+      const s = find(name);
+      if (!isRunning(s.child)) return;
+      const exited = new Promise<void>((resolve) => s.child.once('exit', () => resolve()));
+      process.kill(-s.child.pid!, signal); // detached: the instance leads its own process group
+      if (signal === 'SIGKILL' || signal === s.stopSignal) await exited;
+    },
+    restart: async (name) => {
+      const s = find(name);
+      if (isRunning(s.child)) {
+        process.kill(-s.child.pid!, 'SIGCONT'); // a paused instance cannot die
+        const exited = new Promise<void>((resolve) => s.child.once('exit', () => resolve()));
+        process.kill(-s.child.pid!, 'SIGKILL');
+        await exited;
+      }
+      const again = await s.again!();
+      again.again = s.again;
+      started[started.indexOf(s)] = again;
     },
   };
 }

@@ -3,7 +3,7 @@
 // concurrency, lets winners watch their orders, waits for Postgres, lists the
 // winners' orders back and summarizes.
 import { randomBytes } from "node:crypto";
-import { SalePhase, callUnary } from "@seckill/sdk";
+import { ReleasePolicy, SalePhase, callUnary } from "@seckill/sdk";
 import { CliError, type Backend } from "../backend.js";
 import { formatDuration } from "../duration.js";
 import { checkOptions, planUsers, seededRandom, type SimulationOptions } from "./plan.js";
@@ -52,6 +52,7 @@ export async function simulate(backend: Backend, o: SimulationOptions, io: Simul
       endsAt: new Date(now + o.startsInMs + Math.max(600_000, 10 * (o.rampMs + o.persistTimeoutMs))),
       perUserLimit: o.perUserLimit,
       paymentWindowSeconds: 900,
+      releasePolicy: ReleasePolicy.RELEASE_POLICY_RESTORE_ALLOWANCE,
     },
     { deadlineMs },
   );

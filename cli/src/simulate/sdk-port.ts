@@ -1,6 +1,6 @@
 // The simulation's calls to the backend, through @seckill/sdk only.
-import { status, type ServiceError } from "@grpc/grpc-js";
-import { OrderStatus, callUnary, userMetadata, type Order } from "@seckill/sdk";
+import { credentials } from "@grpc/grpc-js";
+import { OrderServiceClient, OrderStatus, callUnary, userMetadata, watchOrder, type Order } from "@seckill/sdk";
 import type { Backend } from "../backend.js";
 import type { BuyerPort } from "./user.js";
 import type { WatchResult } from "./stats.js";
@@ -26,8 +26,10 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /**
  * Waits until the order is persisted (CREATED or later), as a buyer's page
- * would: WatchOrder first; if the stream fails or ends early, GetOrder every
- * `pollMs` until the timeout.
+ * would: the SDK's watchOrder first (which reconnects on UNAVAILABLE and picks
+ * up where it stopped); if it gives up, GetOrder every `pollMs` until the
+ * timeout. Each winner watches over a connection of its own, like a page in
+ * its own browser (the order service bounds the streams of one connection).
  */
 export async function watchUntilCreated(
   backend: Backend,
@@ -41,25 +43,18 @@ export async function watchUntilCreated(
 ): Promise<WatchResult> {
   const started = since;
   const until = performance.now() + timeoutMs;
-  const stream = await new Promise<"created" | "timeout" | "failed">((resolve) => {
-    const call = backend.orders.watchOrder({ orderId }, userMetadata(userId), { deadline: Date.now() + timeoutMs });
-    let done = false;
-    const finish = (how: "created" | "timeout" | "failed") => {
-      if (done) return;
-      done = true;
-      resolve(how);
-    };
-    call.on("data", (msg: { order?: Order }) => {
-      if (persisted(msg.order)) {
-        finish("created");
-        call.cancel();
-      }
-    });
-    call.on("error", (error: ServiceError) => finish(error.code === status.DEADLINE_EXCEEDED ? "timeout" : "failed"));
-    call.on("end", () => finish("failed"));
-  });
-  if (stream === "created") return { orderId, createdAfterMs: performance.now() - started, via: "stream", fellBack: false };
-  if (stream === "timeout") return { orderId, fellBack: false };
+  const timeout = AbortSignal.timeout(timeoutMs);
+  const orders = new OrderServiceClient(backend.options.order, credentials.createInsecure(), { "grpc.use_local_subchannel_pool": 1 });
+  try {
+    for await (const order of watchOrder(orders, orderId, { userId, signal: timeout })) {
+      if (persisted(order)) return { orderId, createdAfterMs: performance.now() - started, via: "stream", fellBack: false };
+    }
+    return { orderId, fellBack: false };
+  } catch {
+    // The stream failed for good (or too often): poll, as the page would.
+  } finally {
+    orders.close();
+  }
   while (performance.now() < until) {
     try {
       const { order } = await callUnary(backend.orders, "getOrder", { orderId }, { metadata: userMetadata(userId), deadlineMs });

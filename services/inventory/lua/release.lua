@@ -1,4 +1,6 @@
--- Returns a reservation's units to stock, once.
+-- Returns a reservation's units to stock, once. The buyer's count goes down
+-- too unless the sale's release policy is KEEP (the units stay counted against
+-- the buyer's limit); a sale warmed without a policy is RESTORE.
 -- KEYS: 1 rules, 2 stock, 3 buyers, 4 reservations, 5 released (set)
 -- ARGV: 1 reservation id
 -- Returns {outcome, stock left}: 1 released now, 0 released before,
@@ -10,5 +12,7 @@ if redis.call('SADD', KEYS[5], ARGV[1]) == 0 then
   return {0, tonumber(redis.call('GET', KEYS[2]) or '0')}
 end
 local qty, _, user = string.match(record, '^(%d+)|(%d+)|([^|]+)|')
-redis.call('HINCRBY', KEYS[3], user, -tonumber(qty))
+if redis.call('HGET', KEYS[1], 'release') ~= 'KEEP' then
+  redis.call('HINCRBY', KEYS[3], user, -tonumber(qty))
+end
 return {1, redis.call('INCRBY', KEYS[2], qty)}

@@ -4,10 +4,13 @@
 --       5 reservations (hash reservation id -> "qty|reserved_ms|user|request"),
 --       6 unconfirmed (sorted set reservation id by reserved_ms: the sweeper
 --         removes it once the order is in Postgres, republishes it otherwise)
--- ARGV: 1 now_ms, then 4 per item: user, request_id, quantity, new reservation id
+-- ARGV: 1 now_ms, 2 epoch (run id of this Redis server), then 4 per item:
+--       user, request_id, quantity, new reservation id
 -- Returns 5 values per item: outcome, reservation id, stock left, reserved_ms, quantity.
 -- Outcomes: OK, REPLAY (request seen: first answer again), SOLD_OUT,
--- SALE_NOT_STARTED, SALE_ENDED, ALREADY_PURCHASED, COLD (sale not loaded).
+-- SALE_NOT_STARTED, SALE_ENDED, ALREADY_PURCHASED, COLD (sale not loaded, or
+-- loaded on another Redis incarnation: restored from a snapshot or a replica
+-- that may lack the last writes, so never sold from).
 local out = {}
 local function push(outcome, rid, left, at, qty)
   out[#out + 1] = outcome
@@ -17,9 +20,9 @@ local function push(outcome, rid, left, at, qty)
   out[#out + 1] = qty
 end
 
-local rules = redis.call('HMGET', KEYS[1], 'starts', 'ends', 'limit', 'closed')
-if not rules[1] then
-  for _ = 2, #ARGV, 4 do push('COLD', '', 0, 0, 0) end
+local rules = redis.call('HMGET', KEYS[1], 'starts', 'ends', 'limit', 'closed', 'epoch')
+if not rules[1] or rules[5] ~= ARGV[2] then
+  for _ = 3, #ARGV, 4 do push('COLD', '', 0, 0, 0) end
   return out
 end
 
@@ -29,7 +32,7 @@ local ended = tonumber(rules[4]) > 0 or now >= ends
 local stock = tonumber(redis.call('GET', KEYS[2]) or '0')
 local initial = stock
 
-for i = 2, #ARGV, 4 do
+for i = 3, #ARGV, 4 do
   local user, request, qty, rid = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3]
   local requestKey = user .. '|' .. request
   local previous = redis.call('HGET', KEYS[4], requestKey)

@@ -168,6 +168,14 @@ export interface GetOrderResponse {
 export interface WatchOrderRequest {
   /** The order id. */
   orderId: string;
+  /**
+   * The last status the client has received for this order, when it watches
+   * again after a stream ended early; unset (or UNSPECIFIED) on the first
+   * watch. The server sends the current order only when its status differs
+   * from this one, and otherwise waits for the next change; when it is a final
+   * status the stream ends at once without a message.
+   */
+  lastStatus?: OrderStatus | undefined;
 }
 
 /** One message of the WatchOrder stream. */
@@ -871,13 +879,16 @@ export const GetOrderResponse: MessageFns<GetOrderResponse> = {
 };
 
 function createBaseWatchOrderRequest(): WatchOrderRequest {
-  return { orderId: "" };
+  return { orderId: "", lastStatus: undefined };
 }
 
 export const WatchOrderRequest: MessageFns<WatchOrderRequest> = {
   encode(message: WatchOrderRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.orderId !== "") {
       writer.uint32(10).string(message.orderId);
+    }
+    if (message.lastStatus !== undefined) {
+      writer.uint32(16).int32(message.lastStatus);
     }
     return writer;
   },
@@ -903,6 +914,14 @@ export const WatchOrderRequest: MessageFns<WatchOrderRequest> = {
             message.orderId = reader.string();
             continue;
           }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.lastStatus = reader.int32() as any;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -922,6 +941,11 @@ export const WatchOrderRequest: MessageFns<WatchOrderRequest> = {
         : isSet(object.order_id)
         ? globalThis.String(object.order_id)
         : "",
+      lastStatus: isSet(object.lastStatus)
+        ? orderStatusFromJSON(object.lastStatus)
+        : isSet(object.last_status)
+        ? orderStatusFromJSON(object.last_status)
+        : undefined,
     };
   },
 
@@ -929,6 +953,9 @@ export const WatchOrderRequest: MessageFns<WatchOrderRequest> = {
     const obj: any = {};
     if (message.orderId !== "") {
       obj.orderId = message.orderId;
+    }
+    if (message.lastStatus !== undefined) {
+      obj.lastStatus = orderStatusToJSON(message.lastStatus);
     }
     return obj;
   },
@@ -939,6 +966,7 @@ export const WatchOrderRequest: MessageFns<WatchOrderRequest> = {
   fromPartial<I extends Exact<DeepPartial<WatchOrderRequest>, I>>(object: I): WatchOrderRequest {
     const message = createBaseWatchOrderRequest();
     message.orderId = object.orderId ?? "";
+    message.lastStatus = object.lastStatus ?? undefined;
     return message;
   },
 };
@@ -1588,8 +1616,14 @@ export const OrderServiceService = {
     responseDeserialize: (value: Buffer): GetOrderResponse => GetOrderResponse.decode(value),
   },
   /**
-   * Streams the order: its current state first, then each change of status,
-   * until it reaches a final status (PAID, CANCELLED, EXPIRED) or the deadline.
+   * Streams the order: its current state first (unless it is the request's
+   * last_status), then each change of status, until it reaches a final status
+   * (PAID, CANCELLED, EXPIRED) or the deadline. A stream can end early with
+   * UNAVAILABLE (the server is shutting down or overloaded; RetryInfo says when
+   * to reconnect): watch again with last_status set to the last status received,
+   * and the stream goes on where it stopped, without repeating it. At most
+   * MAX_WATCHES_PER_CONNECTION streams are open per client connection: more are
+   * RESOURCE_EXHAUSTED (TOO_MANY_WATCHES).
    */
   watchOrder: {
     path: "/seckill.v1.OrderService/WatchOrder" as const,
@@ -1652,8 +1686,14 @@ export interface OrderServiceServer extends UntypedServiceImplementation {
   /** Returns one order: PENDING until it is in Postgres, then CREATED and later. */
   getOrder: handleUnaryCall<GetOrderRequest, GetOrderResponse>;
   /**
-   * Streams the order: its current state first, then each change of status,
-   * until it reaches a final status (PAID, CANCELLED, EXPIRED) or the deadline.
+   * Streams the order: its current state first (unless it is the request's
+   * last_status), then each change of status, until it reaches a final status
+   * (PAID, CANCELLED, EXPIRED) or the deadline. A stream can end early with
+   * UNAVAILABLE (the server is shutting down or overloaded; RetryInfo says when
+   * to reconnect): watch again with last_status set to the last status received,
+   * and the stream goes on where it stopped, without repeating it. At most
+   * MAX_WATCHES_PER_CONNECTION streams are open per client connection: more are
+   * RESOURCE_EXHAUSTED (TOO_MANY_WATCHES).
    */
   watchOrder: handleServerStreamingCall<WatchOrderRequest, WatchOrderResponse>;
   /** Lists the caller's persisted orders, newest first. */
@@ -1712,8 +1752,14 @@ export interface OrderServiceClient extends Client {
     callback: (error: ServiceError | null, response: GetOrderResponse) => void,
   ): ClientUnaryCall;
   /**
-   * Streams the order: its current state first, then each change of status,
-   * until it reaches a final status (PAID, CANCELLED, EXPIRED) or the deadline.
+   * Streams the order: its current state first (unless it is the request's
+   * last_status), then each change of status, until it reaches a final status
+   * (PAID, CANCELLED, EXPIRED) or the deadline. A stream can end early with
+   * UNAVAILABLE (the server is shutting down or overloaded; RetryInfo says when
+   * to reconnect): watch again with last_status set to the last status received,
+   * and the stream goes on where it stopped, without repeating it. At most
+   * MAX_WATCHES_PER_CONNECTION streams are open per client connection: more are
+   * RESOURCE_EXHAUSTED (TOO_MANY_WATCHES).
    */
   watchOrder(request: WatchOrderRequest, options?: Partial<CallOptions>): ClientReadableStream<WatchOrderResponse>;
   watchOrder(

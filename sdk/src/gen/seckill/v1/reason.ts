@@ -42,6 +42,12 @@ export enum Reason {
   REASON_ORDER_NOT_CANCELLABLE = 12,
   /** REASON_SALE_NOT_MODIFIABLE - FAILED_PRECONDITION: the sale is not in a state that allows the change (for example opening an ended sale). */
   REASON_SALE_NOT_MODIFIABLE = 13,
+  /**
+   * REASON_TOO_MANY_WATCHES - RESOURCE_EXHAUSTED: the connection already has as many open WatchOrder
+   * streams as the server allows per connection; close one, or watch over
+   * another connection.
+   */
+  REASON_TOO_MANY_WATCHES = 14,
   UNRECOGNIZED = -1,
 }
 
@@ -89,6 +95,9 @@ export function reasonFromJSON(object: any): Reason {
     case 13:
     case "REASON_SALE_NOT_MODIFIABLE":
       return Reason.REASON_SALE_NOT_MODIFIABLE;
+    case 14:
+    case "REASON_TOO_MANY_WATCHES":
+      return Reason.REASON_TOO_MANY_WATCHES;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -126,6 +135,8 @@ export function reasonToJSON(object: Reason): string {
       return "REASON_ORDER_NOT_CANCELLABLE";
     case Reason.REASON_SALE_NOT_MODIFIABLE:
       return "REASON_SALE_NOT_MODIFIABLE";
+    case Reason.REASON_TOO_MANY_WATCHES:
+      return "REASON_TOO_MANY_WATCHES";
     case Reason.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";

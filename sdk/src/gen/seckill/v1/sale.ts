@@ -77,6 +77,60 @@ export function salePhaseToJSON(object: SalePhase): string {
   }
 }
 
+/**
+ * What releasing an order's units (the buyer cancelled it, or let it expire
+ * unpaid) does to the buyer's per-user allowance in the sale. Either way the
+ * units go back to stock for anyone to buy.
+ */
+export enum ReleasePolicy {
+  /** RELEASE_POLICY_UNSPECIFIED - Not set: the same as RELEASE_POLICY_RESTORE_ALLOWANCE. */
+  RELEASE_POLICY_UNSPECIFIED = 0,
+  /**
+   * RELEASE_POLICY_RESTORE_ALLOWANCE - The released units no longer count against the buyer's per_user_limit:
+   * the buyer may buy them again.
+   */
+  RELEASE_POLICY_RESTORE_ALLOWANCE = 1,
+  /**
+   * RELEASE_POLICY_KEEP_ALLOWANCE - The released units still count against the buyer's per_user_limit: a
+   * buyer who cancelled or let an order expire cannot buy those units again in
+   * this sale (PlaceOrder is refused with ALREADY_PURCHASED).
+   */
+  RELEASE_POLICY_KEEP_ALLOWANCE = 2,
+  UNRECOGNIZED = -1,
+}
+
+export function releasePolicyFromJSON(object: any): ReleasePolicy {
+  switch (object) {
+    case 0:
+    case "RELEASE_POLICY_UNSPECIFIED":
+      return ReleasePolicy.RELEASE_POLICY_UNSPECIFIED;
+    case 1:
+    case "RELEASE_POLICY_RESTORE_ALLOWANCE":
+      return ReleasePolicy.RELEASE_POLICY_RESTORE_ALLOWANCE;
+    case 2:
+    case "RELEASE_POLICY_KEEP_ALLOWANCE":
+      return ReleasePolicy.RELEASE_POLICY_KEEP_ALLOWANCE;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return ReleasePolicy.UNRECOGNIZED;
+  }
+}
+
+export function releasePolicyToJSON(object: ReleasePolicy): string {
+  switch (object) {
+    case ReleasePolicy.RELEASE_POLICY_UNSPECIFIED:
+      return "RELEASE_POLICY_UNSPECIFIED";
+    case ReleasePolicy.RELEASE_POLICY_RESTORE_ALLOWANCE:
+      return "RELEASE_POLICY_RESTORE_ALLOWANCE";
+    case ReleasePolicy.RELEASE_POLICY_KEEP_ALLOWANCE:
+      return "RELEASE_POLICY_KEEP_ALLOWANCE";
+    case ReleasePolicy.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 /** A flash sale of one product. */
 export interface Sale {
   /** Server-assigned id: 26 characters of Crockford base32 (a ULID). */
@@ -111,6 +165,11 @@ export interface Sale {
     | undefined;
   /** Units in orders persisted in Postgres (not counting released ones). */
   sold: number;
+  /**
+   * What a released order does to its buyer's allowance: RESTORE_ALLOWANCE or
+   * KEEP_ALLOWANCE, never UNSPECIFIED.
+   */
+  releasePolicy: ReleasePolicy;
 }
 
 /** CreateSale input. */
@@ -137,6 +196,11 @@ export interface CreateSaleRequest {
   perUserLimit: number;
   /** Payment window in seconds, 60 to 604,800. Defaults to 900 when 0. */
   paymentWindowSeconds: number;
+  /**
+   * What a released order does to its buyer's allowance. UNSPECIFIED means
+   * RESTORE_ALLOWANCE; any other value is INVALID_ARGUMENT.
+   */
+  releasePolicy: ReleasePolicy;
 }
 
 /** CreateSale output. */
@@ -257,6 +321,7 @@ function createBaseSale(): Sale {
     closedAt: undefined,
     createdAt: undefined,
     sold: 0,
+    releasePolicy: 0,
   };
 }
 
@@ -297,6 +362,9 @@ export const Sale: MessageFns<Sale> = {
     }
     if (message.sold !== 0) {
       writer.uint32(96).int32(message.sold);
+    }
+    if (message.releasePolicy !== 0) {
+      writer.uint32(104).int32(message.releasePolicy);
     }
     return writer;
   },
@@ -410,6 +478,14 @@ export const Sale: MessageFns<Sale> = {
             message.sold = reader.int32();
             continue;
           }
+          case 13: {
+            if (tag !== 104) {
+              break;
+            }
+
+            message.releasePolicy = reader.int32() as any;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -472,6 +548,11 @@ export const Sale: MessageFns<Sale> = {
         ? fromJsonTimestamp(object.created_at)
         : undefined,
       sold: isSet(object.sold) ? globalThis.Number(object.sold) : 0,
+      releasePolicy: isSet(object.releasePolicy)
+        ? releasePolicyFromJSON(object.releasePolicy)
+        : isSet(object.release_policy)
+        ? releasePolicyFromJSON(object.release_policy)
+        : 0,
     };
   },
 
@@ -513,6 +594,9 @@ export const Sale: MessageFns<Sale> = {
     if (message.sold !== 0) {
       obj.sold = Math.round(message.sold);
     }
+    if (message.releasePolicy !== 0) {
+      obj.releasePolicy = releasePolicyToJSON(message.releasePolicy);
+    }
     return obj;
   },
 
@@ -533,6 +617,7 @@ export const Sale: MessageFns<Sale> = {
     message.closedAt = object.closedAt ?? undefined;
     message.createdAt = object.createdAt ?? undefined;
     message.sold = object.sold ?? 0;
+    message.releasePolicy = object.releasePolicy ?? 0;
     return message;
   },
 };
@@ -548,6 +633,7 @@ function createBaseCreateSaleRequest(): CreateSaleRequest {
     endsAt: undefined,
     perUserLimit: 0,
     paymentWindowSeconds: 0,
+    releasePolicy: 0,
   };
 }
 
@@ -579,6 +665,9 @@ export const CreateSaleRequest: MessageFns<CreateSaleRequest> = {
     }
     if (message.paymentWindowSeconds !== 0) {
       writer.uint32(72).int32(message.paymentWindowSeconds);
+    }
+    if (message.releasePolicy !== 0) {
+      writer.uint32(80).int32(message.releasePolicy);
     }
     return writer;
   },
@@ -668,6 +757,14 @@ export const CreateSaleRequest: MessageFns<CreateSaleRequest> = {
             message.paymentWindowSeconds = reader.int32();
             continue;
           }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.releasePolicy = reader.int32() as any;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -719,6 +816,11 @@ export const CreateSaleRequest: MessageFns<CreateSaleRequest> = {
         : isSet(object.payment_window_seconds)
         ? globalThis.Number(object.payment_window_seconds)
         : 0,
+      releasePolicy: isSet(object.releasePolicy)
+        ? releasePolicyFromJSON(object.releasePolicy)
+        : isSet(object.release_policy)
+        ? releasePolicyFromJSON(object.release_policy)
+        : 0,
     };
   },
 
@@ -751,6 +853,9 @@ export const CreateSaleRequest: MessageFns<CreateSaleRequest> = {
     if (message.paymentWindowSeconds !== 0) {
       obj.paymentWindowSeconds = Math.round(message.paymentWindowSeconds);
     }
+    if (message.releasePolicy !== 0) {
+      obj.releasePolicy = releasePolicyToJSON(message.releasePolicy);
+    }
     return obj;
   },
 
@@ -768,6 +873,7 @@ export const CreateSaleRequest: MessageFns<CreateSaleRequest> = {
     message.endsAt = object.endsAt ?? undefined;
     message.perUserLimit = object.perUserLimit ?? 0;
     message.paymentWindowSeconds = object.paymentWindowSeconds ?? 0;
+    message.releasePolicy = object.releasePolicy ?? 0;
     return message;
   },
 };

@@ -1,0 +1,81 @@
+// Notices a sale's lost Redis state on its own, within REDIS_CHECK_INTERVAL_MS,
+// instead of waiting for the next purchase: every open sale that was loaded
+// before is looked at, and one that Redis no longer holds (a restart without
+// persistence, a flush) or holds from another Redis server (restored from a
+// snapshot or a replica) is rebuilt through sales.ts: it fails closed until the
+// queue has drained into Postgres, then loads from Postgres. A change of Redis
+// server (redis-epoch.ts) triggers a check at once.
+import type { Knex } from "knex";
+import { Refusal } from "../common/refusal.js";
+import type { Logger } from "../common/log.js";
+import type { RedisEpoch } from "./redis-epoch.js";
+import { openWarmedSales } from "./sale-repository.js";
+import type { SaleService } from "./sales.js";
+import type { StockStore } from "./stock-store.js";
+
+export interface RedisLossWatch {
+  /** Sales found lost and not rebuilt yet. */
+  readonly lost: ReadonlySet<string>;
+  /** One pass over the open sales; resolves when it is done. */
+  check(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export function startRedisLossWatch(deps: {
+  db: Knex;
+  store: StockStore;
+  sales: Pick<SaleService, "warm">;
+  epoch: RedisEpoch;
+  log: Logger;
+  now: () => Date;
+  intervalMs: number;
+}): RedisLossWatch {
+  const { store, log } = deps;
+  const lost = new Set<string>();
+  let running: Promise<void> | undefined;
+  let failing = false;
+  let stopped = false;
+
+  async function rebuild(saleId: string): Promise<void> {
+    if (!lost.has(saleId)) {
+      lost.add(saleId);
+      log.warn("sale's redis state is lost: it refuses purchases until the queue has drained, then is rebuilt from postgres", { saleId });
+    }
+    try {
+      await deps.sales.warm(saleId);
+      lost.delete(saleId);
+      log.info("sale rebuilt in redis from postgres", { saleId });
+    } catch (error) {
+      // Still draining (OVERLOADED): looked at again on the next pass.
+      if (!(error instanceof Refusal)) throw error;
+    }
+  }
+
+  async function pass(): Promise<void> {
+    try {
+      for (const saleId of await openWarmedSales(deps.db, deps.now())) {
+        if (lost.has(saleId) || !(await store.live(saleId)).warm) await rebuild(saleId);
+      }
+      failing = false;
+    } catch (error) {
+      // Redis or Postgres unreachable: health reports it; try again next time.
+      if (!failing) log.warn("redis state check failed; retrying", { err: error instanceof Error ? error.message : String(error) });
+      failing = true;
+    }
+  }
+
+  const check = () => (stopped ? Promise.resolve() : (running ??= pass().finally(() => (running = undefined))));
+  const timer = setInterval(() => void check(), deps.intervalMs);
+  timer.unref();
+  deps.epoch.onChange(() => void check());
+
+  return {
+    lost,
+    check,
+    async stop() {
+      stopped = true;
+      clearInterval(timer);
+      await running;
+    },
+  };
+}
