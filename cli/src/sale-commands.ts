@@ -1,8 +1,8 @@
-// `seckill sale create|list|show|open|close`: operating sales through the
+// `seckill sale create|list|show|open|close|reconcile`: operating sales through the
 // SaleService of the inventory service.
 import { randomBytes } from "node:crypto";
 import { Command, Option } from "commander";
-import { callUnary, ReleasePolicy, SalePhase, type CreateSaleRequest, type GetSaleStatusResponse, type Sale } from "@seckill/sdk";
+import { callUnary, ReleasePolicy, SalePhase, type CreateSaleRequest, type GetSaleStatusResponse, type ReconcileSaleResponse, type Sale } from "@seckill/sdk";
 import { CliError } from "./backend.js";
 import type { CommandContext } from "./context.js";
 import { formatDuration } from "./duration.js";
@@ -194,5 +194,36 @@ export function saleCommand(ctx: CommandContext): Command {
         }),
       );
   }
+  sale
+    .command("reconcile")
+    .description("compare a sale in Redis, the event stream and Postgres and list every difference (exit code 1 when there is one)")
+    .argument("<sale-id>")
+    .option("--repair", "rebuild the sale's Redis state from Postgres when it differs (once the writer has drained)")
+    .option("--json", "print the report as JSON")
+    .action((saleId: string, opts: { repair?: boolean; json?: boolean }, cmd: Command) =>
+      ctx.withBackend(cmd, ["inventory"], async (backend) => {
+        const report = await callUnary(backend.sales, "reconcileSale", { saleId, repair: opts.repair ?? false }, { deadlineMs: backend.options.deadline });
+        if (report.differences.length > 0) ctx.exitCode = 1;
+        ctx.io.out(opts.json ? json(report) : reconcileReport(report));
+      }),
+    );
   return sale;
+}
+
+/** The reconcile report for a terminal: the three views side by side, then the differences. */
+export function reconcileReport(r: ReconcileSaleResponse): string {
+  const redis = r.redis!;
+  const pg = r.postgres!;
+  const queue = r.queue!;
+  const views = keyValues([
+    ["sale", r.saleId],
+    ["checked at", formatTime(r.checkedAt)],
+    ["redis", redis.loaded ? `${redis.stockLeft} left, ${redis.reservedUnits} units reserved in ${redis.reservations} reservations (${redis.released} released, ${redis.unconfirmed} unconfirmed), ${redis.buyerUnits} units on buyers` : "not loaded"],
+    ["postgres", `${pg.totalStock - pg.liveUnits} left of ${pg.totalStock}, sold ${pg.sold}, ${pg.orders} orders (${pg.released} released), ${pg.usersOverLimit} users over the limit`],
+    ["stream", `published up to ${queue.publishedSeq}, written up to ${queue.writtenSeq}${queue.drained ? ", drained" : ", writer busy"}`],
+  ]);
+  const repaired = r.repaired ? "\nrepaired: the sale's Redis state was rebuilt from Postgres\n" : "";
+  if (r.differences.length === 0) return `${views}\n${repaired}\nno differences: Redis, the stream and Postgres agree`;
+  const rows = r.differences.map((d) => [d.kind, d.count, d.description, d.examples.slice(0, 3).join(" ")]);
+  return `${views}\n${repaired}\n${table(["DIFFERENCE", "COUNT", "WHAT", "E.G."], rows)}`;
 }

@@ -124,7 +124,7 @@ export function readConfig(env: Env = process.env): Config {
     writerMaxDeliver: int("WRITER_MAX_DELIVER", 20, 2, 1000),
     dbPoolMax: int("DB_POOL_MAX", 10, 1, 200),
     maxOrderWatchers: int("MAX_ORDER_WATCHERS", 10_000, 1, 1_000_000),
-    maxWatchesPerConnection: int("MAX_WATCHES_PER_CONNECTION", 16, 1, 1_000_000),
+    maxWatchesPerConnection: int("MAX_WATCHES_PER_CONNECTION", 128, 1, 1_000_000),
     expiryIntervalMs: int("EXPIRY_INTERVAL_MS", 1000, 10, 3_600_000),
     releaseRelayAfterMs: int("RELEASE_RELAY_AFTER_MS", 5000, 0, 3_600_000),
     logLevel: str("LOG_LEVEL", "info", (v) =>

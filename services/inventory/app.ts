@@ -9,6 +9,7 @@ import type { Config } from "../common/config.js";
 import type { Logger } from "../common/log.js";
 import { inventoryServiceRegistration, saleServiceRegistration } from "./handlers.js";
 import { startReleaseConsumer } from "./release-consumer.js";
+import { createReconciler } from "./reconcile.js";
 import { createReservationService } from "./reservations.js";
 import { createSaleService } from "./sales.js";
 import { createRedis, createStockStore } from "./stock-store.js";
@@ -64,6 +65,7 @@ export async function startInventory(config: Config, log: Logger, clock: () => n
     batchSize: config.sweepBatchSize,
     jetstreamProgress,
   });
+  const reconcile = createReconciler({ db, store, jetstreamProgress, warm: sales.warm, now: () => new Date(clock()) });
   // Notices a sale's lost Redis state without waiting for a purchase, and rebuilds it.
   const redisLossWatch = startRedisLossWatch({
     db,
@@ -78,7 +80,7 @@ export async function startInventory(config: Config, log: Logger, clock: () => n
     config,
     log,
     address: config.inventoryAddr,
-    services: [saleServiceRegistration(sales, log), inventoryServiceRegistration(reservations, log)],
+    services: [saleServiceRegistration(sales, reconcile, log), inventoryServiceRegistration(reservations, log)],
     dependencies: { redis, nats: bus.nc, db },
     drain: () => releases.stop(),
     close: async () => {

@@ -7,10 +7,11 @@ import {
 } from "@seckill/sdk";
 import { unary, type ServiceRegistration } from "../common/grpc-server.js";
 import type { Logger } from "../common/log.js";
+import type { Reconcile } from "./reconcile.js";
 import type { ReservationService } from "./reservations.js";
 import type { SaleService } from "./sales.js";
 
-export function saleServiceRegistration(sales: SaleService, log: Logger): ServiceRegistration {
+export function saleServiceRegistration(sales: SaleService, reconcile: Reconcile, log: Logger): ServiceRegistration {
   const implementation: SaleServiceServer = {
     createSale: unary(log, "CreateSale", async (req) => ({ sale: await sales.create(req) })),
     getSale: unary(log, "GetSale", async (req) => ({ sale: await sales.get(req.saleId) })),
@@ -19,6 +20,7 @@ export function saleServiceRegistration(sales: SaleService, log: Logger): Servic
     openSale: unary(log, "OpenSale", async (req) => ({ sale: await sales.open(req.saleId) })),
     closeSale: unary(log, "CloseSale", async (req) => ({ sale: await sales.close(req.saleId) })),
     warmSale: unary(log, "WarmSale", (req) => sales.warm(req.saleId)),
+    reconcileSale: unary(log, "ReconcileSale", (req) => reconcile(req.saleId, req.repair)),
   };
   return { name: "seckill.v1.SaleService", definition: SaleServiceService, implementation };
 }

@@ -92,3 +92,25 @@ export async function openWarmedSales(db: Knex, now: Date, limit = 1000): Promis
     .select("id");
   return rows.map((r) => r.id);
 }
+
+export interface LedgerOrder {
+  id: string;
+  user_id: string;
+  quantity: number;
+  released: boolean;
+  /** Released more than a minute ago and its stock-released event still not published. */
+  release_stuck: boolean;
+}
+
+/** Every order of the sale, as reconciling it needs them. */
+export async function saleLedger(db: Knex, saleId: string): Promise<LedgerOrder[]> {
+  return db("orders")
+    .where({ sale_id: saleId })
+    .select(
+      "id",
+      "user_id",
+      "quantity",
+      db.raw("released_at IS NOT NULL AS released"),
+      db.raw("(released_at < now() - interval '1 minute' AND release_published_at IS NULL) AS release_stuck"),
+    );
+}

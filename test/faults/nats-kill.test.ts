@@ -12,7 +12,11 @@ import { eventually } from "../support/stack.js";
 
 let stack: FaultStack;
 beforeAll(async () => {
-  stack = await startFaultStack({ privateDependencies: ["nats"], env: { SWEEP_INTERVAL_MS: "200", SWEEP_AFTER_MS: "1500" } });
+  stack = await startFaultStack({
+    privateDependencies: ["nats"],
+    // Acks the writer sent while NATS was down are lost: those events come back after AckWait (2 s here, not 30).
+    env: { WRITER_ACK_WAIT_MS: "2000", SWEEP_INTERVAL_MS: "200", SWEEP_AFTER_MS: "1500" },
+  });
 });
 afterAll(async () => {
   await stack?.stop();

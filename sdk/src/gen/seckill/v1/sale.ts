@@ -307,6 +307,103 @@ export interface WarmSaleResponse {
   stockLeft: number;
 }
 
+/** ReconcileSale input. */
+export interface ReconcileSaleRequest {
+  /** The sale's id. */
+  saleId: string;
+  /** Rebuild the sale's Redis state from Postgres when it differs. */
+  repair: boolean;
+}
+
+/** ReconcileSale output: the three views of the sale and how they differ. */
+export interface ReconcileSaleResponse {
+  /** The sale's id. */
+  saleId: string;
+  /** What Redis holds. */
+  redis:
+    | SaleRedisView
+    | undefined;
+  /** What Postgres holds. */
+  postgres:
+    | SalePostgresView
+    | undefined;
+  /** How far the writer has taken the event stream into Postgres. */
+  queue:
+    | SaleQueueView
+    | undefined;
+  /** Every difference found; empty when the three agree. */
+  differences: SaleDifference[];
+  /** True when this call rebuilt the sale's Redis state (the views are as after the rebuild). */
+  repaired: boolean;
+  /** When the views were read. */
+  checkedAt: Date | undefined;
+}
+
+/** A sale as Redis holds it. */
+export interface SaleRedisView {
+  /**
+   * False when Redis does not hold the sale, or holds it from another Redis
+   * server (restored from a snapshot or a replica); the rest is then what the
+   * keys hold, if anything.
+   */
+  loaded: boolean;
+  /** Units not reserved. */
+  stockLeft: number;
+  /** Reservation records. */
+  reservations: number;
+  /** Units of reservations not released. */
+  reservedUnits: number;
+  /** Reservations released (cancelled or expired). */
+  released: number;
+  /** Reservations not yet confirmed in Postgres by the sweeper. */
+  unconfirmed: number;
+  /** Units counted against buyers' per-user limits. */
+  buyerUnits: number;
+}
+
+/** A sale as Postgres holds it. */
+export interface SalePostgresView {
+  /** The sale's stock. */
+  totalStock: number;
+  /** The sale's sold counter. */
+  sold: number;
+  /** Orders of the sale. */
+  orders: number;
+  /** Units of orders not released. */
+  liveUnits: number;
+  /** Orders released (cancelled or expired). */
+  released: number;
+  /** Released orders whose stock-released event is not published yet. */
+  releasesUnpublished: number;
+  /** Users holding more units than the per-user limit allows. */
+  usersOverLimit: number;
+}
+
+/** The reservation event stream (shared by all sales). */
+export interface SaleQueueView {
+  /** Last stream sequence. */
+  publishedSeq: number;
+  /** Stream sequence up to which the writer has handled every event. */
+  writtenSeq: number;
+  /** True when the writer has nothing pending: Redis and Postgres should then agree. */
+  drained: boolean;
+}
+
+/** One way the views of a sale disagree. */
+export interface SaleDifference {
+  /**
+   * What differs, e.g. STOCK_MISMATCH or MISSING_IN_POSTGRES (see the README's
+   * reconcile section for the list).
+   */
+  kind: string;
+  /** A sentence for operators. */
+  description: string;
+  /** How many reservations, users or units are concerned. */
+  count: number;
+  /** Up to 20 of the reservation ids or user ids concerned. */
+  examples: string[];
+}
+
 function createBaseSale(): Sale {
   return {
     saleId: "",
@@ -1999,6 +2096,868 @@ export const WarmSaleResponse: MessageFns<WarmSaleResponse> = {
   },
 };
 
+function createBaseReconcileSaleRequest(): ReconcileSaleRequest {
+  return { saleId: "", repair: false };
+}
+
+export const ReconcileSaleRequest: MessageFns<ReconcileSaleRequest> = {
+  encode(message: ReconcileSaleRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.saleId !== "") {
+      writer.uint32(10).string(message.saleId);
+    }
+    if (message.repair !== false) {
+      writer.uint32(16).bool(message.repair);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReconcileSaleRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReconcileSaleRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.saleId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.repair = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReconcileSaleRequest {
+    return {
+      saleId: isSet(object.saleId)
+        ? globalThis.String(object.saleId)
+        : isSet(object.sale_id)
+        ? globalThis.String(object.sale_id)
+        : "",
+      repair: isSet(object.repair) ? globalThis.Boolean(object.repair) : false,
+    };
+  },
+
+  toJSON(message: ReconcileSaleRequest): unknown {
+    const obj: any = {};
+    if (message.saleId !== "") {
+      obj.saleId = message.saleId;
+    }
+    if (message.repair !== false) {
+      obj.repair = message.repair;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ReconcileSaleRequest>, I>>(base?: I): ReconcileSaleRequest {
+    return ReconcileSaleRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ReconcileSaleRequest>, I>>(object: I): ReconcileSaleRequest {
+    const message = createBaseReconcileSaleRequest();
+    message.saleId = object.saleId ?? "";
+    message.repair = object.repair ?? false;
+    return message;
+  },
+};
+
+function createBaseReconcileSaleResponse(): ReconcileSaleResponse {
+  return {
+    saleId: "",
+    redis: undefined,
+    postgres: undefined,
+    queue: undefined,
+    differences: [],
+    repaired: false,
+    checkedAt: undefined,
+  };
+}
+
+export const ReconcileSaleResponse: MessageFns<ReconcileSaleResponse> = {
+  encode(message: ReconcileSaleResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.saleId !== "") {
+      writer.uint32(10).string(message.saleId);
+    }
+    if (message.redis !== undefined) {
+      SaleRedisView.encode(message.redis, writer.uint32(18).fork()).join();
+    }
+    if (message.postgres !== undefined) {
+      SalePostgresView.encode(message.postgres, writer.uint32(26).fork()).join();
+    }
+    if (message.queue !== undefined) {
+      SaleQueueView.encode(message.queue, writer.uint32(34).fork()).join();
+    }
+    for (const v of message.differences) {
+      SaleDifference.encode(v!, writer.uint32(42).fork()).join();
+    }
+    if (message.repaired !== false) {
+      writer.uint32(48).bool(message.repaired);
+    }
+    if (message.checkedAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.checkedAt), writer.uint32(58).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReconcileSaleResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReconcileSaleResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.saleId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.redis = SaleRedisView.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.postgres = SalePostgresView.decode(reader, reader.uint32());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.queue = SaleQueueView.decode(reader, reader.uint32());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.differences.push(SaleDifference.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.repaired = reader.bool();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.checkedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReconcileSaleResponse {
+    return {
+      saleId: isSet(object.saleId)
+        ? globalThis.String(object.saleId)
+        : isSet(object.sale_id)
+        ? globalThis.String(object.sale_id)
+        : "",
+      redis: isSet(object.redis) ? SaleRedisView.fromJSON(object.redis) : undefined,
+      postgres: isSet(object.postgres) ? SalePostgresView.fromJSON(object.postgres) : undefined,
+      queue: isSet(object.queue) ? SaleQueueView.fromJSON(object.queue) : undefined,
+      differences: globalThis.Array.isArray(object?.differences)
+        ? object.differences.map((e: any) => SaleDifference.fromJSON(e))
+        : [],
+      repaired: isSet(object.repaired) ? globalThis.Boolean(object.repaired) : false,
+      checkedAt: isSet(object.checkedAt)
+        ? fromJsonTimestamp(object.checkedAt)
+        : isSet(object.checked_at)
+        ? fromJsonTimestamp(object.checked_at)
+        : undefined,
+    };
+  },
+
+  toJSON(message: ReconcileSaleResponse): unknown {
+    const obj: any = {};
+    if (message.saleId !== "") {
+      obj.saleId = message.saleId;
+    }
+    if (message.redis !== undefined) {
+      obj.redis = SaleRedisView.toJSON(message.redis);
+    }
+    if (message.postgres !== undefined) {
+      obj.postgres = SalePostgresView.toJSON(message.postgres);
+    }
+    if (message.queue !== undefined) {
+      obj.queue = SaleQueueView.toJSON(message.queue);
+    }
+    if (message.differences?.length) {
+      obj.differences = message.differences.map((e) => SaleDifference.toJSON(e));
+    }
+    if (message.repaired !== false) {
+      obj.repaired = message.repaired;
+    }
+    if (message.checkedAt !== undefined) {
+      obj.checkedAt = message.checkedAt.toISOString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ReconcileSaleResponse>, I>>(base?: I): ReconcileSaleResponse {
+    return ReconcileSaleResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ReconcileSaleResponse>, I>>(object: I): ReconcileSaleResponse {
+    const message = createBaseReconcileSaleResponse();
+    message.saleId = object.saleId ?? "";
+    message.redis = (object.redis !== undefined && object.redis !== null)
+      ? SaleRedisView.fromPartial(object.redis)
+      : undefined;
+    message.postgres = (object.postgres !== undefined && object.postgres !== null)
+      ? SalePostgresView.fromPartial(object.postgres)
+      : undefined;
+    message.queue = (object.queue !== undefined && object.queue !== null)
+      ? SaleQueueView.fromPartial(object.queue)
+      : undefined;
+    message.differences = object.differences?.map((e) => SaleDifference.fromPartial(e)) || [];
+    message.repaired = object.repaired ?? false;
+    message.checkedAt = object.checkedAt ?? undefined;
+    return message;
+  },
+};
+
+function createBaseSaleRedisView(): SaleRedisView {
+  return { loaded: false, stockLeft: 0, reservations: 0, reservedUnits: 0, released: 0, unconfirmed: 0, buyerUnits: 0 };
+}
+
+export const SaleRedisView: MessageFns<SaleRedisView> = {
+  encode(message: SaleRedisView, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.loaded !== false) {
+      writer.uint32(8).bool(message.loaded);
+    }
+    if (message.stockLeft !== 0) {
+      writer.uint32(16).int32(message.stockLeft);
+    }
+    if (message.reservations !== 0) {
+      writer.uint32(24).int32(message.reservations);
+    }
+    if (message.reservedUnits !== 0) {
+      writer.uint32(32).int32(message.reservedUnits);
+    }
+    if (message.released !== 0) {
+      writer.uint32(40).int32(message.released);
+    }
+    if (message.unconfirmed !== 0) {
+      writer.uint32(48).int32(message.unconfirmed);
+    }
+    if (message.buyerUnits !== 0) {
+      writer.uint32(56).int32(message.buyerUnits);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SaleRedisView {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSaleRedisView();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.loaded = reader.bool();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.stockLeft = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.reservations = reader.int32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.reservedUnits = reader.int32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.released = reader.int32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.unconfirmed = reader.int32();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.buyerUnits = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SaleRedisView {
+    return {
+      loaded: isSet(object.loaded) ? globalThis.Boolean(object.loaded) : false,
+      stockLeft: isSet(object.stockLeft)
+        ? globalThis.Number(object.stockLeft)
+        : isSet(object.stock_left)
+        ? globalThis.Number(object.stock_left)
+        : 0,
+      reservations: isSet(object.reservations) ? globalThis.Number(object.reservations) : 0,
+      reservedUnits: isSet(object.reservedUnits)
+        ? globalThis.Number(object.reservedUnits)
+        : isSet(object.reserved_units)
+        ? globalThis.Number(object.reserved_units)
+        : 0,
+      released: isSet(object.released) ? globalThis.Number(object.released) : 0,
+      unconfirmed: isSet(object.unconfirmed) ? globalThis.Number(object.unconfirmed) : 0,
+      buyerUnits: isSet(object.buyerUnits)
+        ? globalThis.Number(object.buyerUnits)
+        : isSet(object.buyer_units)
+        ? globalThis.Number(object.buyer_units)
+        : 0,
+    };
+  },
+
+  toJSON(message: SaleRedisView): unknown {
+    const obj: any = {};
+    if (message.loaded !== false) {
+      obj.loaded = message.loaded;
+    }
+    if (message.stockLeft !== 0) {
+      obj.stockLeft = Math.round(message.stockLeft);
+    }
+    if (message.reservations !== 0) {
+      obj.reservations = Math.round(message.reservations);
+    }
+    if (message.reservedUnits !== 0) {
+      obj.reservedUnits = Math.round(message.reservedUnits);
+    }
+    if (message.released !== 0) {
+      obj.released = Math.round(message.released);
+    }
+    if (message.unconfirmed !== 0) {
+      obj.unconfirmed = Math.round(message.unconfirmed);
+    }
+    if (message.buyerUnits !== 0) {
+      obj.buyerUnits = Math.round(message.buyerUnits);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SaleRedisView>, I>>(base?: I): SaleRedisView {
+    return SaleRedisView.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SaleRedisView>, I>>(object: I): SaleRedisView {
+    const message = createBaseSaleRedisView();
+    message.loaded = object.loaded ?? false;
+    message.stockLeft = object.stockLeft ?? 0;
+    message.reservations = object.reservations ?? 0;
+    message.reservedUnits = object.reservedUnits ?? 0;
+    message.released = object.released ?? 0;
+    message.unconfirmed = object.unconfirmed ?? 0;
+    message.buyerUnits = object.buyerUnits ?? 0;
+    return message;
+  },
+};
+
+function createBaseSalePostgresView(): SalePostgresView {
+  return { totalStock: 0, sold: 0, orders: 0, liveUnits: 0, released: 0, releasesUnpublished: 0, usersOverLimit: 0 };
+}
+
+export const SalePostgresView: MessageFns<SalePostgresView> = {
+  encode(message: SalePostgresView, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.totalStock !== 0) {
+      writer.uint32(8).int32(message.totalStock);
+    }
+    if (message.sold !== 0) {
+      writer.uint32(16).int32(message.sold);
+    }
+    if (message.orders !== 0) {
+      writer.uint32(24).int32(message.orders);
+    }
+    if (message.liveUnits !== 0) {
+      writer.uint32(32).int32(message.liveUnits);
+    }
+    if (message.released !== 0) {
+      writer.uint32(40).int32(message.released);
+    }
+    if (message.releasesUnpublished !== 0) {
+      writer.uint32(48).int32(message.releasesUnpublished);
+    }
+    if (message.usersOverLimit !== 0) {
+      writer.uint32(56).int32(message.usersOverLimit);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SalePostgresView {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSalePostgresView();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.totalStock = reader.int32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.sold = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.orders = reader.int32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.liveUnits = reader.int32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.released = reader.int32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.releasesUnpublished = reader.int32();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.usersOverLimit = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SalePostgresView {
+    return {
+      totalStock: isSet(object.totalStock)
+        ? globalThis.Number(object.totalStock)
+        : isSet(object.total_stock)
+        ? globalThis.Number(object.total_stock)
+        : 0,
+      sold: isSet(object.sold) ? globalThis.Number(object.sold) : 0,
+      orders: isSet(object.orders) ? globalThis.Number(object.orders) : 0,
+      liveUnits: isSet(object.liveUnits)
+        ? globalThis.Number(object.liveUnits)
+        : isSet(object.live_units)
+        ? globalThis.Number(object.live_units)
+        : 0,
+      released: isSet(object.released) ? globalThis.Number(object.released) : 0,
+      releasesUnpublished: isSet(object.releasesUnpublished)
+        ? globalThis.Number(object.releasesUnpublished)
+        : isSet(object.releases_unpublished)
+        ? globalThis.Number(object.releases_unpublished)
+        : 0,
+      usersOverLimit: isSet(object.usersOverLimit)
+        ? globalThis.Number(object.usersOverLimit)
+        : isSet(object.users_over_limit)
+        ? globalThis.Number(object.users_over_limit)
+        : 0,
+    };
+  },
+
+  toJSON(message: SalePostgresView): unknown {
+    const obj: any = {};
+    if (message.totalStock !== 0) {
+      obj.totalStock = Math.round(message.totalStock);
+    }
+    if (message.sold !== 0) {
+      obj.sold = Math.round(message.sold);
+    }
+    if (message.orders !== 0) {
+      obj.orders = Math.round(message.orders);
+    }
+    if (message.liveUnits !== 0) {
+      obj.liveUnits = Math.round(message.liveUnits);
+    }
+    if (message.released !== 0) {
+      obj.released = Math.round(message.released);
+    }
+    if (message.releasesUnpublished !== 0) {
+      obj.releasesUnpublished = Math.round(message.releasesUnpublished);
+    }
+    if (message.usersOverLimit !== 0) {
+      obj.usersOverLimit = Math.round(message.usersOverLimit);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SalePostgresView>, I>>(base?: I): SalePostgresView {
+    return SalePostgresView.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SalePostgresView>, I>>(object: I): SalePostgresView {
+    const message = createBaseSalePostgresView();
+    message.totalStock = object.totalStock ?? 0;
+    message.sold = object.sold ?? 0;
+    message.orders = object.orders ?? 0;
+    message.liveUnits = object.liveUnits ?? 0;
+    message.released = object.released ?? 0;
+    message.releasesUnpublished = object.releasesUnpublished ?? 0;
+    message.usersOverLimit = object.usersOverLimit ?? 0;
+    return message;
+  },
+};
+
+function createBaseSaleQueueView(): SaleQueueView {
+  return { publishedSeq: 0, writtenSeq: 0, drained: false };
+}
+
+export const SaleQueueView: MessageFns<SaleQueueView> = {
+  encode(message: SaleQueueView, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.publishedSeq !== 0) {
+      writer.uint32(8).uint64(message.publishedSeq);
+    }
+    if (message.writtenSeq !== 0) {
+      writer.uint32(16).uint64(message.writtenSeq);
+    }
+    if (message.drained !== false) {
+      writer.uint32(24).bool(message.drained);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SaleQueueView {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSaleQueueView();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.publishedSeq = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.writtenSeq = longToNumber(reader.uint64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.drained = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SaleQueueView {
+    return {
+      publishedSeq: isSet(object.publishedSeq)
+        ? globalThis.Number(object.publishedSeq)
+        : isSet(object.published_seq)
+        ? globalThis.Number(object.published_seq)
+        : 0,
+      writtenSeq: isSet(object.writtenSeq)
+        ? globalThis.Number(object.writtenSeq)
+        : isSet(object.written_seq)
+        ? globalThis.Number(object.written_seq)
+        : 0,
+      drained: isSet(object.drained) ? globalThis.Boolean(object.drained) : false,
+    };
+  },
+
+  toJSON(message: SaleQueueView): unknown {
+    const obj: any = {};
+    if (message.publishedSeq !== 0) {
+      obj.publishedSeq = Math.round(message.publishedSeq);
+    }
+    if (message.writtenSeq !== 0) {
+      obj.writtenSeq = Math.round(message.writtenSeq);
+    }
+    if (message.drained !== false) {
+      obj.drained = message.drained;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SaleQueueView>, I>>(base?: I): SaleQueueView {
+    return SaleQueueView.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SaleQueueView>, I>>(object: I): SaleQueueView {
+    const message = createBaseSaleQueueView();
+    message.publishedSeq = object.publishedSeq ?? 0;
+    message.writtenSeq = object.writtenSeq ?? 0;
+    message.drained = object.drained ?? false;
+    return message;
+  },
+};
+
+function createBaseSaleDifference(): SaleDifference {
+  return { kind: "", description: "", count: 0, examples: [] };
+}
+
+export const SaleDifference: MessageFns<SaleDifference> = {
+  encode(message: SaleDifference, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.kind !== "") {
+      writer.uint32(10).string(message.kind);
+    }
+    if (message.description !== "") {
+      writer.uint32(18).string(message.description);
+    }
+    if (message.count !== 0) {
+      writer.uint32(24).int32(message.count);
+    }
+    for (const v of message.examples) {
+      writer.uint32(34).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SaleDifference {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSaleDifference();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.kind = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.description = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.count = reader.int32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.examples.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SaleDifference {
+    return {
+      kind: isSet(object.kind) ? globalThis.String(object.kind) : "",
+      description: isSet(object.description) ? globalThis.String(object.description) : "",
+      count: isSet(object.count) ? globalThis.Number(object.count) : 0,
+      examples: globalThis.Array.isArray(object?.examples) ? object.examples.map((e: any) => globalThis.String(e)) : [],
+    };
+  },
+
+  toJSON(message: SaleDifference): unknown {
+    const obj: any = {};
+    if (message.kind !== "") {
+      obj.kind = message.kind;
+    }
+    if (message.description !== "") {
+      obj.description = message.description;
+    }
+    if (message.count !== 0) {
+      obj.count = Math.round(message.count);
+    }
+    if (message.examples?.length) {
+      obj.examples = message.examples;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SaleDifference>, I>>(base?: I): SaleDifference {
+    return SaleDifference.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SaleDifference>, I>>(object: I): SaleDifference {
+    const message = createBaseSaleDifference();
+    message.kind = object.kind ?? "";
+    message.description = object.description ?? "";
+    message.count = object.count ?? 0;
+    message.examples = object.examples?.map((e) => e) || [];
+    return message;
+  },
+};
+
 /**
  * Sales: what is on sale, when, and how much is left. Served by the inventory
  * service. The read methods are what BFFs use to render sale pages; OpenSale,
@@ -2089,6 +3048,22 @@ export const SaleServiceService = {
     responseSerialize: (value: WarmSaleResponse): Buffer => Buffer.from(WarmSaleResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): WarmSaleResponse => WarmSaleResponse.decode(value),
   },
+  /**
+   * Compares what Redis, JetStream and Postgres hold for one sale and reports
+   * every difference. With repair, a sale whose Redis state differs from
+   * Postgres is discarded from Redis and rebuilt from Postgres; UNAVAILABLE
+   * OVERLOADED when the queue has not drained yet (retry).
+   */
+  reconcileSale: {
+    path: "/seckill.v1.SaleService/ReconcileSale" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ReconcileSaleRequest): Buffer => Buffer.from(ReconcileSaleRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ReconcileSaleRequest => ReconcileSaleRequest.decode(value),
+    responseSerialize: (value: ReconcileSaleResponse): Buffer =>
+      Buffer.from(ReconcileSaleResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ReconcileSaleResponse => ReconcileSaleResponse.decode(value),
+  },
 } as const;
 
 export interface SaleServiceServer extends UntypedServiceImplementation {
@@ -2118,6 +3093,13 @@ export interface SaleServiceServer extends UntypedServiceImplementation {
    * there yet. Idempotent; never overwrites a warm sale.
    */
   warmSale: handleUnaryCall<WarmSaleRequest, WarmSaleResponse>;
+  /**
+   * Compares what Redis, JetStream and Postgres hold for one sale and reports
+   * every difference. With repair, a sale whose Redis state differs from
+   * Postgres is discarded from Redis and rebuilt from Postgres; UNAVAILABLE
+   * OVERLOADED when the queue has not drained yet (retry).
+   */
+  reconcileSale: handleUnaryCall<ReconcileSaleRequest, ReconcileSaleResponse>;
 }
 
 export interface SaleServiceClient extends Client {
@@ -2244,6 +3226,27 @@ export interface SaleServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: WarmSaleResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Compares what Redis, JetStream and Postgres hold for one sale and reports
+   * every difference. With repair, a sale whose Redis state differs from
+   * Postgres is discarded from Redis and rebuilt from Postgres; UNAVAILABLE
+   * OVERLOADED when the queue has not drained yet (retry).
+   */
+  reconcileSale(
+    request: ReconcileSaleRequest,
+    callback: (error: ServiceError | null, response: ReconcileSaleResponse) => void,
+  ): ClientUnaryCall;
+  reconcileSale(
+    request: ReconcileSaleRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ReconcileSaleResponse) => void,
+  ): ClientUnaryCall;
+  reconcileSale(
+    request: ReconcileSaleRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ReconcileSaleResponse) => void,
   ): ClientUnaryCall;
 }
 
