@@ -14,6 +14,15 @@ export interface Config {
   inventoryAddr: string;
   orderAddr: string;
   writerAddr: string;
+  /**
+   * The RPC group this process belongs to: `default`, or `flash` for the
+   * dedicated flash-sale group the edge sends purchases, sale status and order
+   * watches to. Same code; the group has its own processes, ports and limits.
+   */
+  serviceGroup: "default" | "flash";
+  /** Where `npm start` runs the flash-sale group's inventory and order services. */
+  flashInventoryAddr: string;
+  flashOrderAddr: string;
   /** Largest gRPC message accepted or sent, in bytes. */
   grpcMaxMessageBytes: number;
   /** Deadline of every outbound gRPC call. */
@@ -110,6 +119,9 @@ export function readConfig(env: Env = process.env): Config {
     inventoryAddr: str("INVENTORY_ADDR", "127.0.0.1:50051", addr),
     orderAddr: str("ORDER_ADDR", "127.0.0.1:50052", addr),
     writerAddr: str("WRITER_ADDR", "127.0.0.1:50053", addr),
+    serviceGroup: str("SERVICE_GROUP", "default", (v) => (v === "default" || v === "flash" ? undefined : "expected default or flash")) as Config["serviceGroup"],
+    flashInventoryAddr: str("FLASH_INVENTORY_ADDR", "127.0.0.1:50055", addr),
+    flashOrderAddr: str("FLASH_ORDER_ADDR", "127.0.0.1:50056", addr),
     grpcMaxMessageBytes: int("GRPC_MAX_MESSAGE_BYTES", 256 * 1024, 1024, 16 * 1024 * 1024),
     callDeadlineMs: int("CALL_DEADLINE_MS", 2000, 10, 60_000),
     publishTimeoutMs: int("PUBLISH_TIMEOUT_MS", 2000, 10, 60_000),

@@ -23,7 +23,7 @@ export async function runService(name: string, start: (config: Config, log: Logg
     }
     throw error;
   }
-  const log = createLogger({ service: name }, config.logLevel);
+  const log = createLogger({ service: name, group: config.serviceGroup }, config.logLevel);
   let running: RunningService;
   try {
     running = await start(config, log);

@@ -119,14 +119,24 @@ describe("npm start", () => {
     await cleanNamespace(config);
   }, 60_000);
 
-  it("brings up all three services, serves health and reflection, and stops cleanly on SIGINT", { timeout: 90_000 }, async () => {
-    const [inventoryPort, orderPort, writerPort] = await freePorts(3);
+  it("brings up both RPC groups and the writer, serves health and reflection, and stops cleanly on SIGINT", { timeout: 90_000 }, async () => {
+    const [inventoryPort, orderPort, writerPort, flashInventoryPort, flashOrderPort] = await freePorts(5);
     const addrs = {
       inventory: `127.0.0.1:${inventoryPort}`,
       order: `127.0.0.1:${orderPort}`,
       writer: `127.0.0.1:${writerPort}`,
+      flashInventory: `127.0.0.1:${flashInventoryPort}`,
+      flashOrder: `127.0.0.1:${flashOrderPort}`,
     };
-    stack = startStack({ ...env, INVENTORY_ADDR: addrs.inventory, ORDER_ADDR: addrs.order, WRITER_ADDR: addrs.writer });
+    stack = startStack({
+      ...env,
+      INVENTORY_ADDR: addrs.inventory,
+      ORDER_ADDR: addrs.order,
+      WRITER_ADDR: addrs.writer,
+      FLASH_INVENTORY_ADDR: addrs.flashInventory,
+      FLASH_ORDER_ADDR: addrs.flashOrder,
+      FLASH_GROUP_MAX_IN_FLIGHT: "300",
+    });
 
     await waitForOutput(stack, /Press Ctrl-C to stop/, 60_000);
     const out = stack.output();
@@ -136,11 +146,16 @@ describe("npm start", () => {
     expect(out).not.toMatch(/seckill:seckill@/);
     expect(out).toMatch(/^\[inventory\] \{/m); // child lines carry their name
     const pids = [...out.matchAll(/\(pid (\d+)\)/g)].map((m) => Number(m[1]));
-    expect(pids).toHaveLength(3);
+    expect(pids).toHaveLength(5);
+    // The flash-sale group is the same services, labelled with their group.
+    expect(out).toMatch(/^\[order-flash\] \{.*"group":"flash"/m);
+    expect(out).toMatch(/^\[order\] \{.*"group":"default"/m);
 
     for (const addr of Object.values(addrs)) expect(await checkHealth(addr)).toBe("SERVING");
     expect(await checkHealth(addrs.inventory, "seckill.v1.SaleService")).toBe("SERVING");
     expect(await listServices(addrs.order)).toContain("seckill.v1.OrderService");
+    expect(await listServices(addrs.flashOrder)).toContain("seckill.v1.OrderService");
+    expect(await checkHealth(addrs.flashInventory, "seckill.v1.SaleService")).toBe("SERVING");
     expect(await listServices(addrs.inventory)).toEqual(
       expect.arrayContaining(["seckill.v1.SaleService", "seckill.v1.InventoryService"]),
     );

@@ -1,7 +1,8 @@
 // `npm start`: the whole backend on this machine. Finds or starts Redis, NATS
 // and Postgres, prepares the database and the JetStream stream, runs the
-// inventory, order and order-writer services as child processes, waits until
-// each reports SERVING, and prints where everything is. Ctrl-C stops it all.
+// services as child processes — inventory and order twice, as the default and
+// the flash-sale RPC group, and the order writer — waits until each reports
+// SERVING, and prints where everything is. Ctrl-C stops it all.
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { ConfigError, readConfig, type Config } from "../../services/common/config.js";
@@ -10,16 +11,30 @@ import { openEventBus } from "../../services/common/event-bus.js";
 import { bundlePath, buildServices, type ServiceName } from "../build.js";
 import { spawnService, type ServiceProcess } from "./children.js";
 import { ensureDependencies, MissingDependencyError, type RunningDependencies } from "./dependencies.js";
+import { flashOverrides } from "./groups.js";
 import { dialAddress, isListening, waitServing } from "./health.js";
 
 const REPO_ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const READY_TIMEOUT_MS = 30_000;
 const STOP_GRACE_MS = 15_000;
 
-const SERVICES: { name: ServiceName; addr: (c: Config) => string; serves: string }[] = [
-  { name: "inventory", addr: (c) => c.inventoryAddr, serves: "seckill.v1.SaleService, seckill.v1.InventoryService" },
-  { name: "order", addr: (c) => c.orderAddr, serves: "seckill.v1.OrderService" },
-  { name: "order-writer", addr: (c) => c.writerAddr, serves: "seckill.v1.DeadLetterService (ops)" },
+interface StackService {
+  name: string;
+  bundle: ServiceName;
+  addr: (c: Config) => string;
+  /** Settings of this process on top of the stack's (the flash-sale group's addresses and group). */
+  env: (c: Config) => Record<string, string>;
+  serves: string;
+}
+
+const FLASH_GROUP = (c: Config) => ({ ...flashOverrides(process.env), SERVICE_GROUP: "flash", INVENTORY_ADDR: c.flashInventoryAddr });
+
+const SERVICES: StackService[] = [
+  { name: "inventory", bundle: "inventory", addr: (c) => c.inventoryAddr, env: () => ({}), serves: "seckill.v1.SaleService, seckill.v1.InventoryService" },
+  { name: "order", bundle: "order", addr: (c) => c.orderAddr, env: () => ({}), serves: "seckill.v1.OrderService" },
+  { name: "inventory-flash", bundle: "inventory", addr: (c) => c.flashInventoryAddr, env: FLASH_GROUP, serves: "the flash-sale group's inventory" },
+  { name: "order-flash", bundle: "order", addr: (c) => c.flashOrderAddr, env: (c) => ({ ...FLASH_GROUP(c), ORDER_ADDR: c.flashOrderAddr }), serves: "the flash-sale group's order service" },
+  { name: "order-writer", bundle: "order-writer", addr: (c) => c.writerAddr, env: () => ({}), serves: "seckill.v1.DeadLetterService (ops)" },
 ];
 
 const log = (line: string) => process.stderr.write(`[stack] ${line}\n`);
@@ -93,8 +108,8 @@ async function main(): Promise<void> {
   };
   await buildServices();
   log("services built into dist/");
-  for (const { name } of SERVICES) {
-    const s = spawnService(name, bundlePath(name), { cwd: REPO_ROOT, env });
+  for (const { name, bundle, env: own } of SERVICES) {
+    const s = spawnService(name, bundlePath(bundle), { cwd: REPO_ROOT, env: { ...env, ...own(config) } });
     services.push(s);
     void s.exited.then((how) =>
       stopAll(1, `${name} exited ${ready ? "unexpectedly" : "during start-up"} (${how}); stopping the rest`),
@@ -128,14 +143,14 @@ function loadConfig(): Config {
 
 function summary(): string {
   const rows = SERVICES.map(({ name, addr, serves }, i) =>
-    `  ${name.padEnd(13)} ${addr(config).padEnd(21)} ${serves}  (pid ${services[i].pid})`);
+    `  ${name.padEnd(15)} ${addr(config).padEnd(21)} ${serves}  (pid ${services[i].pid})`);
   return [
     "",
     `Seckill Mesh is up (namespace "${config.namespace}")`,
     ...rows,
-    `  ${"redis".padEnd(13)} ${hidePassword(config.redisUrl)}`,
-    `  ${"nats".padEnd(13)} ${hidePassword(config.natsUrl)}`,
-    `  ${"postgres".padEnd(13)} ${hidePassword(config.databaseUrl)}`,
+    `  ${"redis".padEnd(15)} ${hidePassword(config.redisUrl)}`,
+    `  ${"nats".padEnd(15)} ${hidePassword(config.natsUrl)}`,
+    `  ${"postgres".padEnd(15)} ${hidePassword(config.databaseUrl)}`,
     `Try: grpcurl -plaintext ${dialAddress(config.orderAddr)} list`,
     "Press Ctrl-C to stop.",
     "",
