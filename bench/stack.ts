@@ -101,6 +101,7 @@ export async function startBenchStack(log: (line: string) => void): Promise<Benc
     inventory: config.inventoryAddr,
     order: config.orderAddr,
     "order-writer": config.writerAddr,
+    gateway: config.gatewayAddr,
   };
 
   await ensureDatabase(config.databaseAdminUrl, config.databaseUrl);

@@ -459,9 +459,14 @@ describe("refusals around real purchases", () => {
   const reservationEvents = async (saleId: string) =>
     (await streamInfo()).state.subjects?.[eventNames(stack.config.namespace).reservations(saleId)] ?? 0;
 
-  it("a purchase token of exactly 2048 characters is accepted; more units than the limit allows are ALREADY_PURCHASED", async () => {
+  it("a purchase token of exactly 2048 characters passes validation and is verified; more units than the limit allows are ALREADY_PURCHASED", async () => {
     const sale = await stack.createSale({ totalStock: 10, perUserLimit: 2 });
-    const first = await place({ saleId: sale.saleId, quantity: 2, purchaseToken: "t".repeat(2048) }, userMetadata("carol"));
+    await expectRefused(
+      place({ saleId: sale.saleId, quantity: 2, purchaseToken: "t".repeat(2048) }, userMetadata("carol")),
+      status.PERMISSION_DENIED,
+      "PURCHASE_TOKEN_INVALID",
+    );
+    const first = await place({ saleId: sale.saleId, quantity: 2 }, userMetadata("carol"));
     expect(first.order!.status).toBe(OrderStatus.ORDER_STATUS_PENDING);
     await expectRefused(place({ saleId: sale.saleId, quantity: 1 }, userMetadata("carol")), status.ALREADY_EXISTS, "ALREADY_PURCHASED");
 

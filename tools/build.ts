@@ -10,6 +10,7 @@ export const SERVICE_BUNDLES = {
   inventory: "services/inventory/main.ts",
   order: "services/order/main.ts",
   "order-writer": "services/order/writer/main.ts",
+  gateway: "gateway/main.ts",
 } as const;
 
 export type ServiceName = keyof typeof SERVICE_BUNDLES;

@@ -42,6 +42,7 @@ export function createSaleRequest(o: SaleCreateOptions, now: Date): CreateSaleRe
     perUserLimit: o.perUserLimit,
     paymentWindowSeconds: o.paymentWindow / 1000,
     releasePolicy: o.releasePolicy === "keep" ? ReleasePolicy.RELEASE_POLICY_KEEP_ALLOWANCE : ReleasePolicy.RELEASE_POLICY_RESTORE_ALLOWANCE,
+    accessRules: undefined,
   };
 }
 

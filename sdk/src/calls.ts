@@ -4,10 +4,31 @@ import { Metadata, type CallOptions, type Client, type ServiceError } from "@grp
 /** The metadata entry that names the buyer; set by the BFF after login. */
 export const USER_ID_HEADER = "x-user-id";
 
+/** The metadata entry naming the sale of a PlaceOrder, so the edge can rate-limit per sale without parsing the message. */
+export const SALE_ID_HEADER = "x-sale-id";
+
+/** The metadata entry carrying the purchase token from AccessService.IssuePurchaseToken. */
+export const PURCHASE_TOKEN_HEADER = "x-purchase-token";
+
+/**
+ * The metadata entry in which the BFF passes the buyer's account creation time
+ * (RFC 3339) to AccessService, for sales with a minimum account age. Trusted
+ * like x-user-id: the edge strips it from external requests.
+ */
+export const ACCOUNT_CREATED_AT_HEADER = "x-account-created-at";
+
 /** Metadata for a call made on behalf of a user. */
 export function userMetadata(userId: string): Metadata {
   const metadata = new Metadata();
   metadata.set(USER_ID_HEADER, userId);
+  return metadata;
+}
+
+/** Metadata for a PlaceOrder on behalf of a user: the user, the sale and, when there is one, the purchase token. */
+export function purchaseMetadata(userId: string, saleId: string, token?: string): Metadata {
+  const metadata = userMetadata(userId);
+  metadata.set(SALE_ID_HEADER, saleId);
+  if (token) metadata.set(PURCHASE_TOKEN_HEADER, token);
   return metadata;
 }
 

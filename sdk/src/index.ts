@@ -7,7 +7,16 @@ export * from "./gen/seckill/v1/inventory.js";
 export * from "./gen/seckill/v1/order.js";
 export * from "./gen/seckill/v1/events.js";
 export * from "./gen/seckill/v1/dead_letter.js";
+export * from "./gen/seckill/v1/access.js";
 export { ERROR_DOMAIN, REASON_STATUS, reasonName, reasonFromName, type ReasonName } from "./reasons.js";
 export { rejectionOf, rejectionMetadata, DETAILS_TRAILER, type Rejection } from "./rejection.js";
-export { callUnary, userMetadata, USER_ID_HEADER } from "./calls.js";
+export {
+  callUnary,
+  userMetadata,
+  purchaseMetadata,
+  USER_ID_HEADER,
+  SALE_ID_HEADER,
+  PURCHASE_TOKEN_HEADER,
+  ACCOUNT_CREATED_AT_HEADER,
+} from "./calls.js";
 export { watchOrder, reconnectDelayMs, isFinalOrderStatus, FINAL_ORDER_STATUSES, type WatchOrderOptions, type ReconnectPolicy } from "./watch.js";

@@ -14,6 +14,10 @@ export interface Config {
   inventoryAddr: string;
   orderAddr: string;
   writerAddr: string;
+  /** The gateway's gRPC listen address (RateLimitService for Envoy). */
+  gatewayAddr: string;
+  /** The gateway's rate limit file (domain, descriptors, limits); a relative path is from the repository root. */
+  rateLimitConfig: string;
   /**
    * The RPC group this process belongs to: `default`, or `flash` for the
    * dedicated flash-sale group the edge sends purchases, sale status and order
@@ -67,6 +71,18 @@ export interface Config {
   sweepReportAfterMs: number;
   /** Reservations the sweeper reads, checks in Postgres and republishes at a time. */
   sweepBatchSize: number;
+  /** Where the gateway serves its purchase-token keys (JWKS) over plain HTTP. */
+  gatewayJwksAddr: string;
+  /** Directory of the gateway's purchase-token signing keys, `<kid>.pem` (PKCS#8, P-256). */
+  purchaseTokenKeysDir: string;
+  /** Lifetime of a purchase token. */
+  purchaseTokenTtlMs: number;
+  /** Where the order service fetches the keys that verify purchase tokens. */
+  purchaseTokenJwksUrl: string;
+  /** PlaceOrder without a purchase token is refused; when false a missing token is accepted (a present one is always verified). */
+  purchaseTokenRequired: boolean;
+  /** How long a challenge can be answered. */
+  challengeTtlMs: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -119,6 +135,8 @@ export function readConfig(env: Env = process.env): Config {
     inventoryAddr: str("INVENTORY_ADDR", "127.0.0.1:50051", addr),
     orderAddr: str("ORDER_ADDR", "127.0.0.1:50052", addr),
     writerAddr: str("WRITER_ADDR", "127.0.0.1:50053", addr),
+    gatewayAddr: str("GATEWAY_ADDR", "127.0.0.1:50054", addr),
+    rateLimitConfig: str("RATE_LIMIT_CONFIG", "gateway/ratelimit.yaml", (v) => (v.trim() === "" ? "expected a file path" : undefined)),
     serviceGroup: str("SERVICE_GROUP", "default", (v) => (v === "default" || v === "flash" ? undefined : "expected default or flash")) as Config["serviceGroup"],
     flashInventoryAddr: str("FLASH_INVENTORY_ADDR", "127.0.0.1:50055", addr),
     flashOrderAddr: str("FLASH_ORDER_ADDR", "127.0.0.1:50056", addr),
@@ -146,6 +164,13 @@ export function readConfig(env: Env = process.env): Config {
     sweepReportAfterMs: int("SWEEP_REPORT_AFTER_MS", 60_000, 100, 86_400_000),
     sweepBatchSize: int("SWEEP_BATCH_SIZE", 500, 1, 10_000),
     redisCheckIntervalMs: int("REDIS_CHECK_INTERVAL_MS", 500, 50, 60_000),
+    gatewayJwksAddr: str("GATEWAY_JWKS_ADDR", "127.0.0.1:50058", addr),
+    purchaseTokenKeysDir: str("PURCHASE_TOKEN_KEYS_DIR", ".local/keys", (v) => (v.trim() === "" ? "expected a directory path" : undefined)),
+    purchaseTokenTtlMs: int("PURCHASE_TOKEN_TTL_MS", 60_000, 1000, 3_600_000),
+    purchaseTokenJwksUrl: str("PURCHASE_TOKEN_JWKS_URL", "http://127.0.0.1:50058/.well-known/jwks.json", url("http:", "https:")),
+    purchaseTokenRequired:
+      str("PURCHASE_TOKEN_REQUIRED", "false", (v) => (v === "true" || v === "false" ? undefined : "expected true or false")) === "true",
+    challengeTtlMs: int("CHALLENGE_TTL_MS", 120_000, 100, 3_600_000),
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return config;

@@ -24,6 +24,7 @@ const PROTO_FILES = [
   "seckill/v1/order.proto",
   "seckill/v1/events.proto",
   "seckill/v1/dead_letter.proto",
+  "seckill/v1/access.proto",
 ];
 
 export interface ServiceRegistration {
@@ -31,6 +32,8 @@ export interface ServiceRegistration {
   name: string;
   definition: ServiceDefinition;
   implementation: UntypedServiceImplementation;
+  /** Where the service's types come from when not from proto/seckill/v1 (e.g. Envoy's protos), for reflection. */
+  reflection?: protoLoader.PackageDefinition;
 }
 
 export interface GrpcServerOptions {
@@ -82,7 +85,9 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
   health.addToServer(server);
   // List only what this server serves: the definition holds every seckill.v1 service.
   const reflected = [...options.services.map((s) => s.name), "grpc.health.v1.Health"];
-  new ReflectionService(loadReflectionDefinition(), { services: reflected }).addToServer(server);
+  // Reflection keeps the first file of each name (e.g. the google.protobuf types): a service's own, larger set first.
+  const reflectedDefinition = Object.assign({}, ...options.services.map((s) => s.reflection ?? {}), loadReflectionDefinition());
+  new ReflectionService(reflectedDefinition, { services: reflected }).addToServer(server);
 
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(options.address, ServerCredentials.createInsecure(), (error, boundPort) =>

@@ -17,9 +17,19 @@ export interface SaleRow {
   payment_window_seconds: number;
   /** What a released order does to its buyer's allowance (sale_buyers.units). */
   release_policy: ReleasePolicyName;
+  /** Who may get a purchase token (the gateway enforces them); {} for a sale without rules. */
+  access_rules: StoredAccessRules;
   closed_at: Date | null;
   created_at: Date;
   warmed_at: Date | null;
+}
+
+/** SaleAccessRules as stored in sales.access_rules (jsonb); every field may be missing (no rule). */
+export interface StoredAccessRules {
+  challenge_required?: boolean;
+  allowed_users?: string[];
+  blocked_users?: string[];
+  min_account_age_seconds?: number;
 }
 
 export type NewSale = Omit<SaleRow, "sold" | "closed_at" | "created_at" | "warmed_at">;

@@ -22,6 +22,7 @@ function request(overrides: Partial<CreateSaleRequest> = {}): CreateSaleRequest 
     perUserLimit: 2,
     paymentWindowSeconds: 600,
     releasePolicy: ReleasePolicy.RELEASE_POLICY_UNSPECIFIED,
+    accessRules: undefined,
     ...overrides,
   };
 }
@@ -51,6 +52,7 @@ describe("validateCreateSale", () => {
       per_user_limit: 2,
       payment_window_seconds: 600,
       release_policy: "RESTORE",
+      access_rules: {},
     });
   });
 
@@ -163,6 +165,7 @@ function row(overrides: Partial<SaleRow> = {}): SaleRow {
     per_user_limit: 1,
     payment_window_seconds: 900,
     release_policy: "RESTORE",
+    access_rules: {},
     closed_at: null,
     created_at: at(-DAY_MS),
     warmed_at: null,

@@ -7,17 +7,21 @@ import {
   type CreateSaleRequest,
   type GetSaleStatusResponse,
   type Sale,
+  type SaleAccessRules,
 } from "@seckill/sdk";
 import type { Knex } from "knex";
-import { isRequestId, isSaleId, type IdSource } from "../common/ids.js";
+import { isRequestId, isSaleId, isUserId, type IdSource } from "../common/ids.js";
 import { decodePageToken, pageLimit, pageOf } from "../common/page-token.js";
 import { invalid, overloaded, refuse } from "../common/refusal.js";
 import * as repo from "./sale-repository.js";
-import type { SaleRow } from "./sale-repository.js";
+import type { SaleRow, StoredAccessRules } from "./sale-repository.js";
 import type { ReleasePolicyName, SaleRules, SaleWindow, StockStore } from "./stock-store.js";
 import type { JetStreamProgress } from "../common/event-bus.js";
 
 const MAX_SALE_LENGTH_MS = 30 * 24 * 3600 * 1000;
+/** Most user ids in a sale's allow list, and in its block list. */
+export const MAX_LISTED_USERS = 1000;
+const MAX_MIN_ACCOUNT_AGE_SECONDS = 3650 * 24 * 3600;
 
 export interface SaleServiceDeps {
   db: Knex;
@@ -48,6 +52,7 @@ export function validateCreateSale(req: CreateSaleRequest): repo.NewSale {
   if (window < 60 || window > 604_800) throw invalid("payment_window_seconds", "60 to 604,800");
   const releasePolicy = releasePolicyName(req.releasePolicy);
   if (!releasePolicy) throw invalid("release_policy", "RELEASE_POLICY_RESTORE_ALLOWANCE, RELEASE_POLICY_KEEP_ALLOWANCE or unspecified (restore)");
+  const accessRules = validateAccessRules(req.accessRules);
   return {
     id: "",
     create_request_id: req.requestId,
@@ -60,6 +65,46 @@ export function validateCreateSale(req: CreateSaleRequest): repo.NewSale {
     per_user_limit: perUserLimit,
     payment_window_seconds: window,
     release_policy: releasePolicy,
+    access_rules: accessRules,
+  };
+}
+
+/** CreateSale's access rules as stored: bounded, de-duplicated lists of valid user ids; whole seconds of account age. */
+export function validateAccessRules(rules: SaleAccessRules | undefined): StoredAccessRules {
+  if (!rules) return {};
+  const users = (field: string, ids: string[]): string[] => {
+    if (ids.length > MAX_LISTED_USERS) throw invalid(field, `at most ${MAX_LISTED_USERS} user ids`);
+    for (const id of ids) if (!isUserId(id)) throw invalid(field, "user ids of 1 to 64 characters of [A-Za-z0-9._:@-]");
+    return [...new Set(ids)];
+  };
+  const allowed = users("access_rules.allowed_users", rules.allowedUsers);
+  const blocked = users("access_rules.blocked_users", rules.blockedUsers);
+  const age = rules.minAccountAge;
+  let minAgeSeconds = 0;
+  if (age) {
+    const { seconds, nanos } = age;
+    if (!Number.isSafeInteger(seconds) || !Number.isInteger(nanos) || seconds < 0 || nanos < 0 || nanos > 999_999_999 || seconds > MAX_MIN_ACCOUNT_AGE_SECONDS) {
+      throw invalid("access_rules.min_account_age", "0 to 3,650 days");
+    }
+    minAgeSeconds = seconds + (nanos > 0 ? 1 : 0);
+    if (minAgeSeconds > MAX_MIN_ACCOUNT_AGE_SECONDS) throw invalid("access_rules.min_account_age", "0 to 3,650 days");
+  }
+  const stored: StoredAccessRules = {};
+  if (rules.challengeRequired) stored.challenge_required = true;
+  if (allowed.length > 0) stored.allowed_users = allowed;
+  if (blocked.length > 0) stored.blocked_users = blocked;
+  if (minAgeSeconds > 0) stored.min_account_age_seconds = minAgeSeconds;
+  return stored;
+}
+
+/** A sale's stored access rules in the contract's shape (every field set). */
+export function toAccessRules(stored: StoredAccessRules | null | undefined): SaleAccessRules {
+  const seconds = stored?.min_account_age_seconds ?? 0;
+  return {
+    challengeRequired: stored?.challenge_required === true,
+    allowedUsers: stored?.allowed_users ?? [],
+    blockedUsers: stored?.blocked_users ?? [],
+    minAccountAge: seconds > 0 ? { seconds, nanos: 0 } : undefined,
   };
 }
 
@@ -93,6 +138,7 @@ export function toSale(row: SaleRow): Sale {
     perUserLimit: row.per_user_limit,
     paymentWindowSeconds: row.payment_window_seconds,
     releasePolicy: RELEASE_POLICIES[row.release_policy],
+    accessRules: toAccessRules(row.access_rules),
     closedAt: row.closed_at ?? undefined,
     createdAt: row.created_at,
     sold: row.sold,

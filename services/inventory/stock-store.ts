@@ -3,7 +3,7 @@
 // live on one Redis Cluster slot. ioredis runs the scripts with EVALSHA and
 // reloads them transparently after NOSCRIPT (a Redis restart).
 import { readFileSync } from "node:fs";
-import { Redis } from "ioredis";
+import type { Redis } from "ioredis";
 import { assetPath } from "../common/assets.js";
 import { overloaded } from "../common/refusal.js";
 
@@ -139,18 +139,6 @@ export function saleKeys(namespace: string, saleId: string) {
     released: `${base}:released`,
     unconfirmed: `${base}:unconfirmed`,
   };
-}
-
-export function createRedis(url: string): Redis {
-  return new Redis(url, {
-    enableAutoPipelining: true,
-    maxRetriesPerRequest: 1,
-    // Fail fast while disconnected instead of queueing purchases behind a dead link.
-    enableOfflineQueue: false,
-    commandTimeout: 2000,
-    connectTimeout: 2000,
-    lazyConnect: true,
-  });
 }
 
 /**

@@ -13,14 +13,21 @@ import { startLifecycleLoop } from "./expiry.js";
 import { createConnectionWatchLimit, createOrderWatchHub } from "./order-watch.js";
 import { createOrderService } from "./orders.js";
 import { createReleaseOutbox } from "./release-outbox.js";
+import { createPurchaseTokenCheck } from "./purchase-token.js";
+import { createRedis } from "../common/redis.js";
 
 export type OrderApp = ServingApp;
 
 export async function startOrder(config: Config, log: Logger, clock: () => number = Date.now): Promise<OrderApp> {
   const db = createDb(config.databaseUrl, config.dbPoolMax);
+  // Only purchase tokens use Redis here (their single-purpose claims): it is not
+  // a health dependency, a token purchase without it answers UNAVAILABLE.
+  const redis = createRedis(config.redisUrl);
+  redis.on("error", (err) => log.warn("redis error", { err: err.message }));
   const [bus] = await Promise.all([
     openEventBus(config.natsUrl, config.namespace, "order", config.publishTimeoutMs),
     db.raw("SELECT 1"),
+    redis.connect(),
   ]);
   const inventory = createInventoryClient({
     address: config.inventoryAddr,
@@ -30,7 +37,15 @@ export async function startOrder(config: Config, log: Logger, clock: () => numbe
   });
   const now = () => new Date(clock());
   const outbox = createReleaseOutbox({ db, publisher: bus.publisher, now, log, relayAfterMs: config.releaseRelayAfterMs });
-  const orders = createOrderService({ db, inventory, publisher: bus.publisher, releases: outbox, now, log });
+  const purchaseTokens = createPurchaseTokenCheck({
+    jwksUrl: config.purchaseTokenJwksUrl,
+    redis,
+    namespace: config.namespace,
+    required: config.purchaseTokenRequired,
+    nowMs: clock,
+    log,
+  });
+  const orders = createOrderService({ db, inventory, publisher: bus.publisher, releases: outbox, purchaseTokens, now, log });
   // Unpaid orders past pay_by expire, and releases left unpublished are relayed, on every replica.
   const lifecycle = startLifecycleLoop({ db, outbox, now, log, intervalMs: config.expiryIntervalMs, onExpired: orders.releasedRows });
   const hub = createOrderWatchHub(bus.nc, bus.names.orderStatus, config.maxOrderWatchers);
@@ -61,7 +76,7 @@ export async function startOrder(config: Config, log: Logger, clock: () => numbe
       hub.close();
       releases.unsubscribe();
       inventory.close();
-      await Promise.allSettled([bus.close(), db.destroy()]);
+      await Promise.allSettled([bus.close(), redis.quit(), db.destroy()]);
     },
   });
 }

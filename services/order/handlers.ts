@@ -4,6 +4,7 @@ import type { Metadata, ServerWritableStream } from "@grpc/grpc-js";
 import {
   OrderServiceService,
   OrderStatus,
+  PURCHASE_TOKEN_HEADER,
   USER_ID_HEADER,
   type OrderServiceServer,
   type WatchOrderRequest,
@@ -26,6 +27,15 @@ export function userOf(metadata: Metadata): string {
   return userId;
 }
 
+/** The x-purchase-token metadata entry; undefined when absent. */
+function purchaseTokenOf(metadata: Metadata): string | undefined {
+  const values = metadata.get(PURCHASE_TOKEN_HEADER);
+  if (values.length === 0) return undefined;
+  if (values.length > 1 || typeof values[0] !== "string") throw invalid(PURCHASE_TOKEN_HEADER, "at most one token");
+  if (values[0].length > 2048) throw invalid(PURCHASE_TOKEN_HEADER, "at most 2048 characters");
+  return values[0];
+}
+
 /** On shutdown, open WatchOrder streams end with UNAVAILABLE so clients reconnect to another replica. */
 const SHUTTING_DOWN = overloaded("the server is shutting down; reconnect and watch again", 0);
 
@@ -44,7 +54,9 @@ export function orderServiceRegistration(
   shutdown: AbortSignal,
 ): ServiceRegistration {
   const implementation: OrderServiceServer = {
-    placeOrder: unary(log, "PlaceOrder", async (req, call) => ({ order: await orders.place(userOf(call.metadata), req) })),
+    placeOrder: unary(log, "PlaceOrder", async (req, call) => ({
+      order: await orders.place(userOf(call.metadata), req, purchaseTokenOf(call.metadata)),
+    })),
     getOrder: unary(log, "GetOrder", async (req, call) => ({ order: await orders.get(userOf(call.metadata), req.orderId) })),
     listOrders: unary(log, "ListOrders", (req, call) => orders.list(userOf(call.metadata), req.pageSize, req.pageToken, req.saleId)),
     payOrder: unary(log, "PayOrder", async (req, call) => ({

@@ -20,6 +20,7 @@ import type { Logger } from "../common/log.js";
 import * as repo from "./order-repository.js";
 import type { OrderRow } from "./order-repository.js";
 import type { ReleaseOutbox } from "./release-outbox.js";
+import type { PurchaseTokenCheck } from "./purchase-token.js";
 
 const MAX_TOKEN_LENGTH = 2048;
 
@@ -36,6 +37,8 @@ export interface OrderDeps {
   publisher: EventPublisher;
   /** Publishes committed releases (cancel) to JetStream. */
   releases: Pick<ReleaseOutbox, "publish">;
+  /** Purchase-token verification (purchase-token.ts). */
+  purchaseTokens: PurchaseTokenCheck;
   now: () => Date;
   log: Logger;
 }
@@ -154,9 +157,17 @@ export function createOrderService(deps: OrderDeps) {
   }
 
   return {
-    async place(userId: string, req: PlaceOrderRequest): Promise<Order> {
+    /** metadataToken: the x-purchase-token metadata entry; when the request's purchase_token is set too, they must match. */
+    async place(userId: string, req: PlaceOrderRequest, metadataToken?: string): Promise<Order> {
       const item = { ...validatePlaceOrder(req), userId };
+      if (metadataToken !== undefined && req.purchaseToken !== "" && metadataToken !== req.purchaseToken) {
+        throw invalid("purchase_token", "differs from the x-purchase-token metadata entry");
+      }
+      // Signature and claims first (CPU only once the keys are cached); the
+      // claim on the token's jti is a Redis write, after the sold-out shortcut.
+      const claims = await deps.purchaseTokens.verify(metadataToken || req.purchaseToken || undefined, { userId, saleId: item.saleId });
       if (!req.retry && soldOut.has(item.saleId)) throw SOLD_OUT;
+      await deps.purchaseTokens.claim(claims, item.requestId);
       const result = await inventory.reserve(item);
       if (result.stockLeft === 0 && (result.reason === Reason.REASON_UNSPECIFIED || result.reason === Reason.REASON_SOLD_OUT)) {
         markSoldOut(item.saleId);

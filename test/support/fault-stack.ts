@@ -192,11 +192,16 @@ export async function startFaultStack(options: FaultStackOptions = {}): Promise<
         return ((await db!("sales").where({ id: saleId }).first("sold")) as { sold: number }).sold;
       },
       async kill(target, signal = "SIGKILL") {
-        if (!isService(target)) return deps!.signal(target, signal);
-        const s = services.get(target)!;
-        if (!s.running()) return;
-        process.kill(-s.pid, signal); // detached: the service leads its own process group
-        if (signal === "SIGKILL") await s.exited;
+        if (!isService(target)) await deps!.signal(target, signal);
+        else {
+          const s = services.get(target)!;
+          if (!s.running()) return;
+          process.kill(-s.pid, signal); // detached: the service leads its own process group
+          if (signal === "SIGKILL") await s.exited;
+        }
+        // The kernel stops and continues a process asynchronously: wait until it has.
+        if (signal === "SIGSTOP") await until(() => state(target) !== "running", `${target} to stop`);
+        if (signal === "SIGCONT") await until(() => state(target) !== "stopped", `${target} to continue`);
       },
       async restart(target) {
         if (!isService(target)) return deps!.restart(target);
@@ -235,6 +240,14 @@ export async function startFaultStack(options: FaultStackOptions = {}): Promise<
   } catch (error) {
     await removeAll().catch(() => undefined);
     throw error;
+  }
+}
+
+async function until(check: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
   }
 }
 

@@ -142,6 +142,7 @@ export function saleRequest(overrides: Partial<CreateSaleRequest> = {}): CreateS
     perUserLimit: 1,
     paymentWindowSeconds: 900,
     releasePolicy: ReleasePolicy.RELEASE_POLICY_UNSPECIFIED,
+    accessRules: undefined,
     ...overrides,
   };
 }

@@ -119,14 +119,15 @@ describe("npm start", () => {
     await cleanNamespace(config);
   }, 60_000);
 
-  it("brings up both RPC groups and the writer, serves health and reflection, and stops cleanly on SIGINT", { timeout: 90_000 }, async () => {
-    const [inventoryPort, orderPort, writerPort, flashInventoryPort, flashOrderPort] = await freePorts(5);
+  it("brings up both RPC groups, the writer and the gateway, serves health and reflection, and stops cleanly on SIGINT", { timeout: 90_000 }, async () => {
+    const [inventoryPort, orderPort, writerPort, flashInventoryPort, flashOrderPort, gatewayPort] = await freePorts(6);
     const addrs = {
       inventory: `127.0.0.1:${inventoryPort}`,
       order: `127.0.0.1:${orderPort}`,
       writer: `127.0.0.1:${writerPort}`,
       flashInventory: `127.0.0.1:${flashInventoryPort}`,
       flashOrder: `127.0.0.1:${flashOrderPort}`,
+      gateway: `127.0.0.1:${gatewayPort}`,
     };
     stack = startStack({
       ...env,
@@ -135,6 +136,7 @@ describe("npm start", () => {
       WRITER_ADDR: addrs.writer,
       FLASH_INVENTORY_ADDR: addrs.flashInventory,
       FLASH_ORDER_ADDR: addrs.flashOrder,
+      GATEWAY_ADDR: addrs.gateway,
       FLASH_GROUP_MAX_IN_FLIGHT: "300",
     });
 
@@ -146,7 +148,7 @@ describe("npm start", () => {
     expect(out).not.toMatch(/seckill:seckill@/);
     expect(out).toMatch(/^\[inventory\] \{/m); // child lines carry their name
     const pids = [...out.matchAll(/\(pid (\d+)\)/g)].map((m) => Number(m[1]));
-    expect(pids).toHaveLength(5);
+    expect(pids).toHaveLength(6);
     // The flash-sale group is the same services, labelled with their group.
     expect(out).toMatch(/^\[order-flash\] \{.*"group":"flash"/m);
     expect(out).toMatch(/^\[order\] \{.*"group":"default"/m);
@@ -156,6 +158,7 @@ describe("npm start", () => {
     expect(await listServices(addrs.order)).toContain("seckill.v1.OrderService");
     expect(await listServices(addrs.flashOrder)).toContain("seckill.v1.OrderService");
     expect(await checkHealth(addrs.flashInventory, "seckill.v1.SaleService")).toBe("SERVING");
+    expect(await listServices(addrs.gateway)).toContain("envoy.service.ratelimit.v3.RateLimitService");
     expect(await listServices(addrs.inventory)).toEqual(
       expect.arrayContaining(["seckill.v1.SaleService", "seckill.v1.InventoryService"]),
     );

@@ -1,7 +1,7 @@
 // `npm start`: the whole backend on this machine. Finds or starts Redis, NATS
 // and Postgres, prepares the database and the JetStream stream, runs the
 // services as child processes — inventory and order twice, as the default and
-// the flash-sale RPC group, and the order writer — waits until each reports
+// the flash-sale RPC group, the order writer and the gateway — waits until each reports
 // SERVING, and prints where everything is. Ctrl-C stops it all.
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -35,6 +35,7 @@ const SERVICES: StackService[] = [
   { name: "inventory-flash", bundle: "inventory", addr: (c) => c.flashInventoryAddr, env: FLASH_GROUP, serves: "the flash-sale group's inventory" },
   { name: "order-flash", bundle: "order", addr: (c) => c.flashOrderAddr, env: (c) => ({ ...FLASH_GROUP(c), ORDER_ADDR: c.flashOrderAddr }), serves: "the flash-sale group's order service" },
   { name: "order-writer", bundle: "order-writer", addr: (c) => c.writerAddr, env: () => ({}), serves: "seckill.v1.DeadLetterService (ops)" },
+  { name: "gateway", bundle: "gateway", addr: (c) => c.gatewayAddr, env: () => ({}), serves: "envoy.service.ratelimit.v3.RateLimitService" },
 ];
 
 const log = (line: string) => process.stderr.write(`[stack] ${line}\n`);

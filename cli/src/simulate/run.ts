@@ -53,6 +53,7 @@ export async function simulate(backend: Backend, o: SimulationOptions, io: Simul
       perUserLimit: o.perUserLimit,
       paymentWindowSeconds: 900,
       releasePolicy: ReleasePolicy.RELEASE_POLICY_RESTORE_ALLOWANCE,
+      accessRules: undefined,
     },
     { deadlineMs },
   );

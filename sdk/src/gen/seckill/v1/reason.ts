@@ -48,6 +48,28 @@ export enum Reason {
    * another connection.
    */
   REASON_TOO_MANY_WATCHES = 14,
+  /**
+   * REASON_CHALLENGE_REQUIRED - FAILED_PRECONDITION: the sale requires a challenge and the request
+   * answered none; get one with AccessService.GetChallenge.
+   */
+  REASON_CHALLENGE_REQUIRED = 15,
+  /**
+   * REASON_CHALLENGE_FAILED - PERMISSION_DENIED: the challenge's answer is wrong, or the challenge
+   * expired, was already checked, or belongs to another user or sale. Get a
+   * new one.
+   */
+  REASON_CHALLENGE_FAILED = 16,
+  /**
+   * REASON_NOT_ELIGIBLE - PERMISSION_DENIED: the sale's rules exclude the caller (block list, allow
+   * list, or minimum account age).
+   */
+  REASON_NOT_ELIGIBLE = 17,
+  /**
+   * REASON_PURCHASE_TOKEN_INVALID - PERMISSION_DENIED: the purchase token is missing where one is required,
+   * or malformed, forged, expired, for another user or sale, or already used
+   * for another request; the message says which check failed.
+   */
+  REASON_PURCHASE_TOKEN_INVALID = 18,
   UNRECOGNIZED = -1,
 }
 
@@ -98,6 +120,18 @@ export function reasonFromJSON(object: any): Reason {
     case 14:
     case "REASON_TOO_MANY_WATCHES":
       return Reason.REASON_TOO_MANY_WATCHES;
+    case 15:
+    case "REASON_CHALLENGE_REQUIRED":
+      return Reason.REASON_CHALLENGE_REQUIRED;
+    case 16:
+    case "REASON_CHALLENGE_FAILED":
+      return Reason.REASON_CHALLENGE_FAILED;
+    case 17:
+    case "REASON_NOT_ELIGIBLE":
+      return Reason.REASON_NOT_ELIGIBLE;
+    case 18:
+    case "REASON_PURCHASE_TOKEN_INVALID":
+      return Reason.REASON_PURCHASE_TOKEN_INVALID;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -137,6 +171,14 @@ export function reasonToJSON(object: Reason): string {
       return "REASON_SALE_NOT_MODIFIABLE";
     case Reason.REASON_TOO_MANY_WATCHES:
       return "REASON_TOO_MANY_WATCHES";
+    case Reason.REASON_CHALLENGE_REQUIRED:
+      return "REASON_CHALLENGE_REQUIRED";
+    case Reason.REASON_CHALLENGE_FAILED:
+      return "REASON_CHALLENGE_FAILED";
+    case Reason.REASON_NOT_ELIGIBLE:
+      return "REASON_NOT_ELIGIBLE";
+    case Reason.REASON_PURCHASE_TOKEN_INVALID:
+      return "REASON_PURCHASE_TOKEN_INVALID";
     case Reason.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";

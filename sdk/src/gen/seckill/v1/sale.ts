@@ -18,6 +18,7 @@ import {
   type ServiceError,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
+import { Duration } from "../../google/protobuf/duration.js";
 import { Timestamp } from "../../google/protobuf/timestamp.js";
 
 /** The phase a sale is in, as seen at the server's current time. */
@@ -170,6 +171,34 @@ export interface Sale {
    * KEEP_ALLOWANCE, never UNSPECIFIED.
    */
   releasePolicy: ReleasePolicy;
+  /**
+   * Who may get a purchase token for the sale, and whether a challenge comes
+   * first (enforced by the gateway's AccessService). Always set.
+   */
+  accessRules: SaleAccessRules | undefined;
+}
+
+/**
+ * A sale's access rules, enforced by the gateway's AccessService when it
+ * issues purchase tokens. Fixed at CreateSale.
+ */
+export interface SaleAccessRules {
+  /**
+   * A buyer must answer a challenge (AccessService.GetChallenge) to get a
+   * purchase token.
+   */
+  challengeRequired: boolean;
+  /** When not empty, only these user ids may buy (at most 1,000 ids). */
+  allowedUsers: string[];
+  /** These user ids may not buy, even when allowed (at most 1,000 ids). */
+  blockedUsers: string[];
+  /**
+   * When set and positive, only accounts at least this old may buy: the BFF
+   * passes the account's creation time in the `x-account-created-at`
+   * metadata entry, and a request without it is NOT_ELIGIBLE. 0 to 3,650
+   * days.
+   */
+  minAccountAge: Duration | undefined;
 }
 
 /** CreateSale input. */
@@ -201,6 +230,11 @@ export interface CreateSaleRequest {
    * RESTORE_ALLOWANCE; any other value is INVALID_ARGUMENT.
    */
   releasePolicy: ReleasePolicy;
+  /**
+   * Who may buy and whether a challenge comes first. Unset means anyone may
+   * buy without a challenge.
+   */
+  accessRules: SaleAccessRules | undefined;
 }
 
 /** CreateSale output. */
@@ -419,6 +453,7 @@ function createBaseSale(): Sale {
     createdAt: undefined,
     sold: 0,
     releasePolicy: 0,
+    accessRules: undefined,
   };
 }
 
@@ -462,6 +497,9 @@ export const Sale: MessageFns<Sale> = {
     }
     if (message.releasePolicy !== 0) {
       writer.uint32(104).int32(message.releasePolicy);
+    }
+    if (message.accessRules !== undefined) {
+      SaleAccessRules.encode(message.accessRules, writer.uint32(114).fork()).join();
     }
     return writer;
   },
@@ -583,6 +621,14 @@ export const Sale: MessageFns<Sale> = {
             message.releasePolicy = reader.int32() as any;
             continue;
           }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.accessRules = SaleAccessRules.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -650,6 +696,11 @@ export const Sale: MessageFns<Sale> = {
         : isSet(object.release_policy)
         ? releasePolicyFromJSON(object.release_policy)
         : 0,
+      accessRules: isSet(object.accessRules)
+        ? SaleAccessRules.fromJSON(object.accessRules)
+        : isSet(object.access_rules)
+        ? SaleAccessRules.fromJSON(object.access_rules)
+        : undefined,
     };
   },
 
@@ -694,6 +745,9 @@ export const Sale: MessageFns<Sale> = {
     if (message.releasePolicy !== 0) {
       obj.releasePolicy = releasePolicyToJSON(message.releasePolicy);
     }
+    if (message.accessRules !== undefined) {
+      obj.accessRules = SaleAccessRules.toJSON(message.accessRules);
+    }
     return obj;
   },
 
@@ -715,6 +769,144 @@ export const Sale: MessageFns<Sale> = {
     message.createdAt = object.createdAt ?? undefined;
     message.sold = object.sold ?? 0;
     message.releasePolicy = object.releasePolicy ?? 0;
+    message.accessRules = (object.accessRules !== undefined && object.accessRules !== null)
+      ? SaleAccessRules.fromPartial(object.accessRules)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseSaleAccessRules(): SaleAccessRules {
+  return { challengeRequired: false, allowedUsers: [], blockedUsers: [], minAccountAge: undefined };
+}
+
+export const SaleAccessRules: MessageFns<SaleAccessRules> = {
+  encode(message: SaleAccessRules, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.challengeRequired !== false) {
+      writer.uint32(8).bool(message.challengeRequired);
+    }
+    for (const v of message.allowedUsers) {
+      writer.uint32(18).string(v!);
+    }
+    for (const v of message.blockedUsers) {
+      writer.uint32(26).string(v!);
+    }
+    if (message.minAccountAge !== undefined) {
+      Duration.encode(message.minAccountAge, writer.uint32(34).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SaleAccessRules {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSaleAccessRules();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.challengeRequired = reader.bool();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.allowedUsers.push(reader.string());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.blockedUsers.push(reader.string());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.minAccountAge = Duration.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SaleAccessRules {
+    return {
+      challengeRequired: isSet(object.challengeRequired)
+        ? globalThis.Boolean(object.challengeRequired)
+        : isSet(object.challenge_required)
+        ? globalThis.Boolean(object.challenge_required)
+        : false,
+      allowedUsers: globalThis.Array.isArray(object?.allowedUsers)
+        ? object.allowedUsers.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.allowed_users)
+        ? object.allowed_users.map((e: any) => globalThis.String(e))
+        : [],
+      blockedUsers: globalThis.Array.isArray(object?.blockedUsers)
+        ? object.blockedUsers.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.blocked_users)
+        ? object.blocked_users.map((e: any) => globalThis.String(e))
+        : [],
+      minAccountAge: isSet(object.minAccountAge)
+        ? Duration.fromJSON(object.minAccountAge)
+        : isSet(object.min_account_age)
+        ? Duration.fromJSON(object.min_account_age)
+        : undefined,
+    };
+  },
+
+  toJSON(message: SaleAccessRules): unknown {
+    const obj: any = {};
+    if (message.challengeRequired !== false) {
+      obj.challengeRequired = message.challengeRequired;
+    }
+    if (message.allowedUsers?.length) {
+      obj.allowedUsers = message.allowedUsers;
+    }
+    if (message.blockedUsers?.length) {
+      obj.blockedUsers = message.blockedUsers;
+    }
+    if (message.minAccountAge !== undefined) {
+      obj.minAccountAge = Duration.toJSON(message.minAccountAge);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SaleAccessRules>, I>>(base?: I): SaleAccessRules {
+    return SaleAccessRules.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SaleAccessRules>, I>>(object: I): SaleAccessRules {
+    const message = createBaseSaleAccessRules();
+    message.challengeRequired = object.challengeRequired ?? false;
+    message.allowedUsers = object.allowedUsers?.map((e) => e) || [];
+    message.blockedUsers = object.blockedUsers?.map((e) => e) || [];
+    message.minAccountAge = (object.minAccountAge !== undefined && object.minAccountAge !== null)
+      ? Duration.fromPartial(object.minAccountAge)
+      : undefined;
     return message;
   },
 };
@@ -731,6 +923,7 @@ function createBaseCreateSaleRequest(): CreateSaleRequest {
     perUserLimit: 0,
     paymentWindowSeconds: 0,
     releasePolicy: 0,
+    accessRules: undefined,
   };
 }
 
@@ -765,6 +958,9 @@ export const CreateSaleRequest: MessageFns<CreateSaleRequest> = {
     }
     if (message.releasePolicy !== 0) {
       writer.uint32(80).int32(message.releasePolicy);
+    }
+    if (message.accessRules !== undefined) {
+      SaleAccessRules.encode(message.accessRules, writer.uint32(90).fork()).join();
     }
     return writer;
   },
@@ -862,6 +1058,14 @@ export const CreateSaleRequest: MessageFns<CreateSaleRequest> = {
             message.releasePolicy = reader.int32() as any;
             continue;
           }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.accessRules = SaleAccessRules.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -918,6 +1122,11 @@ export const CreateSaleRequest: MessageFns<CreateSaleRequest> = {
         : isSet(object.release_policy)
         ? releasePolicyFromJSON(object.release_policy)
         : 0,
+      accessRules: isSet(object.accessRules)
+        ? SaleAccessRules.fromJSON(object.accessRules)
+        : isSet(object.access_rules)
+        ? SaleAccessRules.fromJSON(object.access_rules)
+        : undefined,
     };
   },
 
@@ -953,6 +1162,9 @@ export const CreateSaleRequest: MessageFns<CreateSaleRequest> = {
     if (message.releasePolicy !== 0) {
       obj.releasePolicy = releasePolicyToJSON(message.releasePolicy);
     }
+    if (message.accessRules !== undefined) {
+      obj.accessRules = SaleAccessRules.toJSON(message.accessRules);
+    }
     return obj;
   },
 
@@ -971,6 +1183,9 @@ export const CreateSaleRequest: MessageFns<CreateSaleRequest> = {
     message.perUserLimit = object.perUserLimit ?? 0;
     message.paymentWindowSeconds = object.paymentWindowSeconds ?? 0;
     message.releasePolicy = object.releasePolicy ?? 0;
+    message.accessRules = (object.accessRules !== undefined && object.accessRules !== null)
+      ? SaleAccessRules.fromPartial(object.accessRules)
+      : undefined;
     return message;
   },
 };

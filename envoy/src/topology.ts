@@ -1,0 +1,78 @@
+// Where the edge listens and where its upstreams are, for the two variants of
+// the Envoy bootstrap: "local" (npm start's loopback ports) and "production"
+// (Kubernetes Service names, every service on its standard port).
+
+import { LOCAL_LIMITS, PRODUCTION_LIMITS, type EdgeLimits } from "./limits.js";
+
+export type Variant = "local" | "production";
+
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+/** The upstream clusters of the edge. */
+export const CLUSTER_NAMES = ["order_flash", "inventory_flash", "order_default", "inventory_default", "gateway", "gateway_jwks"] as const;
+export type ClusterName = (typeof CLUSTER_NAMES)[number];
+
+/** The clusters spoken to over gRPC (HTTP/2); gateway_jwks is plain HTTP/1.1. */
+export const GRPC_CLUSTERS: readonly ClusterName[] = ["order_flash", "inventory_flash", "order_default", "inventory_default", "gateway"];
+
+export interface Topology {
+  variant: Variant;
+  listener: HostPort;
+  admin: HostPort;
+  /** TLS on the listener: certificate chain and key files. Absent: h2c (cleartext HTTP/2). */
+  tls?: { certificateChain: string; privateKey: string };
+  /** "STATIC" for IP addresses, "STRICT_DNS" for names resolved by DNS. */
+  discovery: "STATIC" | "STRICT_DNS";
+  clusters: Record<ClusterName, HostPort>;
+  limits: EdgeLimits;
+}
+
+const loopback = (port: number): HostPort => ({ host: "127.0.0.1", port });
+
+/** npm start: every process on 127.0.0.1, Envoy on h2c 8080. */
+export const LOCAL_TOPOLOGY: Topology = {
+  variant: "local",
+  listener: loopback(8080),
+  admin: loopback(9901),
+  discovery: "STATIC",
+  clusters: {
+    inventory_default: loopback(50051),
+    order_default: loopback(50052),
+    gateway: loopback(50054),
+    inventory_flash: loopback(50055),
+    order_flash: loopback(50056),
+    gateway_jwks: loopback(50058),
+  },
+  limits: LOCAL_LIMITS,
+};
+
+/** The Kubernetes name of a Service in the seckill namespace. */
+export const k8sService = (name: string, port: number): HostPort => ({ host: `${name}.seckill.svc.cluster.local`, port });
+
+export const TLS_DIR = "/etc/envoy/tls";
+
+/** Kubernetes: TLS on 8443, the group in the Service name, standard ports. */
+export const PRODUCTION_TOPOLOGY: Topology = {
+  variant: "production",
+  listener: { host: "0.0.0.0", port: 8443 },
+  admin: loopback(9901),
+  tls: { certificateChain: `${TLS_DIR}/tls.crt`, privateKey: `${TLS_DIR}/tls.key` },
+  discovery: "STRICT_DNS",
+  clusters: {
+    inventory_default: k8sService("inventory-default", 50051),
+    order_default: k8sService("order-default", 50052),
+    inventory_flash: k8sService("inventory-flash", 50051),
+    order_flash: k8sService("order-flash", 50052),
+    gateway: k8sService("gateway", 50054),
+    gateway_jwks: k8sService("gateway", 50058),
+  },
+  limits: PRODUCTION_LIMITS,
+};
+
+export const TOPOLOGIES: Record<Variant, Topology> = { local: LOCAL_TOPOLOGY, production: PRODUCTION_TOPOLOGY };
+
+/** The generated file of each variant, relative to the repository root. */
+export const OUTPUT_FILES: Record<Variant, string> = { local: "envoy/envoy.local.yaml", production: "envoy/envoy.yaml" };

@@ -1,0 +1,38 @@
+// Validation of an Envoy bootstrap of the edge: strictly against Envoy's API
+// protos (proto-json.ts over api-protos.ts), then the semantic checks
+// (semantics.ts), and the freshness of the committed files against envoy/src.
+
+import { parse } from "yaml";
+import { BOOTSTRAP_TYPE, loadApiProtos } from "./api-protos.js";
+import { contractServices } from "./contract.js";
+import { ProtoJsonValidator, type ProtoIssue } from "./proto-json.js";
+import { checkSemantics, type ServiceMethods } from "./semantics.js";
+import type { Variant } from "./topology.js";
+
+export interface CheckIssue extends ProtoIssue {
+  kind: "yaml" | "proto" | "semantic" | "stale";
+}
+
+let validator: ProtoJsonValidator | undefined;
+let services: ServiceMethods | undefined;
+
+/** Validates a parsed bootstrap; the semantic checks run only on a document Envoy would accept. */
+export function validateBootstrap(doc: unknown, variant: Variant): CheckIssue[] {
+  validator ??= new ProtoJsonValidator(loadApiProtos().root);
+  services ??= contractServices();
+  const proto = validator.validate(BOOTSTRAP_TYPE, doc).map((i) => ({ ...i, kind: "proto" as const }));
+  if (proto.length > 0) return proto;
+  return checkSemantics(doc as Record<string, unknown>, variant, services).map((i) => ({ ...i, kind: "semantic" as const }));
+}
+
+export function validateBootstrapYaml(text: string, variant: Variant): CheckIssue[] {
+  let doc: unknown;
+  try {
+    doc = parse(text, { strict: true, uniqueKeys: true });
+  } catch (error) {
+    return [{ kind: "yaml", path: "(document)", message: (error as Error).message }];
+  }
+  return validateBootstrap(doc, variant);
+}
+
+export const formatIssue = (i: CheckIssue) => `${i.kind}: ${i.path}: ${i.message}`;
