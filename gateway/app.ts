@@ -1,6 +1,7 @@
-// Builds the gateway process from config: the rate limit file, Redis, then the
-// gRPC server with envoy.service.ratelimit.v3.RateLimitService and any other
-// services handed in (e.g. the AccessService); SERVING while Redis is
+// Builds the gateway process from config: the rate limit file, Redis (and
+// Postgres for the sales the AccessService reads), then the gRPC server with
+// envoy.service.ratelimit.v3.RateLimitService and seckill.v1.AccessService, and
+// the purchase-token JWKS over HTTP; SERVING while its dependencies are
 // connected. Used by main.ts and by the tests.
 import { isAbsolute } from "node:path";
 import { assetPath } from "../services/common/assets.js";
@@ -8,27 +9,27 @@ import type { Config } from "../services/common/config.js";
 import type { ServiceRegistration } from "../services/common/grpc-server.js";
 import type { Logger } from "../services/common/log.js";
 import { createRedis } from "../services/common/redis.js";
+import { createDb } from "../services/common/db.js";
 import { serve, type ServingApp } from "../services/common/serve.js";
+import { createAccess, type Access } from "./access/index.js";
 import { rateLimitServiceRegistration } from "./ratelimit/handlers.js";
 import { loadRateLimitFile } from "./ratelimit/limits-file.js";
 import { createRateLimiter } from "./ratelimit/rate-limiter.js";
 
-export type GatewayApp = ServingApp;
+export type GatewayApp = ServingApp & { access?: Access };
+
+export interface GatewayOptions {
+  /** Serve the AccessService and the JWKS (default true); the rate limit tests run without. */
+  access?: boolean;
+  clock?: () => number;
+}
 
 /** RATE_LIMIT_CONFIG: an absolute path, or one relative to the repository root. */
 export const rateLimitFilePath = (config: Config): string =>
   isAbsolute(config.rateLimitConfig) ? config.rateLimitConfig : assetPath(config.rateLimitConfig);
 
-/**
- * extraServices are served beside the RateLimitService on the same server
- * (health, reflection, load shedding and shutdown included).
- */
-export async function startGateway(
-  config: Config,
-  log: Logger,
-  extraServices: ServiceRegistration[] = [],
-  clock: () => number = Date.now,
-): Promise<GatewayApp> {
+export async function startGateway(config: Config, log: Logger, opts: GatewayOptions = {}): Promise<GatewayApp> {
+  const clock = opts.clock ?? Date.now;
   // A bad file stops the start before anything is connected.
   const rules = loadRateLimitFile(rateLimitFilePath(config));
   const redis = createRedis(config.redisUrl);
@@ -40,12 +41,30 @@ export async function startGateway(
     throw error;
   }
   const limiter = createRateLimiter({ redis, namespace: config.namespace, rules, clock });
-  return serve({
+  const services: ServiceRegistration[] = [rateLimitServiceRegistration(limiter, log)];
+  let access: Access | undefined;
+  const db = opts.access === false ? undefined : createDb(config.databaseUrl, config.dbPoolMax);
+  if (db) {
+    try {
+      access = await createAccess({ db, redis, config, log, now: () => new Date(clock()) });
+    } catch (error) {
+      redis.disconnect();
+      await db.destroy();
+      throw error;
+    }
+    services.push(access.registration);
+  }
+  const app = await serve({
     config,
     log,
     address: config.gatewayAddr,
-    services: [rateLimitServiceRegistration(limiter, log), ...extraServices],
-    dependencies: { redis },
-    close: () => Promise.allSettled([redis.quit()]),
+    services,
+    dependencies: db ? { redis, db } : { redis },
+    close: async () => {
+      await access?.jwks.stop();
+      return Promise.allSettled([redis.quit(), db?.destroy()]);
+    },
   });
+  await access?.jwks.start();
+  return { ...app, access };
 }

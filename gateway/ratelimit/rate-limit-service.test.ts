@@ -77,7 +77,7 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "seckill-ratelimit-"));
   writeFileSync(join(dir, "ratelimit.yaml"), LIMITS);
   config = await isolatedConfig({ GATEWAY_ADDR: "127.0.0.1:0", RATE_LIMIT_CONFIG: join(dir, "ratelimit.yaml") });
-  gateway = await startGateway(config, quietLogger(), [], () => now);
+  gateway = await startGateway(config, quietLogger(), { access: false, clock: () => now });
   const RateLimitService = rateLimitServiceClient();
   client = new RateLimitService(gateway.address, credentials.createInsecure());
   redis = new Redis(config.redisUrl);
@@ -236,14 +236,14 @@ describe("the gateway's start and failures", () => {
     const bad = join(dir, "bad.yaml");
     writeFileSync(bad, "domain: seckill\ndescriptors:\n  - key: user_id\n    rate_limit: { unit: fortnight, requests_per_unit: 3 }\n");
     const badConfig = { ...config, rateLimitConfig: bad };
-    await expect(startGateway(badConfig, quietLogger())).rejects.toThrow(
+    await expect(startGateway(badConfig, quietLogger(), { access: false })).rejects.toThrow(
       `invalid rate limit config ${bad}:\n  ${bad}:4:25: descriptors[0].rate_limit.unit: expected second, minute, hour or day, got "fortnight"`,
     );
   });
 
   it("answers UNAVAILABLE at once while Redis is unreachable (Envoy then lets the call through), and counts again once it is back", async () => {
     const proxy = await startProxy(new URL(config.redisUrl));
-    const viaProxy = await startGateway({ ...config, redisUrl: `redis://127.0.0.1:${proxy.port}` }, quietLogger(), [], () => now);
+    const viaProxy = await startGateway({ ...config, redisUrl: `redis://127.0.0.1:${proxy.port}` }, quietLogger(), { access: false, clock: () => now });
     const RateLimitService = rateLimitServiceClient();
     const c = new RateLimitService(viaProxy.address, credentials.createInsecure());
     try {

@@ -123,7 +123,7 @@ export function createPurchaseTokenCheck(deps: PurchaseTokenDeps): PurchaseToken
       const ttlMs = Math.max(1000, claims.exp * 1000 + LEEWAY_MS - deps.nowMs());
       // SET NX GET (Redis 7): sets when unclaimed, else returns the request id that claimed it.
       const previous = await deps.redis.set(`${deps.namespace}:token:${claims.jti}`, requestId, "PX", ttlMs, "NX", "GET");
-      if (false) throw invalidToken("the token was already used for another request");
+      if (previous !== null && previous !== requestId) throw invalidToken("the token was already used for another request");
     },
   };
 }

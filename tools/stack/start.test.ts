@@ -120,7 +120,7 @@ describe("npm start", () => {
   }, 60_000);
 
   it("brings up both RPC groups, the writer and the gateway, serves health and reflection, and stops cleanly on SIGINT", { timeout: 90_000 }, async () => {
-    const [inventoryPort, orderPort, writerPort, flashInventoryPort, flashOrderPort, gatewayPort] = await freePorts(6);
+    const [inventoryPort, orderPort, writerPort, flashInventoryPort, flashOrderPort, gatewayPort, jwksPort] = await freePorts(7);
     const addrs = {
       inventory: `127.0.0.1:${inventoryPort}`,
       order: `127.0.0.1:${orderPort}`,
@@ -137,6 +137,7 @@ describe("npm start", () => {
       FLASH_INVENTORY_ADDR: addrs.flashInventory,
       FLASH_ORDER_ADDR: addrs.flashOrder,
       GATEWAY_ADDR: addrs.gateway,
+      GATEWAY_JWKS_ADDR: `127.0.0.1:${jwksPort}`,
       FLASH_GROUP_MAX_IN_FLIGHT: "300",
     });
 
@@ -158,7 +159,10 @@ describe("npm start", () => {
     expect(await listServices(addrs.order)).toContain("seckill.v1.OrderService");
     expect(await listServices(addrs.flashOrder)).toContain("seckill.v1.OrderService");
     expect(await checkHealth(addrs.flashInventory, "seckill.v1.SaleService")).toBe("SERVING");
-    expect(await listServices(addrs.gateway)).toContain("envoy.service.ratelimit.v3.RateLimitService");
+    expect(await listServices(addrs.gateway)).toEqual(expect.arrayContaining(["envoy.service.ratelimit.v3.RateLimitService", "seckill.v1.AccessService"]));
+    const jwks = (await (await fetch(`http://127.0.0.1:${jwksPort}/.well-known/jwks.json`)).json()) as { keys: { kty: string; kid: string }[] };
+    expect(jwks.keys.length).toBeGreaterThan(0);
+    expect(jwks.keys[0].kty).toBe("EC");
     expect(await listServices(addrs.inventory)).toEqual(
       expect.arrayContaining(["seckill.v1.SaleService", "seckill.v1.InventoryService"]),
     );

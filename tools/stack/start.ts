@@ -35,7 +35,7 @@ const SERVICES: StackService[] = [
   { name: "inventory-flash", bundle: "inventory", addr: (c) => c.flashInventoryAddr, env: FLASH_GROUP, serves: "the flash-sale group's inventory" },
   { name: "order-flash", bundle: "order", addr: (c) => c.flashOrderAddr, env: (c) => ({ ...FLASH_GROUP(c), ORDER_ADDR: c.flashOrderAddr }), serves: "the flash-sale group's order service" },
   { name: "order-writer", bundle: "order-writer", addr: (c) => c.writerAddr, env: () => ({}), serves: "seckill.v1.DeadLetterService (ops)" },
-  { name: "gateway", bundle: "gateway", addr: (c) => c.gatewayAddr, env: () => ({}), serves: "envoy.service.ratelimit.v3.RateLimitService" },
+  { name: "gateway", bundle: "gateway", addr: (c) => c.gatewayAddr, env: () => ({}), serves: "envoy.service.ratelimit.v3.RateLimitService, seckill.v1.AccessService" },
 ];
 
 const log = (line: string) => process.stderr.write(`[stack] ${line}\n`);
@@ -89,7 +89,8 @@ async function main(): Promise<void> {
   log(`jetstream: stream ${bus.names.stream} ready`);
 
   // A server already on one of our ports would answer the health checks in our services' place.
-  for (const { name, addr } of SERVICES) {
+  const ports = [...SERVICES, { name: "gateway JWKS", addr: (c: Config) => c.gatewayJwksAddr }];
+  for (const { name, addr } of ports) {
     if (await isListening(dialAddress(addr(config)))) {
       throw new Error(`${addr(config)} (${name}) is already in use: is another stack running?`);
     }
@@ -149,6 +150,7 @@ function summary(): string {
     "",
     `Seckill Mesh is up (namespace "${config.namespace}")`,
     ...rows,
+    `  ${"jwks".padEnd(15)} http://${dialAddress(config.gatewayJwksAddr)}/.well-known/jwks.json  purchase-token keys`,
     `  ${"redis".padEnd(15)} ${hidePassword(config.redisUrl)}`,
     `  ${"nats".padEnd(15)} ${hidePassword(config.natsUrl)}`,
     `  ${"postgres".padEnd(15)} ${hidePassword(config.databaseUrl)}`,
