@@ -7,6 +7,8 @@ import { parse } from "yaml";
 import { describe, expect, it } from "vitest";
 import { renderVariant, VARIANTS } from "./src/render.js";
 import { OUTPUT_FILES, type Variant } from "./src/topology.js";
+import { readContract } from "./src/contract.js";
+import { checkSemantics } from "./src/semantics.js";
 import { validateBootstrap, validateBootstrapYaml, type CheckIssue } from "./src/validate.js";
 
 const root = resolve(import.meta.dirname, "..");
@@ -17,6 +19,9 @@ const HCM = "static_resources.listeners[0].filter_chains[0].filters[1].typed_con
 const hcm = (doc: Record<string, any>) => doc.static_resources.listeners[0].filter_chains[0].filters[1].typed_config;
 const routes = (doc: Record<string, any>) => hcm(doc).route_config.virtual_hosts[0].routes as Record<string, any>[];
 const routeOf = (doc: Record<string, any>, path: string) => routes(doc).find((r) => r.match.path === path)!;
+const filterAt = (doc: Record<string, any>, name: string) => (hcm(doc).http_filters as any[]).findIndex((f) => f.name === name);
+const LOCAL_RL = "envoy.filters.http.local_ratelimit";
+const GLOBAL_RL = "envoy.filters.http.ratelimit";
 const clusterOf = (doc: Record<string, any>, name: string) => doc.static_resources.clusters.find((c: any) => c.name === name);
 
 /** Validates a mutated copy and returns its issues. */
@@ -92,19 +97,22 @@ describe("protobuf validation against Envoy's API", () => {
   });
 
   it("rejects an unknown @type URL", () => {
+    const doc = loadDoc();
+    const i = filterAt(doc, LOCAL_RL);
     const issues = issuesAfter((d) => {
-      hcm(d).http_filters[1].typed_config["@type"] = "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimitt";
+      hcm(d).http_filters[i].typed_config["@type"] = "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimitt";
     });
     expect(issues).toContainEqual(expect.objectContaining({
-      path: `${HCM}.http_filters[1].typed_config.@type`,
+      path: `${HCM}.http_filters[${i}].typed_config.@type`,
       message: expect.stringContaining("unknown type URL"),
     }));
   });
 
   it("validates a typed_config as the message its @type names", () => {
-    const issues = issuesAfter((d) => { hcm(d).http_filters[2].typed_config.failure_mode_deny = "no"; });
+    const i = filterAt(loadDoc(), GLOBAL_RL);
+    const issues = issuesAfter((d) => { hcm(d).http_filters[i].typed_config.failure_mode_deny = "no"; });
     expect(issues).toContainEqual(expect.objectContaining({
-      path: `${HCM}.http_filters[2].typed_config(envoy.extensions.filters.http.ratelimit.v3.RateLimit).failure_mode_deny`,
+      path: `${HCM}.http_filters[${i}].typed_config(envoy.extensions.filters.http.ratelimit.v3.RateLimit).failure_mode_deny`,
       message: expect.stringContaining("expected true or false"),
     }));
   });
@@ -154,10 +162,10 @@ describe("the edge's rules", () => {
     const noOutlier = issuesAfter((d) => { delete clusterOf(d, "gateway").outlier_detection; });
     expect(semantic(noOutlier)).toContainEqual(expect.objectContaining({ message: expect.stringContaining('service cluster "gateway" needs outlier detection') }));
 
-    const failClosed = issuesAfter((d) => { delete hcm(d).http_filters[2].typed_config.failure_mode_deny; });
+    const failClosed = issuesAfter((d) => { delete hcm(d).http_filters[filterAt(d, GLOBAL_RL)].typed_config.failure_mode_deny; });
     expect(semantic(failClosed)).toContainEqual(expect.objectContaining({ message: expect.stringContaining("must fail open") }));
 
-    const noTimeout = issuesAfter((d) => { delete hcm(d).http_filters[2].typed_config.timeout; });
+    const noTimeout = issuesAfter((d) => { delete hcm(d).http_filters[filterAt(d, GLOBAL_RL)].typed_config.timeout; });
     expect(semantic(noTimeout)).toContainEqual(expect.objectContaining({ message: expect.stringContaining("needs a timeout") }));
   });
 
@@ -201,6 +209,18 @@ describe("the edge's rules", () => {
       };
     });
     expect(semantic(elsewhere)).toContainEqual(expect.objectContaining({ message: "only PlaceOrder requires a purchase token" }));
+  });
+
+  it("rejects a transcoder that would expose every SaleService method as JSON", () => {
+    const issues = issuesAfter((d) => { hcm(d).http_filters[filterAt(d, "envoy.filters.http.grpc_json_transcoder")].typed_config.auto_mapping = true; });
+    expect(semantic(issues)).toContainEqual(expect.objectContaining({ message: expect.stringContaining("auto_mapping would expose every method") }));
+  });
+
+  it("rejects an HTTP rule in proto/ on a method that is not a public read", () => {
+    const contract = readContract();
+    expect(contract.httpRules).toEqual(["/seckill.v1.SaleService/GetSale", "/seckill.v1.SaleService/GetSaleStatus"]);
+    const issues = checkSemantics(loadDoc(), "local", { ...contract, httpRules: [...contract.httpRules, "/seckill.v1.SaleService/CloseSale"] });
+    expect(issues).toContainEqual(expect.objectContaining({ message: expect.stringContaining("/seckill.v1.SaleService/CloseSale has an HTTP rule in proto/ but is not a public read") }));
   });
 
   it("rejects a public method sent to the wrong group", () => {

@@ -15,7 +15,7 @@ import { createServer as createHttpServer, type Server } from "node:http";
 import { connect as connectHttp2 } from "node:http2";
 import { createServer as createTcpServer } from "node:net";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { credentials, Metadata, status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
@@ -86,6 +86,7 @@ async function startEdge(): Promise<Edge> {
   const at = (port: number) => ({ host: "127.0.0.1", port });
   const topology: Topology = {
     ...LOCAL_TOPOLOGY,
+    protoDescriptor: resolve(import.meta.dirname, "seckill.pb"),
     listener: at(listenPort),
     admin: at(adminPort),
     clusters: {
@@ -159,6 +160,17 @@ const cases: [string, () => Promise<void>][] = [
     // GetOrder goes to order_default, GetSaleStatus to inventory_flash: both closed here.
     expect((await refusal(callUnary(edge.orders, "getOrder", { orderId: placed.order!.orderId }, { metadata: user }))).code).toBe(status.UNAVAILABLE);
     expect((await refusal(callUnary(edge.sales, "getSaleStatus", { saleId: sale.saleId }))).code).toBe(status.UNAVAILABLE);
+  }],
+
+  ["serves GetSale as JSON (GET /v1/sales/{sale_id}) and nothing else of SaleService", async () => {
+    const sale = await edge.stack.createSale();
+    const base = `http://127.0.0.1:${edge.listenPort}`;
+    const got = await fetch(`${base}/v1/sales/${sale.saleId}`);
+    expect(got.status).toBe(200);
+    expect(((await got.json()) as { sale: { saleId: string } }).sale.saleId).toBe(sale.saleId);
+    // GetSaleStatus is transcoded too, and routed to the flash-sale inventory: closed here.
+    expect((await fetch(`${base}/v1/sales/${sale.saleId}/status`)).status).toBeGreaterThanOrEqual(500);
+    expect((await fetch(`${base}/v1/sales/${sale.saleId}:close`, { method: "POST" })).status).toBe(404);
   }],
 
   ["refuses a purchase without a valid purchase token (UNAUTHENTICATED)", async () => {

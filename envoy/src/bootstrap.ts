@@ -23,7 +23,8 @@ function httpConnectionManager(t: Topology) {
     typed_config: {
       "@type": TYPE("envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"),
       stat_prefix: "edge",
-      codec_type: "HTTP2",
+      // gRPC over HTTP/2; HTTP/1.1 too for the JSON reads of the transcoder.
+      codec_type: "AUTO",
       access_log: [stdoutLog()],
       http2_protocol_options: {
         max_concurrent_streams: l.maxConcurrentStreams,
@@ -75,7 +76,7 @@ function tlsSocket(t: Topology) {
         "@type": TYPE("envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext"),
         common_tls_context: {
           tls_params: { tls_minimum_protocol_version: "TLSv1_2" },
-          alpn_protocols: ["h2"],
+          alpn_protocols: ["h2", "http/1.1"],
           tls_certificates: [{ certificate_chain: { filename: t.tls.certificateChain }, private_key: { filename: t.tls.privateKey } }],
         },
       },

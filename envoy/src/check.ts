@@ -1,9 +1,10 @@
 // npm run envoy:check — validates envoy/envoy.yaml and envoy/envoy.local.yaml
-// (Envoy's API protos, then the edge's own rules) and fails when either is not
-// what `npm run envoy:gen` writes from envoy/src.
+// (Envoy's API protos, then the edge's own rules) and fails when either, or
+// envoy/seckill.pb, is not what `npm run envoy:gen` writes from envoy/src and proto/.
 
 import { existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
+import { buildDescriptorSet, DESCRIPTOR_FILE } from "./descriptor.js";
 import { renderVariant, VARIANTS } from "./render.js";
 import { OUTPUT_FILES } from "./topology.js";
 import { formatIssue, validateBootstrapYaml, type CheckIssue } from "./validate.js";
@@ -26,5 +27,12 @@ for (const variant of VARIANTS) {
   if (issues.length === 0) console.log(`ok    ${file} (${variant}): valid against Envoy's API protos, edge rules hold, up to date`);
   for (const issue of issues) console.error(`FAIL  ${file}: ${formatIssue(issue)}`);
   failed ||= issues.length > 0;
+}
+const descriptor = resolve(root, DESCRIPTOR_FILE);
+if (!existsSync(descriptor) || !readFileSync(descriptor).equals(buildDescriptorSet())) {
+  console.error(`FAIL  ${DESCRIPTOR_FILE}: stale: differs from what buf builds from proto/: run npm run envoy:gen`);
+  failed = true;
+} else {
+  console.log(`ok    ${DESCRIPTOR_FILE}: up to date with proto/`);
 }
 process.exit(failed ? 1 : 0);

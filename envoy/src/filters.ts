@@ -1,8 +1,13 @@
-// The HTTP filters of the edge, in order: jwt_authn (purchase tokens, on the
-// PlaceOrder route only), local_ratelimit (PlaceOrder's token bucket),
-// ratelimit (the gateway's global RateLimitService), grpc_stats, router.
-// jwt_authn comes first so that calls without a valid token never spend the
-// PlaceOrder token bucket of the buyers who have one.
+// The HTTP filters of the edge, in order:
+// - grpc_json_transcoder: read-only JSON for sale pages; GET /v1/sales/{sale_id}
+//   and /v1/sales/{sale_id}/status become the gRPC GetSale and GetSaleStatus,
+//   and every later filter and the router see the gRPC call;
+// - jwt_authn: purchase tokens, required on the PlaceOrder route only;
+// - local_ratelimit: PlaceOrder's token bucket at this Envoy;
+// - ratelimit: the gateway's global RateLimitService;
+// - grpc_stats, router.
+// jwt_authn runs before the limits so that calls without a valid token never
+// spend the PlaceOrder token bucket of the buyers who have one.
 
 import { duration } from "./limits.js";
 import { EDGE_METHODS, FILTER, JWT_REQUIREMENT, TYPE } from "./routes.js";
@@ -14,6 +19,25 @@ export const TOKEN_AUDIENCE = "seckill-order";
 export const TOKEN_HEADER = "x-purchase-token";
 export const JWKS_PATH = "/.well-known/jwks.json";
 export const RATE_LIMIT_DOMAIN = "seckill";
+
+/** The services whose google.api.http rules the transcoder serves: only SaleService's GetSale and GetSaleStatus have one. */
+export const TRANSCODED_SERVICES = ["seckill.v1.SaleService"];
+
+const transcoder = (t: Topology) => ({
+  name: FILTER.transcoder,
+  typed_config: {
+    "@type": TYPE("envoy.extensions.filters.http.grpc_json_transcoder.v3.GrpcJsonTranscoder"),
+    proto_descriptor: t.protoDescriptor,
+    services: TRANSCODED_SERVICES,
+    print_options: { always_print_primitive_fields: true },
+    // Only the annotated read methods: never POST /pkg.Service/Method for the rest.
+    auto_mapping: false,
+    convert_grpc_status: true,
+    request_validation_options: { reject_unknown_query_parameters: true },
+    max_request_body_size: 16 * 1024,
+    max_response_body_size: 256 * 1024,
+  },
+});
 
 function jwtAuthn(t: Topology) {
   const jwks = t.clusters.gateway_jwks;
@@ -84,4 +108,4 @@ const router = () => ({
   typed_config: { "@type": TYPE("envoy.extensions.filters.http.router.v3.Router"), suppress_envoy_headers: true },
 });
 
-export const buildHttpFilters = (t: Topology) => [jwtAuthn(t), localRateLimit(), rateLimit(t), grpcStats(), router()];
+export const buildHttpFilters = (t: Topology) => [transcoder(t), jwtAuthn(t), localRateLimit(), rateLimit(t), grpcStats(), router()];

@@ -44,6 +44,7 @@ export const EDGE_METHODS: readonly EdgeMethod[] = [
 
 /** Names shared by the filters (filters.ts) and the per-route configuration here. */
 export const FILTER = {
+  transcoder: "envoy.filters.http.grpc_json_transcoder",
   jwt: "envoy.filters.http.jwt_authn",
   localRateLimit: "envoy.filters.http.local_ratelimit",
   rateLimit: "envoy.filters.http.ratelimit",

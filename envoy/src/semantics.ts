@@ -15,6 +15,12 @@ type Obj = Record<string, any>;
 /** The gRPC services of the contract and their methods (from proto/). */
 export type ServiceMethods = Record<string, string[]>;
 
+export interface Contract {
+  services: ServiceMethods;
+  /** gRPC paths of the methods with a google.api.http rule. */
+  httpRules: string[];
+}
+
 /** Methods the edge serves, by service; every other method of the contract stays inside. */
 export const PUBLIC_METHODS: Record<string, "all" | string[]> = {
   "seckill.v1.OrderService": "all",
@@ -352,6 +358,19 @@ function checkRouting(f: BootstrapFacts, services: ServiceMethods) {
   }
 }
 
+function checkTranscoder(f: BootstrapFacts, contract: Contract) {
+  const t = f.httpFilters().find((x) => x.value.name === FILTER.transcoder);
+  if (!t) return;
+  const c = t.value.typed_config ?? {};
+  if (c.auto_mapping === true) f.fail(`${t.path}.typed_config.auto_mapping`, "auto_mapping would expose every method of the transcoded services as JSON");
+  for (const path of contract.httpRules) {
+    const service = path.split("/")[1];
+    if ((c.services ?? []).includes(service) && !READ_METHODS.includes(path)) {
+      f.fail(`${t.path}.typed_config.services`, `${path} has an HTTP rule in proto/ but is not a public read: it must not be transcoded`);
+    }
+  }
+}
+
 function checkRetries(f: BootstrapFacts) {
   for (const vh of f.virtualHosts()) {
     if (vh.value.retry_policy) f.fail(`${vh.path}.retry_policy`, "no retries on the virtual host: only read routes retry");
@@ -366,7 +385,7 @@ function checkRetries(f: BootstrapFacts) {
 }
 
 /** All semantic checks of one variant's bootstrap. */
-export function checkSemantics(doc: Obj, variant: Variant, services: ServiceMethods): ProtoIssue[] {
+export function checkSemantics(doc: Obj, variant: Variant, contract: Contract): ProtoIssue[] {
   const f = new BootstrapFacts(doc);
   checkClustersExist(f);
   checkEndpoints(f, variant);
@@ -375,7 +394,8 @@ export function checkSemantics(doc: Obj, variant: Variant, services: ServiceMeth
   checkHttpFilters(f);
   checkPlaceOrder(f);
   checkClusterLimits(f);
-  checkRouting(f, services);
+  checkRouting(f, contract.services);
+  checkTranscoder(f, contract);
   checkRetries(f);
   return f.issues;
 }

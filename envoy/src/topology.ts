@@ -24,6 +24,8 @@ export interface Topology {
   admin: HostPort;
   /** TLS on the listener: certificate chain and key files. Absent: h2c (cleartext HTTP/2). */
   tls?: { certificateChain: string; privateKey: string };
+  /** The descriptor set read by the JSON transcoder (envoy/seckill.pb), as Envoy finds it. */
+  protoDescriptor: string;
   /** "STATIC" for IP addresses, "STRICT_DNS" for names resolved by DNS. */
   discovery: "STATIC" | "STRICT_DNS";
   clusters: Record<ClusterName, HostPort>;
@@ -37,6 +39,8 @@ export const LOCAL_TOPOLOGY: Topology = {
   variant: "local",
   listener: loopback(8080),
   admin: loopback(9901),
+  // Relative to the working directory: run `envoy -c envoy/envoy.local.yaml` from the repository root.
+  protoDescriptor: "envoy/seckill.pb",
   discovery: "STATIC",
   clusters: {
     inventory_default: loopback(50051),
@@ -60,6 +64,7 @@ export const PRODUCTION_TOPOLOGY: Topology = {
   listener: { host: "0.0.0.0", port: 8443 },
   admin: loopback(9901),
   tls: { certificateChain: `${TLS_DIR}/tls.crt`, privateKey: `${TLS_DIR}/tls.key` },
+  protoDescriptor: "/etc/envoy/seckill.pb",
   discovery: "STRICT_DNS",
   clusters: {
     inventory_default: k8sService("inventory-default", 50051),

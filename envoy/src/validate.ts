@@ -4,9 +4,9 @@
 
 import { parse } from "yaml";
 import { BOOTSTRAP_TYPE, loadApiProtos } from "./api-protos.js";
-import { contractServices } from "./contract.js";
+import { readContract } from "./contract.js";
 import { ProtoJsonValidator, type ProtoIssue } from "./proto-json.js";
-import { checkSemantics, type ServiceMethods } from "./semantics.js";
+import { checkSemantics, type Contract } from "./semantics.js";
 import type { Variant } from "./topology.js";
 
 export interface CheckIssue extends ProtoIssue {
@@ -14,15 +14,15 @@ export interface CheckIssue extends ProtoIssue {
 }
 
 let validator: ProtoJsonValidator | undefined;
-let services: ServiceMethods | undefined;
+let contract: Contract | undefined;
 
 /** Validates a parsed bootstrap; the semantic checks run only on a document Envoy would accept. */
 export function validateBootstrap(doc: unknown, variant: Variant): CheckIssue[] {
   validator ??= new ProtoJsonValidator(loadApiProtos().root);
-  services ??= contractServices();
+  contract ??= readContract();
   const proto = validator.validate(BOOTSTRAP_TYPE, doc).map((i) => ({ ...i, kind: "proto" as const }));
   if (proto.length > 0) return proto;
-  return checkSemantics(doc as Record<string, unknown>, variant, services).map((i) => ({ ...i, kind: "semantic" as const }));
+  return checkSemantics(doc as Record<string, unknown>, variant, contract).map((i) => ({ ...i, kind: "semantic" as const }));
 }
 
 export function validateBootstrapYaml(text: string, variant: Variant): CheckIssue[] {

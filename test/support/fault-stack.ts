@@ -119,8 +119,9 @@ export async function startFaultStack(options: FaultStackOptions = {}): Promise<
     }
     await db?.destroy().catch(() => undefined);
     if (config) {
-      // What lives on the shared servers goes; private instances go with their directory.
-      if (!own.has("redis") || !own.has("nats")) await cleanNamespace(config).catch(() => undefined);
+      // What lives on the shared servers goes; private instances go with their directory (and
+      // may be down when a test failed half-way, so they are not asked).
+      await cleanNamespace({ ...config, redisUrl: base.redisUrl, natsUrl: base.natsUrl }).catch(() => undefined);
       if (!own.has("postgres")) {
         await dropDatabase(config.databaseAdminUrl, databaseUrl.pathname.slice(1)).catch(() => undefined);
       }

@@ -6,10 +6,11 @@ import net from "node:net";
 import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
+import { AccessServiceClient, OrderServiceClient, SaleServiceClient, callUnary, purchaseMetadata, userMetadata } from "@seckill/sdk";
 import { afterAll, describe, expect, it } from "vitest";
 import { readConfig } from "../../services/common/config.js";
 import { dropDatabase } from "../../services/common/db.js";
-import { cleanNamespace } from "../../test/support/stack.js";
+import { cleanNamespace, refusal, saleRequest } from "../../test/support/stack.js";
 import { checkHealth, isListening } from "./health.js";
 
 const REPO_ROOT = fileURLToPath(new URL("../..", import.meta.url));
@@ -24,9 +25,11 @@ interface Started {
 }
 
 function startStack(env: Record<string, string>): Started {
+  // npm start's own choice of purchase-token settings is under test: none inherited.
+  const { PURCHASE_TOKEN_REQUIRED: _required, PURCHASE_TOKEN_JWKS_URL: _jwks, ...inherited } = process.env;
   const child = spawn(process.execPath, ["--import", "tsx", "tools/stack/start.ts"], {
     cwd: REPO_ROOT,
-    env: { ...process.env, ...env },
+    env: { ...inherited, ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let text = "";
@@ -92,6 +95,39 @@ async function listServices(address: string): Promise<string[]> {
   }
 }
 
+/**
+ * PlaceOrder in both groups: refused without a purchase token, accepted with
+ * one from the gateway's IssuePurchaseToken (the order services verify it
+ * against the gateway's JWKS).
+ */
+async function expectPurchaseTokensRequired(addrs: { inventory: string; order: string; flashOrder: string; gateway: string }): Promise<void> {
+  const insecure = grpc.credentials.createInsecure();
+  const sales = new SaleServiceClient(addrs.inventory, insecure);
+  const access = new AccessServiceClient(addrs.gateway, insecure);
+  try {
+    const { sale } = await callUnary(sales, "createSale", saleRequest({ totalStock: 2 }));
+    const saleId = sale!.saleId;
+    for (const [address, userId] of [[addrs.order, "start-alice"], [addrs.flashOrder, "start-bob"]]) {
+      const orders = new OrderServiceClient(address, insecure);
+      try {
+        const request = { saleId, quantity: 1, requestId: `req-${userId}`, purchaseToken: "", retry: false };
+        const refused = await refusal(callUnary(orders, "placeOrder", request, { metadata: purchaseMetadata(userId, saleId) }));
+        expect(refused).toMatchObject({ code: grpc.status.PERMISSION_DENIED, reason: "PURCHASE_TOKEN_INVALID" });
+        expect(refused.message).toMatch(/a purchase token is required/);
+
+        const { token } = await callUnary(access, "issuePurchaseToken", { saleId, challengeId: "", challengeAnswer: "" }, { metadata: userMetadata(userId) });
+        const { order } = await callUnary(orders, "placeOrder", request, { metadata: purchaseMetadata(userId, saleId, token) });
+        expect(order).toMatchObject({ saleId, userId, quantity: 1 });
+      } finally {
+        orders.close();
+      }
+    }
+  } finally {
+    sales.close();
+    access.close();
+  }
+}
+
 function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -119,7 +155,7 @@ describe("npm start", () => {
     await cleanNamespace(config);
   }, 60_000);
 
-  it("brings up both RPC groups, the writer and the gateway, serves health and reflection, and stops cleanly on SIGINT", { timeout: 90_000 }, async () => {
+  it("brings up both RPC groups, the writer and the gateway, serves health and reflection, requires purchase tokens, and stops cleanly on SIGINT", { timeout: 90_000 }, async () => {
     const [inventoryPort, orderPort, writerPort, flashInventoryPort, flashOrderPort, gatewayPort, jwksPort] = await freePorts(7);
     const addrs = {
       inventory: `127.0.0.1:${inventoryPort}`,
@@ -166,6 +202,8 @@ describe("npm start", () => {
     expect(await listServices(addrs.inventory)).toEqual(
       expect.arrayContaining(["seckill.v1.SaleService", "seckill.v1.InventoryService"]),
     );
+    expect(out).toMatch(/PlaceOrder requires a purchase token/);
+    await expectPurchaseTokensRequired(addrs);
 
     stack.child.kill("SIGINT");
     expect(await within(stack.exit, 20_000, "exit after SIGINT")).toBe(0);

@@ -2,9 +2,11 @@
 // and Postgres, prepares the database and the JetStream stream, runs the
 // services as child processes — inventory and order twice, as the default and
 // the flash-sale RPC group, the order writer and the gateway — waits until each reports
-// SERVING, and prints where everything is. Ctrl-C stops it all.
+// SERVING, and prints where everything is. The order services require purchase
+// tokens from that gateway. Ctrl-C stops it all.
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { JWKS_PATH } from "../../gateway/access/jwks-server.js";
 import { ConfigError, readConfig, type Config } from "../../services/common/config.js";
 import { createDb, ensureDatabase, migrate } from "../../services/common/db.js";
 import { openEventBus } from "../../services/common/event-bus.js";
@@ -29,11 +31,22 @@ interface StackService {
 
 const FLASH_GROUP = (c: Config) => ({ ...flashOverrides(process.env), SERVICE_GROUP: "flash", INVENTORY_ADDR: c.flashInventoryAddr });
 
+/**
+ * The order services require purchase tokens and verify them against the
+ * JWKS of the gateway this stack runs; PURCHASE_TOKEN_REQUIRED or
+ * PURCHASE_TOKEN_JWKS_URL set in the environment win.
+ */
+const PURCHASE_TOKENS = (c: Config): Record<string, string> => ({
+  ...(process.env.PURCHASE_TOKEN_REQUIRED === undefined ? { PURCHASE_TOKEN_REQUIRED: "true" } : {}),
+  ...(process.env.PURCHASE_TOKEN_JWKS_URL === undefined ? { PURCHASE_TOKEN_JWKS_URL: `http://${dialAddress(c.gatewayJwksAddr)}${JWKS_PATH}` } : {}),
+});
+const tokensRequired = () => (process.env.PURCHASE_TOKEN_REQUIRED ?? "true") === "true";
+
 const SERVICES: StackService[] = [
   { name: "inventory", bundle: "inventory", addr: (c) => c.inventoryAddr, env: () => ({}), serves: "seckill.v1.SaleService, seckill.v1.InventoryService" },
-  { name: "order", bundle: "order", addr: (c) => c.orderAddr, env: () => ({}), serves: "seckill.v1.OrderService" },
+  { name: "order", bundle: "order", addr: (c) => c.orderAddr, env: PURCHASE_TOKENS, serves: "seckill.v1.OrderService" },
   { name: "inventory-flash", bundle: "inventory", addr: (c) => c.flashInventoryAddr, env: FLASH_GROUP, serves: "the flash-sale group's inventory" },
-  { name: "order-flash", bundle: "order", addr: (c) => c.flashOrderAddr, env: (c) => ({ ...FLASH_GROUP(c), ORDER_ADDR: c.flashOrderAddr }), serves: "the flash-sale group's order service" },
+  { name: "order-flash", bundle: "order", addr: (c) => c.flashOrderAddr, env: (c) => ({ ...PURCHASE_TOKENS(c), ...FLASH_GROUP(c), ORDER_ADDR: c.flashOrderAddr }), serves: "the flash-sale group's order service" },
   { name: "order-writer", bundle: "order-writer", addr: (c) => c.writerAddr, env: () => ({}), serves: "seckill.v1.DeadLetterService (ops)" },
   { name: "gateway", bundle: "gateway", addr: (c) => c.gatewayAddr, env: () => ({}), serves: "envoy.service.ratelimit.v3.RateLimitService, seckill.v1.AccessService" },
 ];
@@ -150,7 +163,10 @@ function summary(): string {
     "",
     `Seckill Mesh is up (namespace "${config.namespace}")`,
     ...rows,
-    `  ${"jwks".padEnd(15)} http://${dialAddress(config.gatewayJwksAddr)}/.well-known/jwks.json  purchase-token keys`,
+    `  ${"jwks".padEnd(15)} http://${dialAddress(config.gatewayJwksAddr)}${JWKS_PATH}  purchase-token keys`,
+    tokensRequired()
+      ? "PlaceOrder requires a purchase token from AccessService.IssuePurchaseToken (PURCHASE_TOKEN_REQUIRED=true)."
+      : "PlaceOrder accepts calls without a purchase token (PURCHASE_TOKEN_REQUIRED=false).",
     `  ${"redis".padEnd(15)} ${hidePassword(config.redisUrl)}`,
     `  ${"nats".padEnd(15)} ${hidePassword(config.natsUrl)}`,
     `  ${"postgres".padEnd(15)} ${hidePassword(config.databaseUrl)}`,

@@ -30,9 +30,12 @@ export enum Reason {
   REASON_RATE_LIMITED = 6,
   /** REASON_OVERLOADED - UNAVAILABLE: the service is shedding load or a dependency is down; retry later with the same request id. */
   REASON_OVERLOADED = 7,
-  /** REASON_UNAUTHENTICATED - UNAUTHENTICATED: the caller's identity (x-user-id) or purchase token is missing or invalid. */
+  /** REASON_UNAUTHENTICATED - UNAUTHENTICATED: the caller's identity (x-user-id) is missing or malformed. */
   REASON_UNAUTHENTICATED = 8,
-  /** REASON_PERMISSION_DENIED - PERMISSION_DENIED: the purchase token belongs to another user or sale. */
+  /**
+   * REASON_PERMISSION_DENIED - PERMISSION_DENIED: the caller may not do this. Not sent at present:
+   * purchase-token failures are PURCHASE_TOKEN_INVALID.
+   */
   REASON_PERMISSION_DENIED = 9,
   /** REASON_INVALID_ARGUMENT - INVALID_ARGUMENT: a field is malformed or out of range; a google.rpc.BadRequest names it. */
   REASON_INVALID_ARGUMENT = 10,
