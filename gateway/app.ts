@@ -11,6 +11,7 @@ import type { Logger } from "../services/common/log.js";
 import { createRedis } from "../services/common/redis.js";
 import { createDb } from "../services/common/db.js";
 import { serve, type ServingApp } from "../services/common/serve.js";
+import { metricsFor } from "../services/common/metrics.js";
 import { createAccess, type Access } from "./access/index.js";
 import { rateLimitServiceRegistration } from "./ratelimit/handlers.js";
 import { loadRateLimitFile } from "./ratelimit/limits-file.js";
@@ -30,6 +31,7 @@ export const rateLimitFilePath = (config: Config): string =>
 
 export async function startGateway(config: Config, log: Logger, opts: GatewayOptions = {}): Promise<GatewayApp> {
   const clock = opts.clock ?? Date.now;
+  const metrics = metricsFor(config, "gateway");
   // A bad file stops the start before anything is connected.
   const rules = loadRateLimitFile(rateLimitFilePath(config));
   const redis = createRedis(config.redisUrl);
@@ -41,12 +43,12 @@ export async function startGateway(config: Config, log: Logger, opts: GatewayOpt
     throw error;
   }
   const limiter = createRateLimiter({ redis, namespace: config.namespace, rules, clock });
-  const services: ServiceRegistration[] = [rateLimitServiceRegistration(limiter, log)];
+  const services: ServiceRegistration[] = [rateLimitServiceRegistration(limiter, log, metrics.gateway())];
   let access: Access | undefined;
   const db = opts.access === false ? undefined : createDb(config.databaseUrl, config.dbPoolMax);
   if (db) {
     try {
-      access = await createAccess({ db, redis, config, log, now: () => new Date(clock()) });
+      access = await createAccess({ db, redis, config, log, now: () => new Date(clock()), metrics: metrics.gateway() });
     } catch (error) {
       redis.disconnect();
       await db.destroy();
@@ -60,6 +62,7 @@ export async function startGateway(config: Config, log: Logger, opts: GatewayOpt
     address: config.gatewayAddr,
     services,
     dependencies: db ? { redis, db } : { redis },
+    metrics,
     close: async () => {
       await access?.jwks.stop();
       return Promise.allSettled([redis.quit(), db?.destroy()]);

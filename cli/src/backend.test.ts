@@ -18,12 +18,20 @@ describe("probeProblem", () => {
         "cannot reach the order service at 127.0.0.1:50052 — is the backend running? start it with: npm start (or point --order at it)",
       );
     }
+    expect(probeProblem("gateway", "127.0.0.1:50054", grpcError(status.UNAVAILABLE, "No connection established"))).toBe(
+      "cannot reach the gateway at 127.0.0.1:50054 — is the backend running? start it with: npm start (or point --gateway at it)",
+    );
   });
 
   it("tells a down dependency and a wrong address apart", () => {
     const overloaded = grpcError(status.UNAVAILABLE, "redis down", rejectionMetadata(status.UNAVAILABLE, "redis down", "OVERLOADED", { retryDelayMs: 500 }));
     expect(probeProblem("inventory", "h:1", overloaded)).toMatch(/answers but a dependency is down/);
-    expect(probeProblem("order", "h:1", grpcError(status.UNIMPLEMENTED, "unknown service"))).toMatch(/does not serve seckill.v1.OrderService/);
+    expect(probeProblem("order", "h:1", grpcError(status.UNIMPLEMENTED, "unknown service"))).toBe(
+      "h:1 does not serve seckill.v1.OrderService — is --order the order service's address?",
+    );
+    expect(probeProblem("gateway", "h:1", grpcError(status.UNIMPLEMENTED, "unknown service"))).toBe(
+      "h:1 does not serve seckill.v1.AccessService — is --gateway the gateway's address?",
+    );
   });
 });
 

@@ -1,13 +1,16 @@
-// The backend as the CLI sees it: SDK clients for the two public services,
-// a reachability probe run before any command, and readable gRPC errors.
+// The backend as the CLI sees it: SDK clients for the public services (sales,
+// orders, and the gateway's AccessService), a reachability probe of those a
+// command needs, run before it, and readable gRPC errors.
 import { credentials, status, type ServiceError } from "@grpc/grpc-js";
-import { OrderServiceClient, SaleServiceClient, callUnary, rejectionOf, userMetadata } from "@seckill/sdk";
+import { AccessServiceClient, OrderServiceClient, SaleServiceClient, callUnary, rejectionOf, userMetadata } from "@seckill/sdk";
 
 export interface BackendOptions {
   /** host:port of the inventory service (SaleService). */
   inventory: string;
   /** host:port of the order service (OrderService). */
   order: string;
+  /** host:port of the gateway (AccessService: purchase tokens). */
+  gateway: string;
   /** Deadline of each call, in milliseconds. */
   deadline: number;
 }
@@ -27,12 +30,14 @@ export interface Backend {
   readonly options: BackendOptions;
   readonly sales: SaleServiceClient;
   readonly orders: OrderServiceClient;
+  readonly access: AccessServiceClient;
   close(): void;
 }
 
 export function connect(options: BackendOptions): Backend {
   let sales: SaleServiceClient | undefined;
   let orders: OrderServiceClient | undefined;
+  let access: AccessServiceClient | undefined;
   return {
     options,
     get sales() {
@@ -41,14 +46,18 @@ export function connect(options: BackendOptions): Backend {
     get orders() {
       return (orders ??= new OrderServiceClient(options.order, credentials.createInsecure()));
     },
+    get access() {
+      return (access ??= new AccessServiceClient(options.gateway, credentials.createInsecure()));
+    },
     close() {
       sales?.close();
       orders?.close();
+      access?.close();
     },
   };
 }
 
-export type ServiceName = "inventory" | "order";
+export type ServiceName = "inventory" | "order" | "gateway";
 
 /** A syntactically valid id no sale has: GetSaleStatus answers NOT_FOUND. */
 const PROBE_SALE_ID = "00000000000000000000000000";
@@ -68,33 +77,35 @@ export async function checkReachable(backend: Backend, services: ServiceName[]):
     inventory: () => callUnary(backend.sales, "getSaleStatus", { saleId: PROBE_SALE_ID }, { deadlineMs }),
     // A malformed order id is refused before any lookup: no load, no dependency involved.
     order: () => callUnary(backend.orders, "getOrder", { orderId: "probe" }, { metadata: userMetadata("seckill-cli-probe"), deadlineMs }),
+    // Likewise a malformed sale id.
+    gateway: () => callUnary(backend.access, "getChallenge", { saleId: "probe" }, { metadata: userMetadata("seckill-cli-probe"), deadlineMs }),
   };
   const results = await Promise.all(services.map(async (name) => ({ name, error: await probes[name]().then(() => undefined, (e: unknown) => e) })));
-  const problems = results.map(({ name, error }) => probeProblem(name, name === "inventory" ? backend.options.inventory : backend.options.order, error));
+  const problems = results.map(({ name, error }) => probeProblem(name, backend.options[name], error));
   const found = problems.filter((p): p is string => p !== undefined);
   if (found.length > 0) throw new CliError(found.join("\n"));
 }
 
-const SERVICE_NAMES: Record<ServiceName, string> = { inventory: "seckill.v1.SaleService", order: "seckill.v1.OrderService" };
+const SERVICE_NAMES: Record<ServiceName, string> = { inventory: "seckill.v1.SaleService", order: "seckill.v1.OrderService", gateway: "seckill.v1.AccessService" };
+const LABELS: Record<ServiceName, string> = { inventory: "the inventory service", order: "the order service", gateway: "the gateway" };
 
 /** What is wrong with a service, judging by its answer to the probe; undefined when it answered. */
 export function probeProblem(name: ServiceName, address: string, error: unknown): string | undefined {
   if (error === undefined) return undefined;
-  if (!isGrpcError(error)) return `the ${name} service at ${address} failed: ${String(error)}`;
+  const label = LABELS[name];
+  if (!isGrpcError(error)) return `${label} at ${address} failed: ${String(error)}`;
   const refusal = rejectionOf(error);
   if (error.code === status.UNAVAILABLE && refusal.reason === "OVERLOADED") {
-    return `the ${name} service at ${address} answers but a dependency is down (${refusal.message}) — check Redis, NATS and Postgres`;
+    return `${label} at ${address} answers but a dependency is down (${refusal.message}) — check Redis, NATS and Postgres`;
   }
   if (error.code === status.UNAVAILABLE || error.code === status.DEADLINE_EXCEEDED) {
-    return `cannot reach the ${name} service at ${address} — is the backend running? start it with: npm start (or point ${flag(name)} at it)`;
+    return `cannot reach ${label} at ${address} — is the backend running? start it with: npm start (or point --${name} at it)`;
   }
   if (error.code === status.UNIMPLEMENTED) {
-    return `${address} does not serve ${SERVICE_NAMES[name]} — is ${flag(name)} the ${name} service's address?`;
+    return `${address} does not serve ${SERVICE_NAMES[name]} — is --${name} ${label}'s address?`;
   }
   return undefined;
 }
-
-const flag = (name: ServiceName) => (name === "inventory" ? "--inventory" : "--order");
 
 /** "NOT_FOUND: no sale X" plus the fields a BadRequest names. */
 export function describeError(error: unknown): string {

@@ -1,5 +1,5 @@
 // What every command gets: where to write, and the backend from the global
-// options, checked for reachability before the command runs.
+// options, the services the command needs checked for reachability before it runs.
 import type { Command } from "commander";
 import { CliError, checkReachable, connect, describeError, isGrpcError, type Backend, type ServiceName } from "./backend.js";
 
@@ -15,6 +15,7 @@ export interface Io {
 export interface GlobalOptions {
   inventory: string;
   order: string;
+  gateway: string;
   deadline: number;
 }
 
@@ -31,7 +32,7 @@ export function createContext(io: Io): CommandContext {
     exitCode: 0,
     async withBackend(cmd, services, run) {
       const g = cmd.optsWithGlobals<GlobalOptions>();
-      const backend = connect({ inventory: g.inventory, order: g.order, deadline: g.deadline });
+      const backend = connect({ inventory: g.inventory, order: g.order, gateway: g.gateway, deadline: g.deadline });
       try {
         await checkReachable(backend, services);
         await run(backend);

@@ -14,6 +14,7 @@ export function buildProgram(io: Io): { program: Command; exitCode: () => number
     .description("Operate flash sales on a Seckill Mesh backend and simulate a crowd buying one (talks gRPC through @seckill/sdk).")
     .addOption(new Option("--inventory <addr>", "inventory service (SaleService) address").env("INVENTORY_ADDR").default("127.0.0.1:50051"))
     .addOption(new Option("--order <addr>", "order service (OrderService) address").env("ORDER_ADDR").default("127.0.0.1:50052"))
+    .addOption(new Option("--gateway <addr>", "gateway (AccessService: purchase tokens) address").env("GATEWAY_ADDR").default("127.0.0.1:50054"))
     .addOption(new Option("--writer <addr>", "order writer (DeadLetterService) address").env("WRITER_ADDR").default("127.0.0.1:50053"))
     .addOption(new Option("--deadline <ms>", "deadline of each gRPC call").argParser(integer(1, 600_000)).default(2000))
     .showHelpAfterError("(run with --help for usage)")

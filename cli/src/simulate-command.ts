@@ -52,7 +52,7 @@ export function simulateCommand(ctx: CommandContext): Command {
     .option("--report <file.html>", "write a self-contained HTML report with charts")
     .option("--quiet", "no progress or narration on stderr")
     .action((flags: SimulateFlags, cmd: Command) =>
-      ctx.withBackend(cmd, ["inventory", "order"], async (backend) => {
+      ctx.withBackend(cmd, ["inventory", "order", "gateway"], async (backend) => {
         const options: SimulationOptions = {
           users: flags.users,
           stock: flags.stock,

@@ -1,15 +1,18 @@
 // The seckill command against a real stack (startTestStack: its own database,
-// stream and Redis namespace, servers on OS-chosen ports): a small simulated
-// sale end to end, the sale commands, the real bin, and the message when the
-// backend is not there.
+// stream and Redis namespace, servers on OS-chosen ports, the gateway, and an
+// order service that requires purchase tokens): a small simulated sale end to
+// end, the sale commands, the real bin, and the message when the backend is
+// not there.
 import { execFile } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { status } from "@grpc/grpc-js";
+import { callUnary, purchaseMetadata } from "@seckill/sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startTestStack, type TestStack } from "../../test/support/stack.js";
+import { refusal, startTestStack, type TestStack } from "../../test/support/stack.js";
 import type { Io } from "../src/context.js";
 import { runCli } from "../src/program.js";
 import type { Summary } from "../src/simulate/summary.js";
@@ -20,7 +23,7 @@ const BIN = path.join(REPO, "cli/bin/seckill.js");
 let stack: TestStack;
 let dir: string;
 beforeAll(async () => {
-  stack = await startTestStack();
+  stack = await startTestStack({ PURCHASE_TOKEN_REQUIRED: "true" }, { gateway: true });
   dir = mkdtempSync(path.join(tmpdir(), "seckill-cli-"));
 });
 afterAll(async () => {
@@ -33,7 +36,7 @@ async function cli(...args: string[]) {
   const out: string[] = [];
   const err: string[] = [];
   const io: Io = { out: (t) => out.push(t), err: (t) => err.push(t), stderr: { write: (c: string) => err.push(c), isTTY: false } };
-  const code = await runCli(["--inventory", stack.inventory.address, "--order", stack.order.address, ...args], io);
+  const code = await runCli(["--inventory", stack.inventory.address, "--order", stack.order.address, "--gateway", stack.gateway!.address, ...args], io);
   return { code, stdout: out.join("\n"), stderr: err.join("\n") };
 }
 
@@ -66,7 +69,12 @@ describe("seckill simulate", () => {
     expect(summary).toMatchObject({ users: 300, successes: 20, unitsWon: 20, oversold: 0, overLimitUsers: { fromAnswers: 0, fromPostgres: 0 }, ok: true });
     expect(summary.postgres).toMatchObject({ unitsSold: 20, ordersListed: 20, missingOrders: 0, unexpectedOrders: 0 });
     expect(summary.soldOut).toBeGreaterThan(250);
-    expect(summary.attempts).toBeGreaterThanOrEqual(summary.clicks);
+    // Every PlaceOrder carried a purchase token from the gateway (the order service requires one).
+    expect(summary.tokens.issued).toBe(summary.attempts - summary.retries);
+    expect(summary.tokens.issued + Object.values(summary.tokens.refusedByReason).reduce((a, b) => a + b, 0)).toBe(summary.clicks);
+    expect(summary.tokens.calls).toBeGreaterThanOrEqual(summary.clicks);
+    expect(Object.keys(summary.rejectedByReason)).not.toContain("PURCHASE_TOKEN_INVALID");
+    expect(summary.attempts).toBeGreaterThanOrEqual(summary.clicks - summary.soldOut);
     expect(summary.watch.created).toBe(20);
     expect(summary.latencyMs.p50).toBeGreaterThan(0);
     expect(summary.checks.every((c) => c.ok)).toBe(true);
@@ -90,6 +98,13 @@ describe("seckill simulate", () => {
     expect(stdout).toMatch(/^oversold\s+0$/m);
     expect(stdout).toMatch(/PASS/);
     expect(stderr).toMatch(/created sale/);
+  });
+
+  it("runs against an order service that refuses a PlaceOrder without a token", async () => {
+    const sale = await stack.createSale();
+    const request = { saleId: sale.saleId, quantity: 1, requestId: "no-token", purchaseToken: "", retry: false };
+    const refused = await refusal(callUnary(stack.orders, "placeOrder", request, { metadata: purchaseMetadata("mallory", sale.saleId) }));
+    expect(refused).toMatchObject({ code: status.PERMISSION_DENIED, reason: "PURCHASE_TOKEN_INVALID" });
   });
 
   it("refuses a quantity above the per-user limit before creating anything", async () => {
@@ -151,7 +166,10 @@ describe("seckill sale", () => {
 
 describe("the seckill bin", () => {
   it("runs `sale list --json` against the stack", { timeout: 25_000 }, async () => {
-    const { code, stdout, stderr } = await runBin(["sale", "list", "--inventory", stack.inventory.address, "--order", stack.order.address, "--json"]);
+    // Sale commands do not need the gateway: a --gateway nobody listens on does not matter.
+    const { code, stdout, stderr } = await runBin([
+      "sale", "list", "--inventory", stack.inventory.address, "--order", stack.order.address, "--gateway", `127.0.0.1:${await closedPort()}`, "--json",
+    ]);
     expect(stderr).toBe("");
     expect(code).toBe(0);
     const page = JSON.parse(stdout);
@@ -172,8 +190,19 @@ describe("the seckill bin", () => {
     const port = await closedPort();
     const out: string[] = [];
     const io: Io = { out: () => {}, err: (t) => out.push(t), stderr: { write: () => true } };
-    const code = await runCli(["--inventory", stack.inventory.address, "--order", `127.0.0.1:${port}`, "simulate"], io);
+    const code = await runCli(["--inventory", stack.inventory.address, "--order", `127.0.0.1:${port}`, "--gateway", stack.gateway!.address, "simulate"], io);
     expect(code).toBe(1);
     expect(out.join("\n")).toMatch(new RegExp(`cannot reach the order service at 127\\.0\\.0\\.1:${port} — is the backend running\\? start it with: npm start`));
+  });
+
+  it("names the gateway when simulate cannot reach it", async () => {
+    const port = await closedPort();
+    const out: string[] = [];
+    const io: Io = { out: () => {}, err: (t) => out.push(t), stderr: { write: () => true } };
+    const code = await runCli(["--inventory", stack.inventory.address, "--order", stack.order.address, "--gateway", `127.0.0.1:${port}`, "simulate"], io);
+    expect(code).toBe(1);
+    expect(out.join("\n")).toBe(
+      `seckill: cannot reach the gateway at 127.0.0.1:${port} — is the backend running? start it with: npm start (or point --gateway at it)`,
+    );
   });
 });

@@ -74,10 +74,12 @@ function tlsSocket(t: Topology) {
       name: "envoy.transport_sockets.tls",
       typed_config: {
         "@type": TYPE("envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext"),
+        require_client_certificate: true,
         common_tls_context: {
           tls_params: { tls_minimum_protocol_version: "TLSv1_2" },
           alpn_protocols: ["h2", "http/1.1"],
           tls_certificates: [{ certificate_chain: { filename: t.tls.certificateChain }, private_key: { filename: t.tls.privateKey } }],
+          validation_context: { trusted_ca: { filename: t.tls.clientCa } },
         },
       },
     },

@@ -22,8 +22,12 @@ export interface Topology {
   variant: Variant;
   listener: HostPort;
   admin: HostPort;
-  /** TLS on the listener: certificate chain and key files. Absent: h2c (cleartext HTTP/2). */
-  tls?: { certificateChain: string; privateKey: string };
+  /**
+   * TLS on the listener: certificate chain and key files, and the CA that signs
+   * the clients' certificates (mutual TLS: only BFFs and the CDN holding one may
+   * call, since the edge trusts the x-user-id they send). Absent: h2c (cleartext HTTP/2).
+   */
+  tls?: { certificateChain: string; privateKey: string; clientCa: string };
   /** The descriptor set read by the JSON transcoder (envoy/seckill.pb), as Envoy finds it. */
   protoDescriptor: string;
   /** "STATIC" for IP addresses, "STRICT_DNS" for names resolved by DNS. */
@@ -63,7 +67,7 @@ export const PRODUCTION_TOPOLOGY: Topology = {
   variant: "production",
   listener: { host: "0.0.0.0", port: 8443 },
   admin: loopback(9901),
-  tls: { certificateChain: `${TLS_DIR}/tls.crt`, privateKey: `${TLS_DIR}/tls.key` },
+  tls: { certificateChain: `${TLS_DIR}/tls.crt`, privateKey: `${TLS_DIR}/tls.key`, clientCa: `${TLS_DIR}/ca.crt` },
   protoDescriptor: "/etc/envoy/seckill.pb",
   discovery: "STRICT_DNS",
   clusters: {

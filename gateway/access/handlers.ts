@@ -4,6 +4,7 @@ import type { Metadata } from "@grpc/grpc-js";
 import { ACCOUNT_CREATED_AT_HEADER, AccessServiceService, type AccessServiceServer } from "@seckill/sdk";
 import { unary, type ServiceRegistration } from "../../services/common/grpc-server.js";
 import type { Logger } from "../../services/common/log.js";
+import type { GatewayMetrics } from "../../services/common/metrics.js";
 import { invalid } from "../../services/common/refusal.js";
 import { userOf } from "../../services/order/handlers.js";
 import type { AccessService } from "./access-service.js";
@@ -18,10 +19,14 @@ export function buyerOf(metadata: Metadata): Buyer {
   return { userId, accountCreatedAt };
 }
 
-export function accessServiceRegistration(access: AccessService, log: Logger): ServiceRegistration {
+export function accessServiceRegistration(access: AccessService, log: Logger, metrics?: GatewayMetrics): ServiceRegistration {
   const implementation: AccessServiceServer = {
     getChallenge: unary(log, "GetChallenge", (req, call) => access.getChallenge(buyerOf(call.metadata), req.saleId)),
-    issuePurchaseToken: unary(log, "IssuePurchaseToken", (req, call) => access.issuePurchaseToken(buyerOf(call.metadata), req)),
+    issuePurchaseToken: unary(log, "IssuePurchaseToken", async (req, call) => {
+      const issued = await access.issuePurchaseToken(buyerOf(call.metadata), req);
+      metrics?.tokenIssued();
+      return issued;
+    }),
   };
   return { name: "seckill.v1.AccessService", definition: AccessServiceService, implementation };
 }

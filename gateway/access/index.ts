@@ -12,6 +12,7 @@ import type { Knex } from "knex";
 import type { ServiceRegistration } from "../../services/common/grpc-server.js";
 import type { Config } from "../../services/common/config.js";
 import type { Logger } from "../../services/common/log.js";
+import type { GatewayMetrics } from "../../services/common/metrics.js";
 import { createAccessService, type AccessService } from "./access-service.js";
 import { createChallengeStore } from "./challenge.js";
 import { accessServiceRegistration } from "./handlers.js";
@@ -29,6 +30,7 @@ export interface AccessDepsFromConfig {
   config: Config;
   log: Logger;
   now?: () => Date;
+  metrics?: GatewayMetrics;
 }
 
 export interface Access {
@@ -54,7 +56,7 @@ export async function createAccess(deps: AccessDepsFromConfig): Promise<Access> 
   const server = createJwksServer(config.gatewayJwksAddr, keys.jwks);
   let reloads: NodeJS.Timeout | undefined;
   return {
-    registration: accessServiceRegistration(service, log),
+    registration: accessServiceRegistration(service, log, deps.metrics),
     keys,
     service,
     jwks: {

@@ -4,21 +4,30 @@
 import type { UntypedServiceImplementation } from "@grpc/grpc-js";
 import { unary, type ServiceRegistration } from "../../services/common/grpc-server.js";
 import type { Logger } from "../../services/common/log.js";
+import type { GatewayMetrics } from "../../services/common/metrics.js";
 import { RATE_LIMIT_SERVICE, rateLimitPackage, rateLimitServiceDefinition, type RateLimitRequest, type RateLimitResponse } from "./envoy-protos.js";
 import { toEnvoyResponse } from "./envoy-response.js";
 import type { RateLimiter } from "./rate-limiter.js";
 
-export function rateLimitServiceRegistration(limiter: RateLimiter, log: Logger): ServiceRegistration {
+export function rateLimitServiceRegistration(limiter: RateLimiter, log: Logger, metrics?: GatewayMetrics): ServiceRegistration {
   const implementation: UntypedServiceImplementation = {
-    ShouldRateLimit: unary<RateLimitRequest, RateLimitResponse>(log, "ShouldRateLimit", async (request) =>
-      toEnvoyResponse(
-        await limiter.check({
-          domain: request.domain,
-          descriptors: request.descriptors.map((d) => ({ entries: d.entries.map((e) => ({ key: e.key, value: e.value })) })),
-          hitsAddend: request.hits_addend,
-        }),
-      ),
-    ),
+    ShouldRateLimit: unary<RateLimitRequest, RateLimitResponse>(log, "ShouldRateLimit", async (request) => {
+      let response: RateLimitResponse;
+      try {
+        response = toEnvoyResponse(
+          await limiter.check({
+            domain: request.domain,
+            descriptors: request.descriptors.map((d) => ({ entries: d.entries.map((e) => ({ key: e.key, value: e.value })) })),
+            hitsAddend: request.hits_addend,
+          }),
+        );
+      } catch (error) {
+        metrics?.rateLimitCheck("ERROR");
+        throw error;
+      }
+      metrics?.rateLimitCheck(response.overall_code === "OVER_LIMIT" ? "OVER_LIMIT" : "OK");
+      return response;
+    }),
   };
   return { name: RATE_LIMIT_SERVICE, definition: rateLimitServiceDefinition(), implementation, reflection: rateLimitPackage() };
 }

@@ -83,6 +83,8 @@ export interface Config {
   purchaseTokenRequired: boolean;
   /** How long a challenge can be answered. */
   challengeTtlMs: number;
+  /** Where the process serves GET /metrics (Prometheus text format); empty: not served. */
+  metricsAddr: string;
 }
 
 type Env = Record<string, string | undefined>;
@@ -171,6 +173,7 @@ export function readConfig(env: Env = process.env): Config {
     purchaseTokenRequired:
       str("PURCHASE_TOKEN_REQUIRED", "false", (v) => (v === "true" || v === "false" ? undefined : "expected true or false")) === "true",
     challengeTtlMs: int("CHALLENGE_TTL_MS", 120_000, 100, 3_600_000),
+    metricsAddr: str("METRICS_ADDR", "", (v) => (v === "" || ADDR_RE.test(v) ? undefined : "expected host:port, or empty for no metrics endpoint")),
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return config;

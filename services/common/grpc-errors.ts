@@ -2,7 +2,7 @@
 // reason and details; anything else becomes INTERNAL with a generic message
 // (and is logged), so internals never leak to clients.
 import { status, type Metadata, type ServiceError } from "@grpc/grpc-js";
-import { REASON_STATUS, rejectionMetadata } from "@seckill/sdk";
+import { REASON_STATUS, rejectionMetadata, type ReasonName } from "@seckill/sdk";
 import { Refusal } from "./refusal.js";
 import type { Logger } from "./log.js";
 
@@ -10,6 +10,8 @@ export interface StatusObject {
   code: status;
   details: string;
   metadata: Metadata;
+  /** The refusal's reason (not sent: grpc-js reads code, details and metadata): what the server counts rejections by. */
+  reason?: ReasonName;
 }
 
 // Refusals repeat (every loser of a sale gets the same SOLD_OUT): encode each
@@ -27,7 +29,7 @@ export function refusalStatus(refusal: Refusal): StatusObject {
     if (plain && cache.size < CACHE_MAX) cache.set(key, metadata);
   }
   // grpc-js may add to the trailers it is given: hand it a copy.
-  return { code, details: refusal.message, metadata: metadata.clone() };
+  return { code, details: refusal.message, metadata: metadata.clone(), reason: refusal.reason };
 }
 
 const NETWORK_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "EHOSTUNREACH", "ENOTFOUND", "57P01", "57P03"]);
@@ -46,7 +48,10 @@ export function isDependencyFailure(error: unknown): boolean {
 const DEPENDENCY_DOWN = new Refusal("OVERLOADED", "a dependency is unavailable; retry with the same request id", { retryDelayMs: 500 });
 
 export function toStatus(error: unknown, log: Logger, context: Record<string, unknown> = {}): StatusObject | Partial<ServiceError> {
-  if (error instanceof Refusal) return refusalStatus(error);
+  if (error instanceof Refusal) {
+    log.debug("call refused", { ...context, reason: error.reason, details: error.message });
+    return refusalStatus(error);
+  }
   if (isDependencyFailure(error)) {
     log.warn("dependency failure", { ...context, err: error instanceof Error ? error.message : String(error) });
     return refusalStatus(DEPENDENCY_DOWN);

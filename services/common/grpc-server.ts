@@ -4,6 +4,8 @@
 import {
   Server,
   ServerCredentials,
+  status,
+  type ServerWritableStream,
   type ServiceDefinition,
   type UntypedServiceImplementation,
   type ServerUnaryCall,
@@ -13,7 +15,8 @@ import * as protoLoader from "@grpc/proto-loader";
 import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation, protoPath as healthProtoPath } from "grpc-health-check";
 import { assetPath } from "./assets.js";
-import { refusalStatus, toStatus } from "./grpc-errors.js";
+import { refusalStatus, toStatus, type StatusObject } from "./grpc-errors.js";
+import type { GrpcMetrics } from "./metrics.js";
 import { invalid, Refusal } from "./refusal.js";
 import type { Logger } from "./log.js";
 
@@ -43,6 +46,8 @@ export interface GrpcServerOptions {
   /** Unary calls in progress beyond which new ones are refused at once (UNAVAILABLE, OVERLOADED). */
   maxInFlight: number;
   log: Logger;
+  /** Counts calls by method and code, unary latencies and refusals by reason. */
+  metrics?: GrpcMetrics;
 }
 
 export interface RunningGrpcServer {
@@ -77,7 +82,11 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
   });
   const shed = createLoadShedder(options.maxInFlight);
   for (const service of options.services) {
-    server.addService(tolerateMalformed(service.definition), shed(service.definition, service.implementation));
+    const implementation = shed(service.definition, service.implementation);
+    server.addService(
+      tolerateMalformed(service.definition),
+      options.metrics ? instrument(service.definition, implementation, options.metrics) : implementation,
+    );
   }
 
   const names = ["", ...options.services.map((s) => s.name)];
@@ -180,6 +189,56 @@ function createLoadShedder(maxInFlight: number) {
     );
 }
 
+type Answer = Partial<StatusObject> | null | undefined;
+
+/**
+ * The one place calls are counted: each method's calls by status code when
+ * they end (a server stream when it finishes, fails or is cancelled), the
+ * duration of unary ones, and refusals by reason (the refusal a status was made
+ * from, as grpc-errors.ts tags it). Outermost, so load-shed calls count too.
+ */
+function instrument(definition: ServiceDefinition, implementation: UntypedServiceImplementation, metrics: GrpcMetrics): UntypedServiceImplementation {
+  return Object.fromEntries(
+    Object.entries(implementation).map(([name, handler]) => {
+      const method = definition[name];
+      if (!method || method.requestStream) return [name, handler];
+      const series = metrics.method(method.path.slice(method.path.lastIndexOf("/") + 1));
+      if (method.responseStream) {
+        const streamHandler = handler as (call: ServerWritableStream<unknown, unknown>) => void;
+        return [
+          name,
+          (call: ServerWritableStream<unknown, unknown>) => {
+            let ended = false;
+            const end = (code: number, reason?: string) => {
+              if (ended) return;
+              ended = true;
+              series.done(code);
+              if (reason) metrics.rejected(reason);
+            };
+            call.once("error", (error: Answer) => end(error?.code ?? status.UNKNOWN, error?.reason));
+            call.once("finish", () => end(status.OK));
+            call.once("cancelled", () => end(status.CANCELLED));
+            streamHandler(call);
+          },
+        ];
+      }
+      const unaryHandler = handler as (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => void;
+      return [
+        name,
+        (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => {
+          const started = performance.now();
+          unaryHandler(call, (error, ...rest) => {
+            const answer = error as Answer;
+            series.done(answer ? (answer.code ?? status.UNKNOWN) : status.OK, (performance.now() - started) / 1000);
+            if (answer?.reason) metrics.rejected(answer.reason);
+            callback(error, ...rest);
+          });
+        },
+      ];
+    }),
+  );
+}
+
 /** Throws INVALID_ARGUMENT when the request could not be decoded. */
 export function checkDecoded<Req>(request: Req): Req {
   if (request instanceof MalformedRequest) throw invalid("request", `not a valid protobuf message (${request.problem})`);
@@ -201,7 +260,20 @@ export function unary<Req, Res>(
     // non-async handler) is mapped too, not answered UNKNOWN by grpc-js.
     new Promise<Res>((resolve) => resolve(fn(checkDecoded(call.request), call))).then(
       (response) => callback(null, response),
-      (error: unknown) => callback(toStatus(error, log, { method })),
+      (error: unknown) => callback(toStatus(error, log, { method, ...idsOf(call.request) })),
     );
   };
+}
+
+const LOGGED_IDS = ["requestId", "orderId", "saleId", "reservationId"] as const;
+
+/** The ids a request carries (request, order, sale, reservation), for the lines logged about the call; never tokens. */
+export function idsOf(request: unknown): Record<string, string> {
+  const ids: Record<string, string> = {};
+  if (typeof request !== "object" || request === null || request instanceof MalformedRequest) return ids;
+  for (const key of LOGGED_IDS) {
+    const value = (request as Record<string, unknown>)[key];
+    if (typeof value === "string" && value !== "") ids[key] = value.length > 64 ? `${value.slice(0, 64)}…` : value;
+  }
+  return ids;
 }

@@ -7,6 +7,7 @@ import type { Config } from "./config.js";
 import { createDependencyHealth, watchNats, watchPostgres, watchRedis } from "./dependency-health.js";
 import { startGrpcServer, type ServiceRegistration } from "./grpc-server.js";
 import type { Logger } from "./log.js";
+import { serveMetrics, type Metrics, type MetricsEndpoint } from "./metrics.js";
 import type { RunningService } from "./runner.js";
 
 export interface ServeOptions {
@@ -19,10 +20,15 @@ export interface ServeOptions {
   drain?: () => Promise<void>;
   /** Closes connections and pools once drained. */
   close: () => Promise<unknown>;
+  /** The app's metrics: its gRPC calls are counted, and GET /metrics is served on METRICS_ADDR when set. */
+  metrics?: Metrics;
 }
 
 export interface ServingApp extends RunningService {
   port: number;
+  metrics?: Metrics;
+  /** Where GET /metrics is served (host:port); undefined when METRICS_ADDR is empty. */
+  metricsAddress?: string;
 }
 
 export async function serve(options: ServeOptions): Promise<ServingApp> {
@@ -33,7 +39,18 @@ export async function serve(options: ServeOptions): Promise<ServingApp> {
     maxMessageBytes: config.grpcMaxMessageBytes,
     maxInFlight: config.maxInFlight,
     log,
+    metrics: options.metrics?.grpc,
   });
+  let endpoint: MetricsEndpoint | undefined;
+  if (options.metrics && config.metricsAddr !== "") {
+    try {
+      endpoint = await serveMetrics(options.metrics.registry, config.metricsAddr, log);
+    } catch (error) {
+      await grpc.shutdown({ drainDelayMs: 0, graceMs: 0 });
+      await options.close();
+      throw error;
+    }
+  }
   grpc.setServing(true);
   const health = createDependencyHealth(grpc.setServing, log);
   if (dependencies.redis) watchRedis(dependencies.redis, health);
@@ -43,6 +60,8 @@ export async function serve(options: ServeOptions): Promise<ServingApp> {
   return {
     port: grpc.port,
     address: `${host}:${grpc.port}`,
+    metrics: options.metrics,
+    metricsAddress: endpoint?.address,
     async stop() {
       health.stop();
       await Promise.all([
@@ -50,6 +69,7 @@ export async function serve(options: ServeOptions): Promise<ServingApp> {
         options.drain?.(),
       ]);
       await options.close();
+      await endpoint?.close();
     },
   };
 }

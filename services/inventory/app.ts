@@ -5,6 +5,7 @@ import { ensureReleasesConsumer, openEventBus, readJetStreamProgress } from "../
 import { createDb } from "../common/db.js";
 import { serve, type ServingApp } from "../common/serve.js";
 import { ulid } from "../common/ids.js";
+import { metricsFor } from "../common/metrics.js";
 import type { Config } from "../common/config.js";
 import type { Logger } from "../common/log.js";
 import { inventoryServiceRegistration, saleServiceRegistration } from "./handlers.js";
@@ -21,6 +22,7 @@ import { indexSalesForSweeping, startSweeper, type Sweeper } from "./sweeper.js"
 export type InventoryApp = ServingApp & { sweeper: Sweeper; redisLossWatch: RedisLossWatch };
 
 export async function startInventory(config: Config, log: Logger, clock: () => number = Date.now): Promise<InventoryApp> {
+  const metrics = metricsFor(config, "inventory");
   const db = createDb(config.databaseUrl, config.dbPoolMax);
   const redis = createRedis(config.redisUrl);
   redis.on("error", (err) => log.warn("redis error", { err: err.message }));
@@ -45,6 +47,7 @@ export async function startInventory(config: Config, log: Logger, clock: () => n
     warmIfExists: sales.warmIfExists,
     nowMs: clock,
     log,
+    metrics: metrics.inventory(),
   });
   // Stock releases (cancel, expiry) published by the order service, applied to Redis once.
   await ensureReleasesConsumer(bus.jsm, bus.names, { ackWaitMs: 30_000 });
@@ -76,6 +79,7 @@ export async function startInventory(config: Config, log: Logger, clock: () => n
     log,
     now: () => new Date(clock()),
     intervalMs: config.redisCheckIntervalMs,
+    metrics: metrics.inventory(),
   });
   const app = await serve({
     config,
@@ -83,6 +87,7 @@ export async function startInventory(config: Config, log: Logger, clock: () => n
     address: config.inventoryAddr,
     services: [saleServiceRegistration(sales, reconcile, log), inventoryServiceRegistration(reservations, log)],
     dependencies: { redis, nats: bus.nc, db },
+    metrics,
     drain: () => releases.stop(),
     close: async () => {
       await Promise.all([sweeper.stop(), redisLossWatch.stop()]);

@@ -8,6 +8,7 @@
 import type { Knex } from "knex";
 import { Refusal } from "../common/refusal.js";
 import type { Logger } from "../common/log.js";
+import type { InventoryMetrics } from "../common/metrics.js";
 import type { RedisEpoch } from "./redis-epoch.js";
 import { openWarmedSales } from "./sale-repository.js";
 import type { SaleService } from "./sales.js";
@@ -29,6 +30,7 @@ export function startRedisLossWatch(deps: {
   log: Logger;
   now: () => Date;
   intervalMs: number;
+  metrics?: Pick<InventoryMetrics, "redisLostSales">;
 }): RedisLossWatch {
   const { store, log } = deps;
   const lost = new Set<string>();
@@ -39,11 +41,13 @@ export function startRedisLossWatch(deps: {
   async function rebuild(saleId: string): Promise<void> {
     if (!lost.has(saleId)) {
       lost.add(saleId);
+      deps.metrics?.redisLostSales(lost.size);
       log.warn("sale's redis state is lost: it refuses purchases until the queue has drained, then is rebuilt from postgres", { saleId });
     }
     try {
       await deps.sales.warm(saleId);
       lost.delete(saleId);
+      deps.metrics?.redisLostSales(lost.size);
       log.info("sale rebuilt in redis from postgres", { saleId });
     } catch (error) {
       // Still draining (OVERLOADED): looked at again on the next pass.

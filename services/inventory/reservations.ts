@@ -4,6 +4,7 @@
 import {
   Reason,
   reasonFromName,
+  reasonName,
   type GetReservationResponse,
   type ReservationMade,
   type ReserveItem,
@@ -13,6 +14,7 @@ import { isRequestId, isSaleId, isUserId, newOrderId, saleOfOrderId } from "../c
 import { invalid, refuse, Refusal } from "../common/refusal.js";
 import type { EventPublisher } from "../common/event-bus.js";
 import type { Logger } from "../common/log.js";
+import type { InventoryMetrics } from "../common/metrics.js";
 import type { ReserveAnswer, StockStore } from "./stock-store.js";
 
 export const MAX_BATCH = 512;
@@ -25,6 +27,8 @@ export interface ReservationDeps {
   warmIfExists(saleId: string): Promise<boolean>;
   nowMs: () => number;
   log: Logger;
+  /** Counts answers by outcome and follows each sale's stock left. */
+  metrics?: InventoryMetrics;
 }
 
 const refused = (reason: Reason, stockLeft = 0): ReserveResult => ({
@@ -45,12 +49,16 @@ export function attemptProblem(item: ReserveItem): string | undefined {
   return undefined;
 }
 
+/** OK, REPLAY, or the reason of the refusal: the `outcome` a reservation is counted under. */
+const outcomeOf = (result: ReserveResult): string =>
+  result.reason === Reason.REASON_UNSPECIFIED ? (result.replayed ? "REPLAY" : "OK") : (reasonName(result.reason) ?? "UNKNOWN");
+
 /** How long a sale id found missing in Postgres is answered NOT_FOUND without asking again. */
 const UNKNOWN_SALE_TTL_MS = 1000;
 const UNKNOWN_SALE_MAX = 10_000;
 
 export function createReservationService(deps: ReservationDeps) {
-  const { store, publisher, log } = deps;
+  const { store, publisher, log, metrics } = deps;
   // Purchases for sale ids that do not exist must not turn into a Postgres query each.
   const unknownSales = new Map<string, number>();
 
@@ -77,6 +85,11 @@ export function createReservationService(deps: ReservationDeps) {
     if (answers[0]?.outcome === "COLD") {
       if (!(await warmIfExists(saleId, nowMs))) return answers;
       answers = await store.reserve(saleId, nowMs, attempts);
+    }
+    const last = answers[answers.length - 1];
+    if (metrics && last && last.outcome !== "COLD") {
+      if (last.outcome === "SALE_ENDED") metrics.saleEnded(saleId);
+      else metrics.stockLeft(saleId, last.stockLeft);
     }
     return answers;
   }
@@ -163,6 +176,7 @@ export function createReservationService(deps: ReservationDeps) {
           indexes.forEach((itemIndex, k) => (results[itemIndex] = answered[k]));
         }),
       );
+      if (metrics) for (const result of results) metrics.reservation(outcomeOf(result));
       return results;
     },
 

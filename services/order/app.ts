@@ -5,6 +5,7 @@ import { StockReleased } from "@seckill/sdk";
 import { createDb } from "../common/db.js";
 import { openEventBus } from "../common/event-bus.js";
 import { serve, type ServingApp } from "../common/serve.js";
+import { metricsFor } from "../common/metrics.js";
 import type { Config } from "../common/config.js";
 import type { Logger } from "../common/log.js";
 import { orderServiceRegistration } from "./handlers.js";
@@ -19,6 +20,7 @@ import { createRedis } from "../common/redis.js";
 export type OrderApp = ServingApp;
 
 export async function startOrder(config: Config, log: Logger, clock: () => number = Date.now): Promise<OrderApp> {
+  const metrics = metricsFor(config, "order");
   const db = createDb(config.databaseUrl, config.dbPoolMax);
   // Only purchase tokens use Redis here (their single-purpose claims): it is not
   // a health dependency, a token purchase without it answers UNAVAILABLE.
@@ -45,10 +47,19 @@ export async function startOrder(config: Config, log: Logger, clock: () => numbe
     nowMs: clock,
     log,
   });
-  const orders = createOrderService({ db, inventory, publisher: bus.publisher, releases: outbox, purchaseTokens, now, log });
+  const orders = createOrderService({ db, inventory, publisher: bus.publisher, releases: outbox, purchaseTokens, now, log, metrics: metrics.orders() });
   // Unpaid orders past pay_by expire, and releases left unpublished are relayed, on every replica.
-  const lifecycle = startLifecycleLoop({ db, outbox, now, log, intervalMs: config.expiryIntervalMs, onExpired: orders.releasedRows });
+  const lifecycle = startLifecycleLoop({
+    db,
+    outbox,
+    now,
+    log,
+    intervalMs: config.expiryIntervalMs,
+    onExpired: orders.releasedRows,
+    metrics: metrics.orders(),
+  });
   const hub = createOrderWatchHub(bus.nc, bus.names.orderStatus, config.maxOrderWatchers);
+  metrics.observe("order_watchers", "WatchOrder streams open on this process.", () => hub.size);
   const perConnection = createConnectionWatchLimit(config.maxWatchesPerConnection);
   // Stock coming back (cancel, expiry) lifts this process's sold-out shortcut.
   const releases = bus.nc.subscribe(bus.names.releasesFilter, {
@@ -68,6 +79,7 @@ export async function startOrder(config: Config, log: Logger, clock: () => numbe
     address: config.orderAddr,
     services: [orderServiceRegistration(orders, { hub, perConnection }, log, shutdown.signal)],
     dependencies: { nats: bus.nc, db },
+    metrics,
     drain: async () => {
       shutdown.abort();
       await lifecycle.stop();

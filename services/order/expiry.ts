@@ -7,6 +7,7 @@
 // the same tick) publishes what was committed but not published.
 import type { Knex } from "knex";
 import type { Logger } from "../common/log.js";
+import type { OrderMetrics } from "../common/metrics.js";
 import * as repo from "./order-repository.js";
 import type { OrderRow } from "./order-repository.js";
 import type { ReleaseOutbox } from "./release-outbox.js";
@@ -20,6 +21,8 @@ export interface ExpiryDeps {
   log: Logger;
   /** Called with the orders expired by one transaction, after commit (status notifications). */
   onExpired?: (rows: OrderRow[]) => void;
+  /** Counts the orders expired. */
+  metrics?: OrderMetrics;
 }
 
 /** Expires one batch of due orders; returns them. */
@@ -29,6 +32,7 @@ export async function expireDue(deps: ExpiryDeps, limit = EXPIRY_BATCH): Promise
     return repo.markExpired(trx, ids, deps.now());
   });
   if (expired.length > 0) {
+    deps.metrics?.transitioned("expired", expired.length);
     deps.log.info("orders expired", { orders: expired.length });
     deps.onExpired?.(expired);
     await deps.outbox.publish(expired);

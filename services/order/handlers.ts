@@ -11,7 +11,7 @@ import {
   type WatchOrderResponse,
 } from "@seckill/sdk";
 import { toStatus } from "../common/grpc-errors.js";
-import { checkDecoded, unary, type ServiceRegistration } from "../common/grpc-server.js";
+import { checkDecoded, idsOf, unary, type ServiceRegistration } from "../common/grpc-server.js";
 import { isUserId } from "../common/ids.js";
 import type { Logger } from "../common/log.js";
 import { invalid, overloaded, refuse } from "../common/refusal.js";
@@ -91,7 +91,7 @@ export function orderServiceRegistration(
         if (shutdown.aborted) call.emit("error", toStatus(SHUTTING_DOWN, log));
         else call.end();
       })().catch((error: unknown) => {
-        if (!cancelled.signal.aborted) call.emit("error", toStatus(error, log, { method: "WatchOrder" }));
+        if (!cancelled.signal.aborted) call.emit("error", toStatus(error, log, { method: "WatchOrder", ...idsOf(call.request) }));
       });
     },
   };

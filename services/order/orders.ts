@@ -17,6 +17,7 @@ import { decodePageToken, pageLimit, pageOf } from "../common/page-token.js";
 import { invalid, overloaded, refuse } from "../common/refusal.js";
 import type { EventPublisher } from "../common/event-bus.js";
 import type { Logger } from "../common/log.js";
+import type { OrderMetrics } from "../common/metrics.js";
 import * as repo from "./order-repository.js";
 import type { OrderRow } from "./order-repository.js";
 import type { ReleaseOutbox } from "./release-outbox.js";
@@ -41,6 +42,8 @@ export interface OrderDeps {
   purchaseTokens: PurchaseTokenCheck;
   now: () => Date;
   log: Logger;
+  /** Counts the orders this process pays and cancels. */
+  metrics?: OrderMetrics;
 }
 
 const SOLD_OUT = refuse("SOLD_OUT", "the sale is sold out");
@@ -210,6 +213,7 @@ export function createOrderService(deps: OrderDeps) {
       if (paymentReference.length < 1 || paymentReference.length > 128) throw invalid("payment_reference", "1 to 128 characters");
       const paid = await repo.markPaid(db, orderId, userId, { reference: paymentReference, requestId }, deps.now());
       if (paid) {
+        deps.metrics?.transitioned("paid");
         publishStatus(paid);
         return toOrder(paid);
       }
@@ -240,6 +244,7 @@ export function createOrderService(deps: OrderDeps) {
             : "only an order awaiting payment can be cancelled";
         throw refuse("ORDER_NOT_CANCELLABLE", why);
       }
+      deps.metrics?.transitioned("cancelled");
       // Committed: the release reaches Redis through JetStream (the outbox relay
       // republishes it if this publish fails or the process dies first).
       await releases.publish([cancelled]);

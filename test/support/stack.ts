@@ -1,8 +1,12 @@
 // A whole Seckill Mesh stack for one test file, on real servers: its own
 // database, JetStream stream and Redis key namespace (so runs cannot disturb
 // each other or a running `npm start`), and the inventory, order and writer
-// services on loopback ports chosen by the OS.
+// services on loopback ports chosen by the OS; on request the gateway too, whose
+// purchase tokens the order service then verifies.
 import { randomBytes } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { credentials } from "@grpc/grpc-js";
 import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import { Redis } from "ioredis";
@@ -18,6 +22,8 @@ import {
   ReleasePolicy,
   type Sale,
 } from "@seckill/sdk";
+import { JWKS_PATH } from "../../gateway/access/jwks-server.js";
+import { startGateway, type GatewayApp } from "../../gateway/app.js";
 import { readConfig, type Config } from "../../services/common/config.js";
 import { createDb, dropDatabase, ensureDatabase, migrate, type Db } from "../../services/common/db.js";
 import { connectNats, deadLetterNames, eventNames } from "../../services/common/event-bus.js";
@@ -33,6 +39,8 @@ export interface TestStack {
   inventory: InventoryApp;
   order: OrderApp;
   writer: WriterApp;
+  /** The gateway (AccessService, JWKS) when started with { gateway: true }. */
+  gateway?: GatewayApp;
   sales: SaleServiceClient;
   orders: OrderServiceClient;
   inventoryClient: InventoryServiceClient;
@@ -61,7 +69,16 @@ export async function isolatedConfig(overrides: Record<string, string> = {}): Pr
   });
 }
 
-export async function startTestStack(overrides: Record<string, string> = {}): Promise<TestStack> {
+export interface TestStackOptions {
+  /**
+   * Also run the gateway (startGateway: AccessService and the JWKS, with a key
+   * directory of its own), and have the order service verify purchase tokens
+   * against its JWKS. Whether they are required is PURCHASE_TOKEN_REQUIRED.
+   */
+  gateway?: boolean;
+}
+
+export async function startTestStack(overrides: Record<string, string> = {}, options: TestStackOptions = {}): Promise<TestStack> {
   let config = await isolatedConfig(overrides);
   await ensureDatabase(config.databaseAdminUrl, config.databaseUrl);
   const db = createDb(config.databaseUrl, 5);
@@ -69,6 +86,12 @@ export async function startTestStack(overrides: Record<string, string> = {}): Pr
   const log = quietLogger();
   const inventory = await startInventory(config, log);
   config = { ...config, inventoryAddr: `127.0.0.1:${inventory.port}` };
+  let gateway: GatewayApp | undefined;
+  const keysDir = options.gateway ? await mkdtemp(join(tmpdir(), "seckill-keys-")) : undefined;
+  if (keysDir) {
+    gateway = await startGateway({ ...config, gatewayAddr: "127.0.0.1:0", gatewayJwksAddr: "127.0.0.1:0", purchaseTokenKeysDir: keysDir }, log);
+    config = { ...config, gatewayAddr: gateway.address, purchaseTokenJwksUrl: `http://${gateway.access!.jwks.address}${JWKS_PATH}` };
+  }
   const [order, writer] = await Promise.all([startOrder(config, log), startWriter(config, log)]);
   const redis = new Redis(config.redisUrl);
   const sales = new SaleServiceClient(inventory.address, credentials.createInsecure());
@@ -83,6 +106,7 @@ export async function startTestStack(overrides: Record<string, string> = {}): Pr
     inventory,
     order,
     writer,
+    gateway,
     sales,
     orders,
     inventoryClient,
@@ -94,8 +118,9 @@ export async function startTestStack(overrides: Record<string, string> = {}): Pr
       sales.close();
       orders.close();
       inventoryClient.close();
-      await Promise.allSettled([order.stop(), writer.stop()]);
+      await Promise.allSettled([order.stop(), writer.stop(), gateway?.stop()]);
       await inventory.stop();
+      if (keysDir) await rm(keysDir, { recursive: true, force: true });
       redis.disconnect();
       await cleanNamespace(config);
       await db.destroy();

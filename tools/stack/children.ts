@@ -29,7 +29,13 @@ process.on("exit", () => {
   for (const child of live) child.kill("SIGKILL");
 });
 
-export function spawnService(name: string, file: string, opts: { cwd: string; env: NodeJS.ProcessEnv }): ServiceProcess {
+/** A program that is not a node service (Envoy): its path and arguments, run as they are. */
+export interface Program {
+  command: string;
+  args: string[];
+}
+
+export function spawnService(name: string, file: string | Program, opts: { cwd: string; env: NodeJS.ProcessEnv }): ServiceProcess {
   // A bundle from dist/ runs on plain node; a .ts file through tsx's loader
   // (`--import tsx` resolves from cwd, which is the repository).
   // detached: its own process group, so a terminal's Ctrl-C reaches only the
@@ -38,8 +44,11 @@ export function spawnService(name: string, file: string, opts: { cwd: string; en
   // --cpu-prof-dir=.local/prof" (flags NODE_OPTIONS does not allow); they come
   // after the defaults, so they can override them.
   const extra = (opts.env.SERVICE_NODE_ARGS ?? "").split(/\s+/).filter(Boolean);
-  const args = [...SERVICE_HEAP_FLAGS, ...extra, ...(file.endsWith(".ts") ? ["--import", "tsx", file] : [file])];
-  const child = spawn(process.execPath, args, {
+  const [command, args] =
+    typeof file === "string"
+      ? [process.execPath, [...SERVICE_HEAP_FLAGS, ...extra, ...(file.endsWith(".ts") ? ["--import", "tsx", file] : [file])]]
+      : [file.command, file.args];
+  const child = spawn(command, args, {
     cwd: opts.cwd,
     // stdin stays open while the supervisor lives: the service stops when it
     // closes, so a supervisor killed with -9 leaves no orphans behind.

@@ -74,6 +74,26 @@ async function freePorts(count: number): Promise<number[]> {
   return ports;
 }
 
+/** The first of `count` consecutive free loopback ports. */
+async function freeRange(count: number): Promise<number> {
+  for (let attempt = 0; ; attempt++) {
+    const first = 20_000 + Math.floor(Math.random() * 30_000);
+    const servers: net.Server[] = [];
+    try {
+      for (let i = 0; i < count; i++) {
+        const server = net.createServer();
+        await new Promise<void>((resolve, reject) => server.once("error", reject).listen(first + i, "127.0.0.1", resolve));
+        servers.push(server);
+      }
+      return first;
+    } catch (error) {
+      if (attempt >= 20) throw error;
+    } finally {
+      await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
+    }
+  }
+}
+
 /** Service names the server lists over grpc.reflection.v1. */
 async function listServices(address: string): Promise<string[]> {
   const definition = protoLoader.loadSync(REFLECTION_PROTO, { keepCase: true });
@@ -157,6 +177,7 @@ describe("npm start", () => {
 
   it("brings up both RPC groups, the writer and the gateway, serves health and reflection, requires purchase tokens, and stops cleanly on SIGINT", { timeout: 90_000 }, async () => {
     const [inventoryPort, orderPort, writerPort, flashInventoryPort, flashOrderPort, gatewayPort, jwksPort] = await freePorts(7);
+    const metricsPort = await freeRange(6);
     const addrs = {
       inventory: `127.0.0.1:${inventoryPort}`,
       order: `127.0.0.1:${orderPort}`,
@@ -175,6 +196,7 @@ describe("npm start", () => {
       GATEWAY_ADDR: addrs.gateway,
       GATEWAY_JWKS_ADDR: `127.0.0.1:${jwksPort}`,
       FLASH_GROUP_MAX_IN_FLIGHT: "300",
+      METRICS_ADDR: `127.0.0.1:${metricsPort}`,
     });
 
     await waitForOutput(stack, /Press Ctrl-C to stop/, 60_000);
@@ -186,6 +208,7 @@ describe("npm start", () => {
     expect(out).toMatch(/^\[inventory\] \{/m); // child lines carry their name
     const pids = [...out.matchAll(/\(pid (\d+)\)/g)].map((m) => Number(m[1]));
     expect(pids).toHaveLength(6);
+    expect(out).toMatch(/^  edge +(not started: |127\.0\.0\.1:8080)/m);
     // The flash-sale group is the same services, labelled with their group.
     expect(out).toMatch(/^\[order-flash\] \{.*"group":"flash"/m);
     expect(out).toMatch(/^\[order\] \{.*"group":"default"/m);
@@ -204,6 +227,11 @@ describe("npm start", () => {
     );
     expect(out).toMatch(/PlaceOrder requires a purchase token/);
     await expectPurchaseTokensRequired(addrs);
+    // Each process serves its own metrics, labelled with its name and group.
+    expect(out).toContain(`http://127.0.0.1:${metricsPort + 5}/metrics`);
+    const flashOrderMetrics = await (await fetch(`http://127.0.0.1:${metricsPort + 5}/metrics`)).text();
+    expect(flashOrderMetrics).toMatch(/^seckill_grpc_requests_total\{method="PlaceOrder",code="OK",service="order",group="flash"\} 1$/m);
+    expect(flashOrderMetrics).toMatch(/^seckill_process_resident_memory_bytes\{service="order",group="flash"\} \d+/m);
 
     stack.child.kill("SIGINT");
     expect(await within(stack.exit, 20_000, "exit after SIGINT")).toBe(0);

@@ -13,6 +13,7 @@ import { openEventBus } from "../../services/common/event-bus.js";
 import { bundlePath, buildServices, type ServiceName } from "../build.js";
 import { spawnService, type ServiceProcess } from "./children.js";
 import { ensureDependencies, MissingDependencyError, type RunningDependencies } from "./dependencies.js";
+import { ENVOY_LOCAL_CONFIG, envoyListener, envoyMismatches, envoyProgram, findEnvoy } from "./envoy.js";
 import { flashOverrides } from "./groups.js";
 import { dialAddress, isListening, waitServing } from "./health.js";
 
@@ -50,6 +51,21 @@ const SERVICES: StackService[] = [
   { name: "order-writer", bundle: "order-writer", addr: (c) => c.writerAddr, env: () => ({}), serves: "seckill.v1.DeadLetterService (ops)" },
   { name: "gateway", bundle: "gateway", addr: (c) => c.gatewayAddr, env: () => ({}), serves: "envoy.service.ratelimit.v3.RateLimitService, seckill.v1.AccessService" },
 ];
+
+/**
+ * Where each process serves GET /metrics: METRICS_ADDR (default
+ * 127.0.0.1:9464) is inventory's, the others take the next ports in this
+ * order; METRICS_ADDR set empty serves none.
+ */
+const METRICS_OFFSETS: Record<string, number> = { inventory: 0, order: 1, "order-writer": 2, gateway: 3, "inventory-flash": 4, "order-flash": 5 };
+const DEFAULT_METRICS_ADDR = "127.0.0.1:9464";
+
+function metricsAddr(name: string): string | undefined {
+  const first = process.env.METRICS_ADDR ?? DEFAULT_METRICS_ADDR;
+  if (first === "") return undefined;
+  const split = first.lastIndexOf(":");
+  return `${first.slice(0, split)}:${Number(first.slice(split + 1)) + METRICS_OFFSETS[name]}`;
+}
 
 const log = (line: string) => process.stderr.write(`[stack] ${line}\n`);
 
@@ -102,7 +118,11 @@ async function main(): Promise<void> {
   log(`jetstream: stream ${bus.names.stream} ready`);
 
   // A server already on one of our ports would answer the health checks in our services' place.
-  const ports = [...SERVICES, { name: "gateway JWKS", addr: (c: Config) => c.gatewayJwksAddr }];
+  const ports = [
+    ...SERVICES,
+    { name: "gateway JWKS", addr: (c: Config) => c.gatewayJwksAddr },
+    ...SERVICES.flatMap(({ name }) => (metricsAddr(name) ? [{ name: `${name} metrics`, addr: () => metricsAddr(name)! }] : [])),
+  ];
   for (const { name, addr } of ports) {
     if (await isListening(dialAddress(addr(config)))) {
       throw new Error(`${addr(config)} (${name}) is already in use: is another stack running?`);
@@ -124,7 +144,7 @@ async function main(): Promise<void> {
   await buildServices();
   log("services built into dist/");
   for (const { name, bundle, env: own } of SERVICES) {
-    const s = spawnService(name, bundlePath(bundle), { cwd: REPO_ROOT, env: { ...env, ...own(config) } });
+    const s = spawnService(name, bundlePath(bundle), { cwd: REPO_ROOT, env: { ...env, ...own(config), METRICS_ADDR: metricsAddr(name) ?? "" } });
     services.push(s);
     void s.exited.then((how) =>
       stopAll(1, `${name} exited ${ready ? "unexpectedly" : "during start-up"} (${how}); stopping the rest`),
@@ -139,14 +159,17 @@ async function main(): Promise<void> {
     ),
   );
   if (stopping) return;
+  const edge = await startEdge();
+  if (stopping) return;
   ready = true;
-  process.stdout.write(summary());
+  process.stdout.write(summary(edge));
 }
 
 function loadConfig(): Config {
   try {
     const c = readConfig();
     const zero = SERVICES.filter(({ addr }) => addr(c).endsWith(":0")).map(({ name }) => name);
+    if (c.metricsAddr.endsWith(":0")) zero.push("METRICS_ADDR");
     if (zero.length > 0) throw new ConfigError([`npm start needs fixed ports; port 0 given for ${zero.join(", ")}`]);
     return c;
   } catch (error) {
@@ -156,13 +179,34 @@ function loadConfig(): Config {
   }
 }
 
-function summary(): string {
+/** Envoy in front when it is on PATH and the stack uses the ports envoy.local.yaml routes to; its address, or why not. */
+async function startEdge(): Promise<string> {
+  const bin = findEnvoy();
+  if (!bin) return "not started: envoy is not on PATH (clients call the services directly)";
+  const mismatches = envoyMismatches(config);
+  if (mismatches.length > 0) return `not started: ${mismatches.join(", ")}`;
+  const envoy = spawnService("envoy", envoyProgram(bin), { cwd: REPO_ROOT, env: process.env });
+  services.push(envoy);
+  void envoy.exited.then((how) => stopAll(1, `envoy exited ${ready ? "unexpectedly" : "during start-up"} (${how}); stopping the rest`));
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  while (!(await isListening(envoyListener()))) {
+    if (stopping) return "stopping";
+    if (Date.now() > deadline) throw new Error(`envoy: not listening on ${envoyListener()} within ${READY_TIMEOUT_MS / 1000} s`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return `${envoyListener()} (envoy -c ${ENVOY_LOCAL_CONFIG}, pid ${envoy.pid})`;
+}
+
+function summary(edge: string): string {
   const rows = SERVICES.map(({ name, addr, serves }, i) =>
     `  ${name.padEnd(15)} ${addr(config).padEnd(21)} ${serves}  (pid ${services[i].pid})`);
   return [
     "",
     `Seckill Mesh is up (namespace "${config.namespace}")`,
     ...rows,
+    `  ${"edge".padEnd(15)} ${edge}`,
+    ...(metricsAddr("inventory") ? ["Metrics (GET /metrics, Prometheus text format):"] : []),
+    ...SERVICES.flatMap(({ name }) => (metricsAddr(name) ? [`  ${name.padEnd(15)} http://${dialAddress(metricsAddr(name)!)}/metrics`] : [])),
     `  ${"jwks".padEnd(15)} http://${dialAddress(config.gatewayJwksAddr)}${JWKS_PATH}  purchase-token keys`,
     tokensRequired()
       ? "PlaceOrder requires a purchase token from AccessService.IssuePurchaseToken (PURCHASE_TOKEN_REQUIRED=true)."

@@ -16,6 +16,7 @@ export function cleanRun(stock = 3, users = 10): SimulationData {
     clicks.push({
       userId: `u${i}`,
       requestId: `r${i}`,
+      tokenCalls: 1,
       calls: 1,
       outcome: won ? { kind: "won", orderId: `o${i}`, quantity: 1, atMs: endMs } : { kind: "refused", code: status.FAILED_PRECONDITION, reason: "SOLD_OUT" },
     });

@@ -1,7 +1,8 @@
 // Runs a simulated flash sale against the backend: creates the sale, waits for
 // the opening by the server's clock, releases the crowd with bounded
-// concurrency, lets winners watch their orders, waits for Postgres, lists the
-// winners' orders back and summarizes.
+// concurrency (each click gets a purchase token from the gateway, then
+// places the order with it), lets winners watch their orders, waits for
+// Postgres, lists the winners' orders back and summarizes.
 import { randomBytes } from "node:crypto";
 import { ReleasePolicy, SalePhase, callUnary } from "@seckill/sdk";
 import { CliError, type Backend } from "../backend.js";
@@ -10,7 +11,7 @@ import { checkOptions, planUsers, seededRandom, type SimulationOptions } from ".
 import { mapBounded, semaphore } from "./pool.js";
 import { startProgress, type ProgressStream } from "./progress.js";
 import { buyerPort, ordersOf, soldInPostgres, watchUntilCreated } from "./sdk-port.js";
-import type { CallRecord, ClickResult, PersistSample, WatchResult } from "./stats.js";
+import { toldSoldOut, type CallRecord, type ClickResult, type PersistSample, type WatchResult } from "./stats.js";
 import { summarize, type Summary, type Verification } from "./summary.js";
 import { runBuyer, type Clock } from "./user.js";
 
@@ -58,6 +59,9 @@ export async function simulate(backend: Backend, o: SimulationOptions, io: Simul
     { deadlineMs },
   );
   const saleId = sale!.saleId;
+  if (sale!.accessRules?.challengeRequired) {
+    throw new CliError(`sale ${saleId} requires a challenge before a purchase token, and simulated buyers cannot answer one: simulate needs a sale without a challenge`);
+  }
   io.log(`created sale ${saleId}: ${o.stock} units, limit ${o.perUserLimit} per user, ${o.users} users waiting (seed ${o.seed})`);
 
   const waitStarted = performance.now();
@@ -125,7 +129,7 @@ export async function simulate(backend: Backend, o: SimulationOptions, io: Simul
                 const { orderId } = click.outcome;
                 const answeredAt = performance.now();
                 watches.push(watching.run(() => watchUntilCreated(backend, user.userId, orderId, o.watchTimeoutMs, deadlineMs, answeredAt)));
-              } else if (click.outcome.kind === "refused" && click.outcome.reason === "SOLD_OUT") counts.soldOut++;
+              } else if (toldSoldOut(click.outcome)) counts.soldOut++;
             }
             counts.done++;
           })

@@ -1,6 +1,6 @@
 // The simulation's calls to the backend, through @seckill/sdk only.
 import { credentials } from "@grpc/grpc-js";
-import { OrderServiceClient, OrderStatus, callUnary, userMetadata, watchOrder, type Order } from "@seckill/sdk";
+import { OrderServiceClient, OrderStatus, callUnary, purchaseMetadata, userMetadata, watchOrder, type Order } from "@seckill/sdk";
 import type { Backend } from "../backend.js";
 import type { BuyerPort } from "./user.js";
 import type { WatchResult } from "./stats.js";
@@ -8,13 +8,17 @@ import type { WatchResult } from "./stats.js";
 export function buyerPort(backend: Backend, saleId: string, deadlineMs: number): BuyerPort {
   return {
     saleStatus: () => callUnary(backend.sales, "getSaleStatus", { saleId }, { deadlineMs }),
+    async purchaseToken(userId) {
+      // The simulated sale has no challenge: nothing to answer.
+      const { token } = await callUnary(backend.access, "issuePurchaseToken", { saleId, challengeId: "", challengeAnswer: "" }, { metadata: userMetadata(userId), deadlineMs });
+      return token;
+    },
     async placeOrder(userId, r) {
       const { order } = await callUnary(
         backend.orders,
         "placeOrder",
-        // No purchase token: the backend has no token issuer yet.
         { saleId, quantity: r.quantity, requestId: r.requestId, purchaseToken: "", retry: r.retry },
-        { metadata: userMetadata(userId), deadlineMs },
+        { metadata: purchaseMetadata(userId, saleId, r.token), deadlineMs },
       );
       return { orderId: order!.orderId, quantity: order!.quantity };
     },

@@ -14,16 +14,25 @@ export interface CallRecord {
 
 export type ClickOutcome =
   | { kind: "won"; orderId: string; quantity: number; atMs: number }
+  /** PlaceOrder refused the click. */
   | { kind: "refused"; code: number; reason?: string }
+  /** IssuePurchaseToken refused the click: no PlaceOrder was sent. */
+  | { kind: "tokenRefused"; code: number; reason?: string }
+  /** No answer after the last attempt (of IssuePurchaseToken when calls is 0, else of PlaceOrder). */
   | { kind: "error"; code: number; message: string };
 
 export interface ClickResult {
   userId: string;
   requestId: string;
   outcome: ClickOutcome;
-  /** PlaceOrder calls this click made (1 + retries). */
+  /** IssuePurchaseToken calls this click made (1 + retries). */
+  tokenCalls: number;
+  /** PlaceOrder calls this click made (1 + retries; 0 without a token). */
   calls: number;
 }
+
+/** The buyer was told SOLD_OUT, by the gateway or by the order service. */
+export const toldSoldOut = (o: ClickOutcome): boolean => (o.kind === "refused" || o.kind === "tokenRefused") && o.reason === "SOLD_OUT";
 
 export interface WatchResult {
   orderId: string;

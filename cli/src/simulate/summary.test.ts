@@ -46,7 +46,7 @@ describe("summarize", () => {
 
   it("fails when a user holds more than the limit", () => {
     const d = cleanRun(3, 10);
-    d.clicks.push({ userId: "u0", requestId: "again", calls: 1, outcome: { kind: "won", orderId: "o0b", quantity: 1, atMs: 70 } });
+    d.clicks.push({ userId: "u0", requestId: "again", tokenCalls: 1, calls: 1, outcome: { kind: "won", orderId: "o0b", quantity: 1, atMs: 70 } });
     d.verification.unitsPerUser.set("u0", 2);
     const s = summarize(d);
     expect(s.overLimitUsers).toEqual({ fromAnswers: 1, fromPostgres: 1 });
@@ -83,5 +83,17 @@ describe("summarize", () => {
     const s = summarize(d);
     expect(s).toMatchObject({ attempts: 12, retries: 2, rateLimited: 1, gaveUp: 1, errorsByCode: { DEADLINE_EXCEEDED: 1, UNAVAILABLE: 1 } });
     expect(s.rejectedByReason).toEqual({ SOLD_OUT: 5, RATE_LIMITED: 1 });
+  });
+
+  it("counts purchase tokens, and token refusals by reason apart from PlaceOrder's", () => {
+    const d = cleanRun(3, 10);
+    d.clicks[9] = { userId: "u9", requestId: "r9", tokenCalls: 2, calls: 0, outcome: { kind: "tokenRefused", code: status.FAILED_PRECONDITION, reason: "SOLD_OUT" } };
+    d.clicks[8] = { userId: "u8", requestId: "r8", tokenCalls: 1, calls: 0, outcome: { kind: "tokenRefused", code: status.PERMISSION_DENIED, reason: "NOT_ELIGIBLE" } };
+    d.calls.splice(8, 2);
+    const s = summarize(d);
+    expect(s.tokens).toEqual({ calls: 11, issued: 8, refusedByReason: { NOT_ELIGIBLE: 1, SOLD_OUT: 1 } });
+    expect(s).toMatchObject({ attempts: 8, retries: 0, soldOut: 6, rejectedByReason: { SOLD_OUT: 5 } });
+    expect(s.ok).toBe(true);
+    expect(renderSummary(s)).toMatch(/^token refusals by reason\s+NOT_ELIGIBLE 1, SOLD_OUT 1$/m);
   });
 });

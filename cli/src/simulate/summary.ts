@@ -14,6 +14,7 @@ import {
   unitsPerUser,
   usersOverLimit,
   percentile,
+  toldSoldOut,
   type CallRecord,
   type ClickResult,
   type PersistSample,
@@ -63,11 +64,16 @@ export interface Summary {
   /** PlaceOrder calls, retries included. */
   attempts: number;
   retries: number;
+  /** IssuePurchaseToken: calls (retries included), tokens issued, and the refusals by reason (no PlaceOrder followed them). */
+  tokens: { calls: number; issued: number; refusedByReason: Record<string, number> };
   successes: number;
   unitsWon: number;
   usersWon: number;
+  /** Clicks told SOLD_OUT, by IssuePurchaseToken or by PlaceOrder. */
   soldOut: number;
+  /** Clicks refused RESOURCE_EXHAUSTED, by IssuePurchaseToken or by PlaceOrder. */
   rateLimited: number;
+  /** PlaceOrder refusals by reason. */
   rejectedByReason: Record<string, number>;
   errorsByCode: Record<string, number>;
   /** Clicks that still had no answer after the last attempt. */
@@ -108,7 +114,9 @@ export function summarize(d: SimulationData): Summary {
   const unitsWon = wins.reduce((s, c) => s + (c.outcome.kind === "won" ? c.outcome.quantity : 0), 0);
   const perUser = unitsPerUser(clicks);
   const refused = clicks.flatMap((c) => (c.outcome.kind === "refused" ? [c.outcome] : []));
-  const soldOut = refused.filter((r) => r.reason === "SOLD_OUT").length;
+  const tokenRefused = clicks.flatMap((c) => (c.outcome.kind === "tokenRefused" ? [c.outcome] : []));
+  const soldOut = clicks.filter((c) => toldSoldOut(c.outcome)).length;
+  const placing = clicks.filter((c) => c.calls > 0);
 
   let first = Infinity;
   let last = -Infinity;
@@ -170,12 +178,13 @@ export function summarize(d: SimulationData): Summary {
     users: o.users,
     clicks: clicks.length,
     attempts: calls.length,
-    retries: calls.length - clicks.length,
+    retries: calls.length - placing.length,
+    tokens: { calls: clicks.reduce((n, c) => n + c.tokenCalls, 0), issued: placing.length, refusedByReason: tally(tokenRefused, (r) => r.reason) },
     successes: wins.length,
     unitsWon,
     usersWon: perUser.size,
     soldOut,
-    rateLimited: refused.filter((r) => r.code === status.RESOURCE_EXHAUSTED).length,
+    rateLimited: [...refused, ...tokenRefused].filter((r) => r.code === status.RESOURCE_EXHAUSTED).length,
     rejectedByReason: tally(refused, (r) => r.reason),
     errorsByCode: tally(calls, (c) => (kindOf(c) === "error" ? codeName(c.code) : undefined)),
     gaveUp: clicks.filter((c) => c.outcome.kind === "error").length,
@@ -228,11 +237,13 @@ export function summaryRows(s: Summary): [string, string | number][] {
     ["sale", `${s.saleId} (stock ${s.settings.stock}, limit ${s.settings.perUserLimit}/user, ${s.settings.quantity}/click)`],
     ["seed", s.seed],
     ["users", `${s.users} (${s.clicks} clicks, ${s.clicks - s.users} impatient second clicks)`],
+    ["purchase tokens", `${s.tokens.issued} issued (${s.tokens.calls} IssuePurchaseToken calls)`],
+    ["token refusals by reason", list(s.tokens.refusedByReason)],
     ["attempts (PlaceOrder calls)", `${s.attempts} (${s.retries} retries)`],
     ["successes", `${s.successes} orders, ${s.unitsWon} units, ${s.usersWon} users`],
     ["sold out", s.soldOut],
     ["rate limited", s.rateLimited],
-    ["rejected by reason", list(s.rejectedByReason)],
+    ["PlaceOrder refusals by reason", list(s.rejectedByReason)],
     ["errors by code", list(s.errorsByCode)],
     ["gave up after retries", s.gaveUp],
     ["sale status reads", `${s.statusCalls} (${s.statusFailures} failed)`],

@@ -3,7 +3,7 @@ import { Metadata, status } from "@grpc/grpc-js";
 import { rejectionMetadata } from "@seckill/sdk";
 import { mapBounded, semaphore } from "./pool.js";
 import type { CallRecord } from "./stats.js";
-import { placeWithRetries, runBuyer, type BuyerPort, type Clock } from "./user.js";
+import { clickBuy, placeWithRetries, runBuyer, type BuyerPort, type Clock } from "./user.js";
 
 const refusal = (code: status, message: string, reason?: string, retryDelayMs?: number) =>
   Object.assign(new Error(message), { code, details: message, metadata: reason ? rejectionMetadata(code, message, reason, { retryDelayMs }) : new Metadata() });
@@ -21,16 +21,22 @@ function fakeClock(): Clock & { slept: number[] } {
   };
 }
 
-function fakePort(answers: (() => Promise<{ orderId: string; quantity: number }>)[]) {
-  const sent: { userId: string; requestId: string; retry: boolean }[] = [];
+/** A port answering PlaceOrder from `answers` and IssuePurchaseToken from `tokens` (by default a new token each time). */
+function fakePort(answers: (() => Promise<{ orderId: string; quantity: number }>)[], tokens?: (() => Promise<string>)[]) {
+  const sent: { userId: string; requestId: string; retry: boolean; token: string }[] = [];
+  const issued: string[] = [];
   const port: BuyerPort = {
     saleStatus: async () => ({}),
+    purchaseToken: (userId) => {
+      issued.push(userId);
+      return tokens ? tokens.shift()!() : Promise.resolve(`token-${issued.length}`);
+    },
     placeOrder: (userId, r) => {
-      sent.push({ userId, requestId: r.requestId, retry: r.retry });
+      sent.push({ userId, requestId: r.requestId, retry: r.retry, token: r.token });
       return answers.shift()!();
     },
   };
-  return { port, sent };
+  return { port, sent, issued };
 }
 
 describe("placeWithRetries", () => {
@@ -42,11 +48,11 @@ describe("placeWithRetries", () => {
     ]);
     const clock = fakeClock();
     const calls: CallRecord[] = [];
-    const result = await placeWithRetries("alice", "req-1", port, { quantity: 1, maxAttempts: 4 }, clock, () => 0, (c) => calls.push(c));
+    const result = await placeWithRetries("alice", "req-1", "t1", port, { quantity: 1, maxAttempts: 4 }, clock, () => 0, (c: CallRecord) => calls.push(c));
     expect(sent).toEqual([
-      { userId: "alice", requestId: "req-1", retry: false },
-      { userId: "alice", requestId: "req-1", retry: true },
-      { userId: "alice", requestId: "req-1", retry: true },
+      { userId: "alice", requestId: "req-1", retry: false, token: "t1" },
+      { userId: "alice", requestId: "req-1", retry: true, token: "t1" },
+      { userId: "alice", requestId: "req-1", retry: true, token: "t1" },
     ]);
     expect(clock.slept).toEqual([300, 50]); // the server's delay, then the backoff for the second retry
     expect(result).toMatchObject({ calls: 3, outcome: { kind: "won", orderId: "o1" } });
@@ -55,16 +61,45 @@ describe("placeWithRetries", () => {
 
   it("gives up after the last attempt and reports the error", async () => {
     const { port, sent } = fakePort(Array.from({ length: 3 }, () => () => Promise.reject(refusal(status.UNAVAILABLE, "no connection"))));
-    const result = await placeWithRetries("bob", "r", port, { quantity: 1, maxAttempts: 3 }, fakeClock(), () => 0.5, () => {});
+    const result = await placeWithRetries("bob", "r", "t", port, { quantity: 1, maxAttempts: 3 }, fakeClock(), () => 0.5, () => {});
     expect(sent).toHaveLength(3);
     expect(result.outcome).toEqual({ kind: "error", code: status.UNAVAILABLE, message: "no connection" });
   });
 
   it("takes a refusal as the answer: no retry", async () => {
     const { port, sent } = fakePort([() => Promise.reject(refusal(status.FAILED_PRECONDITION, "sold out", "SOLD_OUT"))]);
-    const result = await placeWithRetries("carol", "r", port, { quantity: 1, maxAttempts: 4 }, fakeClock(), () => 0, () => {});
+    const result = await placeWithRetries("carol", "r", "t", port, { quantity: 1, maxAttempts: 4 }, fakeClock(), () => 0, () => {});
     expect(sent).toHaveLength(1);
     expect(result.outcome).toEqual({ kind: "refused", code: status.FAILED_PRECONDITION, reason: "SOLD_OUT" });
+  });
+});
+
+describe("clickBuy", () => {
+  it("gets a purchase token, retrying a lost answer, and places the order with it", async () => {
+    const { port, sent, issued } = fakePort([() => Promise.resolve({ orderId: "o1", quantity: 1 })], [
+      () => Promise.reject(refusal(status.UNAVAILABLE, "gateway restarting")),
+      () => Promise.resolve("tok"),
+    ]);
+    const calls: CallRecord[] = [];
+    const result = await clickBuy("erin", "req-9", port, { quantity: 1, maxAttempts: 3 }, fakeClock(), () => 0, (c) => calls.push(c));
+    expect(issued).toEqual(["erin", "erin"]);
+    expect(sent).toEqual([{ userId: "erin", requestId: "req-9", retry: false, token: "tok" }]);
+    expect(result).toMatchObject({ tokenCalls: 2, calls: 1, outcome: { kind: "won", orderId: "o1" } });
+    expect(calls.map((c) => c.code)).toEqual([status.OK]); // only PlaceOrder calls are recorded
+  });
+
+  it("stops at a refused token: no PlaceOrder, the refusal kept apart from PlaceOrder's", async () => {
+    const { port, sent } = fakePort([], [() => Promise.reject(refusal(status.FAILED_PRECONDITION, "the sale is sold out", "SOLD_OUT"))]);
+    const result = await clickBuy("fred", "r", port, { quantity: 1, maxAttempts: 3 }, fakeClock(), () => 0, () => {});
+    expect(sent).toEqual([]);
+    expect(result).toEqual({ userId: "fred", requestId: "r", tokenCalls: 1, calls: 0, outcome: { kind: "tokenRefused", code: status.FAILED_PRECONDITION, reason: "SOLD_OUT" } });
+  });
+
+  it("gives up when the gateway never answers", async () => {
+    const { port, sent } = fakePort([], Array.from({ length: 2 }, () => () => Promise.reject(refusal(status.UNAVAILABLE, "no connection"))));
+    const result = await clickBuy("gina", "r", port, { quantity: 1, maxAttempts: 2 }, fakeClock(), () => 0, () => {});
+    expect(sent).toEqual([]);
+    expect(result).toMatchObject({ tokenCalls: 2, calls: 0, outcome: { kind: "error", code: status.UNAVAILABLE } });
   });
 });
 
@@ -77,6 +112,7 @@ describe("runBuyer", () => {
     const { clicks, statusFailed } = await runBuyer(user, port, { quantity: 1, maxAttempts: 2 }, clock, () => 0, () => {});
     expect(statusFailed).toBe(true);
     expect(sent.map((s) => s.requestId)).toEqual(["a", "b"]);
+    expect(sent.map((s) => s.token)).toEqual(["token-1", "token-2"]); // a token per click: each serves one request id
     expect(clock.slept).toEqual([120]);
     expect(clicks.map((c) => c.outcome.kind)).toEqual(["won", "refused"]);
   });

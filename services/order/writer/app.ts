@@ -4,6 +4,7 @@
 import { createDb } from "../../common/db.js";
 import { deadLetterNames, ensureDeadLetterStream, ensureWriterConsumer, openEventBus } from "../../common/event-bus.js";
 import { serve, type ServingApp } from "../../common/serve.js";
+import { metricsFor, poll } from "../../common/metrics.js";
 import type { Config } from "../../common/config.js";
 import type { Logger } from "../../common/log.js";
 import { deadLetterOps, deadLetterPublisher, deadLetterServiceRegistration } from "./dead-letters.js";
@@ -13,7 +14,11 @@ export interface WriterApp extends ServingApp {
   writer: OrderWriter;
 }
 
+/** How often the writer consumer's backlog is read for the queue lag gauge. */
+export const QUEUE_LAG_POLL_MS = 5000;
+
 export async function startWriter(config: Config, log: Logger): Promise<WriterApp> {
+  const metrics = metricsFor(config, "order-writer");
   const db = createDb(config.databaseUrl, Math.max(config.dbPoolMax, config.writerConcurrency + 1));
   const [bus] = await Promise.all([
     openEventBus(config.natsUrl, config.namespace, "order-writer", config.publishTimeoutMs),
@@ -37,7 +42,17 @@ export async function startWriter(config: Config, log: Logger): Promise<WriterAp
     log,
     deadLetter: deadLetterPublisher(bus.js, dlNames, config.publishTimeoutMs),
     maxDeliver: config.writerMaxDeliver,
+    metrics: { writer: metrics.writer(), orders: metrics.orders() },
   });
+  const lag = poll(
+    async () => {
+      const info = await bus.jsm.consumers.info(bus.names.stream, bus.names.writerConsumer);
+      metrics.writer().queueLag(info.num_pending + info.num_ack_pending);
+    },
+    QUEUE_LAG_POLL_MS,
+    log,
+    "writer queue lag",
+  );
   const ops = deadLetterOps({ js: bus.js, jsm: bus.jsm, names: dlNames, events: bus.names, publishTimeoutMs: config.publishTimeoutMs, log });
   const app = await serve({
     config,
@@ -45,8 +60,12 @@ export async function startWriter(config: Config, log: Logger): Promise<WriterAp
     address: config.writerAddr,
     services: [deadLetterServiceRegistration(ops, config.grpcMaxMessageBytes, log)],
     dependencies: { nats: bus.nc, db },
+    metrics,
     drain: () => writer.stop(),
-    close: () => Promise.allSettled([bus.close(), db.destroy()]),
+    close: async () => {
+      await lag.stop();
+      return Promise.allSettled([bus.close(), db.destroy()]);
+    },
   });
   return { ...app, writer };
 }

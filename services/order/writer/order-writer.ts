@@ -13,6 +13,7 @@ import { OrderStatus, ReservationBatch, type DeadLetter, type ReservationMade } 
 import type { Knex } from "knex";
 import type { EventPublisher } from "../../common/event-bus.js";
 import type { Logger } from "../../common/log.js";
+import type { OrderMetrics, WriterMetrics } from "../../common/metrics.js";
 import {
   existingOrderIds,
   existingSaleIds,
@@ -46,6 +47,8 @@ export interface OrderWriterOptions {
    * an outage at delivery MaxDeliver - 1 is dead-lettered and terminated.
    */
   maxDeliver: number;
+  /** Batch sizes, commit times, dead letters, and the orders created. */
+  metrics?: { writer: WriterMetrics; orders: OrderMetrics };
 }
 
 export interface OrderWriterStats {
@@ -77,19 +80,28 @@ interface Delivery {
   rejected: { reservation: ReservationMade; reason: string }[];
 }
 
+/**
+ * Why something was given up on, as dead letters are counted: a message that is
+ * not a ReservationBatch, a reservation missing a field, one Postgres or the
+ * writer refused, a message still failing at its last deliveries.
+ */
+type LetterKind = "undecodable" | "incomplete" | "refused" | "max_deliveries";
+
 /** A dead letter and its Nats-Msg-Id. */
 interface Letter {
   letter: DeadLetter;
   msgID: string;
+  kind: LetterKind;
 }
 
 /** A reservation id usable in a Nats-Msg-Id as is, else a digest of it. */
 const msgIdPart = (id: string) => (/^[A-Za-z0-9._:-]{1,64}$/.test(id) ? id : `h${createHash("sha256").update(id).digest("hex").slice(0, 20)}`);
 
 /** The whole message, given up on. */
-function messageLetter(msg: JsMsg, reason: string): Letter {
+function messageLetter(msg: JsMsg, reason: string, kind: LetterKind): Letter {
   return {
     msgID: `dl-${msg.seq}`,
+    kind,
     letter: {
       subject: msg.subject,
       streamSequence: msg.seq,
@@ -103,9 +115,10 @@ function messageLetter(msg: JsMsg, reason: string): Letter {
 }
 
 /** One reservation of a message, refused. */
-function reservationLetter(msg: JsMsg, reservation: ReservationMade, reason: string): Letter {
+function reservationLetter(msg: JsMsg, reservation: ReservationMade, reason: string, kind: LetterKind): Letter {
   return {
     msgID: `dl-${msg.seq}-${msgIdPart(reservation.reservationId)}`,
+    kind,
     letter: {
       subject: msg.subject,
       streamSequence: msg.seq,
@@ -142,7 +155,7 @@ const isComplete = (r: ReservationMade): r is ReservationMade & { reservedAt: Da
   Boolean(r.reservationId && r.saleId && r.userId && r.quantity >= 1 && r.reservedAt);
 
 export async function startOrderWriter(opts: OrderWriterOptions): Promise<OrderWriter> {
-  const { db, log } = opts;
+  const { db, log, metrics } = opts;
   const retryDelayMs = opts.retryDelayMs ?? 250;
   const maxRetryDelayMs = opts.maxRetryDelayMs ?? 5000;
   const stats: OrderWriterStats = { batches: 0, persisted: 0, duplicates: 0, poison: 0, failures: 0, deadLettered: 0 };
@@ -171,6 +184,7 @@ export async function startOrderWriter(opts: OrderWriterOptions): Promise<OrderW
         // The Nats-Msg-Id makes a retry or a redelivery record each letter once.
         await Promise.all(letters.map((l) => opts.deadLetter(l.letter, l.msgID)));
         stats.deadLettered += letters.length;
+        if (metrics) for (const l of letters) metrics.writer.deadLetters(l.kind, 1);
         return true;
       } catch (error) {
         stats.failures++;
@@ -200,7 +214,7 @@ export async function startOrderWriter(opts: OrderWriterOptions): Promise<OrderW
     if (batch.reservations.length === 0) {
       stats.poison++;
       log.error("undecodable reservation message dead-lettered", { subject: msg.subject, seq: msg.seq });
-      const recorded = record([messageLetter(msg, "undecodable message: not a ReservationBatch with reservations")], [msg]).then((ok) => {
+      const recorded = record([messageLetter(msg, "undecodable message: not a ReservationBatch with reservations", "undecodable")], [msg]).then((ok) => {
         // No reason on the wire: older servers (2.9, as Debian ships) ignore
         // "+TERM <reason>", so the message stayed pending and was redelivered.
         if (ok) msg.term();
@@ -225,7 +239,10 @@ export async function startOrderWriter(opts: OrderWriterOptions): Promise<OrderW
   async function write(items: ReservationToPersist[], refused: Map<ReservationToPersist, string>): Promise<InsertedOrder[]> {
     if (items.length === 0) return [];
     try {
-      return await db.transaction((trx) => persistReservations(trx, items));
+      const started = performance.now();
+      const inserted = await db.transaction((trx) => persistReservations(trx, items));
+      metrics?.writer.commit((performance.now() - started) / 1000);
+      return inserted;
     } catch (error) {
       // A constraint (class 23) or a value Postgres cannot take (class 22, e.g.
       // a NUL byte in a user id): something about the events, not an outage.
@@ -307,14 +324,18 @@ export async function startOrderWriter(opts: OrderWriterOptions): Promise<OrderW
     }
     // Every refused reservation is on record before its message is acked.
     const letters = [
-      ...deliveries.flatMap((d) => d.rejected.map((x) => reservationLetter(d.msg, x.reservation, x.reason))),
-      ...[...refused].map(([r, reason]) => reservationLetter(owner.get(r)!, r, reason)),
+      ...deliveries.flatMap((d) => d.rejected.map((x) => reservationLetter(d.msg, x.reservation, x.reason, "incomplete"))),
+      ...[...refused].map(([r, reason]) => reservationLetter(owner.get(r)!, r, reason, "refused")),
     ];
     if (!(await record(letters, deliveries.map((d) => d.msg)))) return;
     for (const d of deliveries) d.msg.ack();
     stats.batches++;
     stats.persisted += inserted.length;
     stats.duplicates += stored.size;
+    if (metrics) {
+      metrics.writer.batch(items.length);
+      if (inserted.length > 0) metrics.orders.transitioned("created", inserted.length);
+    }
     log.debug("batch written", { size: items.length, inserted: inserted.length, ms: Math.round(performance.now() - started) });
     const committedAt = new Date();
     opts.publisher.orderStatusChanged(
@@ -349,7 +370,8 @@ export async function startOrderWriter(opts: OrderWriterOptions): Promise<OrderW
       log.error("message still failing at its last deliveries; dead-lettered", { seq: d.msg.seq, deliveries: count, err });
       const code = (error as { code?: string }).code;
       const reason = `still failing after ${count} deliveries: ${err}${code ? ` (${code})` : ""}`;
-      if (await record([...d.rejected.map((x) => reservationLetter(d.msg, x.reservation, x.reason)), messageLetter(d.msg, reason)], [d.msg])) d.msg.term();
+      const letters = [...d.rejected.map((x) => reservationLetter(d.msg, x.reservation, x.reason, "incomplete")), messageLetter(d.msg, reason, "max_deliveries")];
+      if (await record(letters, [d.msg])) d.msg.term();
       return;
     }
     const delay = Math.min(retryDelayMs * 2 ** count, maxRetryDelayMs);

@@ -1,0 +1,44 @@
+// Envoy in front of the local stack (`npm start`), when an `envoy` binary is on
+// PATH: the local variant of the generated edge config, envoy/envoy.local.yaml,
+// whose upstreams are the default ports. None can be installed everywhere, so
+// without one the stack runs without its edge and says so.
+import fs from "node:fs";
+import path from "node:path";
+import type { Config } from "../../services/common/config.js";
+import { LOCAL_TOPOLOGY, type HostPort } from "../../envoy/src/topology.js";
+import type { Program } from "./children.js";
+
+export const ENVOY_LOCAL_CONFIG = "envoy/envoy.local.yaml";
+
+export function findEnvoy(pathVar: string = process.env.PATH ?? ""): string | undefined {
+  for (const dir of pathVar.split(path.delimiter).filter(Boolean)) {
+    const file = path.join(dir, "envoy");
+    try {
+      fs.accessSync(file, fs.constants.X_OK);
+      if (fs.statSync(file).isFile()) return file;
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
+}
+
+export const envoyProgram = (bin: string): Program => ({ command: bin, args: ["-c", ENVOY_LOCAL_CONFIG, "--log-level", "warn"] });
+
+const show = (h: HostPort) => `${h.host}:${h.port}`;
+
+/** Where the stack's addresses differ from those envoy.local.yaml routes to; empty when they match. */
+export function envoyMismatches(config: Config): string[] {
+  const c = LOCAL_TOPOLOGY.clusters;
+  const expected: [string, string, HostPort][] = [
+    ["INVENTORY_ADDR", config.inventoryAddr, c.inventory_default],
+    ["ORDER_ADDR", config.orderAddr, c.order_default],
+    ["FLASH_INVENTORY_ADDR", config.flashInventoryAddr, c.inventory_flash],
+    ["FLASH_ORDER_ADDR", config.flashOrderAddr, c.order_flash],
+    ["GATEWAY_ADDR", config.gatewayAddr, c.gateway],
+    ["GATEWAY_JWKS_ADDR", config.gatewayJwksAddr, c.gateway_jwks],
+  ];
+  return expected.filter(([, actual, want]) => actual !== show(want)).map(([name, actual, want]) => `${name}=${actual} (envoy.local.yaml routes to ${show(want)})`);
+}
+
+export const envoyListener = (): string => show(LOCAL_TOPOLOGY.listener);
