@@ -15,11 +15,16 @@ export const SERVICE_BUNDLES = {
 
 export type ServiceName = keyof typeof SERVICE_BUNDLES;
 
+/** One-shot tools shipped in the image beside the services (the migration Job runs dist/migrate.mjs). */
+export const TOOL_BUNDLES = {
+  migrate: "tools/migrate.ts",
+} as const;
+
 export const bundlePath = (name: ServiceName): string => `${ROOT}dist/${name}.mjs`;
 
 export async function buildServices(): Promise<void> {
   await bundle(
-    Object.entries(SERVICE_BUNDLES).map(([out, in_]) => ({ in: in_, out })),
+    Object.entries({ ...SERVICE_BUNDLES, ...TOOL_BUNDLES }).map(([out, in_]) => ({ in: in_, out })),
     "dist",
   );
 }
@@ -52,5 +57,5 @@ export async function bundle(entryPoints: { in: string; out: string }[], outdir:
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   await buildServices();
-  console.log(`built ${Object.keys(SERVICE_BUNDLES).map((n) => `dist/${n}.mjs`).join(", ")}`);
+  console.log(`built ${Object.keys({ ...SERVICE_BUNDLES, ...TOOL_BUNDLES }).map((n) => `dist/${n}.mjs`).join(", ")}`);
 }

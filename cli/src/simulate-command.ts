@@ -28,7 +28,8 @@ export function simulateCommand(ctx: CommandContext): Command {
   return new Command("simulate")
     .summary("run a realistic flash sale against the backend and check the result")
     .description(
-      "run a realistic flash sale against the backend: create a sale, wait for its opening, release a crowd of buyers, " +
+      "run a realistic flash sale against the backend: create a sale, wait for its opening, release a crowd of buyers " +
+        "(each click: a purchase token from the gateway, then PlaceOrder with it), " +
         "then check that exactly the stock was sold, within the per-user limit, and all of it reached Postgres. " +
         "Exits 2 when a check fails.",
     )

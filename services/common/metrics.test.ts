@@ -3,7 +3,15 @@
 // by the gRPC server (codes, latencies, refusals by reason, load shedding).
 import { afterEach, describe, expect, it } from "vitest";
 import { credentials, status, type ServerUnaryCall, type sendUnaryData } from "@grpc/grpc-js";
-import { callUnary, InventoryServiceClient, InventoryServiceService, rejectionOf, type InventoryServiceServer } from "@seckill/sdk";
+import {
+  callUnary,
+  InventoryServiceClient,
+  InventoryServiceService,
+  rejectionOf,
+  type GetStockRequest,
+  type GetStockResponse,
+  type InventoryServiceServer,
+} from "@seckill/sdk";
 import { startGrpcServer, unary, type RunningGrpcServer } from "./grpc-server.js";
 import { createLogger, quietLogger } from "./log.js";
 import { createMetrics, serveMetrics, STOCK_IDLE_MS, type MetricsEndpoint } from "./metrics.js";
@@ -128,7 +136,7 @@ describe("serveMetrics", () => {
 });
 
 describe("the gRPC server's call metrics", () => {
-  async function start(implementation: Partial<InventoryServiceServer>, maxInFlight = 16) {
+  async function start(implementation: Pick<InventoryServiceServer, "getStock">, maxInFlight = 16) {
     const metrics = createMetrics({ service: "inventory", group: "default" });
     const server: RunningGrpcServer = await startGrpcServer({
       address: "127.0.0.1:0",
@@ -178,7 +186,7 @@ describe("the gRPC server's call metrics", () => {
     const held = new Promise<void>((resolve) => (release = resolve));
     const { metrics, client, address } = await start(
       {
-        getStock: (call: ServerUnaryCall<{ saleId: string }, unknown>, callback: sendUnaryData<unknown>) => {
+        getStock: (call: ServerUnaryCall<GetStockRequest, GetStockResponse>, callback: sendUnaryData<GetStockResponse>) => {
           void held.then(() => callback(null, { saleId: call.request.saleId, totalStock: 0, stockLeft: 0, warm: false }));
         },
       },

@@ -1,0 +1,43 @@
+# One image for every Seckill Mesh process; the container's arguments pick it:
+#   dist/inventory.mjs | dist/order.mjs | dist/order-writer.mjs | dist/gateway.mjs | dist/migrate.mjs
+# (k8s/base sets them per Deployment). Runs as uid 10001 on a read-only root
+# file system: nothing is written outside /tmp, and the gateway's
+# purchase-token keys come from a Secret mounted at PURCHASE_TOKEN_KEYS_DIR.
+
+# `npm ci` would refuse package-lock.json (it lacks other platforms' optional
+# buf binaries), so both stages use `npm install` on the committed lock.
+
+FROM node:20-bookworm-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+COPY sdk/package.json sdk/
+COPY cli/package.json cli/
+RUN npm install --no-audit --no-fund --ignore-scripts
+COPY . .
+RUN npm run build
+
+FROM node:20-bookworm-slim AS runtime-deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+COPY sdk/package.json sdk/
+COPY cli/package.json cli/
+RUN npm install --omit=dev --no-audit --no-fund --ignore-scripts
+
+FROM node:20-bookworm-slim
+ENV NODE_ENV=production
+WORKDIR /app
+# npm packages stay imports of the bundles, resolved from node_modules.
+COPY --from=runtime-deps /app/node_modules node_modules
+COPY --from=build /app/dist dist
+# Read at run time from the repository root, which the services find by
+# walking up to proto/seckill/v1 (services/common/assets.ts): the contract
+# (reflection), the Lua scripts and the default rate limit file.
+COPY package.json ./
+COPY proto proto
+COPY services/inventory/lua services/inventory/lua
+COPY gateway/ratelimit/*.lua gateway/ratelimit/
+COPY gateway/ratelimit.yaml gateway/ratelimit.yaml
+USER 10001:10001
+# The bounded heap of `npm start`: RSS stays flat under overload.
+ENTRYPOINT ["node", "--max-old-space-size=128", "--max-semi-space-size=16"]
+CMD ["dist/inventory.mjs"]

@@ -1,0 +1,266 @@
+// A Seckill Mesh stack for one fault test file, with real processes that can be
+// killed: inventory, order and the order writer run as child processes on fixed
+// free loopback ports (a restarted service comes back on the same port), and
+// Redis, NATS or Postgres can be private instances on free ports, with their
+// state under .local/faults/<id>/ — never the machine's shared servers, which
+// other tests use. Its own database, stream and Redis namespace, as with
+// startTestStack; stop() removes everything it created.
+import { randomBytes } from "node:crypto";
+import fs from "node:fs";
+import net from "node:net";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { credentials, type ChannelOptions } from "@grpc/grpc-js";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { Redis } from "ioredis";
+import { OrderServiceClient, SaleServiceClient, callUnary, type CreateSaleRequest, type Sale } from "@seckill/sdk";
+import { readConfig, type Config } from "../../services/common/config.js";
+import { createDb, dropDatabase, ensureDatabase, migrate, type Db } from "../../services/common/db.js";
+import { connectNats, eventNames } from "../../services/common/event-bus.js";
+import { spawnService, type ServiceProcess } from "../../tools/stack/children.js";
+import { ensureDependencies, type DependencyName, type RunningDependencies } from "../../tools/stack/dependencies.js";
+import { waitServing as waitHealthServing } from "../../tools/stack/health.js";
+import { cleanNamespace, saleRequest, writerDrained } from "./stack.js";
+
+const REPO_ROOT = fileURLToPath(new URL("../..", import.meta.url));
+const SERVING_TIMEOUT_MS = 30_000;
+const STOP_GRACE_MS = 5_000;
+
+export type FaultService = "inventory" | "order" | "writer";
+export type FaultTarget = FaultService | DependencyName;
+/** What a process is doing now: running (or sleeping), stopped by SIGSTOP, or gone. */
+export type ProcessState = "running" | "stopped" | "dead";
+
+const SERVICE_FILES: Record<FaultService, string> = {
+  inventory: "services/inventory/main.ts",
+  order: "services/order/main.ts",
+  writer: "services/order/writer/main.ts",
+};
+const SERVICES = Object.keys(SERVICE_FILES) as FaultService[];
+const isService = (target: FaultTarget): target is FaultService => target in SERVICE_FILES;
+
+/** Test clients come back quickly after a restart instead of backing off for up to two minutes. */
+const CLIENT_OPTIONS: ChannelOptions = { "grpc.initial_reconnect_backoff_ms": 100, "grpc.max_reconnect_backoff_ms": 500 };
+
+export interface FaultStackOptions {
+  /** Dependencies run as private instances on free ports, so that a test can kill and restart them. */
+  privateDependencies?: DependencyName[];
+  /** Extra environment for the services, e.g. { WRITER_ACK_WAIT_MS: "2000" }. */
+  env?: Record<string, string>;
+}
+
+export interface FaultStack {
+  /** The configuration the services run with. */
+  config: Config;
+  /** The stack's database (a pool of the test's own). */
+  db: Db;
+  /** The stack's Redis (it reconnects after a restart). */
+  redis: Redis;
+  sales: SaleServiceClient;
+  orders: OrderServiceClient;
+  /** Creates an open sale (started a second ago, ends in an hour). */
+  createSale(overrides?: Partial<CreateSaleRequest>): Promise<Sale>;
+  /** sales.sold in Postgres. */
+  sold(saleId: string): Promise<number>;
+  /** Sends a signal to a service or a private dependency; SIGKILL (and a dependency's stop signal) resolve once it is gone. */
+  kill(target: FaultTarget, signal?: NodeJS.Signals): Promise<void>;
+  /** Starts a service or a private dependency again on the same port (killing it first if it still runs); a service is waited for until SERVING. */
+  restart(target: FaultTarget): Promise<void>;
+  /** Waits until each service (default: all) reports SERVING. */
+  waitServing(...services: FaultService[]): Promise<void>;
+  state(target: FaultTarget): ProcessState;
+  /** Waits until the order writer has handled every reservation event in the stream. */
+  drained(timeoutMs?: number): Promise<void>;
+  /** Stops the services and private dependencies; removes the database, stream, Redis keys and state directory. */
+  stop(): Promise<void>;
+}
+
+/** A loopback port nothing listens on right now (the OS picks it; we close it again). */
+export async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+export async function startFaultStack(options: FaultStackOptions = {}): Promise<FaultStack> {
+  const own = new Set(options.privateDependencies ?? []);
+  const id = randomBytes(4).toString("hex");
+  const stateDir = path.join(REPO_ROOT, ".local", "faults", id);
+  fs.mkdirSync(stateDir, { recursive: true, mode: 0o755 });
+  fs.chmodSync(stateDir, 0o755); // as root, postgres runs as an unprivileged user who must reach its data dir
+
+  const base = readConfig();
+  const port = async (name: DependencyName) => (own.has(name) ? await freePort() : undefined);
+  const [redisPort, natsPort, pgPort] = [await port("redis"), await port("nats"), await port("postgres")];
+  const redisUrl = redisPort ? `redis://127.0.0.1:${redisPort}` : base.redisUrl;
+  const natsUrl = natsPort ? `nats://127.0.0.1:${natsPort}` : base.natsUrl;
+  const databaseAdminUrl = pgPort ? `postgres://postgres@127.0.0.1:${pgPort}/postgres` : base.databaseAdminUrl;
+  const databaseUrl = new URL(pgPort ? `postgres://seckill:seckill@127.0.0.1:${pgPort}/` : base.databaseUrl);
+  databaseUrl.pathname = `/seckill_fault_${id}`;
+
+  let deps: RunningDependencies | undefined;
+  const services = new Map<FaultService, ServiceProcess>();
+  let db: Db | undefined;
+  let clients: { sales: SaleServiceClient; orders: OrderServiceClient; redis: Redis } | undefined;
+  let config: Config | undefined;
+
+  const removeAll = async () => {
+    clients?.sales.close();
+    clients?.orders.close();
+    clients?.redis.disconnect();
+    await Promise.all([...services.values()].map(async (s) => {
+      if (s.running()) process.kill(-s.pid, "SIGCONT");
+      await s.stop(STOP_GRACE_MS);
+    }));
+    for (const name of deps?.started ?? []) {
+      if (deps!.pid(name as DependencyName)) process.kill(-deps!.pid(name as DependencyName)!, "SIGCONT");
+    }
+    await db?.destroy().catch(() => undefined);
+    if (config) {
+      // What lives on the shared servers goes; private instances go with their directory (and
+      // may be down when a test failed half-way, so they are not asked).
+      await cleanNamespace({ ...config, redisUrl: base.redisUrl, natsUrl: base.natsUrl }).catch(() => undefined);
+      if (!own.has("postgres")) {
+        await dropDatabase(config.databaseAdminUrl, databaseUrl.pathname.slice(1)).catch(() => undefined);
+      }
+    }
+    await deps?.stop();
+    fs.rmSync(stateDir, { recursive: true, force: true });
+  };
+
+  try {
+    deps = await ensureDependencies({ redisUrl, natsUrl, databaseAdminUrl }, { stateDir });
+    const [inventoryPort, orderPort, writerPort] = [await freePort(), await freePort(), await freePort()];
+    const env: Record<string, string> = {
+      SECKILL_NAMESPACE: `f${id}`,
+      REDIS_URL: redisUrl,
+      NATS_URL: natsUrl,
+      DATABASE_URL: databaseUrl.toString(),
+      DATABASE_ADMIN_URL: databaseAdminUrl,
+      INVENTORY_ADDR: `127.0.0.1:${inventoryPort}`,
+      ORDER_ADDR: `127.0.0.1:${orderPort}`,
+      WRITER_ADDR: `127.0.0.1:${writerPort}`,
+      SHUTDOWN_GRACE_MS: "2000",
+      LOG_LEVEL: "error",
+      ...options.env,
+    };
+    config = readConfig({ ...process.env, ...env });
+    const cfg = config;
+    await ensureDatabase(cfg.databaseAdminUrl, cfg.databaseUrl);
+    db = createDb(cfg.databaseUrl, 3);
+    await migrate(db);
+
+    const addressOf: Record<FaultService, string> = { inventory: cfg.inventoryAddr, order: cfg.orderAddr, writer: cfg.writerAddr };
+    const spawn = (name: FaultService) => {
+      services.set(name, spawnService(name, SERVICE_FILES[name], { cwd: REPO_ROOT, env: { ...process.env, ...env } }));
+    };
+    const waitServing = async (...names: FaultService[]) => {
+      await Promise.all(
+        (names.length > 0 ? names : SERVICES).map((name) =>
+          waitHealthServing(addressOf[name], SERVING_TIMEOUT_MS, () => services.get(name)!.running()).then((serving) => {
+            if (!serving) throw new Error(`${name} exited before it was SERVING`);
+          }),
+        ),
+      );
+    };
+    for (const name of SERVICES) spawn(name);
+    await waitServing();
+
+    const sales = new SaleServiceClient(cfg.inventoryAddr, credentials.createInsecure(), CLIENT_OPTIONS);
+    const orders = new OrderServiceClient(cfg.orderAddr, credentials.createInsecure(), CLIENT_OPTIONS);
+    const redis = new Redis(cfg.redisUrl, { maxRetriesPerRequest: 1, retryStrategy: () => 200 });
+    redis.on("error", () => undefined); // down during Redis faults; commands fail, the client reconnects
+    clients = { sales, orders, redis };
+
+    const state = (target: FaultTarget): ProcessState => {
+      const pid = isService(target) ? (services.get(target)!.running() ? services.get(target)!.pid : undefined) : deps!.pid(target);
+      return pid === undefined ? "dead" : processState(pid);
+    };
+
+    return {
+      config: cfg,
+      db,
+      redis,
+      sales,
+      orders,
+      async createSale(o = {}) {
+        const { sale } = await callUnary(sales, "createSale", saleRequest(o));
+        return sale!;
+      },
+      async sold(saleId) {
+        return ((await db!("sales").where({ id: saleId }).first("sold")) as { sold: number }).sold;
+      },
+      async kill(target, signal = "SIGKILL") {
+        if (!isService(target)) await deps!.signal(target, signal);
+        else {
+          const s = services.get(target)!;
+          if (!s.running()) return;
+          process.kill(-s.pid, signal); // detached: the service leads its own process group
+          if (signal === "SIGKILL") await s.exited;
+        }
+        // The kernel stops and continues a process asynchronously: wait until it has.
+        if (signal === "SIGSTOP") await until(() => state(target) !== "running", `${target} to stop`);
+        if (signal === "SIGCONT") await until(() => state(target) !== "stopped", `${target} to continue`);
+      },
+      async restart(target) {
+        if (!isService(target)) return deps!.restart(target);
+        const s = services.get(target)!;
+        if (s.running()) {
+          process.kill(-s.pid, "SIGCONT");
+          s.kill();
+          await s.exited;
+        }
+        spawn(target);
+        await waitServing(target);
+      },
+      waitServing,
+      state,
+      async drained(timeoutMs = 30_000) {
+        const nc = await connectNats(cfg.natsUrl, "fault-test-drain");
+        try {
+          const jsm = await jetstreamManager(nc);
+          const deadline = Date.now() + timeoutMs;
+          // The stream's last sequence, then the writer's ack floor up to it (writerDrained waits up to 15 s each time).
+          for (;;) {
+            const last = (await jsm.streams.info(eventNames(cfg.namespace).stream)).state.last_seq;
+            try {
+              await writerDrained(jsm, cfg.namespace, last);
+              return;
+            } catch (error) {
+              if (Date.now() > deadline) throw error;
+            }
+          }
+        } finally {
+          await nc.close();
+        }
+      },
+      stop: removeAll,
+    };
+  } catch (error) {
+    await removeAll().catch(() => undefined);
+    throw error;
+  }
+}
+
+async function until(check: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** The state letter of /proc/<pid>/stat: T (or t) is stopped, Z or no entry is dead. */
+function processState(pid: number): ProcessState {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+    const letter = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+    if (letter === "T" || letter === "t") return "stopped";
+    if (letter === "Z" || letter === "X") return "dead";
+    return "running";
+  } catch {
+    return "dead";
+  }
+}
