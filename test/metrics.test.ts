@@ -2,12 +2,15 @@
 // process's GET /metrics reports what happened (reservations, refusals by
 // reason, writer batches, order transitions, watchers, the gateway's checks
 // and tokens), and every metric the Grafana dashboard queries exists.
+import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { credentials, Metadata, status, type Client, type ServiceError } from "@grpc/grpc-js";
+import { jetstream } from "@nats-io/jetstream";
 import { AccessServiceClient, callUnary, OrderStatus, rejectionOf, userMetadata } from "@seckill/sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { rateLimitServiceClient, type RateLimitResponse } from "../gateway/ratelimit/envoy-protos.js";
+import { connectNats, eventNames } from "../services/common/event-bus.js";
 import type { ServingApp } from "../services/common/serve.js";
 import { eventually, refusal, startTestStack, type TestStack } from "./support/stack.js";
 
@@ -120,6 +123,22 @@ describe("GET /metrics", () => {
     const after = await scrape(stack.order);
     expect(sample(after, "seckill_orders_total", { transition: "paid" })).toBe(1);
     expect(sample(after, "seckill_orders_total", { transition: "cancelled" })).toBe(1);
+  });
+
+  it("counts a message the writer cannot decode as an undecodable dead letter", async () => {
+    const sale = await stack.createSale({ totalStock: 1 });
+    const nc = await connectNats(stack.config.natsUrl, "metrics-test");
+    try {
+      const garbage = Buffer.concat([Buffer.from([0x0f]), randomBytes(16)]);
+      await jetstream(nc).publish(eventNames(stack.config.namespace).reservations(sale.saleId), garbage, { msgID: `junk-${randomBytes(6).toString("hex")}`, timeout: 5000 });
+    } finally {
+      await nc.close();
+    }
+    await eventually(
+      async () => sample(await scrape(stack.writer), "seckill_writer_dead_letters_total", { reason: "undecodable" }) === 1,
+      15_000,
+      "the dead letter to be counted",
+    );
   });
 
   it("follows the open order watches and counts a stream when it ends", async () => {

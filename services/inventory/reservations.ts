@@ -122,6 +122,7 @@ export function createReservationService(deps: ReservationDeps) {
         log.warn("reservation publish failed; clients retry with the same request id", {
           saleId,
           reservations: reserved.length,
+          requestIds: reserved.slice(0, 10).map((r) => r.requestId),
           err: error instanceof Error ? error.message : String(error),
         });
       }

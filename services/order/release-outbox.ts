@@ -47,6 +47,7 @@ export function createReleaseOutbox(deps: {
     if (failed) {
       log.warn("stock release publish failed; the relay publishes it later", {
         failed: rows.length - acked.length,
+        orderIds: rows.filter((_, k) => settled[k].status === "rejected").slice(0, 10).map((row) => row.id),
         err: failed.reason instanceof Error ? failed.reason.message : String(failed.reason),
       });
     }

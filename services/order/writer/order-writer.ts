@@ -151,6 +151,9 @@ export function isTransient(error: unknown): boolean {
   return /^(08|28|3D|40|53|55|57|58)/.test(e.code) || e.code === "42501";
 }
 
+/** The sale and the first order ids of a message, for the lines logged about it. */
+const idsOfDelivery = (d: Delivery) => ({ saleId: d.reservations[0]?.saleId, orderIds: d.reservations.slice(0, 10).map((r) => r.reservationId) });
+
 const isComplete = (r: ReservationMade): r is ReservationMade & { reservedAt: Date } =>
   Boolean(r.reservationId && r.saleId && r.userId && r.quantity >= 1 && r.reservedAt);
 
@@ -169,7 +172,7 @@ export async function startOrderWriter(opts: OrderWriterOptions): Promise<OrderW
 
   const refuseReservation = (r: ReservationToPersist, reason: string) => {
     stats.poison++;
-    log.error("reservation refused; not written", { reservationId: r.reservationId, saleId: r.saleId, userId: r.userId, reason });
+    log.error("reservation refused; not written", { reservationId: r.reservationId, saleId: r.saleId, userId: r.userId, requestId: r.requestId, reason });
   };
 
   /**
@@ -367,7 +370,7 @@ export async function startOrderWriter(opts: OrderWriterOptions): Promise<OrderW
     const count = d.msg.info.deliveryCount;
     if (count >= opts.maxDeliver - 1) {
       stats.poison++;
-      log.error("message still failing at its last deliveries; dead-lettered", { seq: d.msg.seq, deliveries: count, err });
+      log.error("message still failing at its last deliveries; dead-lettered", { seq: d.msg.seq, deliveries: count, ...idsOfDelivery(d), err });
       const code = (error as { code?: string }).code;
       const reason = `still failing after ${count} deliveries: ${err}${code ? ` (${code})` : ""}`;
       const letters = [...d.rejected.map((x) => reservationLetter(d.msg, x.reservation, x.reason, "incomplete")), messageLetter(d.msg, reason, "max_deliveries")];
@@ -375,7 +378,7 @@ export async function startOrderWriter(opts: OrderWriterOptions): Promise<OrderW
       return;
     }
     const delay = Math.min(retryDelayMs * 2 ** count, maxRetryDelayMs);
-    log.warn("message failed; redelivering later", { seq: d.msg.seq, deliveries: count, retryInMs: delay, err });
+    log.warn("message failed; redelivering later", { seq: d.msg.seq, deliveries: count, retryInMs: delay, ...idsOfDelivery(d), err });
     d.msg.nak(delay);
   }
 
