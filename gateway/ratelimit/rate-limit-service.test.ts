@@ -335,3 +335,26 @@ async function startProxy(target: URL): Promise<{ port: number; cut(): Promise<v
   await listen();
   return { port, cut: stop, restore: listen, close: stop };
 }
+
+describe("the kill switch: a closed sale is over the limit at the edge", () => {
+  const SALE = "01KC5ED0000000000000000SAE";
+  const rules = () => `${config.namespace}:{sale:${SALE}}:rules`;
+
+  it("refuses every purchase of a sale once it is closed or has ended, and no other", async () => {
+    await redis.hset(rules(), "starts", now - 60_000, "ends", now + 3600_000, "closed", 0);
+    const open = await shouldRateLimit(client, { domain: "seckill", descriptors: [saleUser(SALE, "kim"), user("kim")] });
+    expect(open.overall_code).toBe("OK");
+
+    await redis.hset(rules(), "closed", now); // what `seckill sale close` writes
+    const closed = await shouldRateLimit(client, { domain: "seckill", descriptors: [saleUser(SALE, "lee"), user("lee")] });
+    expect(closed.overall_code).toBe("OVER_LIMIT");
+    expect(closed.statuses[0]).toMatchObject({ code: "OVER_LIMIT", current_limit: { name: "sale_closed", requests_per_unit: 0 }, limit_remaining: 0 });
+    expect(closed.statuses[1].code).toBe("OK"); // the user's own limit is not what refused it
+    // Another sale (not loaded here) and plain user descriptors are not affected.
+    const other = await shouldRateLimit(client, { domain: "seckill", descriptors: [saleUser("01K07HER0000000000000000SA", "lee")] });
+    expect(other.overall_code).toBe("OK");
+
+    await redis.hset(rules(), "closed", 0, "ends", now - 1);
+    expect((await shouldRateLimit(client, { domain: "seckill", descriptors: [saleUser(SALE, "max")] })).overall_code).toBe("OVER_LIMIT");
+  });
+});

@@ -3,9 +3,17 @@
 // limited ones are counted in fixed windows in Redis, all in one script call;
 // a descriptor with no matching rule is allowed and not counted. The request
 // is over the limit when any descriptor is.
+//
+// The kill switch at the edge: a descriptor with a sale_id entry naming a sale
+// that an operator closed (`seckill sale close`) or that has ended is over the
+// limit at once (limit name `sale_closed`), read from the sale's rules in Redis
+// in the same round trip, so closing a sale stops its purchases at Envoy
+// without touching Envoy.
 import { readFileSync } from "node:fs";
 import type { Redis } from "ioredis";
 import { assetPath } from "../../services/common/assets.js";
+import { isSaleId } from "../../services/common/ids.js";
+import { saleKeys } from "../../services/inventory/stock-store.js";
 import { invalid, overloaded } from "../../services/common/refusal.js";
 import { findLimit, RATE_LIMIT_UNITS, type RateLimit, type RateLimitRules } from "./limits-file.js";
 
@@ -33,6 +41,13 @@ export interface RateLimiter {
 const MAX_DESCRIPTORS = 64;
 const MAX_ENTRIES = 16;
 const MAX_TEXT = 1024;
+
+/** What a closed sale's descriptor answers: no requests, looked at again in a minute. */
+const SALE_CLOSED: RateLimit = { unit: "day", requestsPerUnit: 0, name: "sale_closed" };
+const SALE_CLOSED_RETRY_MS = 60_000;
+
+/** The sale a descriptor names (its sale_id entry), if any. */
+const saleOf = (d: DescriptorInput): string | undefined => d.entries.find((e) => e.key === "sale_id" && isSaleId(e.value))?.value;
 
 /** Slack after the end of a window before its counter expires. */
 const EXPIRY_SLACK_MS = 1000;
@@ -63,15 +78,24 @@ export function createRateLimiter(options: { redis: Redis; namespace: string; ru
         ttls.push(resetMs + EXPIRY_SLACK_MS);
         return { limit, resetMs };
       });
-      if (keys.length === 0) return limits.map(() => ({ limited: false }));
+      const sales = request.descriptors.map(saleOf);
+      const salesToCheck = [...new Set(sales.filter((id): id is string => id !== undefined))];
+      if (keys.length === 0 && salesToCheck.length === 0) return limits.map(() => ({ limited: false }));
       let counts: number[];
       try {
-        counts = await counters.seckillRateLimitCount(keys.length, ...keys, hits, ...ttls);
+        const rulesKeys = salesToCheck.map((id) => saleKeys(namespace, id).rules);
+        counts = await counters.seckillRateLimitCount(keys.length + rulesKeys.length, ...keys, ...rulesKeys, hits, keys.length, now, ...ttls);
       } catch (error) {
         throw overloaded(`rate limit counters unavailable: ${error instanceof Error ? error.message : String(error)}`, 100);
       }
+      const closed = new Set(salesToCheck.filter((_, i) => Number(counts[keys.length + i]) === 1));
       let next = 0;
-      return windows.map((w): DescriptorResult => {
+      return windows.map((w, i): DescriptorResult => {
+        const sale = sales[i];
+        if (sale !== undefined && closed.has(sale)) {
+          if (w) next++;
+          return { limited: true, overLimit: true, limit: SALE_CLOSED, remaining: 0, resetMs: SALE_CLOSED_RETRY_MS };
+        }
         if (!w) return { limited: false };
         const count = Number(counts[next++]);
         const allowed = w.limit.requestsPerUnit;
