@@ -2,7 +2,7 @@ import { defineConfig } from "vitest/config";
 
 export default defineConfig({
   test: {
-    include: ["services/**/*.test.ts", "gateway/**/*.test.ts", "envoy/**/*.test.ts", "sdk/**/*.test.ts", "cli/**/*.test.ts", "bench/**/*.test.ts", "tools/**/*.test.ts", "test/**/*.test.ts"],
+    include: ["services/**/*.test.ts", "gateway/**/*.test.ts", "envoy/**/*.test.ts", "sdk/**/*.test.ts", "cli/**/*.test.ts", "bench/**/*.test.ts", "tools/**/*.test.ts", "k8s/**/*.test.ts", "test/**/*.test.ts"],
     // Finds or starts Redis, Postgres and NATS once for the whole run.
     globalSetup: ["test/support/global-setup.ts"],
     testTimeout: 60_000,

@@ -2,6 +2,7 @@
 // one place errors become a message and an exit code.
 import { Command, CommanderError, Option } from "commander";
 import { CliError } from "./backend.js";
+import { chaosCommand } from "./chaos-command.js";
 import { createContext, type Io } from "./context.js";
 import { deadLetterCommand } from "./dead-letter-commands.js";
 import { integer } from "./options.js";
@@ -26,6 +27,7 @@ export function buildProgram(io: Io): { program: Command; exitCode: () => number
   program.addCommand(saleCommand(ctx));
   program.addCommand(simulateCommand(ctx));
   program.addCommand(deadLetterCommand(ctx));
+  program.addCommand(chaosCommand(ctx));
   for (const cmd of [program, ...program.commands, ...program.commands.flatMap((c) => c.commands)]) {
     cmd.exitOverride().configureOutput(program.configureOutput()).showHelpAfterError("(run with --help for usage)");
   }

@@ -1,10 +1,13 @@
-// A Seckill Mesh stack for one fault test file, with real processes that can be
-// killed: inventory, order and the order writer run as child processes on fixed
-// free loopback ports (a restarted service comes back on the same port), and
-// Redis, NATS or Postgres can be private instances on free ports, with their
-// state under .local/faults/<id>/ — never the machine's shared servers, which
-// other tests use. Its own database, stream and Redis namespace, as with
-// startTestStack; stop() removes everything it created.
+// A Seckill Mesh stack for a fault test file or the fault campaign, with real
+// processes that can be killed: inventory, order, the order writer (and on
+// request the gateway) run as child processes on fixed free loopback ports (a
+// restarted service comes back on the same port), and Redis, NATS or Postgres
+// can be private instances on free ports, with their state under
+// .local/faults/<id>/ — never the machine's shared servers, which other tests
+// use. A link from a service to a dependency can go through a TCP fault proxy
+// (tcp-proxy.ts): that service alone is given the proxy's address. Its own
+// database, stream and Redis namespace, as with startTestStack; stop() removes
+// everything it created.
 import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import net from "node:net";
@@ -13,20 +16,23 @@ import { fileURLToPath } from "node:url";
 import { credentials, type ChannelOptions } from "@grpc/grpc-js";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { Redis } from "ioredis";
-import { OrderServiceClient, SaleServiceClient, callUnary, type CreateSaleRequest, type Sale } from "@seckill/sdk";
+import { AccessServiceClient, OrderServiceClient, SaleServiceClient, callUnary, type CreateSaleRequest, type Sale } from "@seckill/sdk";
+import { JWKS_PATH } from "../../gateway/access/jwks-server.js";
 import { readConfig, type Config } from "../../services/common/config.js";
 import { createDb, dropDatabase, ensureDatabase, migrate, type Db } from "../../services/common/db.js";
 import { connectNats, eventNames } from "../../services/common/event-bus.js";
 import { spawnService, type ServiceProcess } from "../../tools/stack/children.js";
 import { ensureDependencies, type DependencyName, type RunningDependencies } from "../../tools/stack/dependencies.js";
 import { waitServing as waitHealthServing } from "../../tools/stack/health.js";
-import { cleanNamespace, saleRequest, writerDrained } from "./stack.js";
+import { cleanNamespace, saleRequest, writerDrained } from "../../test/support/stack.js";
+import type { Random } from "./prng.js";
+import { startTcpProxy, type TcpProxy } from "./tcp-proxy.js";
 
 const REPO_ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const SERVING_TIMEOUT_MS = 30_000;
 const STOP_GRACE_MS = 5_000;
 
-export type FaultService = "inventory" | "order" | "writer";
+export type FaultService = "inventory" | "order" | "writer" | "gateway";
 export type FaultTarget = FaultService | DependencyName;
 /** What a process is doing now: running (or sleeping), stopped by SIGSTOP, or gone. */
 export type ProcessState = "running" | "stopped" | "dead";
@@ -35,8 +41,8 @@ const SERVICE_FILES: Record<FaultService, string> = {
   inventory: "services/inventory/main.ts",
   order: "services/order/main.ts",
   writer: "services/order/writer/main.ts",
+  gateway: "gateway/main.ts",
 };
-const SERVICES = Object.keys(SERVICE_FILES) as FaultService[];
 const isService = (target: FaultTarget): target is FaultService => target in SERVICE_FILES;
 
 /** Test clients come back quickly after a restart instead of backing off for up to two minutes. */
@@ -47,7 +53,25 @@ export interface FaultStackOptions {
   privateDependencies?: DependencyName[];
   /** Extra environment for the services, e.g. { WRITER_ACK_WAIT_MS: "2000" }. */
   env?: Record<string, string>;
+  /**
+   * Also run the gateway (AccessService and the purchase-token JWKS, keys under
+   * the state directory); the order service then verifies tokens against it.
+   * Whether they are required is PURCHASE_TOKEN_REQUIRED in `env`.
+   */
+  gateway?: boolean;
+  /** Links that go through a TCP fault proxy: the service is given the proxy's address for that dependency. */
+  links?: Link[];
+  /** Jitter draws of the proxies. */
+  random?: Random;
 }
+
+/** A service's connection to one dependency. */
+export interface Link {
+  service: FaultService;
+  dependency: DependencyName;
+}
+
+export const linkName = (link: Link): string => `${link.service}->${link.dependency}`;
 
 export interface FaultStack {
   /** The configuration the services run with. */
@@ -58,6 +82,12 @@ export interface FaultStack {
   redis: Redis;
   sales: SaleServiceClient;
   orders: OrderServiceClient;
+  /** The gateway's AccessService (purchase tokens), when the stack runs the gateway. */
+  access?: AccessServiceClient;
+  /** The services this stack runs. */
+  services: FaultService[];
+  /** The fault proxy of a link given in the options. */
+  proxy(link: Link): TcpProxy;
   /** Creates an open sale (started a second ago, ends in an hour). */
   createSale(overrides?: Partial<CreateSaleRequest>): Promise<Sale>;
   /** sales.sold in Postgres. */
@@ -103,12 +133,15 @@ export async function startFaultStack(options: FaultStackOptions = {}): Promise<
   let deps: RunningDependencies | undefined;
   const services = new Map<FaultService, ServiceProcess>();
   let db: Db | undefined;
-  let clients: { sales: SaleServiceClient; orders: OrderServiceClient; redis: Redis } | undefined;
+  let clients: { sales: SaleServiceClient; orders: OrderServiceClient; access?: AccessServiceClient; redis: Redis } | undefined;
+  const proxies = new Map<string, TcpProxy>();
+  const SERVICES: FaultService[] = ["inventory", "order", "writer", ...(options.gateway ? (["gateway"] as const) : [])];
   let config: Config | undefined;
 
   const removeAll = async () => {
     clients?.sales.close();
     clients?.orders.close();
+    clients?.access?.close();
     clients?.redis.disconnect();
     await Promise.all([...services.values()].map(async (s) => {
       if (s.running()) process.kill(-s.pid, "SIGCONT");
@@ -127,12 +160,14 @@ export async function startFaultStack(options: FaultStackOptions = {}): Promise<
       }
     }
     await deps?.stop();
+    await Promise.all([...proxies.values()].map((p) => p.close()));
     fs.rmSync(stateDir, { recursive: true, force: true });
   };
 
   try {
     deps = await ensureDependencies({ redisUrl, natsUrl, databaseAdminUrl }, { stateDir });
     const [inventoryPort, orderPort, writerPort] = [await freePort(), await freePort(), await freePort()];
+    const [gatewayPort, jwksPort] = options.gateway ? [await freePort(), await freePort()] : [0, 0];
     const env: Record<string, string> = {
       SECKILL_NAMESPACE: `f${id}`,
       REDIS_URL: redisUrl,
@@ -144,7 +179,35 @@ export async function startFaultStack(options: FaultStackOptions = {}): Promise<
       WRITER_ADDR: `127.0.0.1:${writerPort}`,
       SHUTDOWN_GRACE_MS: "2000",
       LOG_LEVEL: "error",
+      ...(options.gateway
+        ? {
+            GATEWAY_ADDR: `127.0.0.1:${gatewayPort}`,
+            GATEWAY_JWKS_ADDR: `127.0.0.1:${jwksPort}`,
+            PURCHASE_TOKEN_KEYS_DIR: path.join(stateDir, "keys"),
+            PURCHASE_TOKEN_JWKS_URL: `http://127.0.0.1:${jwksPort}${JWKS_PATH}`,
+          }
+        : {}),
       ...options.env,
+    };
+    for (const link of options.links ?? []) {
+      const url = { redis: redisUrl, nats: natsUrl, postgres: databaseAdminUrl }[link.dependency];
+      proxies.set(linkName(link), await startTcpProxy({ target: new URL(url).host, random: options.random }));
+    }
+    /** A service's environment: its links through their proxies. */
+    const envOf = (name: FaultService): Record<string, string> => {
+      const own = { ...env };
+      const via = (url: string, dependency: DependencyName) => {
+        const proxy = proxies.get(linkName({ service: name, dependency }));
+        if (!proxy) return url;
+        const u = new URL(url);
+        u.host = proxy.address;
+        return u.toString();
+      };
+      own.REDIS_URL = via(env.REDIS_URL, "redis");
+      own.NATS_URL = via(env.NATS_URL, "nats");
+      own.DATABASE_URL = via(env.DATABASE_URL, "postgres");
+      own.DATABASE_ADMIN_URL = via(env.DATABASE_ADMIN_URL, "postgres");
+      return own;
     };
     config = readConfig({ ...process.env, ...env });
     const cfg = config;
@@ -152,9 +215,14 @@ export async function startFaultStack(options: FaultStackOptions = {}): Promise<
     db = createDb(cfg.databaseUrl, 3);
     await migrate(db);
 
-    const addressOf: Record<FaultService, string> = { inventory: cfg.inventoryAddr, order: cfg.orderAddr, writer: cfg.writerAddr };
+    const addressOf: Record<FaultService, string> = {
+      inventory: cfg.inventoryAddr,
+      order: cfg.orderAddr,
+      writer: cfg.writerAddr,
+      gateway: cfg.gatewayAddr,
+    };
     const spawn = (name: FaultService) => {
-      services.set(name, spawnService(name, SERVICE_FILES[name], { cwd: REPO_ROOT, env: { ...process.env, ...env } }));
+      services.set(name, spawnService(name, SERVICE_FILES[name], { cwd: REPO_ROOT, env: { ...process.env, ...envOf(name) } }));
     };
     const waitServing = async (...names: FaultService[]) => {
       await Promise.all(
@@ -167,12 +235,13 @@ export async function startFaultStack(options: FaultStackOptions = {}): Promise<
     };
     for (const name of SERVICES) spawn(name);
     await waitServing();
+    const access = options.gateway ? new AccessServiceClient(cfg.gatewayAddr, credentials.createInsecure(), CLIENT_OPTIONS) : undefined;
 
     const sales = new SaleServiceClient(cfg.inventoryAddr, credentials.createInsecure(), CLIENT_OPTIONS);
     const orders = new OrderServiceClient(cfg.orderAddr, credentials.createInsecure(), CLIENT_OPTIONS);
     const redis = new Redis(cfg.redisUrl, { maxRetriesPerRequest: 1, retryStrategy: () => 200 });
     redis.on("error", () => undefined); // down during Redis faults; commands fail, the client reconnects
-    clients = { sales, orders, redis };
+    clients = { sales, orders, access, redis };
 
     const state = (target: FaultTarget): ProcessState => {
       const pid = isService(target) ? (services.get(target)!.running() ? services.get(target)!.pid : undefined) : deps!.pid(target);
@@ -185,6 +254,13 @@ export async function startFaultStack(options: FaultStackOptions = {}): Promise<
       redis,
       sales,
       orders,
+      access,
+      services: SERVICES,
+      proxy(link) {
+        const proxy = proxies.get(linkName(link));
+        if (!proxy) throw new Error(`no fault proxy on ${linkName(link)}: give it in the options' links`);
+        return proxy;
+      },
       async createSale(o = {}) {
         const { sale } = await callUnary(sales, "createSale", saleRequest(o));
         return sale!;

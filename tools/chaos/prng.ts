@@ -28,7 +28,7 @@ export function pick<T>(random: Random, items: readonly T[]): T {
   return items[Math.floor(random() * items.length)];
 }
 
-/** The seed of the n-th run of a campaign: runs are independent, and a run can be replayed alone. */
+/** The seed of the n-th run of a campaign (its nemesis plan and crowd jitter), derived from the campaign's seed. */
 export function runSeed(seed: number, run: number): number {
   return (mulberry32((seed ^ Math.imul(run + 1, 0x9e3779b1)) >>> 0)() * 4294967296) >>> 0;
 }

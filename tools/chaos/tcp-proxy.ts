@@ -141,6 +141,13 @@ export async function startTcpProxy(opts: TcpProxyOptions): Promise<TcpProxy> {
   });
   const port = (server.address() as net.AddressInfo).port;
 
+  const dropConnections = () => {
+    for (const { client, upstream } of [...pipes]) {
+      client.destroy();
+      upstream.destroy();
+    }
+    pipes.clear();
+  };
   const endBlackhole = () => {
     if (blackholeTimer) clearTimeout(blackholeTimer);
     blackholeTimer = undefined;
@@ -156,13 +163,7 @@ export async function startTcpProxy(opts: TcpProxyOptions): Promise<TcpProxy> {
       if (fault.jitterMs) requireRandom(opts.random);
       latency = { ...fault };
     },
-    dropConnections() {
-      for (const { client, upstream } of [...pipes]) {
-        client.destroy();
-        upstream.destroy();
-      }
-      pipes.clear();
-    },
+    dropConnections,
     blackhole(ms) {
       if (blackholeTimer) clearTimeout(blackholeTimer);
       blackholeUntil = ms === undefined ? Number.MAX_SAFE_INTEGER : Date.now() + ms;
@@ -177,7 +178,7 @@ export async function startTcpProxy(opts: TcpProxyOptions): Promise<TcpProxy> {
     async close() {
       endBlackhole();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      this.dropConnections();
+      dropConnections();
       await closed;
     },
   };

@@ -1,0 +1,199 @@
+// The nemesis: plans faults from a seed (planFaults, a pure function: the
+// same seed and options give the same faults at the same offsets) and injects
+// them into a fault stack during a sale (runNemesis), healing each after its
+// bounded duration and recording what it did and when.
+//
+//   kill       SIGKILL of a process, restarted on the same port after the duration
+//   pause      SIGSTOP, SIGCONT after the duration
+//   latency    fixed latency + jitter on a service's link to a dependency (fault proxy)
+//   partition  the link blackholed for the duration (bytes wait, then flow)
+//   drop       every open connection of the link closed, at once
+import type { DependencyName } from "../stack/dependencies.js";
+import { linkName, type FaultStack, type FaultTarget, type Link } from "./fault-stack.js";
+import { between, mulberry32, pick } from "./prng.js";
+
+export const FAULT_KINDS = ["kill", "pause", "latency", "partition", "drop"] as const;
+export type FaultKind = (typeof FAULT_KINDS)[number];
+const PROCESS_KINDS = new Set<FaultKind>(["kill", "pause"]);
+
+export interface PlannedFault {
+  /** Order in the plan, from 0. */
+  id: number;
+  kind: FaultKind;
+  /** A process (kill, pause) or a link "service->dependency" (latency, partition, drop). */
+  target: string;
+  /** Offset from the start of the sale. */
+  atMs: number;
+  /** How long the fault lasts before it is healed (0 for drop). */
+  durationMs: number;
+  /** latency only. */
+  latencyMs?: number;
+  jitterMs?: number;
+}
+
+export interface NemesisPlanOptions {
+  seed: number;
+  /** Faults start within this window (the sale's length). */
+  windowMs: number;
+  kinds: readonly FaultKind[];
+  /** Processes that kill and pause may hit. */
+  targets: readonly FaultTarget[];
+  /** Links that latency, partition and drop may hit. */
+  links: readonly Link[];
+  /** At most this many faults at a time (default 1). */
+  maxConcurrent?: number;
+  /** Quiet time between two faults' starts, drawn in [min, max] (default 200–1000 ms). */
+  gapMs?: [number, number];
+  /** Duration of a fault, drawn in [min, max] (default 300–2500 ms). */
+  durationMs?: [number, number];
+}
+
+/** The faults for one run: deterministic in its options (no clock, no unseeded randomness). */
+export function planFaults(opts: NemesisPlanOptions): PlannedFault[] {
+  const random = mulberry32(opts.seed);
+  const maxConcurrent = opts.maxConcurrent ?? 1;
+  const [gapMin, gapMax] = opts.gapMs ?? [200, 1000];
+  const [durMin, durMax] = opts.durationMs ?? [300, 2500];
+  const kinds = opts.kinds.filter((k) => (PROCESS_KINDS.has(k) ? opts.targets.length > 0 : opts.links.length > 0));
+  const plan: PlannedFault[] = [];
+  if (kinds.length === 0) return plan;
+
+  let t = between(random, gapMin, gapMax);
+  while (t < opts.windowMs) {
+    const active = plan.filter((f) => f.atMs + f.durationMs > t);
+    if (active.length >= maxConcurrent) {
+      // Wait for the first active fault to heal, then a gap.
+      t = Math.min(...active.map((f) => f.atMs + f.durationMs)) + between(random, gapMin, gapMax);
+      continue;
+    }
+    const kind = pick(random, kinds);
+    const candidates = PROCESS_KINDS.has(kind) ? opts.targets.map(String) : opts.links.map(linkName);
+    // One fault per target at a time (killing a paused process, or two latencies on one link, mean nothing more).
+    const free = candidates.filter((c) => !active.some((f) => f.target === c));
+    const draw = between(random, durMin, durMax);
+    if (free.length > 0) {
+      const target = pick(random, free);
+      const fault: PlannedFault = { id: plan.length, kind, target, atMs: t, durationMs: kind === "drop" ? 0 : Math.min(draw, durMax) };
+      if (kind === "latency") {
+        fault.latencyMs = between(random, 20, 300);
+        fault.jitterMs = between(random, 0, 100);
+      }
+      plan.push(fault);
+    }
+    t += between(random, gapMin, gapMax);
+  }
+  return plan;
+}
+
+export interface FaultRecord extends PlannedFault {
+  /** When it was injected and healed, from the start of the sale (actual times: they vary from run to run). */
+  injectedAtMs?: number;
+  healedAtMs?: number;
+  /** Why it could not be injected or healed. */
+  error?: string;
+}
+
+export interface Nemesis {
+  /** Resolves once every planned fault has been injected and healed (or skipped after stop()). */
+  done: Promise<FaultRecord[]>;
+  /** Faults not yet injected are skipped; the active ones are healed at once. */
+  stop(): Promise<FaultRecord[]>;
+}
+
+/** Injects `plan` into `stack`, offsets counted from now; at most `maxConcurrent` faults are active at once in fact too. */
+export function runNemesis(stack: FaultStack, plan: readonly PlannedFault[], opts: { maxConcurrent?: number; log?: (line: string) => void } = {}): Nemesis {
+  const t0 = Date.now();
+  const log = opts.log ?? (() => undefined);
+  const maxConcurrent = opts.maxConcurrent ?? 1;
+  const records: FaultRecord[] = plan.map((f) => ({ ...f }));
+  let stopped = false;
+  let wake: () => void = () => undefined;
+  let stopSignal = new Promise<void>((r) => (wake = r));
+  const sleepUntil = (offsetMs: number) =>
+    Promise.race([new Promise<void>((r) => setTimeout(r, Math.max(0, t0 + offsetMs - Date.now()))), stopSignal]);
+  let active = 0;
+  const slotFreed: (() => void)[] = [];
+  const busy = new Map<string, Promise<void>>();
+
+  async function one(r: FaultRecord): Promise<void> {
+    await sleepUntil(r.atMs);
+    // In fact at most maxConcurrent (a slow restart can run over its planned end), and one per target.
+    for (;;) {
+      if (stopped) return;
+      const previous = busy.get(r.target);
+      if (active >= maxConcurrent) await new Promise<void>((resolve) => slotFreed.push(resolve));
+      else if (previous) await previous;
+      else break;
+    }
+    active++;
+    let release: () => void = () => undefined;
+    busy.set(r.target, new Promise<void>((resolve) => (release = () => (busy.delete(r.target), resolve()))));
+    try {
+      r.injectedAtMs = Date.now() - t0;
+      log(`+${(r.injectedAtMs / 1000).toFixed(1)}s ${describe(r)}`);
+      await inject(stack, r);
+      await sleepUntil(r.injectedAtMs + r.durationMs);
+      await heal(stack, r);
+      r.healedAtMs = Date.now() - t0;
+    } catch (error) {
+      r.error = (error as Error).message;
+      log(`fault ${r.id} (${r.kind} ${r.target}): ${r.error}`);
+      await heal(stack, r).catch(() => undefined);
+    } finally {
+      active--;
+      release();
+      slotFreed.shift()?.();
+    }
+  }
+
+  const done = Promise.all(records.map(one)).then(() => records);
+  return {
+    done,
+    async stop() {
+      stopped = true;
+      wake();
+      stopSignal = Promise.resolve();
+      for (const resolve of slotFreed.splice(0)) resolve();
+      return done;
+    },
+  };
+}
+
+export function describe(f: PlannedFault): string {
+  const extra = f.kind === "latency" ? ` ${f.latencyMs}±${f.jitterMs} ms` : "";
+  return `${f.kind} ${f.target}${extra}${f.kind === "drop" ? "" : ` for ${f.durationMs} ms`}`;
+}
+
+const linkOf = (target: string): Link => {
+  const [service, dependency] = target.split("->");
+  return { service: service as Link["service"], dependency: dependency as DependencyName };
+};
+
+async function inject(stack: FaultStack, f: PlannedFault): Promise<void> {
+  switch (f.kind) {
+    case "kill":
+      return stack.kill(f.target as FaultTarget, "SIGKILL");
+    case "pause":
+      return stack.kill(f.target as FaultTarget, "SIGSTOP");
+    case "latency":
+      return stack.proxy(linkOf(f.target)).setLatency({ latencyMs: f.latencyMs ?? 0, jitterMs: f.jitterMs });
+    case "partition":
+      return stack.proxy(linkOf(f.target)).blackhole();
+    case "drop":
+      return stack.proxy(linkOf(f.target)).dropConnections();
+  }
+}
+
+async function heal(stack: FaultStack, f: PlannedFault): Promise<void> {
+  switch (f.kind) {
+    case "kill":
+      return stack.restart(f.target as FaultTarget);
+    case "pause":
+      return stack.kill(f.target as FaultTarget, "SIGCONT");
+    case "latency":
+    case "partition":
+      return stack.proxy(linkOf(f.target)).heal();
+    case "drop":
+      return;
+  }
+}
