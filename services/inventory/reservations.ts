@@ -186,8 +186,13 @@ export function createReservationService(deps: ReservationDeps) {
       const saleId = saleOfOrderId(reservationId);
       if (!saleId) throw invalid("reservation_id", "not a reservation id");
       if (cause.length > 64) throw invalid("cause", "at most 64 characters");
-      const result = await store.release(saleId, reservationId);
-      if (result.outcome === "UNKNOWN") throw refuse("NOT_FOUND", `no reservation ${reservationId}`);
+      let result = await store.release(saleId, reservationId);
+      if (result.outcome === "COLD") {
+        // Not in Redis: load the sale (a lost one is rebuilt from Postgres first), then look again.
+        if (!(await warmIfExists(saleId, deps.nowMs()))) throw refuse("NOT_FOUND", `no reservation ${reservationId}`);
+        result = await store.release(saleId, reservationId);
+      }
+      if (result.outcome === "UNKNOWN" || result.outcome === "COLD") throw refuse("NOT_FOUND", `no reservation ${reservationId}`);
       if (result.outcome === "RELEASED") {
         const released = await store.reservation(saleId, reservationId);
         await publisher.stockReleased({
