@@ -20,6 +20,8 @@ import { mulberry32, runSeed } from "./prng.js";
 export interface CampaignOptions {
   seed: number;
   runs: number;
+  /** Start at this run (1-based; default 1): replays one run of a campaign without the ones before it. */
+  fromRun?: number;
   /** Sales per run, opened one after the other. */
   sales: number;
   /** Buyers per sale (each clicks twice: the second click tests the per-user limit). */
@@ -31,6 +33,8 @@ export interface CampaignOptions {
   kinds: readonly FaultKind[];
   /** At most this many faults at a time. */
   maxConcurrent: number;
+  /** A fault lasts [min, max] ms (default 300–2500). */
+  faultMs?: [number, number];
   /** After healing: how long the writer may take to drain and the invariants to settle (the sweeper). */
   settleTimeoutMs?: number;
   log?: (line: string) => void;
@@ -98,7 +102,7 @@ export function startCampaignStack(seed: number): Promise<FaultStack> {
 }
 
 /** The nemesis plan of one run of a campaign: a function of the seed, the run and the options only. */
-export function runPlan(opts: Pick<CampaignOptions, "seed" | "durationMs" | "kinds" | "maxConcurrent">, run: number): PlannedFault[] {
+export function runPlan(opts: Pick<CampaignOptions, "seed" | "durationMs" | "kinds" | "maxConcurrent" | "faultMs">, run: number): PlannedFault[] {
   return planFaults({
     seed: runSeed(opts.seed, run),
     windowMs: opts.durationMs,
@@ -106,6 +110,7 @@ export function runPlan(opts: Pick<CampaignOptions, "seed" | "durationMs" | "kin
     targets: CAMPAIGN_TARGETS,
     links: CAMPAIGN_LINKS,
     maxConcurrent: opts.maxConcurrent,
+    durationMs: opts.faultMs,
   });
 }
 
@@ -115,7 +120,7 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignResult
   const stack = given ?? (await startCampaignStack(opts.seed));
   const runs: RunResult[] = [];
   try {
-    for (let run = 0; run < opts.runs; run++) runs.push(await oneRun(stack, opts, run, log));
+    for (let run = (opts.fromRun ?? 1) - 1; run < opts.runs; run++) runs.push(await oneRun(stack, opts, run, log));
   } finally {
     if (!given) await stack.stop();
   }
@@ -300,16 +305,19 @@ export function formatSummary(result: CampaignResult): string {
   const lines = table.map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]))).join("  "));
   lines.splice(1 + byKind.size, 0, "");
   const total = result.runs.reduce((n, r) => n + r.anomalies.length, 0);
+  const sum = (f: (r: RunResult) => number) => result.runs.reduce((n, r) => n + f(r), 0);
   const o = result.options;
   const head = [
-    `seed ${result.seed} (replay: npm run chaos -- --seed ${result.seed} --runs ${o.runs} --sales ${o.sales} --users ${o.users} --stock ${o.stock} --duration ${o.durationMs} --faults ${o.kinds.join(",")} --max-concurrent ${o.maxConcurrent})`,
+    `seed ${result.seed} (replay: npm run chaos -- --seed ${result.seed}${(o.fromRun ?? 1) > 1 ? ` --from-run ${o.fromRun}` : ""} --runs ${o.runs} --sales ${o.sales} --users ${o.users} --stock ${o.stock} --duration ${o.durationMs} --faults ${o.kinds.join(",")} --max-concurrent ${o.maxConcurrent}${o.faultMs ? ` --fault-ms ${o.faultMs.join("-")}` : ""})`,
     `${result.runs.length} run(s), ${result.runs.reduce((n, r) => n + r.faults.filter((f) => f.injectedAtMs !== undefined).length, 0)} fault(s) injected, ` +
       `${result.runs.filter((r) => r.anomalies.length > 0).length} run(s) with anomalies`,
+    `purchases: ${sum((r) => r.purchases.accepted)} accepted, ${sum((r) => r.purchases.refused)} refused, ` +
+      `${sum((r) => r.purchases.unanswered)} unanswered (given up after 20 s of retries); ${sum((r) => r.sold)} units sold`,
     "",
   ];
   const tail = ["", total === 0 ? "PASS: no anomaly" : `FAIL: ${total} anomal${total === 1 ? "y" : "ies"}`];
   for (const r of result.runs.filter((x) => x.anomalies.length > 0)) {
-    tail.push(`  run ${r.run + 1} (run seed ${r.seed}, sales ${r.saleIds.join(", ")}); faults: ${r.faults.map((f) => `${f.kind} ${f.target} @${f.atMs}ms`).join(", ") || "none"}`);
+    tail.push(`  run ${r.run + 1} (replay it alone with --from-run ${r.run + 1} --runs ${r.run + 1}; run seed ${r.seed}, sales ${r.saleIds.join(", ")}); faults: ${r.faults.map((f) => `${f.kind} ${f.target} @${f.atMs}ms`).join(", ") || "none"}`);
     for (const a of r.anomalies) tail.push(`    ${a.kind}: ${a.detail}`);
   }
   return [...head, ...lines, ...tail].join("\n");

@@ -4,6 +4,7 @@
 // bounded duration and recording what it did and when.
 //
 //   kill       SIGKILL of a process, restarted on the same port after the duration
+//              (again every second while it exits at start-up, as under a supervisor)
 //   pause      SIGSTOP, SIGCONT after the duration
 //   latency    fixed latency + jitter on a service's link to a dependency (fault proxy)
 //   partition  the link blackholed for the duration (bytes wait, then flow)
@@ -184,10 +185,30 @@ async function inject(stack: FaultStack, f: PlannedFault): Promise<void> {
   }
 }
 
+/** How long a killed process is restarted again and again before its fault counts as failed. */
+const RESTART_FOR_MS = 30_000;
+
+/**
+ * A service that finds a dependency down at start-up exits (another fault may
+ * hold Postgres down): start it again after a second, as a supervisor would,
+ * for up to RESTART_FOR_MS.
+ */
+async function restartLikeASupervisor(stack: FaultStack, target: FaultTarget): Promise<void> {
+  const deadline = Date.now() + RESTART_FOR_MS;
+  for (;;) {
+    try {
+      return await stack.restart(target);
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+}
+
 async function heal(stack: FaultStack, f: PlannedFault): Promise<void> {
   switch (f.kind) {
     case "kill":
-      return stack.restart(f.target as FaultTarget);
+      return restartLikeASupervisor(stack, f.target as FaultTarget);
     case "pause":
       return stack.kill(f.target as FaultTarget, "SIGCONT");
     case "latency":

@@ -14,12 +14,14 @@ doubled, oversold or stuck.
 
   --seed <n>            campaign seed, 0..4294967295 (default: random; always printed)
   --runs <n>            runs (default 3)
+  --from-run <n>        start at run n of the campaign (replays a run alone: --from-run 7 --runs 7)
   --sales <n>           sales per run, opened one after the other (default 4)
   --users <n>           buyers per sale, two clicks each (default 200)
   --stock <n>           units per sale (default 20)
   --duration <ms>       run length: the sales' arrivals, and the faults (default 8000)
   --faults <kinds>      comma-separated: ${FAULT_KINDS.join(",")} (default all)
   --max-concurrent <n>  faults active at once (default 1)
+  --fault-ms <min-max>  how long a fault lasts (default 300-2500)
   --settle <ms>         after healing, the bound on draining and settling (default 45000)
   --json                print the whole result as JSON instead of the table
   --help`;
@@ -31,6 +33,13 @@ function integer(name: string, value: string | undefined, fallback: number, min:
   return n;
 }
 
+function range(name: string, value: string): [number, number] {
+  const m = /^(\d+)-(\d+)$/.exec(value);
+  const [min, max] = m ? [Number(m[1]), Number(m[2])] : [NaN, NaN];
+  if (!m || min < 1 || min > max || max > 600_000) throw new UsageError(`--${name}: expected <min>-<max> in ms (1 <= min <= max <= 600000), got "${value}"`);
+  return [min, max];
+}
+
 export class UsageError extends Error {}
 
 export function parseCampaignArgs(argv: string[]): Omit<CampaignOptions, "log"> | "help" {
@@ -39,12 +48,14 @@ export function parseCampaignArgs(argv: string[]): Omit<CampaignOptions, "log"> 
     options: {
       seed: { type: "string" },
       runs: { type: "string" },
+      "from-run": { type: "string" },
       sales: { type: "string" },
       users: { type: "string" },
       stock: { type: "string" },
       duration: { type: "string" },
       faults: { type: "string" },
       "max-concurrent": { type: "string" },
+      "fault-ms": { type: "string" },
       settle: { type: "string" },
       json: { type: "boolean" },
       help: { type: "boolean", short: "h" },
@@ -59,6 +70,7 @@ export function parseCampaignArgs(argv: string[]): Omit<CampaignOptions, "log"> 
   return {
     seed: integer("seed", values.seed, newSeed(), 0, 2 ** 32 - 1),
     runs: integer("runs", values.runs, 3, 1, 10_000),
+    fromRun: integer("from-run", values["from-run"], 1, 1, 10_000),
     sales: integer("sales", values.sales, 4, 1, 1000),
     users: integer("users", values.users, 200, 1, 100_000),
     stock: integer("stock", values.stock, 20, 1, 1_000_000),
@@ -66,6 +78,7 @@ export function parseCampaignArgs(argv: string[]): Omit<CampaignOptions, "log"> 
     kinds: kinds as FaultKind[],
     maxConcurrent: integer("max-concurrent", values["max-concurrent"], 1, 1, 10),
     settleTimeoutMs: integer("settle", values.settle, 45_000, 1000, 600_000),
+    faultMs: values["fault-ms"] === undefined ? undefined : range("fault-ms", values["fault-ms"]),
   };
 }
 

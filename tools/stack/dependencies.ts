@@ -224,9 +224,10 @@ function track(started: Started[]): RunningDependencies {
     signal: async (name, signal) => {
       const s = find(name);
       if (!isRunning(s.child)) return;
-      const exited = new Promise<void>((resolve) => s.child.once('exit', () => resolve()));
+      const ends = signal === 'SIGKILL' || signal === s.stopSignal;
+      const exited = ends ? new Promise<void>((resolve) => s.child.once('exit', () => resolve())) : undefined;
       process.kill(-s.child.pid!, signal); // detached: the instance leads its own process group
-      if (signal === 'SIGKILL' || signal === s.stopSignal) await exited;
+      await exited;
     },
     restart: async (name) => {
       const s = find(name);
