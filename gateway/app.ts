@@ -3,6 +3,7 @@
 // envoy.service.ratelimit.v3.RateLimitService and seckill.v1.AccessService, and
 // the purchase-token JWKS over HTTP; SERVING while its dependencies are
 // connected. Used by main.ts and by the tests.
+import { redisReady } from "../services/common/startup.js";
 import { isAbsolute } from "node:path";
 import { assetPath } from "../services/common/assets.js";
 import type { Config } from "../services/common/config.js";
@@ -37,7 +38,7 @@ export async function startGateway(config: Config, log: Logger, opts: GatewayOpt
   const redis = createRedis(config.redisUrl);
   redis.on("error", (err) => log.warn("redis error", { err: err.message }));
   try {
-    await redis.connect();
+    await redisReady(redis, { timeoutMs: config.startupTimeoutMs, log });
   } catch (error) {
     redis.disconnect();
     throw error;

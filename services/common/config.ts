@@ -35,6 +35,8 @@ export interface Config {
   publishTimeoutMs: number;
   /** NOT_SERVING is reported this long before the server stops taking calls. */
   drainDelayMs: number;
+  /** How long start-up waits for Redis, NATS and Postgres to become reachable before it fails. */
+  startupTimeoutMs: number;
   /** Time allowed for in-flight calls to finish on shutdown before they are cut. */
   shutdownGraceMs: number;
   /** Unary calls one process works on at once; more are refused at once with UNAVAILABLE. */
@@ -147,6 +149,7 @@ export function readConfig(env: Env = process.env): Config {
     publishTimeoutMs: int("PUBLISH_TIMEOUT_MS", 2000, 10, 60_000),
     drainDelayMs: int("SHUTDOWN_DRAIN_DELAY_MS", 0, 0, 120_000),
     shutdownGraceMs: int("SHUTDOWN_GRACE_MS", 10_000, 0, 300_000),
+    startupTimeoutMs: int("STARTUP_TIMEOUT_MS", 60_000, 0, 600_000),
     maxInFlight: int("MAX_IN_FLIGHT", 256, 1, 1_000_000),
     reserveBatchMax: int("RESERVE_BATCH_MAX", 256, 1, 512),
     writerBatchSize: int("WRITER_BATCH_SIZE", 500, 1, 5000),

@@ -33,7 +33,7 @@ export function refusalStatus(refusal: Refusal): StatusObject {
 }
 
 const NETWORK_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "EHOSTUNREACH", "ENOTFOUND", "57P01", "57P03"]);
-const DEPENDENCY_ERRORS = new Set(["MaxRetriesPerRequestError", "KnexTimeoutError", "TimeoutError", "ClosedConnectionError", "NoRespondersError"]);
+const DEPENDENCY_ERRORS = new Set(["MaxRetriesPerRequestError", "KnexTimeoutError", "TimeoutError", "ClosedConnectionError", "NoRespondersError", "ConnectionError"]);
 const DEPENDENCY_MESSAGES = /Connection is closed|enableOfflineQueue|Command timed out|Connection terminated|timeout exceeded when trying to connect|no responders/i;
 
 /** Redis, Postgres or NATS did not answer: the client should retry, not see INTERNAL. */

@@ -1,6 +1,7 @@
 // Builds the inventory service (SaleService + InventoryService) from config:
 // Postgres, Redis, JetStream, then the gRPC server; SERVING once all three are
 // connected. Used by main.ts and by the tests.
+import { redisReady, untilReachable } from "../common/startup.js";
 import { ensureReleasesConsumer, openEventBus, readJetStreamProgress } from "../common/event-bus.js";
 import { createDb } from "../common/db.js";
 import { serve, type ServingApp } from "../common/serve.js";
@@ -26,10 +27,11 @@ export async function startInventory(config: Config, log: Logger, clock: () => n
   const db = createDb(config.databaseUrl, config.dbPoolMax);
   const redis = createRedis(config.redisUrl);
   redis.on("error", (err) => log.warn("redis error", { err: err.message }));
+  const startup = { timeoutMs: config.startupTimeoutMs, log };
   const [bus] = await Promise.all([
-    openEventBus(config.natsUrl, config.namespace, "inventory", config.publishTimeoutMs),
-    redis.connect(),
-    db.raw("SELECT 1"),
+    untilReachable("nats", () => openEventBus(config.natsUrl, config.namespace, "inventory", config.publishTimeoutMs), startup),
+    redisReady(redis, startup),
+    untilReachable("postgres", () => db.raw("SELECT 1"), startup),
   ]);
   const epoch = await trackRedisEpoch(redis, log);
   const store = indexSalesForSweeping(createStockStore(redis, config.namespace, epoch.current), log);

@@ -1,6 +1,7 @@
 // Builds the order service from config: Postgres, JetStream (status
 // notifications, stock releases), the inventory stub, the expiry and release
 // relay loop, then the gRPC server; SERVING once they are connected.
+import { redisReady, untilReachable } from "../common/startup.js";
 import { StockReleased } from "@seckill/sdk";
 import { createDb } from "../common/db.js";
 import { openEventBus } from "../common/event-bus.js";
@@ -26,10 +27,11 @@ export async function startOrder(config: Config, log: Logger, clock: () => numbe
   // a health dependency, a token purchase without it answers UNAVAILABLE.
   const redis = createRedis(config.redisUrl);
   redis.on("error", (err) => log.warn("redis error", { err: err.message }));
+  const startup = { timeoutMs: config.startupTimeoutMs, log };
   const [bus] = await Promise.all([
-    openEventBus(config.natsUrl, config.namespace, "order", config.publishTimeoutMs),
-    db.raw("SELECT 1"),
-    redis.connect(),
+    untilReachable("nats", () => openEventBus(config.natsUrl, config.namespace, "order", config.publishTimeoutMs), startup),
+    untilReachable("postgres", () => db.raw("SELECT 1"), startup),
+    redisReady(redis, startup),
   ]);
   const inventory = createInventoryClient({
     address: config.inventoryAddr,

@@ -1,6 +1,7 @@
 // Builds the order writer process: Postgres, the JetStream consumer, the
 // writer loop, the dead-letter stream, and a gRPC server that carries
 // seckill.v1.DeadLetterService besides health and reflection.
+import { untilReachable } from "../../common/startup.js";
 import { createDb } from "../../common/db.js";
 import { deadLetterNames, ensureDeadLetterStream, ensureWriterConsumer, openEventBus } from "../../common/event-bus.js";
 import { serve, type ServingApp } from "../../common/serve.js";
@@ -20,9 +21,10 @@ export const QUEUE_LAG_POLL_MS = 5000;
 export async function startWriter(config: Config, log: Logger): Promise<WriterApp> {
   const metrics = metricsFor(config, "order-writer");
   const db = createDb(config.databaseUrl, Math.max(config.dbPoolMax, config.writerConcurrency + 1));
+  const startup = { timeoutMs: config.startupTimeoutMs, log };
   const [bus] = await Promise.all([
-    openEventBus(config.natsUrl, config.namespace, "order-writer", config.publishTimeoutMs),
-    db.raw("SELECT 1"),
+    untilReachable("nats", () => openEventBus(config.natsUrl, config.namespace, "order-writer", config.publishTimeoutMs), startup),
+    untilReachable("postgres", () => db.raw("SELECT 1"), startup),
   ]);
   await ensureWriterConsumer(bus.jsm, bus.names, {
     ackWaitMs: config.writerAckWaitMs,
