@@ -3,9 +3,9 @@
 // processes, on free ports, with their own namespace (`bench<hex>`: stream,
 // consumer, Redis keys) and database (`seckill_bench_<hex>`); and the no-op
 // baseline server, bundled the same way. stop() removes every trace.
+import { freePort } from "../tools/stack/ports.js";
 import { randomBytes } from "node:crypto";
 import { writeFileSync } from "node:fs";
-import net from "node:net";
 import { fileURLToPath } from "node:url";
 import { credentials } from "@grpc/grpc-js";
 import { SaleServiceClient, callUnary, type Sale } from "@seckill/sdk";
@@ -22,17 +22,7 @@ const NOOP_BUNDLE = fileURLToPath(new URL("./.dist/noop.mjs", import.meta.url));
 const READY_TIMEOUT_MS = 30_000;
 const STOP_GRACE_MS = 15_000;
 
-/** A port the OS says is free now. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
+export { freePort } from "../tools/stack/ports.js";
 
 async function spawnServing(name: string, file: string, address: string, env: NodeJS.ProcessEnv): Promise<ServiceProcess> {
   const child = spawnService(name, file, { cwd: REPO_ROOT, env });

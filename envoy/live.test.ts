@@ -8,12 +8,12 @@
 // UNAVAILABLE. Purchase tokens are signed here and published by a small JWKS
 // server of this file, as the gateway does.
 
+import { freePort } from "../tools/stack/ports.js";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { generateKeyPairSync, randomBytes, sign, type KeyObject } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer as createHttpServer, type Server } from "node:http";
 import { connect as connectHttp2 } from "node:http2";
-import { createServer as createTcpServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { credentials, Metadata, status } from "@grpc/grpc-js";
@@ -32,13 +32,6 @@ const MAX_CONNECTIONS = 8;
 const PLACE_ORDER_BURST = 5;
 const KID = "edge-live-1";
 
-async function freePort(): Promise<number> {
-  const server = createTcpServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 const b64url = (data: Buffer | string) => Buffer.from(data).toString("base64url");
 

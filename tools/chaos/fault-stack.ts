@@ -8,9 +8,9 @@
 // (tcp-proxy.ts): that service alone is given the proxy's address. Its own
 // database, stream and Redis namespace, as with startTestStack; stop() removes
 // everything it created.
+import { freePort } from "../stack/ports.js";
 import { randomBytes } from "node:crypto";
 import fs from "node:fs";
-import net from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { credentials, type ChannelOptions } from "@grpc/grpc-js";
@@ -105,14 +105,7 @@ export interface FaultStack {
   stop(): Promise<void>;
 }
 
-/** A loopback port nothing listens on right now (the OS picks it; we close it again). */
-export async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
+export { freePort } from "../stack/ports.js";
 
 export async function startFaultStack(options: FaultStackOptions = {}): Promise<FaultStack> {
   const own = new Set(options.privateDependencies ?? []);

@@ -1,4 +1,5 @@
 // Real processes, no mocks: needs redis-server, nats-server and PostgreSQL binaries installed.
+import { freePort } from './ports.js';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -19,13 +20,6 @@ afterAll(() => {
   for (const dir of tempDirs) fs.rmSync(dir, { recursive: true, force: true });
 });
 
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 function isOpen(port: number): Promise<boolean> {
   return new Promise((resolve) => {

@@ -1,8 +1,8 @@
 // `npm start` as a user runs it: a real process tree on real servers, in its
 // own namespace, database and ports, checked over gRPC and stopped with Ctrl-C.
+import { freePorts, freeRange } from "./ports.js";
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import net from "node:net";
 import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
@@ -58,40 +58,6 @@ function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
     promise,
     new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms)),
   ]);
-}
-
-/** Distinct free loopback ports: all held open until each is known. */
-async function freePorts(count: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from({ length: count }, async () => {
-      const server = net.createServer();
-      await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-      return server;
-    }),
-  );
-  const ports = servers.map((s) => (s.address() as net.AddressInfo).port);
-  await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
-  return ports;
-}
-
-/** The first of `count` consecutive free loopback ports. */
-async function freeRange(count: number): Promise<number> {
-  for (let attempt = 0; ; attempt++) {
-    const first = 20_000 + Math.floor(Math.random() * 30_000);
-    const servers: net.Server[] = [];
-    try {
-      for (let i = 0; i < count; i++) {
-        const server = net.createServer();
-        await new Promise<void>((resolve, reject) => server.once("error", reject).listen(first + i, "127.0.0.1", resolve));
-        servers.push(server);
-      }
-      return first;
-    } catch (error) {
-      if (attempt >= 20) throw error;
-    } finally {
-      await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
-    }
-  }
 }
 
 /** Service names the server lists over grpc.reflection.v1. */
