@@ -9,7 +9,7 @@
 // gets a first key (dev).
 import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from "node:crypto";
 import { mkdir, readFile, readdir, stat, writeFile } from "node:fs/promises";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { ROOT } from "../../services/common/assets.js";
 import { ulid } from "../../services/common/ids.js";
 import type { PublicJwk } from "../../services/common/jwt.js";
@@ -52,6 +52,9 @@ function parseKey(kid: string, pem: string): KeyObject {
 /** Writes a new P-256 key as `<kid>.pem` (mode 0600) and returns its kid. */
 export async function createKeyFile(dir: string, kid: string = ulid().toLowerCase()): Promise<string> {
   const { privateKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
+  // Only the key directory itself is private: parents made here get the usual
+  // mode (a 0700 .local/ would lock the private Postgres's user out of .local/).
+  await mkdir(dirname(dir), { recursive: true });
   await mkdir(dir, { recursive: true, mode: 0o700 });
   await writeFile(join(dir, `${kid}.pem`), privateKey.export({ format: "pem", type: "pkcs8" }), { mode: 0o600, flag: "wx" });
   return kid;

@@ -70,6 +70,7 @@ export async function startInventory(config: Config, log: Logger, clock: () => n
     reportAfterMs: config.sweepReportAfterMs,
     batchSize: config.sweepBatchSize,
     jetstreamProgress,
+    publishSlackMs: config.publishTimeoutMs,
   });
   const reconcile = createReconciler({ db, store, jetstreamProgress, warm: sales.warm, now: () => new Date(clock()) });
   // Notices a sale's lost Redis state without waiting for a purchase, and rebuilds it.

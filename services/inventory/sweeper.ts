@@ -35,6 +35,12 @@ export interface SweeperOptions {
   batchSize: number;
   /** Where the writer is in the stream: reservations still in its backlog are not lost, only late. */
   jetstreamProgress: () => Promise<JetStreamProgress>;
+  /**
+   * The longest a reservation's publish may take after its Lua script (the
+   * publish timeout): a reservation made this long before a look at the stream
+   * is in it, or was never acknowledged.
+   */
+  publishSlackMs: number;
 }
 
 export interface SweeperStats {
@@ -240,7 +246,9 @@ export function startSweeper(opts: SweeperOptions): Sweeper {
   let caughtUpToMs = 0;
 
   async function advanceCaughtUp(): Promise<void> {
-    const nowMs = opts.nowMs();
+    // Reservations made just before this look may still be on their way into the
+    // stream: only those older than the publish slack are known to be in it.
+    const nowMs = opts.nowMs() - opts.publishSlackMs;
     const progress = await opts.jetstreamProgress();
     if (progress.idle) caughtUpToMs = nowMs;
     else if (mark && progress.written >= mark.seq) caughtUpToMs = mark.atMs;

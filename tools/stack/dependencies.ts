@@ -167,6 +167,7 @@ async function startPostgres(
   if (user && fs.statSync(dir).uid !== user.uid) {
     execFileSync('chown', ['-R', `${user.uid}:${user.gid}`, dir]);
   }
+  if (user) letTraverse(path.dirname(dir));
   const asUser = user ? { uid: user.uid, gid: user.gid } : {};
 
   if (!fs.existsSync(path.join(dataDir, 'PG_VERSION'))) {
@@ -314,6 +315,17 @@ function tail(file: string, lines = 20): string {
     return fs.readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
   } catch {
     return '(no log)';
+  }
+}
+
+/**
+ * The unprivileged user must reach its data directory: every ancestor we own
+ * that others cannot enter (a 0700 .local/, say) gets o+x — enter, not list.
+ */
+function letTraverse(from: string): void {
+  for (let d = from; d !== path.dirname(d); d = path.dirname(d)) {
+    const st = fs.statSync(d);
+    if ((st.mode & 0o001) === 0 && st.uid === process.getuid?.()) fs.chmodSync(d, (st.mode & 0o7777) | 0o001);
   }
 }
 
