@@ -169,6 +169,14 @@ describe("the edge's rules", () => {
     expect(semantic(noTimeout)).toContainEqual(expect.objectContaining({ message: expect.stringContaining("needs a timeout") }));
   });
 
+  it("rejects upstream HTTP/2 connections that would carry more watches than a service takes on one connection", () => {
+    const issues = issuesAfter((d) => {
+      const options = Object.values<any>(clusterOf(d, "order_flash").typed_extension_protocol_options)[0];
+      options.explicit_http_config.http2_protocol_options.max_concurrent_streams = 1024;
+    });
+    expect(semantic(issues)).toContainEqual(expect.objectContaining({ message: expect.stringContaining('"order_flash": upstream max_concurrent_streams must be set and at most the services\' MAX_WATCHES_PER_CONNECTION') }));
+  });
+
   it("rejects a route that reaches the InventoryService", () => {
     const issues = issuesAfter((d) => {
       routes(d).unshift({ match: { prefix: "/seckill.v1.InventoryService/" }, route: { cluster: "inventory_default" } });

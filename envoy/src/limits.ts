@@ -42,7 +42,7 @@ export interface EdgeLimits {
   upstreamMaxRequests: number;
   upstreamMaxRetries: number;
   upstreamConnectTimeoutMs: number;
-  /** Upstream HTTP/2 streams per connection. */
+  /** Upstream HTTP/2 streams per connection (at most the services' MAX_WATCHES_PER_CONNECTION). */
   upstreamMaxConcurrentStreams: number;
 }
 
@@ -72,7 +72,10 @@ export const PRODUCTION_LIMITS: EdgeLimits = {
   upstreamMaxRequests: 8_192,
   upstreamMaxRetries: 64,
   upstreamConnectTimeoutMs: 1_000,
-  upstreamMaxConcurrentStreams: 1_024,
+  // Below the services' MAX_WATCHES_PER_CONNECTION (128): Envoy carries many
+  // clients' WatchOrder streams over its upstream connections, and opens a new
+  // one at this many streams, so the per-connection watch bound is never met.
+  upstreamMaxConcurrentStreams: 100,
 };
 
 /** npm start on one machine: the same shape with numbers a laptop (and the live tests) can reach. */

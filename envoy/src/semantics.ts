@@ -337,10 +337,19 @@ function checkClusterLimits(f: BootstrapFacts) {
     const od = c.value.outlier_detection;
     if (!od || !(positive(od.consecutive_5xx) || positive(od.consecutive_gateway_failure))) f.fail(`${c.path}.outlier_detection`, `service cluster "${name}" needs outlier detection`);
     if (!(c.value.health_checks ?? []).some((h: Obj) => h.grpc_health_check)) f.fail(`${c.path}.health_checks`, `service cluster "${name}" needs a gRPC health check`);
-    const http2 = Object.values<Obj>(c.value.typed_extension_protocol_options ?? {}).some((o) => o.explicit_http_config?.http2_protocol_options);
+    const http2 = Object.values<Obj>(c.value.typed_extension_protocol_options ?? {}).find((o) => o.explicit_http_config?.http2_protocol_options)?.explicit_http_config
+      .http2_protocol_options;
     if (!http2) f.fail(`${c.path}.typed_extension_protocol_options`, `gRPC cluster "${name}" must speak HTTP/2 (explicit http2_protocol_options)`);
+    else if (!(positive(http2.max_concurrent_streams) && http2.max_concurrent_streams <= MAX_WATCHES_PER_CONNECTION)) {
+      f.fail(
+        `${c.path}.typed_extension_protocol_options`,
+        `gRPC cluster "${name}": upstream max_concurrent_streams must be set and at most the services' MAX_WATCHES_PER_CONNECTION (${MAX_WATCHES_PER_CONNECTION}), or watches carried over one upstream connection are refused`,
+      );
+    }
   }
 }
+
+const MAX_WATCHES_PER_CONNECTION = readConfig({}).maxWatchesPerConnection;
 
 function checkRouting(f: BootstrapFacts, services: ServiceMethods) {
   for (const path of [...paths(services, (s, m) => !isPublic(s, m)), ...OTHER_UNREACHABLE]) {
