@@ -3,6 +3,7 @@
 // SIGTERM to SIGKILL.
 import { spawn, type ChildProcess } from "node:child_process";
 import readline from "node:readline";
+import { fileURLToPath } from "node:url";
 import type { Readable, Writable } from "node:stream";
 import { SUPERVISED_ENV } from "../../services/common/runner.js";
 
@@ -29,7 +30,9 @@ process.on("exit", () => {
   for (const child of live) child.kill("SIGKILL");
 });
 
-/** A program that is not a node service (Envoy): its path and arguments, run as they are. */
+const SUPERVISE = fileURLToPath(new URL("./supervise.mjs", import.meta.url));
+
+/** A program that is not a node service (Envoy): its path and arguments, run under supervise.mjs. */
 export interface Program {
   command: string;
   args: string[];
@@ -44,11 +47,12 @@ export function spawnService(name: string, file: string | Program, opts: { cwd: 
   // --cpu-prof-dir=.local/prof" (flags NODE_OPTIONS does not allow); they come
   // after the defaults, so they can override them.
   const extra = (opts.env.SERVICE_NODE_ARGS ?? "").split(/\s+/).filter(Boolean);
-  const [command, args] =
+  // Another program (Envoy) runs under supervise.mjs, which gives it the same stdin rule.
+  const args =
     typeof file === "string"
-      ? [process.execPath, [...SERVICE_HEAP_FLAGS, ...extra, ...(file.endsWith(".ts") ? ["--import", "tsx", file] : [file])]]
-      : [file.command, file.args];
-  const child = spawn(command, args, {
+      ? [...SERVICE_HEAP_FLAGS, ...extra, ...(file.endsWith(".ts") ? ["--import", "tsx", file] : [file])]
+      : [SUPERVISE, file.command, ...file.args];
+  const child = spawn(process.execPath, args, {
     cwd: opts.cwd,
     // stdin stays open while the supervisor lives: the service stops when it
     // closes, so a supervisor killed with -9 leaves no orphans behind.
