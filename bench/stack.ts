@@ -12,7 +12,7 @@ import { SaleServiceClient, callUnary, type Sale } from "@seckill/sdk";
 import { readConfig, type Config } from "../services/common/config.js";
 import { createDb, dropDatabase, ensureDatabase, migrate, type Db } from "../services/common/db.js";
 import { openEventBus } from "../services/common/event-bus.js";
-import { cleanNamespace, saleRequest } from "../test/support/stack.js";
+import { cleanNamespace, saleRequest } from "../tools/stack/fixtures.js";
 import { bundle, bundlePath, buildServices, type ServiceName } from "../tools/build.js";
 import { spawnService, type ServiceProcess } from "../tools/stack/children.js";
 import { waitServing } from "../tools/stack/health.js";

@@ -8,7 +8,6 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { credentials } from "@grpc/grpc-js";
-import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import { Redis } from "ioredis";
 import type { ServiceError } from "@grpc/grpc-js";
 import {
@@ -17,7 +16,6 @@ import {
   SaleServiceClient,
   callUnary,
   rejectionOf,
-  type CreateSaleRequest,
   type Rejection,
   ReleasePolicy,
   type Sale,
@@ -26,11 +24,13 @@ import { JWKS_PATH } from "../../gateway/access/jwks-server.js";
 import { startGateway, type GatewayApp } from "../../gateway/app.js";
 import { readConfig, type Config } from "../../services/common/config.js";
 import { createDb, dropDatabase, ensureDatabase, migrate, type Db } from "../../services/common/db.js";
-import { connectNats, deadLetterNames, eventNames } from "../../services/common/event-bus.js";
 import { quietLogger } from "../../services/common/log.js";
 import { startInventory, type InventoryApp } from "../../services/inventory/app.js";
 import { startOrder, type OrderApp } from "../../services/order/app.js";
 import { startWriter, type WriterApp } from "../../services/order/writer/app.js";
+import { cleanNamespace, eventually, saleRequest, writerDrained } from "../../tools/stack/fixtures.js";
+
+export { cleanNamespace, eventually, saleRequest, writerDrained };
 
 export interface TestStack {
   config: Config;
@@ -129,62 +129,6 @@ export async function startTestStack(overrides: Record<string, string> = {}, opt
   };
 }
 
-/** Removes a run's stream and Redis keys. */
-export async function cleanNamespace(config: Config): Promise<void> {
-  const nc = await connectNats(config.natsUrl, "test-cleanup");
-  try {
-    const jsm = await jetstreamManager(nc);
-    for (const stream of [eventNames(config.namespace).stream, deadLetterNames(config.namespace).stream]) {
-      await jsm.streams.delete(stream).catch(() => undefined);
-    }
-  } finally {
-    await nc.close();
-  }
-  const redis = new Redis(config.redisUrl);
-  try {
-    let cursor = "0";
-    do {
-      const [next, keys] = await redis.scan(cursor, "MATCH", `${config.namespace}:*`, "COUNT", 1000);
-      if (keys.length > 0) await redis.del(...keys);
-      cursor = next;
-    } while (cursor !== "0");
-  } finally {
-    redis.disconnect();
-  }
-}
-
-/** A valid CreateSale request for an open sale (started a second ago, ends in an hour). */
-export function saleRequest(overrides: Partial<CreateSaleRequest> = {}): CreateSaleRequest {
-  const now = Date.now();
-  return {
-    requestId: `create-${randomBytes(6).toString("hex")}`,
-    name: "Test sale",
-    totalStock: 10,
-    priceMinor: 1999,
-    currency: "EUR",
-    startsAt: new Date(now - 1000),
-    endsAt: new Date(now + 3600_000),
-    perUserLimit: 1,
-    paymentWindowSeconds: 900,
-    releasePolicy: ReleasePolicy.RELEASE_POLICY_UNSPECIFIED,
-    accessRules: undefined,
-    ...overrides,
-  };
-}
-
-/** Waits until the order writer has acked or terminated every reservation event up to seq. */
-export async function writerDrained(jsm: JetStreamManager, namespace: string, seq: number): Promise<void> {
-  const names = eventNames(namespace);
-  await eventually(
-    async () => {
-      const info = await jsm.consumers.info(names.stream, names.writerConsumer);
-      return info.ack_floor.stream_seq >= seq && info.num_ack_pending === 0 && info.num_pending === 0;
-    },
-    15_000,
-    `the writer to finish the events up to seq ${seq}`,
-  );
-}
-
 /** The refusal a call ended with; fails the test when it succeeded. */
 export async function refusal(call: Promise<unknown>): Promise<Rejection> {
   try {
@@ -193,14 +137,4 @@ export async function refusal(call: Promise<unknown>): Promise<Rejection> {
     return rejectionOf(error as ServiceError);
   }
   throw new Error("expected the call to be refused, but it succeeded");
-}
-
-/** Polls until check() returns true, or fails after timeoutMs. */
-export async function eventually(check: () => Promise<boolean>, timeoutMs = 15_000, what = "condition"): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
 }

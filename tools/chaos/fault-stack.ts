@@ -24,7 +24,7 @@ import { connectNats, eventNames } from "../../services/common/event-bus.js";
 import { spawnService, type ServiceProcess } from "../../tools/stack/children.js";
 import { ensureDependencies, type DependencyName, type RunningDependencies } from "../../tools/stack/dependencies.js";
 import { waitServing as waitHealthServing } from "../../tools/stack/health.js";
-import { cleanNamespace, saleRequest, writerDrained } from "../../test/support/stack.js";
+import { cleanNamespace, saleRequest, writerDrained } from "../stack/fixtures.js";
 import type { Random } from "./prng.js";
 import { startTcpProxy, type TcpProxy } from "./tcp-proxy.js";
 
