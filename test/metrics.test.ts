@@ -2,6 +2,7 @@
 // process's GET /metrics reports what happened (reservations, refusals by
 // reason, writer batches, order transitions, watchers, the gateway's checks
 // and tokens), and every metric the Grafana dashboard queries exists.
+import { sample } from "./support/prometheus.js";
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
@@ -33,16 +34,6 @@ async function scrape(app: ServingApp): Promise<string> {
   return response.text();
 }
 
-/** The value of one sample, or undefined when there is none with these labels. */
-function sample(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
-  for (const line of text.split("\n")) {
-    const match = /^([a-z_:][a-z0-9_:]*)(?:\{(.*)\})? (\S+)$/i.exec(line);
-    if (!match || match[1] !== name) continue;
-    const found = Object.fromEntries([...(match[2] ?? "").matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((m) => [m[1], m[2]]));
-    if (Object.entries(labels).every(([k, v]) => found[k] === v)) return Number(match[3]);
-  }
-  return undefined;
-}
 
 const place = (saleId: string, userId: string, requestId: string) =>
   callUnary(stack.orders, "placeOrder", { saleId, quantity: 1, requestId, purchaseToken: "", retry: false }, { metadata: userMetadata(userId) });

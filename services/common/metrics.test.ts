@@ -1,6 +1,7 @@
 // The metrics module on real HTTP and gRPC servers: one registry per app, the
 // /metrics endpoint, bounded stock series, and the calls counted in one place
 // by the gRPC server (codes, latencies, refusals by reason, load shedding).
+import { sample } from "../../test/support/prometheus.js";
 import { afterEach, describe, expect, it } from "vitest";
 import { credentials, status, type ServerUnaryCall, type sendUnaryData } from "@grpc/grpc-js";
 import {
@@ -22,16 +23,6 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-/** The value of one sample in the text format, or undefined when absent. */
-function sample(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
-  for (const line of text.split("\n")) {
-    const match = /^([a-z_:][a-z0-9_:]*)(?:\{(.*)\})? (\S+)$/i.exec(line);
-    if (!match || match[1] !== name) continue;
-    const found = Object.fromEntries([...(match[2] ?? "").matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((m) => [m[1], m[2]]));
-    if (Object.entries(labels).every(([k, v]) => found[k] === v)) return Number(match[3]);
-  }
-  return undefined;
-}
 
 async function serve(metrics: ReturnType<typeof createMetrics>): Promise<MetricsEndpoint> {
   const endpoint = await serveMetrics(metrics.registry, "127.0.0.1:0", quietLogger());

@@ -2,20 +2,12 @@
 // PRNG, so that a seed replays the same faults at the same offsets. Seeds are
 // 32-bit unsigned integers; a new one comes from node:crypto.
 import { randomInt } from "node:crypto";
+import { seededRandom } from "../../cli/src/simulate/plan.js";
 
 export type Random = () => number;
 
-/** A generator of floats in [0, 1), the same sequence for the same seed. */
-export function mulberry32(seed: number): Random {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A generator of floats in [0, 1), the same sequence for the same seed (the one `seckill simulate` uses). */
+export const mulberry32: (seed: number) => Random = seededRandom;
 
 /** A fresh seed, for runs that were not given one (always printed, so they can be replayed). */
 export const newSeed = (): number => randomInt(0, 2 ** 32 - 1);
