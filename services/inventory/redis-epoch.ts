@@ -41,9 +41,14 @@ export async function trackRedisEpoch(redis: Redis, log: Logger): Promise<RedisE
   }
 
   redis.on("close", () => (current = undefined));
-  redis.on("ready", () => {
-    refresh().catch((err) => log.warn("could not read the redis run id; retrying on the next connection", { err: err.message }));
-  });
+  // Until the run id is known, nothing is reserved: keep asking while the connection lasts.
+  const refreshWhileReady = () => {
+    refresh().catch((err) => {
+      log.warn("could not read the redis run id; retrying", { err: err.message });
+      setTimeout(() => redis.status === "ready" && current === undefined && refreshWhileReady(), 500).unref();
+    });
+  };
+  redis.on("ready", refreshWhileReady);
   await refresh();
   return {
     current: () => current,
