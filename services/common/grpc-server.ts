@@ -14,8 +14,9 @@ import {
 import * as protoLoader from "@grpc/proto-loader";
 import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation, protoPath as healthProtoPath } from "grpc-health-check";
+import { installAdmissionGate } from "./admission.js";
 import { assetPath } from "./assets.js";
-import { refusalStatus, toStatus, type StatusObject } from "./grpc-errors.js";
+import { toStatus, type StatusObject } from "./grpc-errors.js";
 import type { GrpcMetrics } from "./metrics.js";
 import { invalid, Refusal } from "./refusal.js";
 import type { Logger } from "./log.js";
@@ -43,7 +44,7 @@ export interface GrpcServerOptions {
   address: string;
   services: ServiceRegistration[];
   maxMessageBytes: number;
-  /** Unary calls in progress beyond which new ones are refused at once (UNAVAILABLE, OVERLOADED). */
+  /** Unary calls in progress beyond which new ones are refused at once, before grpc-js (UNAVAILABLE, OVERLOADED; admission.ts). */
   maxInFlight: number;
   log: Logger;
   /** Counts calls by method and code, unary latencies and refusals by reason. */
@@ -80,12 +81,10 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
     // once: beyond that the client queues, not the server (memory stays flat).
     "grpc.max_concurrent_streams": options.maxInFlight,
   });
-  const shed = createLoadShedder(options.maxInFlight);
   for (const service of options.services) {
-    const implementation = shed(service.definition, service.implementation);
     server.addService(
       tolerateMalformed(service.definition),
-      options.metrics ? instrument(service.definition, implementation, options.metrics) : implementation,
+      options.metrics ? instrument(service.definition, service.implementation, options.metrics) : service.implementation,
     );
   }
 
@@ -98,11 +97,28 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
   const reflectedDefinition = Object.assign({}, ...options.services.map((s) => s.reflection ?? {}), loadReflectionDefinition());
   new ReflectionService(reflectedDefinition, { services: reflected }).addToServer(server);
 
+  const unaryPaths = options.services.flatMap((s) =>
+    Object.values(s.definition)
+      .filter((m) => !m.requestStream && !m.responseStream)
+      .map((m) => m.path),
+  );
+  const shedMethods = new Map(options.metrics ? unaryPaths.map((path) => [path, options.metrics!.method(methodName(path))]) : []);
+
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(options.address, ServerCredentials.createInsecure(), (error, boundPort) =>
       error ? reject(new Error(`cannot listen on ${options.address}: ${error.message}`)) : resolve(boundPort),
     ),
   );
+
+  installAdmissionGate(server, {
+    maxInFlight: options.maxInFlight,
+    refusal: SHED,
+    gatedPaths: new Set(unaryPaths),
+    onRefused: (path) => {
+      shedMethods.get(path)?.done(status.UNAVAILABLE);
+      options.metrics?.rejected(SHED.reason);
+    },
+  });
 
   const setServing = (serving: boolean) => {
     for (const name of names) health.setStatus(name, serving ? "SERVING" : "NOT_SERVING");
@@ -160,33 +176,9 @@ const SHED = new Refusal("OVERLOADED", "the server is at its limit of calls in p
   retryDelayMs: 50,
 });
 
-/**
- * Bounds the unary calls one process works on at once. Past the bound a call is
- * refused in microseconds instead of queueing, so admitted calls keep their
- * latency and memory stays flat under any offered load.
- */
-function createLoadShedder(maxInFlight: number) {
-  let inFlight = 0;
-  const refusal = refusalStatus(SHED);
-  return (definition: ServiceDefinition, implementation: UntypedServiceImplementation): UntypedServiceImplementation =>
-    Object.fromEntries(
-      Object.entries(implementation).map(([name, handler]) => {
-        const method = definition[name];
-        if (!method || method.requestStream || method.responseStream) return [name, handler];
-        const unaryHandler = handler as (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => void;
-        return [
-          name,
-          (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => {
-            if (inFlight >= maxInFlight) return callback({ ...refusal, metadata: refusal.metadata.clone() });
-            inFlight++;
-            unaryHandler(call, (error, value) => {
-              inFlight--;
-              callback(error, value);
-            });
-          },
-        ];
-      }),
-    );
+/** "/pkg.Service/Method" -> "Method", the `method` label. */
+function methodName(path: string): string {
+  return path.slice(path.lastIndexOf("/") + 1);
 }
 
 type Answer = Partial<StatusObject> | null | undefined;
@@ -195,14 +187,15 @@ type Answer = Partial<StatusObject> | null | undefined;
  * The one place calls are counted: each method's calls by status code when
  * they end (a server stream when it finishes, fails or is cancelled), the
  * duration of unary ones, and refusals by reason (the refusal a status was made
- * from, as grpc-errors.ts tags it). Outermost, so load-shed calls count too.
+ * from, as grpc-errors.ts tags it). Calls the admission gate sheds never reach
+ * a handler: its onRefused counts them with the same series.
  */
 function instrument(definition: ServiceDefinition, implementation: UntypedServiceImplementation, metrics: GrpcMetrics): UntypedServiceImplementation {
   return Object.fromEntries(
     Object.entries(implementation).map(([name, handler]) => {
       const method = definition[name];
       if (!method || method.requestStream) return [name, handler];
-      const series = metrics.method(method.path.slice(method.path.lastIndexOf("/") + 1));
+      const series = metrics.method(methodName(method.path));
       if (method.responseStream) {
         const streamHandler = handler as (call: ServerWritableStream<unknown, unknown>) => void;
         return [

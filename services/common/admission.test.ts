@@ -1,0 +1,163 @@
+// The admission gate on a real grpc-js server: past the in-flight limit a
+// unary call is refused from its headers (no handler runs), with the same
+// status, reason and retry hint clients expect; health checks and server
+// streams always go through; the count follows calls that end in any way.
+import { afterEach, describe, expect, it } from "vitest";
+import { credentials, Server, status, type ServerUnaryCall, type ServerWritableStream, type sendUnaryData } from "@grpc/grpc-js";
+import {
+  callUnary,
+  OrderServiceClient,
+  OrderServiceService,
+  rejectionOf,
+  userMetadata,
+  type PlaceOrderRequest,
+  type PlaceOrderResponse,
+  type WatchOrderRequest,
+  type WatchOrderResponse,
+} from "@seckill/sdk";
+import { checkHealth } from "../../tools/stack/health.js";
+import { installAdmissionGate, refusalHeaders } from "./admission.js";
+import { startGrpcServer } from "./grpc-server.js";
+import { quietLogger } from "./log.js";
+import { Refusal } from "./refusal.js";
+
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+/** An order service whose PlaceOrder answers only when released, counting the calls its handler saw. */
+async function start(maxInFlight: number) {
+  const held: (() => void)[] = [];
+  let handled = 0;
+  const implementation = {
+    placeOrder: (call: ServerUnaryCall<PlaceOrderRequest, PlaceOrderResponse>, callback: sendUnaryData<PlaceOrderResponse>) => {
+      handled++;
+      held.push(() => callback(null, { order: undefined }));
+    },
+    watchOrder: (call: ServerWritableStream<WatchOrderRequest, WatchOrderResponse>) => {
+      call.end();
+    },
+  };
+  const grpc = await startGrpcServer({
+    address: "127.0.0.1:0",
+    services: [{ name: "seckill.v1.OrderService", definition: OrderServiceService as never, implementation: implementation as never }],
+    maxMessageBytes: 4 * 1024 * 1024,
+    maxInFlight,
+    log: quietLogger(),
+  });
+  grpc.setServing(true);
+  cleanups.push(() => grpc.shutdown({ drainDelayMs: 0, graceMs: 100 }));
+  const address = `127.0.0.1:${grpc.port}`;
+  const client = () => {
+    // Own connection each: one connection may not open more streams than the limit.
+    const c = new OrderServiceClient(address, credentials.createInsecure(), { "grpc.use_local_subchannel_pool": 1 });
+    cleanups.push(() => c.close());
+    return c;
+  };
+  return { address, client, held, handled: () => handled };
+}
+
+const order = (i: number, requestId = `r-${i}`): PlaceOrderRequest => ({ saleId: "sale", quantity: 1, requestId, purchaseToken: "", retry: false });
+const place = (client: OrderServiceClient, i: number, requestId?: string) =>
+  callUnary(client, "placeOrder", order(i, requestId), { metadata: userMetadata(`u-${i}`) }).then(
+    () => "ok" as const,
+    (error) => rejectionOf(error),
+  );
+
+async function until(condition: () => boolean, what: string) {
+  const deadline = Date.now() + 5000;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+describe("the admission gate", () => {
+  it("refuses calls past the limit before any handler runs: UNAVAILABLE, OVERLOADED, a retry hint", async () => {
+    const server = await start(2);
+    const first = [place(server.client(), 1), place(server.client(), 2)];
+    await until(() => server.handled() === 2, "two admitted calls");
+    const refused = await Promise.all([3, 4, 5].map((i) => place(server.client(), i)));
+    for (const refusal of refused) {
+      expect(refusal).toMatchObject({ code: status.UNAVAILABLE, reason: "OVERLOADED" });
+      expect(refusal !== "ok" && refusal.retryDelayMs).toBe(50);
+    }
+    expect(server.handled()).toBe(2);
+
+    for (const release of server.held.splice(0)) release();
+    expect(await Promise.all(first)).toEqual(["ok", "ok"]);
+    // The slots are free again.
+    const again = place(server.client(), 6);
+    await until(() => server.handled() === 3, "a call admitted after the others ended");
+    server.held.splice(0).forEach((release) => release());
+    expect(await again).toBe("ok");
+  });
+
+  it("frees the slot of a call its client cancelled", async () => {
+    const server = await start(1);
+    const client = server.client();
+    const call = client.placeOrder(order(1), userMetadata("u-1"), () => undefined);
+    await until(() => server.handled() === 1, "the admitted call");
+    call.cancel();
+    // Retried until the server has seen the cancellation: then a call is admitted, not refused.
+    const refusals: unknown[] = [];
+    const deadline = Date.now() + 5000;
+    let admitted: Promise<unknown> | undefined;
+    while (!admitted && Date.now() < deadline) {
+      const attempt = place(server.client(), 2, `after-cancel-${Date.now()}`);
+      const first = await Promise.race([attempt, until(() => server.handled() === 2, "an admitted call").then(() => "admitted")]);
+      if (first === "admitted") admitted = attempt;
+      else refusals.push(first);
+    }
+    expect(server.handled()).toBe(2);
+    for (const refusal of refusals) expect(refusal).toMatchObject({ reason: "OVERLOADED" });
+    server.held.splice(0).forEach((release) => release());
+    expect(await admitted).toBe("ok");
+  });
+
+  it("answers a refused call carrying a large message at once, and the connection stays usable", async () => {
+    const server = await start(1);
+    const first = place(server.client(), 1);
+    await until(() => server.handled() === 1, "the admitted call");
+    const client = server.client();
+    const big = await place(client, 2, "x".repeat(3 * 1024 * 1024));
+    expect(big).toMatchObject({ code: status.UNAVAILABLE, reason: "OVERLOADED" });
+    server.held.splice(0).forEach((release) => release());
+    expect(await first).toBe("ok");
+    const next = place(client, 3);
+    await until(() => server.handled() === 2, "a call on the same connection");
+    server.held.splice(0).forEach((release) => release());
+    expect(await next).toBe("ok");
+  });
+
+  it("lets health checks and server streams through while unary calls are at the limit", async () => {
+    const server = await start(1);
+    const first = place(server.client(), 1);
+    await until(() => server.handled() === 1, "the admitted call");
+    expect(await checkHealth(server.address)).toBe("SERVING");
+    const stream = server.client().watchOrder({ orderId: "o", lastStatus: 0 } as WatchOrderRequest, userMetadata("u-1"));
+    const ended = await new Promise<string>((resolve) => {
+      stream.on("data", () => undefined);
+      stream.on("error", (error: { code: number }) => resolve(`error ${error.code}`));
+      stream.on("end", () => resolve("end"));
+    });
+    expect(ended).toBe("end");
+    server.held.splice(0).forEach((release) => release());
+    expect(await first).toBe("ok");
+  });
+
+  it("refuses to run on a grpc-js whose HTTP/2 servers it cannot find", () => {
+    const server = new Server();
+    delete (server as unknown as { http2Servers?: unknown }).http2Servers;
+    const refusal = new Refusal("OVERLOADED", "busy", { retryDelayMs: 50 });
+    expect(() => installAdmissionGate(server, { maxInFlight: 1, refusal, gatedPaths: new Set() })).toThrow(/http2Servers/);
+  });
+
+  it("builds the refusal as a trailers-only response with a percent-encoded message", () => {
+    const headers = refusalHeaders(new Refusal("OVERLOADED", "100% busy — retry", { retryDelayMs: 50 }));
+    expect(headers).toMatchObject({ ":status": 200, "content-type": "application/grpc", "grpc-status": String(status.UNAVAILABLE) });
+    expect(headers["grpc-message"]).toBe("100%25 busy %E2%80%94 retry");
+    expect(typeof headers["grpc-status-details-bin"]).toBe("string");
+  });
+});
