@@ -1,7 +1,11 @@
 // Smoke test of the bench's load generator: a few hundred calls against the
 // no-op baseline server and against a real test stack, and every call is
-// accounted for. It asserts counts only, never speed (benchmarks are not tests).
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+// accounted for; then a node:http2 server that resets, refuses, goes away or
+// never answers, and how each such call is counted. It asserts counts only,
+// never speed (benchmarks are not tests).
+import http2 from "node:http2";
+import type { AddressInfo } from "node:net";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { callUnary } from "@seckill/sdk";
 import { readConfig } from "../services/common/config.js";
 import { quietLogger } from "../services/common/log.js";
@@ -71,5 +75,86 @@ describe("against a real stack", () => {
       .where({ sale_id: sale.saleId })
       .select(stack.db.raw("count(*)::int AS n, count(DISTINCT id)::int AS ids, count(DISTINCT user_id)::int AS users, count(DISTINCT request_id)::int AS requests"));
     expect(row).toEqual({ n: ok, ids: ok, users: ok, requests: ok });
+  });
+});
+
+describe("against a misbehaving server", () => {
+  let server: http2.Http2Server | undefined;
+  const sessions = new Set<http2.ServerHttp2Session>();
+  afterEach(async () => {
+    // A session that sent GOAWAY stops reading, so it never sees the client leave.
+    for (const session of sessions) session.destroy();
+    sessions.clear();
+    const s = server;
+    server = undefined;
+    await new Promise<void>((resolve) => s?.close(() => resolve()) ?? resolve());
+  });
+
+  /** A node:http2 server on 127.0.0.1; returns its address. */
+  async function serve(onStream: (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, n: number) => void): Promise<string> {
+    let n = 0;
+    server = http2.createServer();
+    server.on("session", (session) => {
+      sessions.add(session);
+      session.on("error", () => {});
+    });
+    server.on("stream", (stream, headers) => {
+      stream.on("error", () => {});
+      onStream(stream, headers, n++);
+    });
+    await new Promise<void>((resolve) => server!.listen(0, "127.0.0.1", resolve));
+    return `127.0.0.1:${(server.address() as AddressInfo).port}`;
+  }
+
+  it("a status in the trailers or in a trailers-only answer counts as that status; a reset stream as NO_STATUS", async () => {
+    const seen: http2.IncomingHttpHeaders[] = [];
+    const address = await serve((stream, headers) => {
+      seen.push(headers);
+      const i = Number(String(headers["x-user-id"]).split("-u")[1]);
+      if (i % 3 === 0) stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+      else if (i % 3 === 1) stream.respond({ ":status": 200, "content-type": "application/grpc", "grpc-status": "8" }, { endStream: true });
+      else {
+        stream.respond({ ":status": 200, "content-type": "application/grpc" }, { waitForTrailers: true });
+        stream.on("wantTrailers", () => stream.sendTrailers({ "grpc-status": "0" }));
+        stream.end(Buffer.from([0, 0, 0, 0, 0]));
+      }
+    });
+    const result = await runLoadInChild({ address, saleId: SALE_ID, mode: "closed", connections: 2, streams: 3, calls: 30, tag: "odd" }, 30_000);
+    expect(result.statuses).toEqual({ NO_STATUS: 10, RESOURCE_EXHAUSTED: 10, OK: 10 });
+    expect(result.sent).toBe(30);
+    expect(result.errors).toEqual([]);
+    expect(seen[0]).toMatchObject({
+      ":method": "POST",
+      ":scheme": "http",
+      ":path": "/seckill.v1.OrderService/PlaceOrder",
+      ":authority": address,
+      "content-type": "application/grpc",
+      te: "trailers",
+      "grpc-timeout": "5000m",
+    });
+    expect(new Set(seen.map((h) => h["x-user-id"])).size).toBe(30);
+  });
+
+  it("a call never answered is cancelled a second after its deadline: CLIENT_TIMEOUT", async () => {
+    const resets: Promise<number>[] = [];
+    const address = await serve((stream) => resets.push(new Promise((resolve) => stream.on("close", () => resolve(stream.rstCode)))));
+    const result = await runLoadInChild({ address, saleId: SALE_ID, mode: "closed", connections: 1, streams: 2, calls: 2, deadlineMs: 100, tag: "mute" }, 30_000);
+    expect(result.statuses).toEqual({ CLIENT_TIMEOUT: 2 });
+    expect(await Promise.all(resets)).toEqual([http2.constants.NGHTTP2_CANCEL, http2.constants.NGHTTP2_CANCEL]);
+  });
+
+  it("a GOAWAY: the streams it leaves out count as NO_STATUS, the error is listed, and the run stops", async () => {
+    // One stream at a time: the fifth is left out, and the only connection is gone.
+    const address = await serve((stream, _headers, n) => {
+      if (n === 4) {
+        stream.session!.goaway(http2.constants.NGHTTP2_INTERNAL_ERROR, stream.id! - 2);
+        return;
+      }
+      stream.respond({ ":status": 200, "content-type": "application/grpc", "grpc-status": "0" }, { endStream: true });
+    });
+    const result = await runLoadInChild({ address, saleId: SALE_ID, mode: "closed", connections: 1, streams: 1, calls: 20, tag: "away" }, 30_000);
+    expect(result.statuses).toEqual({ OK: 4, NO_STATUS: 1 });
+    expect(result.sent).toBe(5);
+    expect(result.errors).toEqual([`goaway ${http2.constants.NGHTTP2_INTERNAL_ERROR}`]);
   });
 });

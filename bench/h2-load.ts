@@ -1,6 +1,9 @@
-// A gRPC load generator over raw HTTP/2 (node:http2, no grpc-js client):
-// N connections, each request a pre-encoded gRPC frame (5-byte prefix +
-// PlaceOrderRequest bytes) with its own request id and x-user-id. Two modes:
+// A gRPC load generator over raw HTTP/2 (h2-wire.ts: frames read and written
+// on a plain TCP socket; no node:http2, whose client costs more CPU per call
+// than the no-op server it measures, and no grpc-js client): N connections,
+// each request a pre-encoded gRPC frame (5-byte prefix + PlaceOrderRequest
+// bytes) with its own request id and x-user-id, behind a header block encoded
+// once. Two modes:
 //
 //   closed  N connections × M streams each, a new call as soon as one ends,
 //           for a duration (after a warm-up) or for a fixed number of calls;
@@ -11,11 +14,12 @@
 // a fixed-bucket histogram per status. runLoadInChild() runs it in a forked
 // process, so the generator has its own event loop; results come back by IPC.
 import { fork } from "node:child_process";
-import http2 from "node:http2";
 import { fileURLToPath } from "node:url";
 import { Metadata, status as grpcStatus } from "@grpc/grpc-js";
 import { DETAILS_TRAILER, PlaceOrderRequest, USER_ID_HEADER, rejectionOf } from "@seckill/sdk";
+import { connect as connectH2, type ClientStream, type H2Connection, type StreamHandler } from "./h2-wire.js";
 import { Histogram, type HistogramData } from "./histogram.js";
+import { encodeHeaders, type HeaderField } from "./hpack.js";
 
 export const PLACE_ORDER_PATH = "/seckill.v1.OrderService/PlaceOrder";
 
@@ -83,71 +87,96 @@ export function statusName(code: number): string {
 
 // ------------------------------------------------------------ request pool
 
-/** Pre-encoded gRPC frames in one slab, plus each call's user id: no encoding in the hot loop. */
+/**
+ * Pre-encoded gRPC frames, and each call's x-user-id as an HPACK field to
+ * append to the constant header block: no encoding in the hot loop.
+ */
 interface RequestPool {
   size: number;
   frame(i: number): Buffer;
-  user(i: number): string;
+  userField(i: number): Buffer;
 }
 
 function buildPool(saleId: string, tag: string, size: number): RequestPool {
-  const messages: Uint8Array[] = [];
-  const users: string[] = [];
-  let bytes = 0;
+  const frames: Uint8Array[] = [];
+  const userFields: Uint8Array[] = [];
   for (let i = 0; i < size; i++) {
     const message = PlaceOrderRequest.encode({ saleId, quantity: 1, requestId: `${tag}-r${i}`, purchaseToken: "", retry: false }).finish();
-    messages.push(message);
-    users.push(`${tag}-u${i}`);
-    bytes += 5 + message.length;
+    const frame = Buffer.allocUnsafe(5 + message.length);
+    frame.writeUInt8(0, 0); // not compressed
+    frame.writeUInt32BE(message.length, 1);
+    frame.set(message, 5);
+    frames.push(frame);
+    userFields.push(encodeHeaders([[USER_ID_HEADER, `${tag}-u${i}`]]));
   }
-  const slab = Buffer.allocUnsafe(bytes);
-  const offsets = new Uint32Array(size + 1);
-  let at = 0;
-  messages.forEach((message, i) => {
-    offsets[i] = at;
-    slab.writeUInt8(0, at); // not compressed
-    slab.writeUInt32BE(message.length, at + 1);
-    slab.set(message, at + 5);
-    at += 5 + message.length;
-  });
-  offsets[size] = at;
-  return { size, frame: (i) => slab.subarray(offsets[i], offsets[i + 1]), user: (i) => users[i] };
+  return { size, frame: slabOf(frames), userField: slabOf(userFields) };
+}
+
+/** Byte strings end to end in one buffer (far less memory than a buffer each); returns the i-th as a view. */
+function slabOf(parts: readonly Uint8Array[]): (i: number) => Buffer {
+  const offsets = new Uint32Array(parts.length + 1);
+  parts.forEach((part, i) => (offsets[i + 1] = offsets[i] + part.length));
+  const slab = Buffer.allocUnsafe(offsets[parts.length]);
+  parts.forEach((part, i) => slab.set(part, offsets[i]));
+  return (i) => slab.subarray(offsets[i], offsets[i + 1]);
 }
 
 // ---------------------------------------------------------------- the run
 
 interface Connection {
-  session: http2.ClientHttp2Session;
+  wire: H2Connection;
   alive: boolean;
   /** Set before the run closes it: its end is no error. */
   closing: boolean;
 }
 
-interface Call {
-  conn: Connection;
-  stream: http2.ClientHttp2Stream;
-  start: number;
-  code: number;
-  details: string | undefined;
-  timedOut: boolean;
+/** One call, and the handler of its stream. */
+class Call implements StreamHandler {
+  stream!: ClientStream;
+  /** The grpc-status; -1 until one arrives. */
+  code = -1;
+  details: string | undefined = undefined;
+  timedOut = false;
+
+  constructor(
+    readonly conn: Connection,
+    readonly start: number,
+    private readonly finish: (call: Call) => void,
+  ) {}
+
+  // A trailers-only answer carries the status in its one header block, others in the trailers.
+  onHeaders(fields: HeaderField[]): void {
+    let code: string | undefined;
+    let details: string | undefined;
+    for (const [name, value] of fields) {
+      if (name === "grpc-status") code = value;
+      else if (name === DETAILS_TRAILER) details = value;
+    }
+    if (code !== undefined) {
+      this.code = Number(code);
+      this.details = details;
+    }
+  }
+
+  // A stream reset or a failed connection ends it without a status.
+  onEnd(): void {
+    this.finish(this);
+  }
 }
 
-function connect(address: string, errors: string[]): Promise<Connection> {
-  return new Promise((resolve, reject) => {
-    const session = http2.connect(`http://${address}`, { settings: { enablePush: false } });
-    const conn: Connection = { session, alive: true, closing: false };
-    const dead = (why: string) => {
-      if (conn.alive && !conn.closing && errors.length < 20) errors.push(why);
-      conn.alive = false;
-    };
-    session.once("connect", () => resolve(conn));
-    session.once("error", (error) => {
-      dead(`session error: ${error.message}`);
-      reject(error);
-    });
-    session.once("goaway", (code) => dead(`goaway ${code}`));
-    session.once("close", () => dead("session closed"));
+async function connect(address: string, errors: string[]): Promise<Connection> {
+  const colon = address.lastIndexOf(":");
+  const host = address.slice(0, colon).replace(/^\[(.*)\]$/, "$1"); // [::1]:port
+  const state = { alive: true, closing: false };
+  const wire = await connectH2({
+    host,
+    port: Number(address.slice(colon + 1)),
+    onEnd: (why) => {
+      if (state.alive && !state.closing && errors.length < 20) errors.push(why);
+      state.alive = false;
+    },
   });
+  return Object.assign(state, { wire });
 }
 
 export async function runLoad(options: LoadOptions): Promise<LoadResult> {
@@ -157,7 +186,16 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   const poolSize = countMode ? options.calls! : (options.poolSize ?? 100_000);
   const deadlineMs = options.deadlineMs ?? 5000;
   const path = options.path ?? PLACE_ORDER_PATH;
-  const timeoutHeader = deadlineMs > 0 ? `${deadlineMs}m` : undefined;
+  const constantHeaders: HeaderField[] = [
+    [":method", "POST"],
+    [":scheme", "http"],
+    [":path", path],
+    [":authority", options.address],
+    ["content-type", "application/grpc"],
+    ["te", "trailers"],
+  ];
+  if (deadlineMs > 0) constantHeaders.push(["grpc-timeout", `${deadlineMs}m`]);
+  const headerBlock = encodeHeaders(constantHeaders);
 
   const pool = buildPool(options.saleId, options.tag, poolSize);
   const errors: string[] = [];
@@ -224,17 +262,9 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
       return;
     }
     const i = next++;
-    const headers: http2.OutgoingHttpHeaders = {
-      ":method": "POST",
-      ":path": path,
-      "content-type": "application/grpc",
-      te: "trailers",
-      [USER_ID_HEADER]: pool.user(i),
-    };
-    if (timeoutHeader) headers["grpc-timeout"] = timeoutHeader;
-    let stream: http2.ClientHttp2Stream;
+    const call = new Call(conn, performance.now(), finish);
     try {
-      stream = conn.session.request(headers, { endStream: false });
+      call.stream = conn.wire.request([headerBlock, pool.userField(i)], pool.frame(i), call);
     } catch (error) {
       conn.alive = false;
       if (errors.length < 20) errors.push(`request: ${(error as Error).message}`);
@@ -242,22 +272,8 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
       return;
     }
     sent++;
-    const call: Call = { conn, stream, start: performance.now(), code: -1, details: undefined, timedOut: false };
     if (call.start >= windowStart && call.start < windowEnd) sentInWindow++;
     inFlight.add(call);
-    const onHeaders = (headers: http2.IncomingHttpHeaders) => {
-      const code = headers["grpc-status"];
-      if (code !== undefined) {
-        call.code = Number(code);
-        call.details = headers[DETAILS_TRAILER] as string | undefined;
-      }
-    };
-    stream.on("response", onHeaders); // a trailers-only answer carries the status here
-    stream.on("trailers", onHeaders);
-    stream.on("error", () => {}); // a reset stream: "close" follows without a status
-    stream.on("close", () => finish(call));
-    stream.resume();
-    stream.end(pool.frame(i));
   };
 
   // Calls the server never answers are cancelled a second after their deadline.
@@ -268,7 +284,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
       if (call.start > cutoff) break; // insertion order is start order
       if (!call.timedOut) {
         call.timedOut = true;
-        call.stream.close(http2.constants.NGHTTP2_CANCEL);
+        call.stream.cancel(); // ends the call at once: finish() runs from here
       }
     }
   }, 100);
@@ -328,7 +344,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   if (ticker) clearInterval(ticker);
   const cpu = process.cpuUsage(cpuStart);
   for (const c of conns) c.closing = true;
-  await Promise.all(conns.map((c) => new Promise<void>((resolve) => (c.session.closed ? resolve() : c.session.close(() => resolve())))));
+  await Promise.all(conns.map((c) => c.wire.close()));
 
   const seconds = countMode ? (lastCompletion - t0) / 1000 : windowMs / 1000;
   return {
@@ -357,10 +373,7 @@ const REPO_ROOT = fileURLToPath(new URL("..", import.meta.url));
 /** Runs the generator in a forked process (its own event loop); kills it after timeoutMs. */
 export function runLoadInChild(options: LoadOptions, timeoutMs = 600_000): Promise<LoadResult> {
   return new Promise((resolve, reject) => {
-    // A larger young generation: the http2 client allocates per call, and fewer
-    // scavenges cut the generator's CPU per call by some 15-25 %.
-    const execArgv = ["--max-semi-space-size=64", "--import", "tsx"];
-    const child = fork(WORKER, [], { cwd: REPO_ROOT, execArgv, stdio: ["ignore", "inherit", "inherit", "ipc"] });
+    const child = fork(WORKER, [], { cwd: REPO_ROOT, execArgv: ["--import", "tsx"], stdio: ["ignore", "inherit", "inherit", "ipc"] });
     let settled = false;
     const settle = (fn: () => void) => {
       if (settled) return;

@@ -83,7 +83,7 @@ async function main(): Promise<void> {
     }
     notes.push(
       "f: warm = the largest sample of the first quarter of the load, end = last sample of the last loaded run; flat = end ≤ 1.25 × warm.",
-      "The generator (node:http2) and every server share the same cores: the generator's CPU is in the details below.",
+      "The generator (raw HTTP/2 frames on a TCP socket, bench/h2-wire.ts) and every server share the same cores: the generator's CPU is in the details below.",
     );
     if (!isMissing(h2)) notes.push(`h2load: ${h2.version}`);
     if (pgbench && !isMissing(pgbench)) notes.push(`pgbench: ${pgbench.version}, ${pgbench.clients} clients, ${pgbench.seconds} s, ${pgbench.latencyMs} ms mean latency`);

@@ -116,16 +116,19 @@ describe("the admission gate", () => {
     expect(await admitted).toBe("ok");
   });
 
-  it("answers a refused call carrying a large message at once, and the connection stays usable", async () => {
+  it("answers a refused call carrying a large or oversized message, and the connection stays usable", async () => {
     const server = await start(1);
     const first = place(server.client(), 1);
     await until(() => server.handled() === 1, "the admitted call");
     const client = server.client();
     const big = await place(client, 2, "x".repeat(3 * 1024 * 1024));
     expect(big).toMatchObject({ code: status.UNAVAILABLE, reason: "OVERLOADED" });
+    // Past the message size limit the body is not read to its end: the answer is the same.
+    const huge = await place(client, 3, "x".repeat(6 * 1024 * 1024));
+    expect(huge).toMatchObject({ code: status.UNAVAILABLE, reason: "OVERLOADED" });
     server.held.splice(0).forEach((release) => release());
     expect(await first).toBe("ok");
-    const next = place(client, 3);
+    const next = place(client, 4);
     await until(() => server.handled() === 2, "a call on the same connection");
     server.held.splice(0).forEach((release) => release());
     expect(await next).toBe("ok");
@@ -151,7 +154,7 @@ describe("the admission gate", () => {
     const server = new Server();
     delete (server as unknown as { http2Servers?: unknown }).http2Servers;
     const refusal = new Refusal("OVERLOADED", "busy", { retryDelayMs: 50 });
-    expect(() => installAdmissionGate(server, { maxInFlight: 1, refusal, gatedPaths: new Set() })).toThrow(/http2Servers/);
+    expect(() => installAdmissionGate(server, { maxInFlight: 1, maxMessageBytes: 1024, refusal, gatedPaths: new Set() })).toThrow(/http2Servers/);
   });
 
   it("builds the refusal as a trailers-only response with a percent-encoded message", () => {

@@ -21,6 +21,8 @@ import type { Refusal } from "./refusal.js";
 export interface AdmissionOptions {
   /** Gated calls in progress beyond which new ones are refused. */
   maxInFlight: number;
+  /** A refused call's body is read and dropped up to this size, then answered without reading further. */
+  maxMessageBytes: number;
   /** The refusal sent past the limit (an UNAVAILABLE one, with a retry hint). */
   refusal: Refusal;
   /** The paths ("/pkg.Service/Method") the limit applies to; any other call (health, reflection, streams) always goes through. */
@@ -78,6 +80,20 @@ export function installAdmissionGate(server: Server, options: AdmissionOptions):
   const release = () => {
     inFlight--;
   };
+  // The request is read to its end (and dropped) before the answer, so the
+  // stream closes cleanly on both sides, without a reset; a body past the
+  // message size limit is answered at once instead.
+  const refuse = (stream: ServerHttp2Stream) => {
+    let bytes = 0;
+    const answer = () => {
+      if (!stream.destroyed && !stream.headersSent) stream.respond(headers, { endStream: true });
+    };
+    stream.on("data", (chunk: Buffer) => {
+      bytes += chunk.length;
+      if (bytes > options.maxMessageBytes) answer();
+    });
+    stream.once("end", answer);
+  };
   for (const h2 of http2ServersOf(server)) {
     const downstream = h2.listeners("stream") as StreamListener[];
     if (downstream.length === 0) throw new Error("grpc-js registered no stream listener: the admission gate cannot be installed");
@@ -88,8 +104,7 @@ export function installAdmissionGate(server: Server, options: AdmissionOptions):
         if (inFlight >= options.maxInFlight) {
           refused++;
           options.onRefused?.(path);
-          // The request's body is not read: ending our side resets the stream once the client has sent it.
-          if (!stream.destroyed) stream.respond(headers, { endStream: true });
+          refuse(stream);
           return;
         }
         inFlight++;

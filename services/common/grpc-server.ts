@@ -112,6 +112,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
 
   installAdmissionGate(server, {
     maxInFlight: options.maxInFlight,
+    maxMessageBytes: options.maxMessageBytes,
     refusal: SHED,
     gatedPaths: new Set(unaryPaths),
     onRefused: (path) => {
