@@ -111,4 +111,21 @@ describe("a storm of buyers", () => {
     );
     expect(retried.order!.orderId).toBe(winner.order!.orderId);
   });
+
+  it("answers a sold-out sale's bad requests as before the sell-out: the shortcut only answers what the handler would", async () => {
+    const sale = await stack.createSale({ totalStock: 1 });
+    await place(sale.saleId, "early", "q1");
+    const answer = (userId: string, request: Partial<{ requestId: string; quantity: number; purchaseToken: string }>) =>
+      callUnary(stack.orders, "placeOrder", { saleId: sale.saleId, quantity: 1, requestId: "q2", purchaseToken: "", retry: false, ...request }, {
+        metadata: userMetadata(userId),
+      }).then(
+        () => ({ code: status.OK, reason: undefined }),
+        (error: ServiceError) => rejectionOf(error),
+      );
+    expect(await answer("late", {})).toMatchObject({ code: status.FAILED_PRECONDITION, reason: "SOLD_OUT" });
+    expect(await answer("late", { requestId: "no spaces allowed" })).toMatchObject({ code: status.INVALID_ARGUMENT });
+    expect(await answer("late", { quantity: 101 })).toMatchObject({ code: status.INVALID_ARGUMENT });
+    expect(await answer("late", { purchaseToken: "x".repeat(5000) })).toMatchObject({ code: status.INVALID_ARGUMENT });
+    expect(await answer("", {})).toMatchObject({ code: status.UNAUTHENTICATED });
+  });
 });

@@ -2,6 +2,7 @@
 // unary call is refused from its headers (no handler runs), with the same
 // status, reason and retry hint clients expect; health checks and server
 // streams always go through; the count follows calls that end in any way.
+import http2 from "node:http2";
 import { afterEach, describe, expect, it } from "vitest";
 import { credentials, Server, status, type ServerUnaryCall, type ServerWritableStream, type sendUnaryData } from "@grpc/grpc-js";
 import {
@@ -9,31 +10,35 @@ import {
   OrderServiceClient,
   OrderServiceService,
   rejectionOf,
+  PlaceOrderRequest,
   userMetadata,
-  type PlaceOrderRequest,
   type PlaceOrderResponse,
   type WatchOrderRequest,
   type WatchOrderResponse,
 } from "@seckill/sdk";
 import { checkHealth } from "../../tools/stack/health.js";
-import { installAdmissionGate, refusalHeaders } from "./admission.js";
+import { installAdmissionGate, refusalHeaders, type QuickAnswer } from "./admission.js";
 import { startGrpcServer } from "./grpc-server.js";
 import { quietLogger } from "./log.js";
-import { Refusal } from "./refusal.js";
+import { Refusal, refuse } from "./refusal.js";
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-/** An order service whose PlaceOrder answers only when released, counting the calls its handler saw. */
-async function start(maxInFlight: number) {
+/**
+ * An order service whose PlaceOrder answers only when released (or at once
+ * with `hold: false`), keeping the requests its handler saw.
+ */
+async function start(maxInFlight: number, opts: { hold?: boolean; quickAnswers?: Record<string, QuickAnswer> } = {}) {
   const held: (() => void)[] = [];
-  let handled = 0;
+  const seen: PlaceOrderRequest[] = [];
   const implementation = {
     placeOrder: (call: ServerUnaryCall<PlaceOrderRequest, PlaceOrderResponse>, callback: sendUnaryData<PlaceOrderResponse>) => {
-      handled++;
-      held.push(() => callback(null, { order: undefined }));
+      seen.push(call.request);
+      if (opts.hold === false) callback(null, { order: undefined });
+      else held.push(() => callback(null, { order: undefined }));
     },
     watchOrder: (call: ServerWritableStream<WatchOrderRequest, WatchOrderResponse>) => {
       call.end();
@@ -41,7 +46,9 @@ async function start(maxInFlight: number) {
   };
   const grpc = await startGrpcServer({
     address: "127.0.0.1:0",
-    services: [{ name: "seckill.v1.OrderService", definition: OrderServiceService as never, implementation: implementation as never }],
+    services: [
+      { name: "seckill.v1.OrderService", definition: OrderServiceService as never, implementation: implementation as never, quickAnswers: opts.quickAnswers },
+    ],
     maxMessageBytes: 4 * 1024 * 1024,
     maxInFlight,
     log: quietLogger(),
@@ -55,7 +62,7 @@ async function start(maxInFlight: number) {
     cleanups.push(() => c.close());
     return c;
   };
-  return { address, client, held, handled: () => handled };
+  return { address, client, held, seen, handled: () => seen.length };
 }
 
 const order = (i: number, requestId = `r-${i}`): PlaceOrderRequest => ({ saleId: "sale", quantity: 1, requestId, purchaseToken: "", retry: false });
@@ -162,5 +169,56 @@ describe("the admission gate", () => {
     expect(headers).toMatchObject({ ":status": 200, "content-type": "application/grpc", "grpc-status": String(status.UNAVAILABLE) });
     expect(headers["grpc-message"]).toBe("100%25 busy %E2%80%94 retry");
     expect(typeof headers["grpc-status-details-bin"]).toBe("string");
+  });
+});
+
+describe("quick answers", () => {
+  const SOLD = refuse("SOLD_OUT", "the sale is sold out");
+  const quickAnswers = {
+    placeOrder: (headers: http2.IncomingHttpHeaders, message: Buffer) =>
+      PlaceOrderRequest.decode(message).requestId.startsWith("sold-") && headers["x-user-id"] ? SOLD : undefined,
+  };
+
+  it("answers what the service declares answerable from the request, and hands every other call on with its bytes intact", async () => {
+    const server = await start(8, { hold: false, quickAnswers });
+    const client = server.client();
+    expect(await place(client, 1, "sold-1")).toMatchObject({ code: status.FAILED_PRECONDITION, reason: "SOLD_OUT" });
+    expect(server.handled()).toBe(0);
+    expect(await place(client, 2, "kept-2")).toBe("ok");
+    // Past the size looked at here, a request reaches the handler as sent, whatever it holds.
+    const long = `sold-${"x".repeat(6000)}`;
+    expect(await place(client, 3, long)).toBe("ok");
+    expect(server.seen.map((r) => [r.requestId, r.saleId])).toEqual([
+      ["kept-2", "sale"],
+      [long, "sale"],
+    ]);
+  });
+
+  it("answers a request that ends before a complete message with INVALID_ARGUMENT, and no handler runs", async () => {
+    const server = await start(8, { hold: false, quickAnswers });
+    const session = http2.connect(`http://${server.address}`);
+    cleanups.push(() => session.close());
+    const call = (body: Buffer) =>
+      new Promise<string | undefined>((resolve, reject) => {
+        const stream = session.request({
+          ":method": "POST",
+          ":path": "/seckill.v1.OrderService/PlaceOrder",
+          "content-type": "application/grpc",
+          te: "trailers",
+          "x-user-id": "u-1",
+        });
+        let code: string | undefined;
+        stream.on("response", (headers) => (code ??= headers["grpc-status"] as string | undefined));
+        stream.on("trailers", (headers) => (code ??= headers["grpc-status"] as string | undefined));
+        stream.on("error", reject);
+        stream.on("close", () => resolve(code));
+        stream.resume();
+        stream.end(body);
+      });
+    const frame = Buffer.from([0, 0, 0, 0, 100, 1, 2, 3]); // declares 100 bytes, carries 3
+    expect(await call(Buffer.alloc(0))).toBe(String(status.INVALID_ARGUMENT));
+    expect(await call(frame)).toBe(String(status.INVALID_ARGUMENT));
+    expect(server.handled()).toBe(0);
+    expect(await place(server.client(), 4, "kept-4")).toBe("ok");
   });
 });

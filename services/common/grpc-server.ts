@@ -14,7 +14,7 @@ import {
 import * as protoLoader from "@grpc/proto-loader";
 import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation, protoPath as healthProtoPath } from "grpc-health-check";
-import { installAdmissionGate } from "./admission.js";
+import { installAdmissionGate, type QuickAnswer } from "./admission.js";
 import { assetPath } from "./assets.js";
 import { toStatus, type StatusObject } from "./grpc-errors.js";
 import type { GrpcMetrics } from "./metrics.js";
@@ -38,6 +38,8 @@ export interface ServiceRegistration {
   implementation: UntypedServiceImplementation;
   /** Where the service's types come from when not from proto/seckill/v1 (e.g. Envoy's protos), for reflection. */
   reflection?: protoLoader.PackageDefinition;
+  /** By method (the definition's key): refusals answered from the request alone, before grpc-js (admission.ts). */
+  quickAnswers?: Record<string, QuickAnswer>;
 }
 
 export interface GrpcServerOptions {
@@ -102,7 +104,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
       .filter((m) => !m.requestStream && !m.responseStream)
       .map((m) => m.path),
   );
-  const shedMethods = new Map(options.metrics ? unaryPaths.map((path) => [path, options.metrics!.method(methodName(path))]) : []);
+  const gatedMethods = new Map(options.metrics ? unaryPaths.map((path) => [path, options.metrics!.method(methodName(path))]) : []);
 
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(options.address, ServerCredentials.createInsecure(), (error, boundPort) =>
@@ -115,9 +117,12 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
     maxMessageBytes: options.maxMessageBytes,
     refusal: SHED,
     gatedPaths: new Set(unaryPaths),
-    onRefused: (path) => {
-      shedMethods.get(path)?.done(status.UNAVAILABLE);
-      options.metrics?.rejected(SHED.reason);
+    quickAnswers: new Map(
+      options.services.flatMap((s) => Object.entries(s.quickAnswers ?? {}).map(([method, quick]) => [s.definition[method].path, quick] as const)),
+    ),
+    onRefused: (path, answer, seconds) => {
+      gatedMethods.get(path)?.done(answer.code, seconds);
+      options.metrics?.rejected(answer.reason);
     },
   });
 
@@ -188,8 +193,8 @@ type Answer = Partial<StatusObject> | null | undefined;
  * The one place calls are counted: each method's calls by status code when
  * they end (a server stream when it finishes, fails or is cancelled), the
  * duration of unary ones, and refusals by reason (the refusal a status was made
- * from, as grpc-errors.ts tags it). Calls the admission gate sheds never reach
- * a handler: its onRefused counts them with the same series.
+ * from, as grpc-errors.ts tags it). Calls the admission gate answers never
+ * reach a handler: its onRefused counts them with the same series.
  */
 function instrument(definition: ServiceDefinition, implementation: UntypedServiceImplementation, metrics: GrpcMetrics): UntypedServiceImplementation {
   return Object.fromEntries(

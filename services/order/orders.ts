@@ -14,7 +14,7 @@ import {
 import type { Knex } from "knex";
 import { isRequestId, isSaleId, saleOfOrderId } from "../common/ids.js";
 import { decodePageToken, pageLimit, pageOf } from "../common/page-token.js";
-import { invalid, overloaded, refuse } from "../common/refusal.js";
+import { invalid, overloaded, refuse, type Refusal } from "../common/refusal.js";
 import type { EventPublisher } from "../common/event-bus.js";
 import type { Logger } from "../common/log.js";
 import type { OrderMetrics } from "../common/metrics.js";
@@ -104,6 +104,15 @@ export function validatePlaceOrder(req: PlaceOrderRequest): Omit<ReserveItem, "u
   return { saleId: req.saleId, requestId: req.requestId, quantity };
 }
 
+/** The checks of a PlaceOrder request that need no I/O; throws INVALID_ARGUMENT. */
+function checkPlaceOrder(req: PlaceOrderRequest, metadataToken: string | undefined): Omit<ReserveItem, "userId"> {
+  const item = validatePlaceOrder(req);
+  if (metadataToken !== undefined && req.purchaseToken !== "" && metadataToken !== req.purchaseToken) {
+    throw invalid("purchase_token", "differs from the x-purchase-token metadata entry");
+  }
+  return item;
+}
+
 function checkOrderId(orderId: string): void {
   if (!saleOfOrderId(orderId)) throw invalid("order_id", "not an order id");
 }
@@ -162,14 +171,12 @@ export function createOrderService(deps: OrderDeps) {
   return {
     /** metadataToken: the x-purchase-token metadata entry; when the request's purchase_token is set too, they must match. */
     async place(userId: string, req: PlaceOrderRequest, metadataToken?: string): Promise<Order> {
-      const item = { ...validatePlaceOrder(req), userId };
-      if (metadataToken !== undefined && req.purchaseToken !== "" && metadataToken !== req.purchaseToken) {
-        throw invalid("purchase_token", "differs from the x-purchase-token metadata entry");
-      }
-      // Signature and claims first (CPU only once the keys are cached); the
-      // claim on the token's jti is a Redis write, after the sold-out shortcut.
-      const claims = await deps.purchaseTokens.verify(metadataToken || req.purchaseToken || undefined, { userId, saleId: item.saleId });
+      const item = { ...checkPlaceOrder(req, metadataToken), userId };
+      // The sold-out shortcut before the token's signature: the answer almost
+      // every buyer gets costs no cryptography (and says nothing a sale's
+      // public status does not). The claim on the token's jti is a Redis write.
       if (!req.retry && soldOut.has(item.saleId)) throw SOLD_OUT;
+      const claims = await deps.purchaseTokens.verify(metadataToken || req.purchaseToken || undefined, { userId, saleId: item.saleId });
       await deps.purchaseTokens.claim(claims, item.requestId);
       const result = await inventory.reserve(item);
       if (result.stockLeft === 0 && (result.reason === Reason.REASON_UNSPECIFIED || result.reason === Reason.REASON_SOLD_OUT)) {
@@ -183,6 +190,21 @@ export function createOrderService(deps: OrderDeps) {
         throw refuse(name ?? "OVERLOADED", (name ?? "unknown").toLowerCase().replace(/_/g, " "));
       }
       return pendingOrder({ ...item, reservationId: result.reservationId, quantity: result.quantity, reservedAt: result.reservedAt });
+    },
+
+    /**
+     * place()'s answer when it is known without any I/O: SOLD_OUT for a valid
+     * request for a sale this process saw sell out. Undefined otherwise (the
+     * call goes on to place(), which answers the rest, invalid requests too).
+     */
+    quickRefusal(req: PlaceOrderRequest, metadataToken?: string): Refusal | undefined {
+      if (req.retry || !soldOut.has(req.saleId)) return undefined;
+      try {
+        checkPlaceOrder(req, metadataToken);
+      } catch {
+        return undefined;
+      }
+      return SOLD_OUT;
     },
 
     /** A stock release seen for the sale: buyers may succeed again. */
