@@ -2,12 +2,13 @@
 //
 // A call refused inside a grpc-js handler has already cost grpc-js its full
 // per-call work (metadata parsing, call objects, message decoding, the status
-// and trailers): ~130 µs, most of what an admitted call costs. Under several
-// times the load a process can serve, refusing at that price saturates the
-// process with refusals, calls queue in the socket before anyone looks at them
-// and the admitted ones wait seconds. Here a call past the in-flight limit is
-// answered from the stream's headers alone, with one pre-built trailers-only
-// response (UNAVAILABLE, OVERLOADED, RetryInfo), at a fraction of that cost.
+// and trailers): ~140 µs of CPU, more than a no-op call. Under several times
+// the load a process can serve, refusing at that price saturates the process
+// with refusals, calls queue in the socket before anyone looks at them and the
+// admitted ones wait seconds. Here a call past the in-flight limit is answered
+// from the stream's headers alone, with one pre-built trailers-only response
+// (UNAVAILABLE, OVERLOADED, RetryInfo): ~90 µs, most of it Node's HTTP/2
+// stream and socket work, which no server in this process can avoid.
 //
 // The same place answers, from the request alone, what a service declares
 // answerable without any I/O (a QuickAnswer: PlaceOrder for a sale this
@@ -44,13 +45,6 @@ export interface AdmissionOptions {
   quickAnswers?: ReadonlyMap<string, QuickAnswer>;
   /** Told of every call answered here, e.g. to count it: its status code, the refusal's reason, seconds since it arrived. */
   onRefused?: (path: string, answer: { code: number; reason: string }, seconds: number) => void;
-}
-
-export interface AdmissionGate {
-  /** Gated calls admitted and not yet closed. */
-  inFlight(): number;
-  /** Calls refused for the in-flight limit since the gate was installed. */
-  refused(): number;
 }
 
 type StreamListener = (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, ...rest: unknown[]) => void;
@@ -126,9 +120,8 @@ function peekMessage(stream: ServerHttp2Stream, read: (message: Buffer | undefin
  * Puts the gate in front of grpc-js on every HTTP/2 server of a bound Server:
  * grpc-js's own stream listeners are called only for calls it does not answer.
  */
-export function installAdmissionGate(server: Server, options: AdmissionOptions): AdmissionGate {
+export function installAdmissionGate(server: Server, options: AdmissionOptions): void {
   let inFlight = 0;
-  let refused = 0;
   const release = () => {
     inFlight--;
   };
@@ -152,7 +145,6 @@ export function installAdmissionGate(server: Server, options: AdmissionOptions):
   // answer, so the stream closes cleanly on both sides, without a reset; a
   // body past the message size limit is answered at once instead.
   const shed = (stream: ServerHttp2Stream, path: string, started: number) => {
-    refused++;
     let bytes = 0;
     stream.on("data", (chunk: Buffer) => {
       bytes += chunk.length;
@@ -192,5 +184,4 @@ export function installAdmissionGate(server: Server, options: AdmissionOptions):
       );
     });
   }
-  return { inFlight: () => inFlight, refused: () => refused };
 }
