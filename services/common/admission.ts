@@ -125,14 +125,13 @@ export function installAdmissionGate(server: Server, options: AdmissionOptions):
   const release = () => {
     inFlight--;
   };
-  const responses = new Map<Refusal, { headers: OutgoingHttpHeaders; code: number }>();
+  const responses = new WeakMap<Refusal, { headers: OutgoingHttpHeaders; code: number }>();
   const responseTo = (refusal: Refusal) => {
     let response = responses.get(refusal);
     if (!response) {
       const headers = refusalHeaders(refusal);
       response = { headers, code: Number(headers["grpc-status"]) };
-      // Refusals answered here are module constants: the map stays small.
-      if (responses.size < 64) responses.set(refusal, response);
+      responses.set(refusal, response);
     }
     return response;
   };

@@ -197,6 +197,9 @@ export function createOrderService(deps: OrderDeps) {
      * request for a sale this process saw sell out. Undefined otherwise (the
      * call goes on to place(), which answers the rest, invalid requests too).
      */
+    /** Whether this process has seen any sale sell out (quickRefusal can answer at all). */
+    anySoldOut: (): boolean => soldOut.size > 0,
+
     quickRefusal(req: PlaceOrderRequest, metadataToken?: string): Refusal | undefined {
       if (req.retry || !soldOut.has(req.saleId)) return undefined;
       try {
