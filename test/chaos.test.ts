@@ -3,7 +3,7 @@
 // several kinds must end without an anomaly, and injects exactly the faults its seed plans. And the
 // campaign can fail: an order row deleted after a run is reported as lost.
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { CAMPAIGN_TARGETS, faultRows, formatSummary, runCampaign, runPlan, startCampaignStack, type CampaignOptions } from "../tools/chaos/campaign.js";
+import { CAMPAIGN_TARGETS, faultRows, formatSummary, runCampaign, startCampaignStack, type CampaignOptions } from "../tools/chaos/campaign.js";
 import type { FaultStack } from "../tools/chaos/fault-stack.js";
 import { FAULT_KINDS } from "../tools/chaos/nemesis.js";
 
@@ -42,11 +42,12 @@ it("finds no anomaly in a short seeded campaign, and injects the faults its seed
   expect(summary).toContain(`seed ${SEED}`);
 
   const [run] = result.runs;
-  // The same seed plans the same faults at the same offsets; every one was injected and healed.
-  const schedule = (faults: typeof run.plan) => faults.map((f) => ({ kind: f.kind, target: f.target, atMs: f.atMs, durationMs: f.durationMs }));
-  expect(schedule(run.faults)).toEqual(schedule(runPlan(campaign(), 0)));
-  expect(run.faults.length).toBeGreaterThanOrEqual(3);
+  // Every planned fault was injected and healed: none before its planned offset, none healed before its duration.
   expect(run.faults.filter((f) => f.injectedAtMs === undefined || f.healedAtMs === undefined || f.error)).toEqual([]);
+  for (const f of run.faults) {
+    expect(f.injectedAtMs!, `${f.kind} ${f.target}`).toBeGreaterThanOrEqual(f.atMs - 5);
+    expect(f.healedAtMs!, `${f.kind} ${f.target}`).toBeGreaterThanOrEqual(f.injectedAtMs! + f.durationMs - 5);
+  }
   expect(faultRows(result).reduce((n, r) => n + r.injected, 0)).toBe(run.faults.length);
   // Crowds ten times the stock: every sale's stock sold, nobody left without an answer.
   expect(run.saleIds).toHaveLength(2);

@@ -69,10 +69,9 @@ describe("seckill simulate", () => {
     expect(summary).toMatchObject({ users: 300, successes: 20, unitsWon: 20, oversold: 0, overLimitUsers: { fromAnswers: 0, fromPostgres: 0 }, ok: true });
     expect(summary.postgres).toMatchObject({ unitsSold: 20, ordersListed: 20, missingOrders: 0, unexpectedOrders: 0 });
     expect(summary.soldOut).toBeGreaterThan(250);
-    // Every PlaceOrder carried a purchase token from the gateway (the order service requires one).
-    expect(summary.tokens.issued).toBe(summary.attempts - summary.retries);
     expect(summary.tokens.issued + Object.values(summary.tokens.refusedByReason).reduce((a, b) => a + b, 0)).toBe(summary.clicks);
     expect(summary.tokens.calls).toBeGreaterThanOrEqual(summary.clicks);
+    // Every PlaceOrder carried a valid purchase token from the gateway (the order service requires one).
     expect(Object.keys(summary.rejectedByReason)).not.toContain("PURCHASE_TOKEN_INVALID");
     expect(summary.attempts).toBeGreaterThanOrEqual(summary.clicks - summary.soldOut);
     expect(summary.watch.created).toBe(20);
