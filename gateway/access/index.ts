@@ -2,7 +2,10 @@
 // endpoint, built from config, for the gateway process to serve:
 //
 //   const access = await createAccess({ db, redis, config, log, now });
-//   startGateway(config, log, [access.registration]); await access.jwks.start();
+//   // serve access.registration with the gateway's other services, then:
+//   await access.jwks.start();
+//
+// (gateway/app.ts does this in startGateway.)
 //
 // redis must be connected by the caller; db is the sales database. The JWKS
 // server also re-reads the key directory every KEY_RELOAD_MS while it runs, so

@@ -54,9 +54,9 @@ export interface Config {
   /** Deliveries of one event before it is given up as poison. */
   writerMaxDeliver: number;
   dbPoolMax: number;
-  /** Watchers one order-service process serves at once. */
   /** How often inventory checks that each open sale's Redis state is there and current (and rebuilds a lost one). */
   redisCheckIntervalMs: number;
+  /** Watchers one order-service process serves at once. */
   maxOrderWatchers: number;
   /** WatchOrder streams one client connection may hold open at once. */
   maxWatchesPerConnection: number;

@@ -39,4 +39,15 @@ describe("toStatus", () => {
     expect(lines.join("\n")).toMatch(/x is undefined/);
     expect(isDependencyFailure(new TypeError("x is undefined"))).toBe(false);
   });
+
+  it("builds a refusal's logged context only when the debug line is written", () => {
+    let built = 0;
+    const context = () => (built++, { method: "PlaceOrder", requestId: "r-1" });
+    toStatus(refuse("SOLD_OUT", "gone"), createLogger({}, "info", () => undefined), context);
+    expect(built).toBe(0);
+    const debugLines: string[] = [];
+    toStatus(refuse("SOLD_OUT", "gone"), createLogger({}, "debug", (line) => debugLines.push(line)), context);
+    expect(built).toBe(1);
+    expect(JSON.parse(debugLines[0])).toMatchObject({ msg: "call refused", method: "PlaceOrder", requestId: "r-1", reason: "SOLD_OUT" });
+  });
 });

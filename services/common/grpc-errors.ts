@@ -4,7 +4,7 @@
 import { status, type Metadata, type ServiceError } from "@grpc/grpc-js";
 import { REASON_STATUS, rejectionMetadata, type ReasonName } from "@seckill/sdk";
 import { Refusal } from "./refusal.js";
-import type { Logger } from "./log.js";
+import { fieldsOf, type LogFields, type Logger } from "./log.js";
 
 export interface StatusObject {
   code: status;
@@ -47,13 +47,14 @@ export function isDependencyFailure(error: unknown): boolean {
 
 const DEPENDENCY_DOWN = new Refusal("OVERLOADED", "a dependency is unavailable; retry with the same request id", { retryDelayMs: 500 });
 
-export function toStatus(error: unknown, log: Logger, context: Record<string, unknown> = {}): StatusObject | Partial<ServiceError> {
+/** `context`: the fields logged with the call (built only when a line is written: refusals log at debug). */
+export function toStatus(error: unknown, log: Logger, context: LogFields = {}): StatusObject | Partial<ServiceError> {
   if (error instanceof Refusal) {
-    log.debug("call refused", { ...context, reason: error.reason, details: error.message });
+    log.debug("call refused", () => ({ ...fieldsOf(context), reason: error.reason, details: error.message }));
     return refusalStatus(error);
   }
   if (isDependencyFailure(error)) {
-    log.warn("dependency failure", { ...context, err: error instanceof Error ? error.message : String(error) });
+    log.warn("dependency failure", { ...fieldsOf(context), err: error instanceof Error ? error.message : String(error) });
     return refusalStatus(DEPENDENCY_DOWN);
   }
   const grpcError = error as Partial<ServiceError>;
@@ -62,6 +63,6 @@ export function toStatus(error: unknown, log: Logger, context: Record<string, un
   if (typeof grpcError?.code === "number" && (grpcError.code === status.UNAVAILABLE || grpcError.code === status.DEADLINE_EXCEEDED)) {
     return refusalStatus(new Refusal("OVERLOADED", "a dependency did not answer in time; retry with the same request id", { retryDelayMs: 200 }));
   }
-  log.error("unexpected error", { ...context, err: error instanceof Error ? error : String(error) });
+  log.error("unexpected error", { ...fieldsOf(context), err: error instanceof Error ? error : String(error) });
   return { code: status.INTERNAL, details: "internal error" };
 }

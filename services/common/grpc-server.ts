@@ -259,7 +259,7 @@ export function unary<Req, Res>(
     // non-async handler) is mapped too, not answered UNKNOWN by grpc-js.
     new Promise<Res>((resolve) => resolve(fn(checkDecoded(call.request), call))).then(
       (response) => callback(null, response),
-      (error: unknown) => callback(toStatus(error, log, { method, ...idsOf(call.request) })),
+      (error: unknown) => callback(toStatus(error, log, () => ({ method, ...idsOf(call.request) }))),
     );
   };
 }

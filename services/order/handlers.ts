@@ -18,9 +18,8 @@ import { isUserId } from "../common/ids.js";
 import type { Logger } from "../common/log.js";
 import { invalid, overloaded, refuse, type Refusal } from "../common/refusal.js";
 import { tooManyWatches, watchOrder, type ConnectionWatchLimit, type OrderWatchHub } from "./order-watch.js";
-import type { OrderService } from "./orders.js";
+import { MAX_TOKEN_LENGTH, type OrderService } from "./orders.js";
 
-const MAX_TOKEN_HEADER = 2048;
 const NO_USER = refuse("UNAUTHENTICATED", `missing or malformed ${USER_ID_HEADER} metadata`);
 
 export function userOf(metadata: Metadata): string {
@@ -54,7 +53,7 @@ function purchaseTokenOf(metadata: Metadata): string | undefined {
   const values = metadata.get(PURCHASE_TOKEN_HEADER);
   if (values.length === 0) return undefined;
   if (values.length > 1 || typeof values[0] !== "string") throw invalid(PURCHASE_TOKEN_HEADER, "at most one token");
-  if (values[0].length > MAX_TOKEN_HEADER) throw invalid(PURCHASE_TOKEN_HEADER, `at most ${MAX_TOKEN_HEADER} characters`);
+  if (values[0].length > MAX_TOKEN_LENGTH) throw invalid(PURCHASE_TOKEN_HEADER, `at most ${MAX_TOKEN_LENGTH} characters`);
   return values[0];
 }
 
@@ -113,7 +112,7 @@ export function orderServiceRegistration(
         if (shutdown.aborted) call.emit("error", toStatus(SHUTTING_DOWN, log));
         else call.end();
       })().catch((error: unknown) => {
-        if (!cancelled.signal.aborted) call.emit("error", toStatus(error, log, { method: "WatchOrder", ...idsOf(call.request) }));
+        if (!cancelled.signal.aborted) call.emit("error", toStatus(error, log, () => ({ method: "WatchOrder", ...idsOf(call.request) })));
       });
     },
   };

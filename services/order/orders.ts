@@ -23,7 +23,8 @@ import type { OrderRow } from "./order-repository.js";
 import type { ReleaseOutbox } from "./release-outbox.js";
 import type { PurchaseTokenCheck } from "./purchase-token.js";
 
-const MAX_TOKEN_LENGTH = 2048;
+/** The longest purchase token accepted, in the request or the x-purchase-token metadata entry. */
+export const MAX_TOKEN_LENGTH = 2048;
 
 /** What the order service needs from inventory (the generated stub, behind deadlines). */
 export interface InventoryPort {
@@ -192,14 +193,14 @@ export function createOrderService(deps: OrderDeps) {
       return pendingOrder({ ...item, reservationId: result.reservationId, quantity: result.quantity, reservedAt: result.reservedAt });
     },
 
+    /** Whether this process has seen any sale sell out (quickRefusal can answer at all). */
+    anySoldOut: (): boolean => soldOut.size > 0,
+
     /**
      * place()'s answer when it is known without any I/O: SOLD_OUT for a valid
      * request for a sale this process saw sell out. Undefined otherwise (the
      * call goes on to place(), which answers the rest, invalid requests too).
      */
-    /** Whether this process has seen any sale sell out (quickRefusal can answer at all). */
-    anySoldOut: (): boolean => soldOut.size > 0,
-
     quickRefusal(req: PlaceOrderRequest, metadataToken?: string): Refusal | undefined {
       if (req.retry || !soldOut.has(req.saleId)) return undefined;
       try {
