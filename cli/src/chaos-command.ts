@@ -21,7 +21,7 @@ export function chaosCommand(ctx: CommandContext): Command {
     .helpOption(false)
     .allowUnknownOption(true)
     .allowExcessArguments(true)
-    .argument("[options...]", "the campaign's options: --seed, --runs, --users, --stock, --duration, --faults, --max-concurrent, --settle, --json, --help")
+    .argument("[options...]", "the campaign's options: --seed, --runs, --from-run, --sales, --users, --stock, --duration, --faults, --max-concurrent, --fault-ms, --settle, --json, --help")
     .action(async (args: string[]) => {
       const run = chaosInvocation(args);
       ctx.exitCode = await new Promise<number>((resolve) => {

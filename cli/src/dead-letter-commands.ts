@@ -13,7 +13,7 @@ import {
 } from "@seckill/sdk";
 import { CliError, describeError, isGrpcError } from "./backend.js";
 import type { CommandContext } from "./context.js";
-import { formatTime, json, table } from "./format.js";
+import { formatTime, json, table, truncate } from "./format.js";
 import { integer } from "./options.js";
 
 interface WriterOptions {
@@ -65,7 +65,6 @@ export function deadLetterJson(d: StoredDeadLetter) {
   };
 }
 
-const truncate = (s: string, n: number) => ([...s].length > n ? [...s].slice(0, n - 1).join("") + "…" : s);
 
 export function deadLettersTable(letters: StoredDeadLetter[]): string {
   return table(

@@ -27,6 +27,9 @@ function cellText(value: Cell): string {
   return typeof value === "number" ? formatNumber(value) : value;
 }
 
+/** At most n characters (code points), the last one an ellipsis when cut. */
+export const truncate = (s: string, n: number): string => ([...s].length > n ? [...s].slice(0, n - 1).join("") + "…" : s);
+
 export function formatNumber(n: number): string {
   if (!Number.isFinite(n)) return String(n);
   if (Number.isInteger(n)) return String(n);

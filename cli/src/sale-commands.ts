@@ -6,7 +6,7 @@ import { callUnary, ReleasePolicy, SalePhase, type CreateSaleRequest, type GetSa
 import { CliError } from "./backend.js";
 import type { CommandContext } from "./context.js";
 import { formatDuration } from "./duration.js";
-import { formatMoney, formatTime, json, keyValues, phaseName, releasePolicyName, saleJson, table } from "./format.js";
+import { formatMoney, formatTime, json, keyValues, phaseName, releasePolicyName, saleJson, table, truncate } from "./format.js";
 import { duration, integer, isoTime } from "./options.js";
 
 export interface SaleCreateOptions {
@@ -76,7 +76,6 @@ function saleRows(sale: Sale): [string, string | number][] {
 const releasePolicyEffect = (p: ReleasePolicy) =>
   p === ReleasePolicy.RELEASE_POLICY_KEEP_ALLOWANCE ? "a cancelled or expired order still counts against the limit" : "a cancelled or expired order frees the allowance";
 
-const truncate = (s: string, n: number) => ([...s].length > n ? [...s].slice(0, n - 1).join("") + "…" : s);
 
 export function salesTable(sales: Sale[]): string {
   return table(

@@ -73,7 +73,10 @@ export function startCrowd(orders: OrderServiceClient, saleId: string, opts: Cro
   const progress = { accepted: 0, refused: 0, failedCalls: 0 };
   const failedCalls: FailedCall[] = [];
 
-  /** Calls `call` until it answers or fails with a code that is not retryable; undefined: given up (recorded in `last`). */
+  /**
+   * Calls `call` until it answers or fails with a code that is not retryable;
+   * past giveUpAfterMs of retries, the last retryable refusal with `retryable: true` (given up).
+   */
   async function retrying<T>(
     userId: string,
     requestId: string,

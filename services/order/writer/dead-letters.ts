@@ -17,6 +17,7 @@ import {
 import type { DeadLetterNames, EventNames } from "../../common/event-bus.js";
 import { unary, type ServiceRegistration } from "../../common/grpc-server.js";
 import type { Logger } from "../../common/log.js";
+import { isRequestId } from "../../common/ids.js";
 import { invalid } from "../../common/refusal.js";
 
 const PAGE_DEFAULT = 20;
@@ -25,7 +26,6 @@ const REPLAY_MAX_SEQUENCES = 100;
 const REPLAY_ALL_MAX = 500;
 /** Payloads longer than this are cut in listings. */
 const LIST_PAYLOAD_MAX = 64 * 1024;
-const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,64}$/;
 /** Replay answers remembered for their request id. */
 const REMEMBERED_REPLAYS = 1000;
 
@@ -161,7 +161,7 @@ export function deadLetterOps(opts: {
     },
 
     async replay(request) {
-      if (!REQUEST_ID_RE.test(request.requestId)) throw invalid("request_id", "1 to 64 characters of [A-Za-z0-9._:-]");
+      if (!isRequestId(request.requestId)) throw invalid("request_id", "1 to 64 characters of [A-Za-z0-9._:-]");
       if (request.all && request.sequences.length > 0) throw invalid("sequences", "must be empty when all is set");
       if (!request.all && request.sequences.length === 0) throw invalid("sequences", "name at least one dead letter, or set all");
       if (request.sequences.length > REPLAY_MAX_SEQUENCES) throw invalid("sequences", `at most ${REPLAY_MAX_SEQUENCES} per call`);

@@ -12,6 +12,7 @@ import type { Consumer, ConsumerMessages, JsMsg } from "@nats-io/jetstream";
 import { OrderStatus, ReservationBatch, type DeadLetter, type ReservationMade } from "@seckill/sdk";
 import type { Knex } from "knex";
 import type { EventPublisher } from "../../common/event-bus.js";
+import { isRequestId } from "../../common/ids.js";
 import type { Logger } from "../../common/log.js";
 import type { OrderMetrics, WriterMetrics } from "../../common/metrics.js";
 import {
@@ -95,7 +96,7 @@ interface Letter {
 }
 
 /** A reservation id usable in a Nats-Msg-Id as is, else a digest of it. */
-const msgIdPart = (id: string) => (/^[A-Za-z0-9._:-]{1,64}$/.test(id) ? id : `h${createHash("sha256").update(id).digest("hex").slice(0, 20)}`);
+const msgIdPart = (id: string) => (isRequestId(id) ? id : `h${createHash("sha256").update(id).digest("hex").slice(0, 20)}`);
 
 /** The whole message, given up on. */
 function messageLetter(msg: JsMsg, reason: string, kind: LetterKind): Letter {
@@ -250,8 +251,9 @@ export async function startOrderWriter(opts: OrderWriterOptions): Promise<OrderW
       // A constraint (class 23) or a value Postgres cannot take (class 22, e.g.
       // a NUL byte in a user id): something about the events, not an outage.
       const code = (error as { code?: string }).code ?? "";
-      const dataError = !isTransient(error) && /^22/.test(code);
-      const constraint = error instanceof OversellRefused || (!isTransient(error) && /^23/.test(code)) || dataError;
+      const transient = isTransient(error);
+      const dataError = !transient && /^22/.test(code);
+      const constraint = error instanceof OversellRefused || (!transient && /^23/.test(code)) || dataError;
       if (!constraint) throw error;
       if (items.length === 1) {
         const name = (error as { constraint?: string }).constraint;
