@@ -12,7 +12,7 @@
 // failure prints fast-check's seed, path and smallest failing input, and
 // `FUZZ_SEED=<seed> npx vitest run test/fuzz.test.ts` replays it.
 import { readFileSync } from "node:fs";
-import { createServer } from "node:net";
+import { freePort } from "../tools/stack/ports.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { credentials, Metadata, status, type Client } from "@grpc/grpc-js";
@@ -636,14 +636,6 @@ describe("raw request bytes", () => {
 });
 
 // ---------------------------------------------------------------- size cap and memory
-
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const server = createServer().listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
 
 /** Resident memory of a process, from /proc (Linux). */
 const rssBytes = (pid: number) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]) * 1024;

@@ -5,7 +5,7 @@
 // rotate; without the keys nothing is bought on an unchecked token.
 import { createPrivateKey, generateKeyPairSync } from "node:crypto";
 import { readdir, readFile, utimes, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
+import { freePort } from "../tools/stack/ports.js";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { status } from "@grpc/grpc-js";
@@ -220,12 +220,7 @@ describe("key rotation", () => {
 
 describe("without the JWKS", () => {
   it("a token cannot be checked: UNAVAILABLE OVERLOADED (retry), and nothing is bought", async () => {
-    const closedPort = await new Promise<number>((resolve) => {
-      const s = createServer().listen(0, "127.0.0.1", () => {
-        const { port } = s.address() as { port: number };
-        s.close(() => resolve(port));
-      });
-    });
+    const closedPort = await freePort(); // nobody listens there
     const blind = await gw.startOrder({ purchaseTokenRequired: true, purchaseTokenJwksUrl: `http://127.0.0.1:${closedPort}/.well-known/jwks.json` });
     try {
       const sale = await stack.createSale({ totalStock: 5 });
