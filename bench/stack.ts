@@ -22,7 +22,6 @@ const NOOP_BUNDLE = fileURLToPath(new URL("./.dist/noop.mjs", import.meta.url));
 const READY_TIMEOUT_MS = 30_000;
 const STOP_GRACE_MS = 15_000;
 
-
 async function spawnServing(name: string, file: string, address: string, env: NodeJS.ProcessEnv): Promise<ServiceProcess> {
   const child = spawnService(name, file, { cwd: REPO_ROOT, env });
   try {

@@ -63,43 +63,44 @@ export async function ensureWriterConsumer(
   names: EventNames,
   opts: { ackWaitMs: number; maxDeliver: number; maxAckPending: number },
 ): Promise<void> {
-  const config = {
+  await upsertConsumer(jsm, names.stream, {
     durable_name: names.writerConsumer,
     filter_subject: names.reservationsFilter,
-    ack_policy: AckPolicy.Explicit,
-    deliver_policy: DeliverPolicy.All,
     ack_wait: opts.ackWaitMs * NANOS_PER_MS,
     max_deliver: opts.maxDeliver,
     max_ack_pending: opts.maxAckPending,
-  };
-  try {
-    await jsm.consumers.info(names.stream, names.writerConsumer);
-    const { durable_name: _name, deliver_policy: _policy, ...updatable } = config;
-    await jsm.consumers.update(names.stream, names.writerConsumer, updatable);
-  } catch (error) {
-    if (!isNotFound(error)) throw error;
-    await jsm.consumers.add(names.stream, config);
-  }
+  });
 }
 
 /** Inventory's durable pull consumer of StockReleased events; releases are never given up. */
 export async function ensureReleasesConsumer(jsm: JetStreamManager, names: EventNames, opts: { ackWaitMs: number }): Promise<void> {
-  const config = {
+  await upsertConsumer(jsm, names.stream, {
     durable_name: names.inventoryReleasesConsumer,
     filter_subject: names.releasesFilter,
-    ack_policy: AckPolicy.Explicit,
-    deliver_policy: DeliverPolicy.All,
     ack_wait: opts.ackWaitMs * NANOS_PER_MS,
     max_deliver: -1,
     max_ack_pending: 1000,
-  };
+  });
+}
+
+/**
+ * Creates a durable pull consumer (explicit acks, from the start of the
+ * stream), or brings an existing one's settings up to date (its name and
+ * start cannot change).
+ */
+async function upsertConsumer(
+  jsm: JetStreamManager,
+  stream: string,
+  settings: { durable_name: string; filter_subject: string; ack_wait: number; max_deliver: number; max_ack_pending: number },
+): Promise<void> {
+  const config = { ...settings, ack_policy: AckPolicy.Explicit, deliver_policy: DeliverPolicy.All };
   try {
-    await jsm.consumers.info(names.stream, names.inventoryReleasesConsumer);
+    await jsm.consumers.info(stream, settings.durable_name);
     const { durable_name: _name, deliver_policy: _policy, ...updatable } = config;
-    await jsm.consumers.update(names.stream, names.inventoryReleasesConsumer, updatable);
+    await jsm.consumers.update(stream, settings.durable_name, updatable);
   } catch (error) {
     if (!isNotFound(error)) throw error;
-    await jsm.consumers.add(names.stream, config);
+    await jsm.consumers.add(stream, config);
   }
 }
 
