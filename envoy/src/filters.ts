@@ -9,15 +9,20 @@
 // jwt_authn runs before the limits so that calls without a valid token never
 // spend the PlaceOrder token bucket of the buyers who have one.
 
+import { PURCHASE_TOKEN_HEADER } from "@seckill/sdk";
+import { JWKS_PATH } from "../../gateway/access/jwks-server.js";
+import { PURCHASE_TOKEN_AUDIENCE, PURCHASE_TOKEN_ISSUER } from "../../services/common/jwt.js";
 import { duration } from "./limits.js";
 import { EDGE_METHODS, FILTER, JWT_REQUIREMENT, TYPE } from "./routes.js";
 import type { Topology } from "./topology.js";
 
 export const JWT_PROVIDER = "purchase_token";
-export const TOKEN_ISSUER = "seckill-gateway";
-export const TOKEN_AUDIENCE = "seckill-order";
-export const TOKEN_HEADER = "x-purchase-token";
-export const JWKS_PATH = "/.well-known/jwks.json";
+// The token's issuer, audience, header and key path are the gateway's and the
+// order service's own constants: the edge checks exactly what they issue and read.
+export const TOKEN_ISSUER = PURCHASE_TOKEN_ISSUER;
+export const TOKEN_AUDIENCE = PURCHASE_TOKEN_AUDIENCE;
+export const TOKEN_HEADER = PURCHASE_TOKEN_HEADER;
+export { JWKS_PATH };
 export const RATE_LIMIT_DOMAIN = "seckill";
 
 /** The services whose google.api.http rules the transcoder serves: only SaleService's GetSale and GetSaleStatus have one. */
