@@ -2,7 +2,8 @@
 // in one process, as the tests do, never share a metric), every sample labelled
 // with the process's service and group, the families each concern records, and
 // GET /metrics over plain HTTP on METRICS_ADDR. Recording is cheap: label
-// children are resolved once and kept, so the purchase path only increments.
+// children are resolved once and kept (the stock gauge looks its sale's child
+// up once per Reserve batch).
 import { createServer, type Server } from "node:http";
 import { status } from "@grpc/grpc-js";
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";

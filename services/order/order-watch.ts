@@ -5,9 +5,8 @@
 // only delays an update. Two bounds: watchers per process (the hub) and open
 // streams per client connection.
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
-import { OrderStatus, OrderStatusBatch, type Order } from "@seckill/sdk";
+import { isFinalOrderStatus, OrderStatus, OrderStatusBatch, type Order } from "@seckill/sdk";
 import { overloaded, refuse } from "../common/refusal.js";
-import { isFinal } from "./orders.js";
 
 export interface OrderWatchHub {
   /** Registers a callback for changes of one order; returns the unsubscribe function, or undefined when full. */
@@ -129,7 +128,7 @@ export async function* watchOrder(
         last = order.status;
         yield order;
       }
-      if (isFinal(order.status)) return;
+      if (isFinalOrderStatus(order.status)) return;
       if (changed) continue;
       const pollMs = order.status === OrderStatus.ORDER_STATUS_PENDING ? (opts.pendingPollMs ?? 1000) : (opts.pollMs ?? 5000);
       await new Promise<void>((resolve) => {

@@ -57,11 +57,6 @@ const STATUS: Record<repo.PersistedStatus, OrderStatus> = {
   EXPIRED: OrderStatus.ORDER_STATUS_EXPIRED,
 };
 
-export const isFinal = (status: OrderStatus): boolean =>
-  status === OrderStatus.ORDER_STATUS_PAID ||
-  status === OrderStatus.ORDER_STATUS_CANCELLED ||
-  status === OrderStatus.ORDER_STATUS_EXPIRED;
-
 export function toOrder(row: OrderRow): Order {
   return {
     orderId: row.id,
