@@ -95,10 +95,8 @@ export interface FaultRecord extends PlannedFault {
 }
 
 export interface Nemesis {
-  /** Resolves once every planned fault has been injected and healed (or skipped after stop()). */
+  /** Resolves once every planned fault has been injected and healed. */
   done: Promise<FaultRecord[]>;
-  /** Faults not yet injected are skipped; the active ones are healed at once. */
-  stop(): Promise<FaultRecord[]>;
 }
 
 /** Injects `plan` into `stack`, offsets counted from now; at most `maxConcurrent` faults are active at once in fact too. */
@@ -107,11 +105,7 @@ export function runNemesis(stack: FaultStack, plan: readonly PlannedFault[], opt
   const log = opts.log ?? (() => undefined);
   const maxConcurrent = opts.maxConcurrent ?? 1;
   const records: FaultRecord[] = plan.map((f) => ({ ...f }));
-  let stopped = false;
-  let wake: () => void = () => undefined;
-  let stopSignal = new Promise<void>((r) => (wake = r));
-  const sleepUntil = (offsetMs: number) =>
-    Promise.race([new Promise<void>((r) => setTimeout(r, Math.max(0, t0 + offsetMs - Date.now()))), stopSignal]);
+  const sleepUntil = (offsetMs: number) => new Promise<void>((r) => setTimeout(r, Math.max(0, t0 + offsetMs - Date.now())));
   let active = 0;
   const slotFreed: (() => void)[] = [];
   const busy = new Map<string, Promise<void>>();
@@ -120,7 +114,6 @@ export function runNemesis(stack: FaultStack, plan: readonly PlannedFault[], opt
     await sleepUntil(r.atMs);
     // In fact at most maxConcurrent (a slow restart can run over its planned end), and one per target.
     for (;;) {
-      if (stopped) return;
       const previous = busy.get(r.target);
       if (active >= maxConcurrent) await new Promise<void>((resolve) => slotFreed.push(resolve));
       else if (previous) await previous;
@@ -147,17 +140,7 @@ export function runNemesis(stack: FaultStack, plan: readonly PlannedFault[], opt
     }
   }
 
-  const done = Promise.all(records.map(one)).then(() => records);
-  return {
-    done,
-    async stop() {
-      stopped = true;
-      wake();
-      stopSignal = Promise.resolve();
-      for (const resolve of slotFreed.splice(0)) resolve();
-      return done;
-    },
-  };
+  return { done: Promise.all(records.map(one)).then(() => records) };
 }
 
 export function describe(f: PlannedFault): string {
