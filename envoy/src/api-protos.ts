@@ -51,27 +51,16 @@ function v3Files(dir: string): string[] {
   });
 }
 
-export interface ApiProtos {
-  root: protobuf.Root;
-  /** Files left out because an import is not shipped, with the missing import. */
-  skipped: { file: string; missing: string }[];
-}
+let cached: protobuf.Root | undefined;
 
-let cached: ApiProtos | undefined;
-
-export function loadApiProtos(): ApiProtos {
+/** Envoy's v3 API, every file whose imports are shipped (the few that import an unshipped file are left out). */
+export function loadApiProtos(): protobuf.Root {
   if (cached) return cached;
-  const files: string[] = [];
-  const skipped: ApiProtos["skipped"] = [];
-  for (const file of v3Files(join(envoyApi, "envoy"))) {
-    const missing = missingImports(file, new Set());
-    if (missing.length === 0) files.push(file);
-    else skipped.push({ file, missing: missing[0] });
-  }
+  const files = v3Files(join(envoyApi, "envoy")).filter((file) => missingImports(file, new Set()).length === 0);
   const root = new protobuf.Root();
   root.resolvePath = (_origin, target) => locate(target) ?? target;
   root.loadSync(files, { keepCase: true });
   root.resolveAll();
-  cached = { root, skipped };
-  return cached;
+  cached = root;
+  return root;
 }

@@ -18,7 +18,7 @@ let contract: Contract | undefined;
 
 /** Validates a parsed bootstrap; the semantic checks run only on a document Envoy would accept. */
 export function validateBootstrap(doc: unknown, variant: Variant): CheckIssue[] {
-  validator ??= new ProtoJsonValidator(loadApiProtos().root);
+  validator ??= new ProtoJsonValidator(loadApiProtos());
   contract ??= readContract();
   const proto = validator.validate(BOOTSTRAP_TYPE, doc).map((i) => ({ ...i, kind: "proto" as const }));
   if (proto.length > 0) return proto;
