@@ -9,7 +9,7 @@ import { renderVariant, VARIANTS } from "./src/render.js";
 import { OUTPUT_FILES, type Variant } from "./src/topology.js";
 import { readContract } from "./src/contract.js";
 import { checkSemantics } from "./src/semantics.js";
-import { validateBootstrap, validateBootstrapYaml, type CheckIssue } from "./src/validate.js";
+import { checkConfigFile, validateBootstrap, validateBootstrapYaml, type CheckIssue } from "./src/validate.js";
 
 const root = resolve(import.meta.dirname, "..");
 const committed = (variant: Variant) => readFileSync(resolve(root, OUTPUT_FILES[variant]), "utf8");
@@ -239,6 +239,10 @@ describe("the edge's rules", () => {
   it("rejects a YAML file that is not what envoy/src generates (npm run envoy:check)", () => {
     const edited = committed("local").replace("max_connections: 256", "max_connections: 257");
     expect(edited).not.toBe(renderVariant("local"));
+    // Valid and within the edge's rules, yet refused: only envoy/src may change it.
     expect(validateBootstrapYaml(edited, "local")).toEqual([]);
+    expect(checkConfigFile(edited, "local", "envoy/envoy.local.yaml")).toEqual([expect.objectContaining({ kind: "stale" })]);
+    expect(checkConfigFile(committed("local"), "local", "envoy/envoy.local.yaml")).toEqual([]);
+    expect(checkConfigFile(undefined, "local", "envoy/envoy.local.yaml")).toEqual([expect.objectContaining({ kind: "stale", message: expect.stringContaining("missing") })]);
   });
 });

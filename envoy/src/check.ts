@@ -5,25 +5,16 @@
 import { existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { buildDescriptorSet, DESCRIPTOR_FILE } from "./descriptor.js";
-import { renderVariant, VARIANTS } from "./render.js";
+import { VARIANTS } from "./render.js";
 import { OUTPUT_FILES } from "./topology.js";
-import { formatIssue, validateBootstrapYaml, type CheckIssue } from "./validate.js";
+import { checkConfigFile, formatIssue } from "./validate.js";
 
 const root = resolve(import.meta.dirname, "../..");
 let failed = false;
 for (const variant of VARIANTS) {
   const file = OUTPUT_FILES[variant];
   const path = resolve(root, file);
-  const issues: CheckIssue[] = [];
-  if (!existsSync(path)) {
-    issues.push({ kind: "stale", path: file, message: "missing: run npm run envoy:gen" });
-  } else {
-    const text = readFileSync(path, "utf8");
-    issues.push(...validateBootstrapYaml(text, variant));
-    if (text !== renderVariant(variant)) {
-      issues.push({ kind: "stale", path: file, message: "differs from what envoy/src generates: run npm run envoy:gen (and do not edit the YAML by hand)" });
-    }
-  }
+  const issues = checkConfigFile(existsSync(path) ? readFileSync(path, "utf8") : undefined, variant, file);
   if (issues.length === 0) console.log(`ok    ${file} (${variant}): valid against Envoy's API protos, edge rules hold, up to date`);
   for (const issue of issues) console.error(`FAIL  ${file}: ${formatIssue(issue)}`);
   failed ||= issues.length > 0;

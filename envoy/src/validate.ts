@@ -7,6 +7,7 @@ import { BOOTSTRAP_TYPE, loadApiProtos } from "./api-protos.js";
 import { readContract } from "./contract.js";
 import { ProtoJsonValidator, type ProtoIssue } from "./proto-json.js";
 import { checkSemantics, type Contract } from "./semantics.js";
+import { renderVariant } from "./render.js";
 import type { Variant } from "./topology.js";
 
 export interface CheckIssue extends ProtoIssue {
@@ -33,6 +34,19 @@ export function validateBootstrapYaml(text: string, variant: Variant): CheckIssu
     return [{ kind: "yaml", path: "(document)", message: (error as Error).message }];
   }
   return validateBootstrap(doc, variant);
+}
+
+/**
+ * A committed config file's issues: not valid, breaking an edge rule, or not
+ * what envoy/src generates (`text` undefined: the file is missing).
+ */
+export function checkConfigFile(text: string | undefined, variant: Variant, file: string): CheckIssue[] {
+  if (text === undefined) return [{ kind: "stale", path: file, message: "missing: run npm run envoy:gen" }];
+  const issues = validateBootstrapYaml(text, variant);
+  if (text !== renderVariant(variant)) {
+    issues.push({ kind: "stale", path: file, message: "differs from what envoy/src generates: run npm run envoy:gen (and do not edit the YAML by hand)" });
+  }
+  return issues;
 }
 
 export const formatIssue = (i: CheckIssue) => `${i.kind}: ${i.path}: ${i.message}`;
