@@ -16,7 +16,7 @@ import { duration } from "./limits.js";
 import { EDGE_METHODS, FILTER, JWT_REQUIREMENT, TYPE } from "./routes.js";
 import type { Topology } from "./topology.js";
 
-export const JWT_PROVIDER = "purchase_token";
+const JWT_PROVIDER = "purchase_token";
 // The token's issuer, audience, header and key path are the gateway's and the
 // order service's own constants: the edge checks exactly what they issue and read.
 export const TOKEN_ISSUER = PURCHASE_TOKEN_ISSUER;

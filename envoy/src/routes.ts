@@ -5,7 +5,7 @@
 import { duration, type EdgeLimits } from "./limits.js";
 import type { ClusterName, Topology } from "./topology.js";
 
-export type MethodKind =
+type MethodKind =
   /** Idempotent read: retried on UNAVAILABLE. */
   | "read"
   /** Changes state: never retried by the edge. */
@@ -15,7 +15,7 @@ export type MethodKind =
   /** The purchase: purchase token, local token bucket, sale-scoped global limit. */
   | "purchase";
 
-export interface EdgeMethod {
+interface EdgeMethod {
   /** An exact gRPC path "/pkg.Service/Method", or a service prefix ending in "/". */
   path: string;
   cluster: ClusterName;
@@ -23,7 +23,7 @@ export interface EdgeMethod {
 }
 
 export const PLACE_ORDER = "/seckill.v1.OrderService/PlaceOrder";
-export const WATCH_ORDER = "/seckill.v1.OrderService/WatchOrder";
+const WATCH_ORDER = "/seckill.v1.OrderService/WatchOrder";
 
 /** Every method the edge routes, in route order. Anything else is answered 404 by Envoy. */
 export const EDGE_METHODS: readonly EdgeMethod[] = [

@@ -13,7 +13,7 @@ import type { ProtoIssue } from "./proto-json.js";
 type Obj = Record<string, any>;
 
 /** The gRPC services of the contract and their methods (from proto/). */
-export type ServiceMethods = Record<string, string[]>;
+type ServiceMethods = Record<string, string[]>;
 
 export interface Contract {
   services: ServiceMethods;
@@ -29,7 +29,7 @@ export const PUBLIC_METHODS: Record<string, "all" | string[]> = {
 };
 
 /** Idempotent reads: the only methods the edge may retry. */
-export const READ_METHODS = [
+const READ_METHODS = [
   "/seckill.v1.SaleService/GetSaleStatus",
   "/seckill.v1.SaleService/GetSale",
   "/seckill.v1.SaleService/ListSales",
@@ -58,7 +58,7 @@ const parseAddr = (addr: string): HostPort => {
  * what it does not define), in Kubernetes the Service of each service and group
  * on the service's standard port (the port of its local default address).
  */
-export function expectedEndpoints(variant: Variant): Record<ClusterName, HostPort> {
+function expectedEndpoints(variant: Variant): Record<ClusterName, HostPort> {
   const config = readConfig({}) as unknown as Record<string, unknown>;
   const addr = (key: string, fallback: string) => parseAddr(typeof config[key] === "string" ? (config[key] as string) : fallback);
   const local: Record<ClusterName, HostPort> = {
@@ -86,7 +86,7 @@ interface Located<T> {
 }
 
 /** Where a gRPC path ends up: a cluster, or an answer from Envoy itself. */
-export type RouteOutcome = { cluster: string; route: Located<Obj> } | { direct: number } | { unmatched: true };
+type RouteOutcome = { cluster: string; route: Located<Obj> } | { direct: number } | { unmatched: true };
 
 function routeMatches(match: Obj | undefined, path: string): "yes" | "maybe" | "no" {
   if (!match) return "no";

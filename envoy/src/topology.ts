@@ -60,7 +60,7 @@ export const LOCAL_TOPOLOGY: Topology = {
 /** The Kubernetes name of a Service in the seckill namespace. */
 export const k8sService = (name: string, port: number): HostPort => ({ host: `${name}.seckill.svc.cluster.local`, port });
 
-export const TLS_DIR = "/etc/envoy/tls";
+const TLS_DIR = "/etc/envoy/tls";
 
 /** Kubernetes: TLS on 8443, the group in the Service name, standard ports. */
 export const PRODUCTION_TOPOLOGY: Topology = {

@@ -11,9 +11,9 @@ import { PRODUCTION_TOPOLOGY, type Topology } from "../../envoy/src/topology.js"
 import { K8S_DIR, REPO_ROOT } from "./render.js";
 
 /** The regional units (overlays/<name>), each in the namespace seckill-<name>. */
-export const REGIONS = ["region-a", "region-b"] as const;
+const REGIONS = ["region-a", "region-b"] as const;
 
-export interface GeneratedFile {
+interface GeneratedFile {
   /** Path under k8s/. */
   path: string;
   content(): Buffer;
@@ -21,7 +21,7 @@ export interface GeneratedFile {
 
 const copyOf = (path: string, source: string): GeneratedFile => ({ path, content: () => readFileSync(join(REPO_ROOT, source)) });
 
-export function regionBootstrap(namespace: string): string {
+function regionBootstrap(namespace: string): string {
   const clusters = Object.fromEntries(
     Object.entries(PRODUCTION_TOPOLOGY.clusters).map(([name, hp]) => [name, { ...hp, host: hp.host.replace(/\.seckill\.svc\./, `.${namespace}.svc.`) }]),
   ) as Topology["clusters"];

@@ -17,7 +17,7 @@ export interface Problem {
   message: string;
 }
 
-export const idOf = (o: K8sObject): string => `${o.kind}/${o.metadata.namespace ?? "-"}/${o.metadata.name}`;
+const idOf = (o: K8sObject): string => `${o.kind}/${o.metadata.namespace ?? "-"}/${o.metadata.name}`;
 
 export const problem = (o: K8sObject, path: string | undefined, message: string): Problem => ({ object: idOf(o), path, message });
 
