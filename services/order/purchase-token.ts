@@ -1,8 +1,8 @@
 // Purchase tokens checked again by the order service (defence in depth behind
 // Envoy's jwt_authn, and the only check when no Envoy is in front). The keys
 // come from the gateway's JWKS (PURCHASE_TOKEN_JWKS_URL), cached, refetched on
-// an unknown kid at most once a second and refreshed when older than
-// JWKS_MAX_AGE_MS. A token must be signed by a published key, come from the
+// an unknown kid at most once a second and refreshed in the background when
+// older than JWKS_MAX_AGE_MS. A token must be signed by a published key, come from the
 // gateway for the order service, be within its time window, and name the
 // caller (sub = x-user-id) and the sale (sale = sale_id).
 //
@@ -89,13 +89,19 @@ export function createPurchaseTokenCheck(deps: PurchaseTokenDeps): PurchaseToken
     return inFlight;
   }
 
+  /**
+   * The key of a kid. Only an unknown kid waits for a fetch; a known one is
+   * used at once, and when the keys are older than JWKS_MAX_AGE_MS they are
+   * refreshed behind the purchase (a JWKS that is down must not add a fetch
+   * timeout to every purchase, nor refuse buyers whose key is known).
+   */
   async function keyFor(kid: string) {
-    const stale = deps.nowMs() - fetchedAtMs > JWKS_MAX_AGE_MS;
-    if (!keys.has(kid) || stale) {
-      const fetched = await refetch();
-      // Stale but fetched before: keep using what we have rather than refuse every buyer.
-      if (!fetched && !keys.has(kid)) throw KEYS_UNAVAILABLE;
+    const known = keys.get(kid);
+    if (known) {
+      if (deps.nowMs() - fetchedAtMs > JWKS_MAX_AGE_MS && !inFlight) void refetch();
+      return known.key;
     }
+    if (!(await refetch()) && !keys.has(kid)) throw KEYS_UNAVAILABLE;
     return keys.get(kid)?.key;
   }
 
