@@ -96,6 +96,8 @@ export async function figureE(bench: Bench, sustainable: number | undefined): Pr
   const sale = await stack.createSale({ totalStock: Math.min(MAX_STOCK, pool) });
   const open = { mode: "open" as const, rate: offered, poolSize: pool };
   const base = await bench.load(`e. no-op at ${fmt.rate(offered)}`, noop.address, { saleId: sale.saleId, ...open });
+  const floor = await bench.load(`e. bare HTTP/2 refusals at ${fmt.rate(offered)}`, noop.floorAddress, { saleId: sale.saleId, ...open });
+  const floorCpuUs = floor.sent > 0 ? (bench.runs[bench.runs.length - 1].cpu.noop * 1e6) / floor.sent : NaN;
   const e = await bench.load(`e. overload at ${fmt.rate(offered)}`, stack.orderAddress, { saleId: sale.saleId, ...open }, true);
   await bench.waitPersisted(sale.saleId, countOf(e, "OK"));
 
@@ -105,11 +107,17 @@ export async function figureE(bench: Bench, sustainable: number | undefined): Pr
   const p99ok = latencyOf(e, "OK").percentile(99);
   const p99refused = refusedNames.length > 0 ? latencyOf(e, ...refusedNames).percentile(99) : 0;
   const p99base = latencyOf(base, "OK").percentile(99);
+  const p99floor = latencyOf(floor).percentile(99);
   const achieved = e.sentInWindow / e.window.seconds;
   const notes: string[] = [];
   if (achieved < offered * 0.95) {
     notes.push(`e: the generator offered only ${fmt.rate(achieved)} of the ${fmt.rate(offered)} asked (it shares the machine's CPU; max lag ${e.maxLagMs} ms, ${e.notSent} not sent)`);
   }
+  notes.push(
+    `e: the floor is a bare node:http2 server (bench/refusal-floor.ts, no grpc-js) that answers every call with the gate's refusal: ` +
+      `at ${fmt.rate(offered)} offered it used ${Math.round(floorCpuUs)} µs of CPU per call (${fmt.pct((floorCpuUs * offered) / 1e6)} of a core) and kept a p99 of ${fmt.ms(p99floor)}; ` +
+      `a service process refusing the same rate cannot do less, and must serve the admitted calls on top.`,
+  );
   const fast = 50_000;
   return {
     rows: [
@@ -118,7 +126,7 @@ export async function figureE(bench: Bench, sustainable: number | undefined): Pr
         ours:
           `p99 OK ${fmt.ms(p99ok)}; refused ${fmt.pct(refusedShare)}, p99 refusals ${fmt.ms(p99refused)}; ` +
           `offered ${fmt.rate(achieved)}, OK ${fmt.rate(rateOf(e, "OK"))}`,
-        baseline: `no-op at same offer: p99 ${fmt.ms(p99base)}`,
+        baseline: `no-op at same offer: p99 ${fmt.ms(p99base)}; bare HTTP/2 refusing every call: p99 ${fmt.ms(p99floor)}, ${Math.round(floorCpuUs)} µs CPU per call`,
         ratio: fmt.ratio(p99ok / p99base),
         target,
         met: fmt.yes(p99ok <= fast && (refusedShare === 0 || p99refused <= fast)),

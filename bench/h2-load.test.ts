@@ -12,6 +12,7 @@ import { quietLogger } from "../services/common/log.js";
 import { eventually, startTestStack, type TestStack } from "../test/support/stack.js";
 import { countOf, latencyOf, runLoadInChild } from "./h2-load.js";
 import { startNoopServer } from "./noop-server.js";
+import { startRefusalFloor } from "./refusal-floor.js";
 
 const SALE_ID = "01KAAAAAAAAAAAAAAAAAAAAAAA";
 
@@ -42,6 +43,20 @@ describe("against the no-op server", () => {
     expect(result.sent + result.notSent).toBeLessThanOrEqual(401);
     expect(countOf(result)).toBe(result.sent);
     expect(result.statuses.OK).toBe(result.sent);
+  });
+});
+
+describe("against the refusal floor", () => {
+  it("every call gets the admission gate's refusal: UNAVAILABLE OVERLOADED", async () => {
+    const floor = await startRefusalFloor("127.0.0.1:0", 256);
+    try {
+      const result = await runLoadInChild({ address: floor.address, saleId: SALE_ID, mode: "closed", connections: 2, streams: 8, calls: 200, tag: "smoke-floor" }, 30_000);
+      expect(result.statuses).toEqual({ UNAVAILABLE: 200 });
+      expect(result.reasons).toEqual({ OVERLOADED: 200 });
+      expect(result.errors).toEqual([]);
+    } finally {
+      await floor.stop();
+    }
   });
 });
 

@@ -2,7 +2,8 @@
 // the three services as bundles from dist/ (tools/build.ts) in their own
 // processes, on free ports, with their own namespace (`bench<hex>`: stream,
 // consumer, Redis keys) and database (`seckill_bench_<hex>`); and the no-op
-// baseline server, bundled the same way. stop() removes every trace.
+// baseline server (and the refusal floor), bundled the same way. stop()
+// removes every trace.
 import { freePort } from "../tools/stack/ports.js";
 import { randomBytes } from "node:crypto";
 import { writeFileSync } from "node:fs";
@@ -38,6 +39,8 @@ async function spawnServing(name: string, file: string, address: string, env: No
 
 export interface NoopServer {
   address: string;
+  /** The bare HTTP/2 refusal floor (refusal-floor.ts), in the same process. */
+  floorAddress: string;
   process: ServiceProcess;
   stop(): Promise<void>;
 }
@@ -47,8 +50,9 @@ export async function startNoopProcess(): Promise<NoopServer> {
   await bundle([{ in: "bench/noop-main.ts", out: "noop" }], "bench/.dist");
   writeFileSync(new URL("./.dist/.gitignore", import.meta.url), "*\n");
   const address = `127.0.0.1:${await freePort()}`;
-  const child = await spawnServing("noop", NOOP_BUNDLE, address, { ...process.env, BENCH_NOOP_ADDR: address, LOG_LEVEL: "warn" });
-  return { address, process: child, stop: () => child.stop(STOP_GRACE_MS) };
+  const floorAddress = `127.0.0.1:${await freePort()}`;
+  const child = await spawnServing("noop", NOOP_BUNDLE, address, { ...process.env, BENCH_NOOP_ADDR: address, BENCH_FLOOR_ADDR: floorAddress, LOG_LEVEL: "warn" });
+  return { address, floorAddress, process: child, stop: () => child.stop(STOP_GRACE_MS) };
 }
 
 // ------------------------------------------------------------- the stack

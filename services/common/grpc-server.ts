@@ -178,7 +178,8 @@ function tolerateMalformed(definition: ServiceDefinition): ServiceDefinition {
   );
 }
 
-const SHED = new Refusal("OVERLOADED", "the server is at its limit of calls in progress; retry shortly with the same request id", {
+/** The answer to a call past the in-flight limit. */
+export const SHED = new Refusal("OVERLOADED", "the server is at its limit of calls in progress; retry shortly with the same request id", {
   retryDelayMs: 50,
 });
 
