@@ -10,7 +10,7 @@
 
 import { freePort } from "../tools/stack/ports.js";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { generateKeyPairSync, randomBytes, sign, type KeyObject } from "node:crypto";
+import { generateKeyPairSync, randomBytes, type KeyObject } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer as createHttpServer, type Server } from "node:http";
 import { connect as connectHttp2 } from "node:http2";
@@ -20,6 +20,7 @@ import { credentials, Metadata, status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
 import { callUnary, InventoryServiceClient, OrderServiceClient, purchaseMetadata, SaleServiceClient, SalePhase } from "@seckill/sdk";
+import { signJwt } from "../gateway/access/jwt.js";
 import { buildBootstrap } from "./src/bootstrap.js";
 import { JWKS_PATH, TOKEN_AUDIENCE, TOKEN_ISSUER } from "./src/filters.js";
 import { LOCAL_LIMITS } from "./src/limits.js";
@@ -33,18 +34,13 @@ const PLACE_ORDER_BURST = 5;
 const KID = "edge-live-1";
 
 
-const b64url = (data: Buffer | string) => Buffer.from(data).toString("base64url");
-
 /** A purchase token as the gateway issues it: ES256 JWS, signature in IEEE P1363 form. */
-function purchaseToken(key: KeyObject, claims: { sub: string; sale: string; expSeconds?: number }, kid = KID): string {
+function purchaseToken(privateKey: KeyObject, claims: { sub: string; sale: string; expSeconds?: number }, kid = KID): string {
   const now = Math.floor(Date.now() / 1000);
-  const header = b64url(JSON.stringify({ alg: "ES256", typ: "JWT", kid }));
-  const payload = b64url(JSON.stringify({
+  return signJwt({ kid, privateKey }, {
     iss: TOKEN_ISSUER, aud: TOKEN_AUDIENCE, sub: claims.sub, sale: claims.sale,
     iat: now, nbf: now, exp: now + (claims.expSeconds ?? 60), jti: randomBytes(12).toString("hex"),
-  }));
-  const signature = sign("sha256", Buffer.from(`${header}.${payload}`), { key, dsaEncoding: "ieee-p1363" });
-  return `${header}.${payload}.${b64url(signature)}`;
+  });
 }
 
 interface Edge {

@@ -6,13 +6,14 @@ import { sample } from "./support/prometheus.js";
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { credentials, Metadata, status, type Client, type ServiceError } from "@grpc/grpc-js";
+import { credentials, status, type ServiceError } from "@grpc/grpc-js";
 import { jetstream } from "@nats-io/jetstream";
 import { AccessServiceClient, callUnary, OrderStatus, rejectionOf, userMetadata } from "@seckill/sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { rateLimitServiceClient, type RateLimitResponse } from "../gateway/ratelimit/envoy-protos.js";
+import { rateLimitServiceClient } from "../gateway/ratelimit/envoy-protos.js";
 import { connectNats, eventNames } from "../services/common/event-bus.js";
 import type { ServingApp } from "../services/common/serve.js";
+import { shouldRateLimit, user } from "./support/rate-limit.js";
 import { eventually, refusal, startTestStack, type TestStack } from "./support/stack.js";
 
 const DASHBOARD = fileURLToPath(new URL("../k8s/dashboards/seckill-live-sale.json", import.meta.url));
@@ -37,17 +38,6 @@ async function scrape(app: ServingApp): Promise<string> {
 
 const place = (saleId: string, userId: string, requestId: string) =>
   callUnary(stack.orders, "placeOrder", { saleId, quantity: 1, requestId, purchaseToken: "", retry: false }, { metadata: userMetadata(userId) });
-
-function shouldRateLimit(client: Client, userId: string, hitsAddend: number): Promise<RateLimitResponse> {
-  return new Promise((resolve, reject) =>
-    (client as unknown as Record<string, Function>).ShouldRateLimit(
-      { domain: "seckill", descriptors: [{ entries: [{ key: "user_id", value: userId }] }], hits_addend: hitsAddend },
-      new Metadata(),
-      { deadline: Date.now() + 5000 },
-      (error: ServiceError | null, response: RateLimitResponse) => (error ? reject(error) : resolve(response)),
-    ),
-  );
-}
 
 describe("GET /metrics", () => {
   it("is served by every service on its own port, labelled with the service and its group, and nothing else is", async () => {
@@ -153,9 +143,9 @@ describe("GET /metrics", () => {
     const limits = new RateLimitService(stack.gateway!.address, credentials.createInsecure());
     const access = new AccessServiceClient(stack.gateway!.address, credentials.createInsecure());
     try {
-      expect((await shouldRateLimit(limits, "calm-user", 1)).overall_code).toBe("OK");
+      expect((await shouldRateLimit(limits, { domain: "seckill", descriptors: [user("calm-user")], hits_addend: 1 })).overall_code).toBe("OK");
       // More hits at once than the per-user limit of 20 a second.
-      expect((await shouldRateLimit(limits, "flooding-user", 50)).overall_code).toBe("OVER_LIMIT");
+      expect((await shouldRateLimit(limits, { domain: "seckill", descriptors: [user("flooding-user")], hits_addend: 50 })).overall_code).toBe("OVER_LIMIT");
       const sale = await stack.createSale({ totalStock: 5 });
       await callUnary(access, "issuePurchaseToken", { saleId: sale.saleId, challengeId: "", challengeAnswer: "" }, { metadata: userMetadata("token-user") });
       const text = await scrape(stack.gateway!);

@@ -47,12 +47,13 @@ import { BootstrapFacts, PUBLIC_METHODS } from "../envoy/src/semantics.js";
 import { startGateway, type GatewayApp } from "../gateway/app.js";
 import { signJwt, type SigningKey } from "../gateway/access/jwt.js";
 import { JWKS_PATH } from "../gateway/access/jwks-server.js";
-import { rateLimitServiceClient, type RateLimitResponse } from "../gateway/ratelimit/envoy-protos.js";
+import { rateLimitServiceClient, type RateLimitDescriptor, type RateLimitResponse } from "../gateway/ratelimit/envoy-protos.js";
 import { base64url } from "../services/common/jwt.js";
 import { createLogger } from "../services/common/log.js";
 import { startInventory, type InventoryApp } from "../services/inventory/app.js";
 import { startOrder, type OrderApp } from "../services/order/app.js";
 import { startWriter, type WriterApp } from "../services/order/writer/app.js";
+import { address, shouldRateLimit, user } from "./support/rate-limit.js";
 import { eventually, refusal, saleRequest, startTestStack, type TestStack } from "./support/stack.js";
 
 const root = resolve(import.meta.dirname, "..");
@@ -362,17 +363,7 @@ describe("flooding the RateLimitService with the shipped limits (gateway/ratelim
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  const user = (id: string) => ({ entries: [{ key: "user_id", value: id }] });
-  const address = (ip: string) => ({ entries: [{ key: "remote_address", value: ip }] });
-  const check = (descriptors: { entries: { key: string; value: string }[] }[]) =>
-    new Promise<RateLimitResponse>((resolveCheck, reject) =>
-      (client as unknown as Record<string, Function>).ShouldRateLimit(
-        { domain: "seckill", descriptors },
-        new Metadata(),
-        { deadline: Date.now() + 5000 },
-        (error: ServiceError | null, response: RateLimitResponse) => (error ? reject(error) : resolveCheck(response)),
-      ),
-    );
+  const check = (descriptors: RateLimitDescriptor[]) => shouldRateLimit(client, { domain: "seckill", descriptors });
   /** How many of the calls were allowed, sent `concurrency` at a time. */
   async function allowed(calls: (() => Promise<RateLimitResponse>)[], concurrency = 100): Promise<number> {
     let ok = 0;

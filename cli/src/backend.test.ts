@@ -32,6 +32,9 @@ describe("probeProblem", () => {
     expect(probeProblem("gateway", "h:1", grpcError(status.UNIMPLEMENTED, "unknown service"))).toBe(
       "h:1 does not serve seckill.v1.AccessService — is --gateway the gateway's address?",
     );
+    expect(probeProblem("writer", "h:1", grpcError(status.UNIMPLEMENTED, "unknown service"))).toBe(
+      "h:1 does not serve seckill.v1.DeadLetterService — is --writer the order writer's address?",
+    );
   });
 });
 

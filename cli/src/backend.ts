@@ -86,11 +86,19 @@ export async function checkReachable(backend: Backend, services: ServiceName[]):
   if (found.length > 0) throw new CliError(found.join("\n"));
 }
 
-const SERVICE_NAMES: Record<ServiceName, string> = { inventory: "seckill.v1.SaleService", order: "seckill.v1.OrderService", gateway: "seckill.v1.AccessService" };
-const LABELS: Record<ServiceName, string> = { inventory: "the inventory service", order: "the order service", gateway: "the gateway" };
+/** A service the CLI calls: the public ones, and the order writer (DeadLetterService, --writer). */
+export type CalledService = ServiceName | "writer";
 
-/** What is wrong with a service, judging by its answer to the probe; undefined when it answered. */
-export function probeProblem(name: ServiceName, address: string, error: unknown): string | undefined {
+const SERVICE_NAMES: Record<CalledService, string> = {
+  inventory: "seckill.v1.SaleService",
+  order: "seckill.v1.OrderService",
+  gateway: "seckill.v1.AccessService",
+  writer: "seckill.v1.DeadLetterService",
+};
+const LABELS: Record<CalledService, string> = { inventory: "the inventory service", order: "the order service", gateway: "the gateway", writer: "the order writer" };
+
+/** What is wrong with a service, judging by its answer to the probe (or to any call); undefined when it answered. */
+export function probeProblem(name: CalledService, address: string, error: unknown): string | undefined {
   if (error === undefined) return undefined;
   const label = LABELS[name];
   if (!isGrpcError(error)) return `${label} at ${address} failed: ${String(error)}`;

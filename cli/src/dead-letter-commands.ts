@@ -1,7 +1,7 @@
 // `seckill dead-letters list|replay`: the events the order writer gave up on,
 // through the DeadLetterService of the order writer process.
 import { randomBytes } from "node:crypto";
-import { credentials, status } from "@grpc/grpc-js";
+import { credentials } from "@grpc/grpc-js";
 import { Command } from "commander";
 import {
   callUnary,
@@ -11,7 +11,7 @@ import {
   type ReplayDeadLettersResponse,
   type StoredDeadLetter,
 } from "@seckill/sdk";
-import { CliError, describeError, isGrpcError } from "./backend.js";
+import { CliError, describeError, isGrpcError, probeProblem } from "./backend.js";
 import type { CommandContext } from "./context.js";
 import { formatTime, json, table, truncate } from "./format.js";
 import { integer } from "./options.js";
@@ -29,11 +29,7 @@ async function withWriter<T>(cmd: Command, fn: (client: DeadLetterServiceClient,
     return await fn(client, deadline);
   } catch (error) {
     if (!isGrpcError(error)) throw error;
-    if (error.code === status.UNAVAILABLE || error.code === status.DEADLINE_EXCEEDED) {
-      throw new CliError(`cannot reach the order writer at ${writer} — is the backend running? start it with: npm start (or point --writer at it)`);
-    }
-    if (error.code === status.UNIMPLEMENTED) throw new CliError(`${writer} does not serve seckill.v1.DeadLetterService — is --writer the order writer's address?`);
-    throw new CliError(describeError(error));
+    throw new CliError(probeProblem("writer", writer, error) ?? describeError(error));
   } finally {
     client.close();
   }

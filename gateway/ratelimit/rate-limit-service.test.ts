@@ -7,12 +7,13 @@ import { createServer, connect, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { credentials, loadPackageDefinition, Metadata, status, type Client, type ClientDuplexStream, type ServiceClientConstructor, type ServiceError } from "@grpc/grpc-js";
+import { credentials, loadPackageDefinition, status, type Client, type ClientDuplexStream, type ServiceClientConstructor, type ServiceError } from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Config } from "../../services/common/config.js";
 import { quietLogger } from "../../services/common/log.js";
+import { address, shouldRateLimit, user, type EnvoyRequest } from "../../test/support/rate-limit.js";
 import { cleanNamespace, eventually, isolatedConfig } from "../../test/support/stack.js";
 import { checkHealth } from "../../tools/stack/health.js";
 import { startGateway, type GatewayApp } from "../app.js";
@@ -31,26 +32,7 @@ descriptors:
         rate_limit: { unit: minute, requests_per_unit: 2, name: purchases }
 `;
 
-interface EnvoyRequest {
-  domain: string;
-  descriptors: { entries: { key: string; value: string }[] }[];
-  hits_addend?: number;
-}
-
-const user = (id: string) => ({ entries: [{ key: "user_id", value: id }] });
-const address = (ip: string) => ({ entries: [{ key: "remote_address", value: ip }] });
 const saleUser = (sale: string, id: string) => ({ entries: [{ key: "sale_id", value: sale }, { key: "user_id", value: id }] });
-
-function shouldRateLimit(client: Client, request: EnvoyRequest, deadlineMs = 5000): Promise<RateLimitResponse> {
-  return new Promise((resolve, reject) =>
-    (client as unknown as Record<string, Function>).ShouldRateLimit(
-      request,
-      new Metadata(),
-      { deadline: Date.now() + deadlineMs },
-      (error: ServiceError | null, response: RateLimitResponse) => (error ? reject(error) : resolve(response)),
-    ),
-  );
-}
 
 async function refusal(promise: Promise<unknown>): Promise<ServiceError> {
   try {

@@ -2,12 +2,12 @@
 // in one process, as the tests do, never share a metric), every sample labelled
 // with the process's service and group, the families each concern records, and
 // GET /metrics over plain HTTP on METRICS_ADDR. Recording is cheap: label
-// children are resolved once and kept (the stock gauge looks its sale's child
-// up once per Reserve batch).
-import { createServer, type Server } from "node:http";
+// children are resolved once and kept (a sale's stock child until its series
+// is dropped).
 import { status } from "@grpc/grpc-js";
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { Config } from "./config.js";
+import { serveHttp, type HttpEndpoint } from "./http-endpoint.js";
 import type { Logger } from "./log.js";
 
 export const METRIC_PREFIX = "seckill_";
@@ -142,7 +142,8 @@ export function createMetrics(options: MetricsOptions): Metrics {
       registers,
     });
     const outcome = children((o) => reservations.labels(o));
-    const seen = new Map<string, number>();
+    /** The sales with a series: when each was last reported, and its child (dropped with the series). */
+    const seen = new Map<string, { at: number; child: Gauge.Internal<"sale_id"> }>();
     const stock = new Gauge({
       name: name("stock_left"),
       help: "Units left in a sale, as the latest reservation answer reported it (sales seen in the last hour).",
@@ -150,7 +151,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
       registers,
       collect() {
         const idleBefore = nowMs() - STOCK_IDLE_MS;
-        for (const [saleId, at] of seen) {
+        for (const [saleId, { at }] of seen) {
           if (at < idleBefore) {
             seen.delete(saleId);
             this.remove(saleId);
@@ -162,8 +163,10 @@ export function createMetrics(options: MetricsOptions): Metrics {
     return {
       reservation: (o) => outcome(o).inc(),
       stockLeft(saleId, left) {
-        seen.set(saleId, nowMs());
-        stock.labels(saleId).set(left);
+        let sale = seen.get(saleId);
+        if (sale) sale.at = nowMs();
+        else seen.set(saleId, (sale = { at: nowMs(), child: stock.labels(saleId) }));
+        sale.child.set(left);
       },
       saleEnded(saleId) {
         if (seen.delete(saleId)) stock.remove(saleId);
@@ -252,31 +255,6 @@ export function createMetrics(options: MetricsOptions): Metrics {
 export const metricsFor = (config: Config, service: string): Metrics =>
   createMetrics({ service, group: config.serviceGroup, processMetrics: config.metricsAddr !== "" });
 
-/** Calls `read` now and every intervalMs (not overlapping), e.g. to poll the queue lag; stop() ends it. */
-export function poll(read: () => Promise<void>, intervalMs: number, log: Logger, what: string): { stop(): Promise<void> } {
-  let running: Promise<void> | undefined;
-  let failing = false;
-  const tick = () =>
-    (running ??= read()
-      .then(
-        () => void (failing = false),
-        (error: unknown) => {
-          if (!failing) log.warn(`${what} not read; retrying`, { err: error instanceof Error ? error.message : String(error) });
-          failing = true;
-        },
-      )
-      .finally(() => (running = undefined)));
-  void tick();
-  const timer = setInterval(() => void tick(), intervalMs);
-  timer.unref();
-  return {
-    async stop() {
-      clearInterval(timer);
-      await running;
-    },
-  };
-}
-
 export interface MetricsEndpoint {
   /** host:port actually bound (the port the OS chose for port 0). */
   address: string;
@@ -285,39 +263,23 @@ export interface MetricsEndpoint {
 
 /** GET /metrics in the Prometheus text format on `address` (host:port); anything else is 404. */
 export async function serveMetrics(registry: Registry, address: string, log: Logger): Promise<MetricsEndpoint> {
-  const split = address.lastIndexOf(":");
-  const host = address.slice(0, split).replace(/^\[(.*)\]$/, "$1");
-  const port = Number(address.slice(split + 1));
-  const server: Server = createServer((req, res) => {
-    const path = (req.url ?? "").split("?")[0];
-    if (path !== "/metrics") {
-      res.writeHead(404, { "content-type": "text/plain" }).end("not found: metrics are at /metrics\n");
-      return;
-    }
-    if (req.method !== "GET" && req.method !== "HEAD") {
-      res.writeHead(405, { allow: "GET, HEAD", "content-type": "text/plain" }).end("method not allowed\n");
-      return;
-    }
-    registry.metrics().then(
-      (text) => res.writeHead(200, { "content-type": registry.contentType }).end(req.method === "HEAD" ? undefined : text),
-      (error: unknown) => {
-        log.error("metrics collection failed", { err: error instanceof Error ? error : String(error) });
-        res.writeHead(500, { "content-type": "text/plain" }).end("metrics collection failed\n");
+  let endpoint: HttpEndpoint;
+  try {
+    endpoint = await serveHttp(address, {
+      path: "/metrics",
+      notFound: "not found: metrics are at /metrics\n",
+      get(req, res) {
+        registry.metrics().then(
+          (text) => res.writeHead(200, { "content-type": registry.contentType }).end(req.method === "HEAD" ? undefined : text),
+          (error: unknown) => {
+            log.error("metrics collection failed", { err: error instanceof Error ? error : String(error) });
+            res.writeHead(500, { "content-type": "text/plain" }).end("metrics collection failed\n");
+          },
+        );
       },
-    );
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", (error) => reject(new Error(`cannot serve metrics on ${address}: ${error.message}`)));
-    server.listen(port, host, () => resolve());
-  });
-  const bound = server.address();
-  const boundPort = typeof bound === "object" && bound ? bound.port : port;
-  return {
-    address: `${address.slice(0, split)}:${boundPort}`,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
-  };
+    });
+  } catch (error) {
+    throw new Error(`cannot serve metrics on ${address}: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  return { address: endpoint.address, close: () => endpoint.close(true) };
 }

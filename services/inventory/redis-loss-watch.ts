@@ -9,6 +9,7 @@ import type { Knex } from "knex";
 import { Refusal } from "../common/refusal.js";
 import type { Logger } from "../common/log.js";
 import type { InventoryMetrics } from "../common/metrics.js";
+import { poll } from "../common/poll.js";
 import type { RedisEpoch } from "./redis-epoch.js";
 import { openWarmedSales } from "./sale-repository.js";
 import type { SaleService } from "./sales.js";
@@ -34,9 +35,6 @@ export function startRedisLossWatch(deps: {
 }): RedisLossWatch {
   const { store, log } = deps;
   const lost = new Set<string>();
-  let running: Promise<void> | undefined;
-  let failing = false;
-  let stopped = false;
 
   async function rebuild(saleId: string): Promise<void> {
     if (!lost.has(saleId)) {
@@ -56,30 +54,14 @@ export function startRedisLossWatch(deps: {
   }
 
   async function pass(): Promise<void> {
-    try {
-      for (const saleId of await openWarmedSales(deps.db, deps.now())) {
-        if (lost.has(saleId) || !(await store.live(saleId)).warm) await rebuild(saleId);
-      }
-      failing = false;
-    } catch (error) {
-      // Redis or Postgres unreachable: health reports it; try again next time.
-      if (!failing) log.warn("redis state check failed; retrying", { err: error instanceof Error ? error.message : String(error) });
-      failing = true;
+    for (const saleId of await openWarmedSales(deps.db, deps.now())) {
+      if (lost.has(saleId) || !(await store.live(saleId)).warm) await rebuild(saleId);
     }
   }
 
-  const check = () => (stopped ? Promise.resolve() : (running ??= pass().finally(() => (running = undefined))));
-  const timer = setInterval(() => void check(), deps.intervalMs);
-  timer.unref();
-  deps.epoch.onChange(() => void check());
+  // A failed pass (Redis or Postgres unreachable: health reports it) is tried again next time.
+  const passes = poll(pass, deps.intervalMs, log, "redis state check failed");
+  deps.epoch.onChange(() => void passes.run());
 
-  return {
-    lost,
-    check,
-    async stop() {
-      stopped = true;
-      clearInterval(timer);
-      await running;
-    },
-  };
+  return { lost, check: passes.run, stop: passes.stop };
 }

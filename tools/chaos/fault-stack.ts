@@ -24,7 +24,7 @@ import { connectNats, eventNames } from "../../services/common/event-bus.js";
 import { spawnService, type ServiceProcess } from "../../tools/stack/children.js";
 import { ensureDependencies, type DependencyName, type RunningDependencies } from "../../tools/stack/dependencies.js";
 import { waitServing as waitHealthServing } from "../../tools/stack/health.js";
-import { cleanNamespace, saleRequest, writerDrained } from "../stack/fixtures.js";
+import { cleanNamespace, eventually, saleRequest, writerDrained } from "../stack/fixtures.js";
 import type { Random } from "./prng.js";
 import { startTcpProxy, type TcpProxy } from "./tcp-proxy.js";
 
@@ -270,8 +270,8 @@ export async function startFaultStack(options: FaultStackOptions = {}): Promise<
           if (signal === "SIGKILL") await s.exited;
         }
         // The kernel stops and continues a process asynchronously: wait until it has.
-        if (signal === "SIGSTOP") await until(() => state(target) !== "running", `${target} to stop`);
-        if (signal === "SIGCONT") await until(() => state(target) !== "stopped", `${target} to continue`);
+        if (signal === "SIGSTOP") await eventually(() => state(target) !== "running", 5000, `${target} to stop`, 10);
+        if (signal === "SIGCONT") await eventually(() => state(target) !== "stopped", 5000, `${target} to continue`, 10);
       },
       async restart(target) {
         if (!isService(target)) return deps!.restart(target);
@@ -310,14 +310,6 @@ export async function startFaultStack(options: FaultStackOptions = {}): Promise<
   } catch (error) {
     await removeAll().catch(() => undefined);
     throw error;
-  }
-}
-
-async function until(check: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
   }
 }
 

@@ -1,6 +1,7 @@
 // The fault proxy with real sockets: an echo server behind it, a client in front.
 import net from "node:net";
 import { afterEach, beforeEach, expect, it } from "vitest";
+import { eventually } from "../stack/fixtures.js";
 import { mulberry32 } from "./prng.js";
 import { startTcpProxy, type TcpProxy } from "./tcp-proxy.js";
 
@@ -30,13 +31,7 @@ async function connect(): Promise<{ socket: net.Socket; received: () => string; 
   return { socket, received: () => text, closed };
 }
 
-async function until(check: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error("timed out");
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
+const until = (check: () => boolean) => eventually(check, 5000, "the proxied traffic", 5);
 
 it("forwards both ways, and adds the latency it is told to (never less), keeping the order under jitter", async () => {
   const c = await connect();

@@ -64,12 +64,12 @@ export async function writerDrained(jsm: JetStreamManager, namespace: string, se
   );
 }
 
-/** Polls until check() returns true, or fails after timeoutMs. */
-export async function eventually(check: () => Promise<boolean>, timeoutMs = 15_000, what = "condition"): Promise<void> {
+/** Polls every intervalMs until check() returns true, or fails after timeoutMs. */
+export async function eventually(check: () => boolean | Promise<boolean>, timeoutMs = 15_000, what = "condition", intervalMs = 50): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (await check()) return;
-    await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, intervalMs));
   }
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
 }

@@ -5,7 +5,8 @@ import { untilReachable } from "../../common/startup.js";
 import { createDb } from "../../common/db.js";
 import { deadLetterNames, ensureDeadLetterStream, ensureWriterConsumer, openEventBus } from "../../common/event-bus.js";
 import { serve, type ServingApp } from "../../common/serve.js";
-import { metricsFor, poll } from "../../common/metrics.js";
+import { metricsFor } from "../../common/metrics.js";
+import { poll } from "../../common/poll.js";
 import type { Config } from "../../common/config.js";
 import type { Logger } from "../../common/log.js";
 import { deadLetterOps, deadLetterPublisher, deadLetterServiceRegistration } from "./dead-letters.js";
@@ -53,8 +54,9 @@ export async function startWriter(config: Config, log: Logger): Promise<WriterAp
     },
     QUEUE_LAG_POLL_MS,
     log,
-    "writer queue lag",
+    "writer queue lag not read",
   );
+  void lag.run();
   const ops = deadLetterOps({ js: bus.js, jsm: bus.jsm, names: dlNames, events: bus.names, publishTimeoutMs: config.publishTimeoutMs, log });
   const app = await serve({
     config,
