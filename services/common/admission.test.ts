@@ -17,6 +17,7 @@ import {
   type WatchOrderResponse,
 } from "@seckill/sdk";
 import { checkHealth } from "../../tools/stack/health.js";
+import { eventually } from "../../tools/stack/fixtures.js";
 import { installAdmissionGate, refusalHeaders, type QuickAnswer } from "./admission.js";
 import { startGrpcServer } from "./grpc-server.js";
 import { quietLogger } from "./log.js";
@@ -72,13 +73,7 @@ const place = (client: OrderServiceClient, i: number, requestId?: string) =>
     (error) => rejectionOf(error),
   );
 
-async function until(condition: () => boolean, what: string) {
-  const deadline = Date.now() + 5000;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+const until = (condition: () => boolean, what: string) => eventually(condition, 5000, what, 10);
 
 describe("the admission gate", () => {
   it("refuses calls past the limit before any handler runs: UNAVAILABLE, OVERLOADED, a retry hint", async () => {
