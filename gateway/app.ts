@@ -46,7 +46,7 @@ export async function startGateway(config: Config, log: Logger, opts: GatewayOpt
   const limiter = createRateLimiter({ redis, namespace: config.namespace, rules, clock });
   const services: ServiceRegistration[] = [rateLimitServiceRegistration(limiter, log, metrics.gateway())];
   let access: Access | undefined;
-  const db = opts.access === false ? undefined : createDb(config.databaseUrl, config.dbPoolMax);
+  const db = opts.access === false ? undefined : createDb(config.databaseUrl, config.dbPoolMax, log);
   if (db) {
     try {
       access = await createAccess({ db, redis, config, log, now: () => new Date(clock()), metrics: metrics.gateway() });

@@ -3,6 +3,7 @@
 // then migrated with the service's own URL.
 import knexFactory, { type Knex } from "knex";
 import pg from "pg";
+import type { Logger } from "./log.js";
 import { migrationSource } from "./migrations/index.js";
 
 // BIGINT (price_minor) fits in a JS number for the values CHECKs allow.
@@ -10,12 +11,47 @@ pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
 
 export type Db = Knex;
 
-export function createDb(url: string, poolMax: number): Db {
+/** How long a repeated knex warning (the same first line) is counted instead of written again. */
+const REPEAT_WINDOW_MS = 5000;
+
+/**
+ * knex's own messages as structured lines of the service's log: a failed
+ * connection attempt is one warning (its first line, no stack), written at
+ * most once per REPEAT_WINDOW_MS while it repeats (Postgres down would
+ * otherwise print a stack trace per attempt), with the count left out since
+ * it was last written (`repeated`).
+ */
+export function knexLog(log: Logger, nowMs: () => number = Date.now): Required<Pick<NonNullable<Knex.Config["log"]>, "warn" | "error" | "deprecate" | "debug">> {
+  /** By first line: when it was last written, and how many times it came since. */
+  const recent = new Map<string, { at: number; repeats: number }>();
+  const firstLine = (message: unknown) => String(message instanceof Error ? message.message : message).split("\n")[0];
+  return {
+    warn(message) {
+      const line = firstLine(message);
+      const now = nowMs();
+      const seen = recent.get(line);
+      if (seen && now - seen.at < REPEAT_WINDOW_MS) {
+        seen.repeats++;
+        return;
+      }
+      log.warn("postgres client", { message: line, ...(seen && seen.repeats > 0 && { repeated: seen.repeats }) });
+      if (recent.size >= 100) recent.clear();
+      recent.set(line, { at: now, repeats: 0 });
+    },
+    error: (message) => log.error("postgres client", { message: firstLine(message) }),
+    deprecate: (method, alternative) => log.warn("knex deprecation", { method, alternative }),
+    debug: (message) => log.debug("knex", { message: firstLine(message) }),
+  };
+}
+
+/** The pool; with a logger, knex's own messages go to it (knexLog) instead of the console. */
+export function createDb(url: string, poolMax: number, log?: Logger): Db {
   return knexFactory({
     client: "pg",
     connection: { connectionString: url, application_name: "seckill", statement_timeout: 10_000 },
     pool: { min: 0, max: poolMax, acquireTimeoutMillis: 5000 },
     acquireConnectionTimeout: 5000,
+    ...(log && { log: knexLog(log) }),
   });
 }
 

@@ -24,7 +24,7 @@ export type InventoryApp = ServingApp & { sweeper: Sweeper; redisLossWatch: Redi
 
 export async function startInventory(config: Config, log: Logger, clock: () => number = Date.now): Promise<InventoryApp> {
   const metrics = metricsFor(config, "inventory");
-  const db = createDb(config.databaseUrl, config.dbPoolMax);
+  const db = createDb(config.databaseUrl, config.dbPoolMax, log);
   const redis = createRedis(config.redisUrl);
   redis.on("error", (err) => log.warn("redis error", { err: err.message }));
   const startup = { timeoutMs: config.startupTimeoutMs, log };

@@ -22,7 +22,7 @@ export type OrderApp = ServingApp;
 
 export async function startOrder(config: Config, log: Logger, clock: () => number = Date.now): Promise<OrderApp> {
   const metrics = metricsFor(config, "order");
-  const db = createDb(config.databaseUrl, config.dbPoolMax);
+  const db = createDb(config.databaseUrl, config.dbPoolMax, log);
   // Only purchase tokens use Redis here (their single-purpose claims): it is not
   // a health dependency, a token purchase without it answers UNAVAILABLE.
   const redis = createRedis(config.redisUrl);

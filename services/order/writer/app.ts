@@ -21,7 +21,7 @@ export const QUEUE_LAG_POLL_MS = 5000;
 
 export async function startWriter(config: Config, log: Logger): Promise<WriterApp> {
   const metrics = metricsFor(config, "order-writer");
-  const db = createDb(config.databaseUrl, Math.max(config.dbPoolMax, config.writerConcurrency + 1));
+  const db = createDb(config.databaseUrl, Math.max(config.dbPoolMax, config.writerConcurrency + 1), log);
   const startup = { timeoutMs: config.startupTimeoutMs, log };
   const [bus] = await Promise.all([
     untilReachable("nats", () => openEventBus(config.natsUrl, config.namespace, "order-writer", config.publishTimeoutMs), startup),
