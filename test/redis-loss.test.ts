@@ -5,7 +5,13 @@
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { status } from "@grpc/grpc-js";
 import { callUnary, Reason, userMetadata } from "@seckill/sdk";
-import { saleKeys } from "../services/inventory/stock-store.js";
+import { readJetStreamProgress, openEventBus } from "../services/common/event-bus.js";
+import { ulid } from "../services/common/ids.js";
+import { quietLogger } from "../services/common/log.js";
+import type { Refusal } from "../services/common/refusal.js";
+import { trackRedisEpoch } from "../services/inventory/redis-epoch.js";
+import { createSaleService, REBUILD_RECHECK_MS } from "../services/inventory/sales.js";
+import { createStockStore, saleKeys } from "../services/inventory/stock-store.js";
 import { eventually, refusal, startTestStack, type TestStack } from "./support/stack.js";
 
 let stack: TestStack;
@@ -41,9 +47,7 @@ it("fails closed while acknowledged reservations are still on their way to Postg
   expect((await refusal(callUnary(stack.sales, "getSaleStatus", { saleId: sale.saleId }))).code).toBe(status.UNAVAILABLE);
 
   // The writer comes back (a new one on the same durable consumer) and drains the backlog.
-  const { startWriter } = await import("../services/order/writer/app.js");
-  const { quietLogger } = await import("../services/common/log.js");
-  const writer = await startWriter(stack.config, quietLogger());
+  const writer = await runWriter();
   try {
     await eventually(async () => ((await stack.db("sales").where({ id: sale.saleId }).first()).sold as number) === 3, 10_000, "the backlog");
     // Rebuilt from Postgres: 7 left, the early buyers still at their limit, their request ids remembered.
@@ -88,10 +92,45 @@ it("refuses only the lost sale's items in a Reserve batch; the other sale's item
   expect(results[1].reservationId.startsWith(healthy.saleId)).toBe(true);
 });
 
+it("while a lost sale waits for its rebuild, concurrent purchases and polls share one look at the queue, and the verdict holds for a moment", async () => {
+  const sale = await stack.createSale({ totalStock: 5 });
+  await buy(sale.saleId, "h-0", "h-req-0"); // the writer is stopped (above): it waits in JetStream
+  await loseRedisState(sale.saleId);
+  // A sale service of its own over the stack's Postgres, Redis and JetStream, counting its looks at the queue.
+  const bus = await openEventBus(stack.config.natsUrl, stack.config.namespace, "rebuild-test", 2000);
+  const store = createStockStore(stack.redis, stack.config.namespace, (await trackRedisEpoch(stack.redis, quietLogger())).current);
+  let nowMs = Date.now();
+  let looks = 0;
+  const sales = createSaleService({
+    db: stack.db,
+    store,
+    now: () => new Date(nowMs),
+    newSaleId: () => ulid(nowMs),
+    jetstreamProgress: () => {
+      looks++;
+      return readJetStreamProgress(bus.jsm, bus.names);
+    },
+  });
+  const reasons = async (calls: Promise<unknown>[]) =>
+    (await Promise.allSettled(calls)).map((r) => (r.status === "rejected" ? (r.reason as Refusal).reason : "answered"));
+  try {
+    expect(new Set(await reasons(Array.from({ length: 40 }, () => sales.warmIfExists(sale.saleId))))).toEqual(new Set(["OVERLOADED"]));
+    expect(looks).toBe(1);
+    expect(await reasons([sales.warmIfExists(sale.saleId), sales.status(sale.saleId)])).toEqual(["OVERLOADED", "OVERLOADED"]);
+    expect(looks).toBe(1);
+    nowMs += REBUILD_RECHECK_MS;
+    expect(await reasons([sales.warmIfExists(sale.saleId), sales.status(sale.saleId)])).toEqual(["OVERLOADED", "OVERLOADED"]);
+    expect(looks).toBe(2);
+    // A sale that does not exist is still told apart.
+    expect(await reasons([sales.status(ulid(nowMs))])).toEqual(["NOT_FOUND"]);
+  } finally {
+    await bus.close();
+  }
+});
+
 /** A writer of its own (the stack's was stopped by the tests above): on the same durable consumer. */
 async function runWriter() {
   const { startWriter } = await import("../services/order/writer/app.js");
-  const { quietLogger } = await import("../services/common/log.js");
   return startWriter(stack.config, quietLogger());
 }
 

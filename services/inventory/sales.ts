@@ -171,6 +171,11 @@ const rulesOf = (row: SaleRow): SaleRules => ({
   releasePolicy: row.release_policy,
 });
 
+/** How long a "still being rebuilt" verdict answers later callers without looking again. */
+export const REBUILD_RECHECK_MS = 200;
+
+const REBUILDING = overloaded("the sale is being rebuilt after its Redis state was lost; retry shortly", 1000);
+
 function checkSaleId(saleId: string): void {
   if (!isSaleId(saleId)) throw invalid("sale_id", "26 characters of Crockford base32");
 }
@@ -206,9 +211,7 @@ export function createSaleService(deps: SaleServiceDeps) {
       const progress = await deps.jetstreamProgress();
       let mark = rebuildMarks.get(row.id);
       if (mark === undefined) rebuildMarks.set(row.id, (mark = progress.published));
-      if (!progress.idle && progress.written < mark) {
-        throw overloaded("the sale is being rebuilt after its Redis state was lost; retry shortly", 1000);
-      }
+      if (!progress.idle && progress.written < mark) throw REBUILDING;
       rebuildMarks.delete(row.id);
       // Re-read: the drained backlog may have moved the sold counter.
       row = (await repo.findSale(db, row.id)) ?? row;
@@ -229,6 +232,43 @@ export function createSaleService(deps: SaleServiceDeps) {
     const result = await store.warm(row.id, rulesOf(row), row.total_stock - row.sold, buyers);
     if (row.warmed_at === null) await repo.markWarmed(db, row.id, deps.now());
     return result;
+  }
+
+  /** Warms in progress, by sale; and until when a sale found still being rebuilt is refused without looking again. */
+  const warming = new Map<string, Promise<boolean>>();
+  const rebuildingUntil = new Map<string, number>();
+
+  /**
+   * warm() for the purchase path and status polls: one at a time per sale,
+   * concurrent callers sharing it, and a sale found still being rebuilt
+   * refused for REBUILD_RECHECK_MS without another look. While a lost sale
+   * waits for its rebuild, every Reserve batch and every waiting buyer's poll
+   * would otherwise read Postgres, Redis and JetStream's progress each.
+   * False when the sale does not exist.
+   */
+  function warmShared(saleId: string): Promise<boolean> {
+    const nowMs = deps.now().getTime();
+    const until = rebuildingUntil.get(saleId);
+    if (until !== undefined) {
+      if (until > nowMs) return Promise.reject(REBUILDING);
+      rebuildingUntil.delete(saleId);
+    }
+    let pending = warming.get(saleId);
+    if (!pending) {
+      pending = (async () => {
+        const row = await repo.findSale(db, saleId);
+        if (!row) return false;
+        await warm(row);
+        return true;
+      })()
+        .catch((error: unknown) => {
+          if (error === REBUILDING) rebuildingUntil.set(saleId, deps.now().getTime() + REBUILD_RECHECK_MS);
+          throw error;
+        })
+        .finally(() => warming.delete(saleId));
+      warming.set(saleId, pending);
+    }
+    return pending;
   }
 
   return {
@@ -255,7 +295,7 @@ export function createSaleService(deps: SaleServiceDeps) {
       checkSaleId(saleId);
       let live = await store.live(saleId);
       if (!live.warm) {
-        await warm(await load(saleId));
+        if (!(await warmShared(saleId))) throw refuse("NOT_FOUND", `no sale ${saleId}`);
         live = await store.live(saleId);
         if (!live.warm) throw overloaded("the sale could not be loaded; retry");
       }
@@ -293,13 +333,8 @@ export function createSaleService(deps: SaleServiceDeps) {
       return { saleId, loaded: result.loaded, stockLeft: result.stockLeft };
     },
 
-    /** For the reservation path: loads a cold sale; false when it does not exist. */
-    async warmIfExists(saleId: string): Promise<boolean> {
-      const row = await repo.findSale(db, saleId);
-      if (!row) return false;
-      await warm(row);
-      return true;
-    },
+    /** For the reservation path: loads a cold sale (see warmShared); false when it does not exist. */
+    warmIfExists: warmShared,
   };
 }
 
