@@ -25,6 +25,8 @@ import { createSaleCache } from "./sale-cache.js";
 
 export const KEY_RELOAD_MS = 5000;
 const SALE_CACHE_TTL_MS = 1000;
+/** How old a sale read may be and still be served while Postgres does not answer (sale-cache.ts). */
+const SALE_CACHE_STALE_MS = 60_000;
 const SALE_CACHE_MAX = 10_000;
 
 export interface AccessDepsFromConfig {
@@ -49,7 +51,7 @@ export async function createAccess(deps: AccessDepsFromConfig): Promise<Access> 
   const now = deps.now ?? (() => new Date());
   const keys = await loadKeyRing({ dir: keysDirOf(config.purchaseTokenKeysDir), log, nowMs: () => now().getTime() });
   const service = createAccessService({
-    sales: createSaleCache(db, { ttlMs: SALE_CACHE_TTL_MS, maxEntries: SALE_CACHE_MAX, nowMs: () => now().getTime() }),
+    sales: createSaleCache(db, { ttlMs: SALE_CACHE_TTL_MS, staleMs: SALE_CACHE_STALE_MS, maxEntries: SALE_CACHE_MAX, nowMs: () => now().getTime() }),
     challenges: createChallengeStore(redis, config.namespace),
     keys,
     now,
