@@ -97,7 +97,8 @@ export async function figureE(bench: Bench, sustainable: number | undefined): Pr
   const open = { mode: "open" as const, rate: offered, poolSize: pool };
   const base = await bench.load(`e. no-op at ${fmt.rate(offered)}`, noop.address, { saleId: sale.saleId, ...open });
   const floor = await bench.load(`e. bare HTTP/2 refusals at ${fmt.rate(offered)}`, noop.floorAddress, { saleId: sale.saleId, ...open });
-  const floorCpuUs = floor.sent > 0 ? (bench.runs[bench.runs.length - 1].cpu.noop * 1e6) / floor.sent : NaN;
+  const floorCpu = bench.runs[bench.runs.length - 1].cpu;
+  const floorCpuUs = floor.sent > 0 ? (floorCpu.noop * 1e6) / floor.sent : NaN;
   const e = await bench.load(`e. overload at ${fmt.rate(offered)}`, stack.orderAddress, { saleId: sale.saleId, ...open }, true);
   await bench.waitPersisted(sale.saleId, countOf(e, "OK"));
 
@@ -114,9 +115,9 @@ export async function figureE(bench: Bench, sustainable: number | undefined): Pr
     notes.push(`e: the generator offered only ${fmt.rate(achieved)} of the ${fmt.rate(offered)} asked (it shares the machine's CPU; max lag ${e.maxLagMs} ms, ${e.notSent} not sent)`);
   }
   notes.push(
-    `e: the floor is a bare node:http2 server (bench/refusal-floor.ts, no grpc-js) that answers every call with the gate's refusal: ` +
-      `at ${fmt.rate(offered)} offered it used ${Math.round(floorCpuUs)} µs of CPU per call (${fmt.pct((floorCpuUs * offered) / 1e6)} of a core) and kept a p99 of ${fmt.ms(p99floor)}; ` +
-      `a service process refusing the same rate cannot do less, and must serve the admitted calls on top.`,
+    `e: the refusal floor is a bare node:http2 server (bench/refusal-floor.ts, no grpc-js) that answers every call with the gate's refusal: ` +
+      `at ${fmt.rate(offered)} offered it used ${Math.round(floorCpuUs)} µs of CPU per call (${fmt.pct(floorCpu.noop / floorCpu.wall)} of a core over the run) and kept a p99 of ${fmt.ms(p99floor)}; ` +
+      `a reference for what refusing that rate costs a Node.js process here before any admitted call is served.`,
   );
   const fast = 50_000;
   return {

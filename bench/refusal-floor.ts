@@ -1,10 +1,10 @@
 // The floor under figure e: a bare node:http2 server (no grpc-js, no
 // handlers) that reads each call's request to its end and answers the very
 // trailers-only response the services' admission gate sends past the
-// in-flight limit (UNAVAILABLE, OVERLOADED, retry hint). Whatever it costs
-// per call, and whatever p99 it keeps at an offered rate, is the least any
-// Node.js process refusing that rate on this machine can do: the services
-// cannot refuse more cheaply than Node's HTTP/2 stack lets them.
+// in-flight limit (UNAVAILABLE, OVERLOADED, retry hint). What it costs per
+// call, and the p99 it keeps at an offered rate, is a reference for what
+// refusing that rate costs a Node.js process through node:http2 on the same
+// machine, before a service serves any admitted call.
 import http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import { refusalHeaders } from "../services/common/admission.js";

@@ -58,7 +58,7 @@ export async function createAccess(deps: AccessDepsFromConfig): Promise<Access> 
     challengeTtlMs: config.challengeTtlMs,
     tokenTtlMs: config.purchaseTokenTtlMs,
   });
-  const server = createJwksServer(config.gatewayJwksAddr, keys.jwks);
+  const server = createJwksServer(config.gatewayJwksAddr, keys.jwks, log);
   let reloads: NodeJS.Timeout | undefined;
   return {
     registration: accessServiceRegistration(service, log, deps.metrics),

@@ -4,6 +4,7 @@
 // CACHE_SECONDS; the order service refetches at once on an unknown kid anyway.
 import { serveHttp, type HttpEndpoint } from "../../services/common/http-endpoint.js";
 import type { PublicJwk } from "../../services/common/jwt.js";
+import type { Logger } from "../../services/common/log.js";
 
 export const JWKS_PATH = "/.well-known/jwks.json";
 export const CACHE_SECONDS = 300;
@@ -15,7 +16,7 @@ export interface JwksServer {
   stop(): Promise<void>;
 }
 
-export function createJwksServer(listen: string, jwks: () => { keys: PublicJwk[] }): JwksServer {
+export function createJwksServer(listen: string, jwks: () => { keys: PublicJwk[] }, log?: Logger): JwksServer {
   let endpoint: HttpEndpoint | undefined;
   const self: JwksServer = {
     address: listen,
@@ -34,6 +35,7 @@ export function createJwksServer(listen: string, jwks: () => { keys: PublicJwk[]
             });
             res.end(req.method === "HEAD" ? undefined : body);
           },
+          onError: (error) => log?.warn("jwks endpoint error", { err: error.message }),
         },
         { headersTimeout: 5000, requestTimeout: 10_000, keepAliveTimeout: 5000 },
       );

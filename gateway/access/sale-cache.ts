@@ -3,9 +3,10 @@
 // same second, and one query a second per sale (and per gateway) is plenty.
 // Unknown sales are cached too, so made-up ids cannot hammer Postgres.
 //
-// A read that fails (Postgres down, restarting, paused) does not stop the
-// sale: the last value read within staleMs is served instead, and tried again
-// a ttlMs later. The purchase path itself rides out a Postgres outage (orders
+// A read that fails or hangs (Postgres down, restarting, paused, cut off)
+// does not stop the sale: the last value read within staleMs is served
+// instead — at once when the read fails, after STALE_AFTER_MS when it has not
+// answered — and the sale is read again a ttlMs later. The purchase path itself rides out a Postgres outage (orders
 // wait in JetStream), so token issuance must not be the part that stops it.
 // What a stale read can get wrong is caught later anyway (inventory refuses
 // a closed, ended or sold-out sale), except eligibility rules changed during
@@ -26,8 +27,10 @@ export interface SaleCache {
   get(saleId: string): Promise<CachedSale | undefined>;
 }
 
-/** How long a failed read with no earlier value to serve is the answer, without reading again. */
+/** How long a failed read with no earlier value to serve is the answer, without reading again (from the read's start). */
 export const FAILED_READ_TTL_MS = 200;
+/** How long a read may take, when an earlier one can be served, before that one is served instead. */
+export const STALE_AFTER_MS = 250;
 
 export interface SaleCacheOptions {
   /** How long a read is used before the sale is read again. */
@@ -47,12 +50,20 @@ interface Entry {
   good?: { at: number; sale: CachedSale | undefined };
 }
 
+/** Resolves with `value` after ms (the timer does not hold the process open). */
+function servedAfter<T>(ms: number, value: T): Promise<T> {
+  return new Promise((resolve) => setTimeout(resolve, ms, value).unref());
+}
+
 export function createSaleCache(db: Knex, opts: SaleCacheOptions): SaleCache {
   const entries = new Map<string, Entry>();
 
+  /** Drops expired entries, keeping those whose last good read can still be served in an outage; all of them if that is not enough. */
   function makeRoom(now: number): void {
     if (entries.size < opts.maxEntries) return;
-    for (const [id, entry] of entries) if (now - entry.at >= entry.ttl) entries.delete(id);
+    for (const [id, entry] of entries) {
+      if (now - entry.at >= entry.ttl && !(entry.good && now - entry.good.at <= opts.staleMs)) entries.delete(id);
+    }
     if (entries.size >= opts.maxEntries) entries.clear();
   }
 
@@ -64,7 +75,7 @@ export function createSaleCache(db: Knex, opts: SaleCacheOptions): SaleCache {
       makeRoom(now);
       const good = hit?.good && now - hit.good.at <= opts.staleMs ? hit.good : undefined;
       const entry: Entry = { at: now, ttl: opts.ttlMs, good, value: Promise.resolve(undefined) };
-      entry.value = findSale(db, saleId).then(
+      const read = findSale(db, saleId).then(
         (row) => {
           const sale = row ? { row, rules: eligibilityRulesOf(row.access_rules) } : undefined;
           entry.good = { at: now, sale };
@@ -76,6 +87,7 @@ export function createSaleCache(db: Knex, opts: SaleCacheOptions): SaleCache {
           throw error;
         },
       );
+      entry.value = good ? Promise.race([read, servedAfter(STALE_AFTER_MS, good.sale)]) : read;
       entries.set(saleId, entry);
       return entry.value;
     },

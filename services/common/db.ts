@@ -39,7 +39,8 @@ export function knexLog(log: Logger, nowMs: () => number = Date.now): Required<P
       recent.set(line, { at: now, repeats: 0 });
     },
     error: (message) => log.error("postgres client", { message: firstLine(message) }),
-    deprecate: (method, alternative) => log.warn("knex deprecation", { method, alternative }),
+    // knex calls it with one formatted message, whatever its type declarations say.
+    deprecate: (message: unknown) => log.warn("knex deprecation", { message: firstLine(message) }),
     debug: (message) => log.debug("knex", { message: firstLine(message) }),
   };
 }

@@ -1,9 +1,16 @@
 // Health as a set of components: a server is SERVING only while every
-// dependency it needs is connected, and stays NOT_SERVING once shutdown began.
+// dependency its main path needs is connected, and stays NOT_SERVING once
+// shutdown began. A dependency it can do without for that path (Postgres, for
+// the purchase path of inventory, order and the gateway) is watched and logged
+// but does not gate health: every replica shares it, so reporting it would
+// take them all out of their load balancer at once and stop what still works.
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Redis } from "ioredis";
 import type { Knex } from "knex";
 import type { Logger } from "./log.js";
+
+/** The names the watchers below report under. */
+export type HealthDependency = "redis" | "nats" | "postgres";
 
 export interface DependencyHealth {
   up(name: string): void;
@@ -15,8 +22,10 @@ export interface DependencyHealth {
   onStop(fn: () => void): void;
 }
 
-export function createDependencyHealth(setServing: (serving: boolean) => void, log: Logger): DependencyHealth {
+/** `ungated`: dependencies watched and logged when lost and back, without deciding SERVING. */
+export function createDependencyHealth(setServing: (serving: boolean) => void, log: Logger, ungated: ReadonlySet<string> = new Set()): DependencyHealth {
   const down = new Set<string>();
+  const ungatedDown = new Set<string>();
   const stoppers: (() => void)[] = [];
   let stopped = false;
   const publish = () => {
@@ -25,13 +34,15 @@ export function createDependencyHealth(setServing: (serving: boolean) => void, l
   const health: DependencyHealth = {
     up(name) {
       if (stopped) return;
-      if (down.delete(name)) log.info("dependency back", { dependency: name });
+      const lost = ungated.has(name) ? ungatedDown : down;
+      if (lost.delete(name)) log.info("dependency back", { dependency: name });
       publish();
     },
     down(name, why) {
       if (stopped) return;
-      if (!down.has(name)) log.warn("dependency lost", { dependency: name, why });
-      down.add(name);
+      const lost = ungated.has(name) ? ungatedDown : down;
+      if (!lost.has(name)) log.warn("dependency lost", { dependency: name, why, ...(ungated.has(name) && { gatesHealth: false }) });
+      lost.add(name);
       publish();
     },
     get serving() {

@@ -11,6 +11,8 @@ export interface HttpResource {
   notFound: string;
   /** Answers a GET or HEAD of path. */
   get(req: IncomingMessage, res: ServerResponse): void;
+  /** Told of the server's errors once it listens (e.g. EMFILE on accept); they never end the process. */
+  onError?(error: Error): void;
 }
 
 export interface HttpEndpoint {
@@ -47,6 +49,8 @@ export async function serveHttp(address: string, resource: HttpResource, options
       resolve();
     });
   });
+  // Errors after listening (e.g. EMFILE on accept) are reported, not thrown.
+  server.on("error", (error) => resource.onError?.(error));
   const bound = (server.address() as AddressInfo).port;
   return {
     address: `${host.includes(":") ? `[${host}]` : host}:${bound}`,

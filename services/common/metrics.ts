@@ -277,6 +277,7 @@ export async function serveMetrics(registry: Registry, address: string, log: Log
           },
         );
       },
+      onError: (error) => log.warn("metrics endpoint error", { err: error.message }),
     });
   } catch (error) {
     throw new Error(`cannot serve metrics on ${address}: ${error instanceof Error ? error.message : String(error)}`);

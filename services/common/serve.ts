@@ -4,7 +4,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import type { Redis } from "ioredis";
 import type { Knex } from "knex";
 import type { Config } from "./config.js";
-import { createDependencyHealth, watchNats, watchPostgres, watchRedis } from "./dependency-health.js";
+import { createDependencyHealth, watchNats, watchPostgres, watchRedis, type HealthDependency } from "./dependency-health.js";
 import { startGrpcServer, type ServiceRegistration } from "./grpc-server.js";
 import type { Logger } from "./log.js";
 import { serveMetrics, type Metrics, type MetricsEndpoint } from "./metrics.js";
@@ -16,6 +16,12 @@ export interface ServeOptions {
   address: string;
   services: ServiceRegistration[];
   dependencies: { redis?: Redis; nats?: NatsConnection; db?: Knex };
+  /**
+   * Dependencies among those whose loss is logged but leaves the server
+   * SERVING: its main path works without them, calls that need them answer
+   * UNAVAILABLE (see dependency-health.ts).
+   */
+  ungated?: HealthDependency[];
   /** Runs alongside the gRPC drain (e.g. a consumer finishing its batches). */
   drain?: () => Promise<void>;
   /** Closes connections and pools once drained. */
@@ -52,7 +58,7 @@ export async function serve(options: ServeOptions): Promise<ServingApp> {
     }
   }
   grpc.setServing(true);
-  const health = createDependencyHealth(grpc.setServing, log);
+  const health = createDependencyHealth(grpc.setServing, log, new Set(options.ungated));
   if (dependencies.redis) watchRedis(dependencies.redis, health);
   if (dependencies.nats) watchNats(dependencies.nats, health);
   if (dependencies.db) watchPostgres(dependencies.db, health);

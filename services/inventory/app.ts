@@ -90,6 +90,8 @@ export async function startInventory(config: Config, log: Logger, clock: () => n
     address: config.inventoryAddr,
     services: [saleServiceRegistration(sales, reconcile, log), inventoryServiceRegistration(reservations, log)],
     dependencies: { redis, nats: bus.nc, db },
+    // A live sale sells from Redis and JetStream alone.
+    ungated: ["postgres"],
     metrics,
     drain: () => releases.stop(),
     close: async () => {

@@ -9,6 +9,10 @@ import { startCrowd } from "../support/crowd.js";
 import { startFaultStack, type FaultStack } from "../support/fault-stack.js";
 import { checkInvariants } from "../support/invariants.js";
 import { eventually } from "../support/stack.js";
+import { checkHealth } from "../../tools/stack/health.js";
+
+/** How often every service pings Postgres for its health (watchPostgres): each has pinged at least once in this long. */
+const POSTGRES_PING_MS = 5000;
 
 let stack: FaultStack;
 beforeAll(async () => {
@@ -34,6 +38,14 @@ it("loses and doubles no order when Postgres dies mid-sale and comes back", { ti
   await new Promise((r) => setTimeout(r, 1500));
   const acceptedAfterCache = crowd.progress.accepted;
   await eventually(async () => crowd.progress.accepted >= acceptedAfterCache + 10, 20_000, "purchases while Postgres is down");
+  // Health: the writer, whose work is Postgres, reports NOT_SERVING; the services
+  // whose main path does without it stay SERVING (readiness keeps them in).
+  await eventually(async () => (await checkHealth(stack.config.writerAddr)) === "NOT_SERVING", 15_000, "the writer to report Postgres lost");
+  const seen = new Set<string>();
+  for (const until = Date.now() + POSTGRES_PING_MS + 1000; Date.now() < until; await new Promise((r) => setTimeout(r, 250))) {
+    for (const address of [stack.config.inventoryAddr, stack.config.orderAddr, stack.config.gatewayAddr]) seen.add(await checkHealth(address));
+  }
+  expect([...seen]).toEqual(["SERVING"]);
   expect(stack.state("postgres")).toBe("dead");
 
   await stack.restart("postgres");
