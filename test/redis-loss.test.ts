@@ -3,6 +3,7 @@
 // reservation acknowledged before the loss is in Postgres, is then rebuilt
 // from Postgres (stock, buyers, request ids), and sells on without overselling.
 import { afterAll, beforeAll, expect, it } from "vitest";
+import { Redis } from "ioredis";
 import { status } from "@grpc/grpc-js";
 import { callUnary, Reason, userMetadata } from "@seckill/sdk";
 import { readJetStreamProgress, openEventBus } from "../services/common/event-bus.js";
@@ -94,11 +95,13 @@ it("refuses only the lost sale's items in a Reserve batch; the other sale's item
 
 it("while a lost sale waits for its rebuild, concurrent purchases and polls share one look at the queue, and the verdict holds for a moment", async () => {
   const sale = await stack.createSale({ totalStock: 5 });
-  await buy(sale.saleId, "h-0", "h-req-0"); // the writer is stopped (above): it waits in JetStream
+  await stack.writer.writer.stop(); // keeps the rebuild waiting
+  await buy(sale.saleId, "h-0", "h-req-0"); // waits in JetStream
   await loseRedisState(sale.saleId);
   // A sale service of its own over the stack's Postgres, Redis and JetStream, counting its looks at the queue.
   const bus = await openEventBus(stack.config.natsUrl, stack.config.namespace, "rebuild-test", 2000);
-  const store = createStockStore(stack.redis, stack.config.namespace, (await trackRedisEpoch(stack.redis, quietLogger())).current);
+  const redis = new Redis(stack.config.redisUrl);
+  const store = createStockStore(redis, stack.config.namespace, (await trackRedisEpoch(redis, quietLogger())).current);
   let nowMs = Date.now();
   let looks = 0;
   const sales = createSaleService({
@@ -124,6 +127,7 @@ it("while a lost sale waits for its rebuild, concurrent purchases and polls shar
     // A sale that does not exist is still told apart.
     expect(await reasons([sales.status(ulid(nowMs))])).toEqual(["NOT_FOUND"]);
   } finally {
+    redis.disconnect();
     await bus.close();
   }
 });
