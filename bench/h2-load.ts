@@ -126,8 +126,6 @@ function slabOf(parts: readonly Uint8Array[]): (i: number) => Buffer {
 interface Connection {
   wire: H2Connection;
   alive: boolean;
-  /** Set before the run closes it: its end is no error. */
-  closing: boolean;
 }
 
 /** One call, and the handler of its stream. */
@@ -167,12 +165,12 @@ class Call implements StreamHandler {
 async function connect(address: string, errors: string[]): Promise<Connection> {
   const colon = address.lastIndexOf(":");
   const host = address.slice(0, colon).replace(/^\[(.*)\]$/, "$1"); // [::1]:port
-  const state = { alive: true, closing: false };
+  const state = { alive: true };
   const wire = await connectH2({
     host,
     port: Number(address.slice(colon + 1)),
     onEnd: (why) => {
-      if (state.alive && !state.closing && errors.length < 20) errors.push(why);
+      if (state.alive && errors.length < 20) errors.push(why);
       state.alive = false;
     },
   });
@@ -343,7 +341,6 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   clearTimeout(stopTimer);
   if (ticker) clearInterval(ticker);
   const cpu = process.cpuUsage(cpuStart);
-  for (const c of conns) c.closing = true;
   await Promise.all(conns.map((c) => c.wire.close()));
 
   const seconds = countMode ? (lastCompletion - t0) / 1000 : windowMs / 1000;

@@ -10,6 +10,7 @@ import net, { type AddressInfo } from "node:net";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { PlaceOrderRequest } from "@seckill/sdk";
 import { readConfig } from "../services/common/config.js";
+import { freePort } from "../tools/stack/ports.js";
 import { quietLogger } from "../services/common/log.js";
 import { connect, type ClientStream, type H2Connection, type StreamEnd } from "./h2-wire.js";
 import { encodeHeaders, type HeaderField } from "./hpack.js";
@@ -25,6 +26,8 @@ interface Answer {
 interface Call {
   stream: ClientStream;
   answer: Promise<Answer>;
+  /** How many times the stream's onEnd was called. */
+  ends(): number;
 }
 
 function call(conn: H2Connection, path: string, extra: HeaderField[] = [], body = Buffer.alloc(0), authority = "127.0.0.1"): Call {
@@ -40,11 +43,15 @@ function call(conn: H2Connection, path: string, extra: HeaderField[] = [], body 
   const blocks: Answer["blocks"] = [];
   let resolve!: (answer: Answer) => void;
   const answer = new Promise<Answer>((r) => (resolve = r));
+  let ends = 0;
   const stream = conn.request([block], body, {
     onHeaders: (fields, endStream) => blocks.push({ fields: Object.fromEntries(fields), endStream }),
-    onEnd: (end) => resolve({ blocks, end }),
+    onEnd: (end) => {
+      ends++;
+      resolve({ blocks, end });
+    },
   });
-  return { stream, answer };
+  return { stream, answer, ends: () => ends };
 }
 
 /** A node:http2 server; every session it accepts is destroyed when the test ends. */
@@ -286,6 +293,7 @@ describe("against node:http2", () => {
     open.stream.cancel(); // a no-op once ended
     expect((await open.answer).end).toEqual({ kind: "cancelled" });
     expect(await rstCode).toBe(NGHTTP2_CANCEL);
+    expect(open.ends()).toBe(1);
     // The slot is free again, and the queued stream was never sent.
     const after = call(conn, "/after").answer;
     await arrived(2);
@@ -317,10 +325,7 @@ describe("against node:http2", () => {
   });
 
   it("a refused connection rejects", async () => {
-    const server = net.createServer();
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    const { port } = server.address() as AddressInfo;
-    await new Promise<void>((resolve) => server.close(() => resolve())); // nobody listens there now
+    const port = await freePort(); // nobody listens there
     await expect(connect({ host: "127.0.0.1", port })).rejects.toThrow(/ECONNREFUSED/);
   });
 });

@@ -167,7 +167,6 @@ export class H2Connection {
   /** Set once no new streams are taken, with why. */
   private endReason: string | undefined;
   private failed = false;
-  private closing = false;
   private socketClosed = false;
 
   /** Use connect(). */
@@ -218,8 +217,7 @@ export class H2Connection {
     return new Promise((resolve) => {
       if (this.socketClosed) return resolve();
       this.socket.once("close", () => resolve());
-      this.closing = true;
-      this.endReason ??= "closed";
+      this.endReason ??= "closed"; // set first: close() is no end onEnd reports
       this.goAway(NO_ERROR);
       this.fail("closed by the client");
     });
@@ -508,7 +506,7 @@ export class H2Connection {
   private stopTaking(reason: string): void {
     if (this.endReason !== undefined) return;
     this.endReason = reason;
-    if (!this.closing) this.onEnd(reason);
+    this.onEnd(reason);
   }
 
   /** Every stream, open or queued, fails; the connection takes no more. */
