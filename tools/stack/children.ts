@@ -27,8 +27,22 @@ export const SERVICE_HEAP_FLAGS = ["--max-old-space-size=128", "--max-semi-space
 /** Children still running: killed if this process exits without stopping them (a crash, process.exit). */
 const live = new Set<ChildProcess>();
 process.on("exit", () => {
-  for (const child of live) child.kill("SIGKILL");
+  for (const child of live) killGroup(child);
 });
+
+/**
+ * SIGKILL to the child's process group (it leads one: detached), so that a
+ * program run under supervise.mjs dies with it; a wrapper killed -9 cannot
+ * pass the signal on.
+ */
+function killGroup(child: ChildProcess): void {
+  if (child.pid === undefined) return;
+  try {
+    process.kill(-child.pid, "SIGKILL");
+  } catch {
+    child.kill("SIGKILL"); // the group is gone already
+  }
+}
 
 const SUPERVISE = fileURLToPath(new URL("./supervise.mjs", import.meta.url));
 
@@ -83,7 +97,7 @@ export function spawnService(name: string, file: string | Program, opts: { cwd: 
     pid: child.pid ?? -1,
     exited,
     running,
-    kill: () => void child.kill("SIGKILL"),
+    kill: () => killGroup(child),
     async stop(graceMs) {
       if (!running()) return;
       child.kill("SIGTERM");
@@ -91,7 +105,7 @@ export function spawnService(name: string, file: string | Program, opts: { cwd: 
       const timedOut = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), graceMs)));
       if (await Promise.race([exited.then(() => false), timedOut])) {
         process.stderr.write(`[stack] ${name} still running after ${graceMs / 1000} s: killing it\n`);
-        child.kill("SIGKILL");
+        killGroup(child);
       }
       await exited;
       clearTimeout(timer);

@@ -3,7 +3,7 @@
 import { execFileSync, spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { expect, it } from "vitest";
-import { eventually } from "../../test/support/stack.js";
+import { eventually } from "./fixtures.js";
 import { spawnService } from "./children.js";
 
 const SUPERVISE = fileURLToPath(new URL("./supervise.mjs", import.meta.url));
@@ -33,11 +33,20 @@ it("stops the program when the supervisor's pipe on stdin closes (a supervisor k
   await eventually(async () => !alive(program) && wrapper.exitCode !== null, 8000, "the program to stop");
 });
 
-it("passes SIGTERM on and exits with the program's code, through spawnService", async () => {
+it("passes SIGTERM on, through spawnService; a program ended by a signal is exit code 1", async () => {
   const service = spawnService("sleeper", { command: "sleep", args: ["60"] }, { cwd: process.cwd(), env: process.env });
   await eventually(async () => childrenOf(service.pid).length > 0, 5000, "the program to start");
   const [program] = childrenOf(service.pid);
   await service.stop(5000);
   expect(alive(program)).toBe(false);
   expect(await service.exited).toBe("exit code 1"); // sleep ended by SIGTERM
+});
+
+it("kill() (SIGKILL) takes the program down with its supervise.mjs wrapper, through spawnService", async () => {
+  const service = spawnService("sleeper", { command: "sleep", args: ["60"] }, { cwd: process.cwd(), env: process.env });
+  await eventually(async () => childrenOf(service.pid).length > 0, 5000, "the program to start");
+  const [program] = childrenOf(service.pid);
+  service.kill();
+  expect(await service.exited).toBe("signal SIGKILL");
+  await eventually(async () => !alive(program), 5000, "the program to die with its wrapper");
 });
