@@ -42,7 +42,8 @@ it("finds no anomaly in a short seeded campaign, and injects the faults its seed
   expect(summary).toContain(`seed ${SEED}`);
 
   const [run] = result.runs;
-  // Every planned fault was injected and healed: none before its planned offset, none healed before its duration.
+  // The seed's plan, every fault of it injected and healed: none before its planned offset, none healed before its duration.
+  expect(run.faults.map((f) => `${f.kind} ${f.target}`)).toEqual(["pause postgres", "drop inventory->nats", "kill redis", "latency writer->postgres", "kill postgres"]);
   expect(run.faults.filter((f) => f.injectedAtMs === undefined || f.healedAtMs === undefined || f.error)).toEqual([]);
   for (const f of run.faults) {
     expect(f.injectedAtMs!, `${f.kind} ${f.target}`).toBeGreaterThanOrEqual(f.atMs - 5);
