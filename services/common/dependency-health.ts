@@ -73,8 +73,11 @@ export function watchNats(nc: NatsConnection, health: DependencyHealth): void {
   })().catch(() => undefined);
 }
 
+/** How often watchPostgres pings Postgres. */
+export const POSTGRES_PING_MS = 5000;
+
 /** Postgres has no connection events at the pool level: ping it on a timer. */
-export function watchPostgres(db: Knex, health: DependencyHealth, intervalMs = 5000): void {
+export function watchPostgres(db: Knex, health: DependencyHealth, intervalMs = POSTGRES_PING_MS): void {
   const timer = setInterval(() => {
     db.raw("SELECT 1").then(
       () => health.up("postgres"),

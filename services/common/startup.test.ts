@@ -6,7 +6,7 @@ import { afterEach, expect, it } from "vitest";
 import { quietLogger } from "./log.js";
 import { untilReachable } from "./startup.js";
 import { startTcpProxy, type TcpProxy } from "../../tools/chaos/tcp-proxy.js";
-import { freePort } from "../../tools/chaos/fault-stack.js";
+import { freePort } from "../../tools/stack/ports.js";
 import { readConfig } from "./config.js";
 import { startWriter } from "../order/writer/app.js";
 import { isolatedConfig, cleanNamespace } from "../../test/support/stack.js";

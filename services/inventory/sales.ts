@@ -176,6 +176,8 @@ export const REBUILD_RECHECK_MS = 200;
 
 const REBUILDING = overloaded("the sale is being rebuilt after its Redis state was lost; retry shortly", 1000);
 
+const noSale = (saleId: string) => refuse("NOT_FOUND", `no sale ${saleId}`);
+
 function checkSaleId(saleId: string): void {
   if (!isSaleId(saleId)) throw invalid("sale_id", "26 characters of Crockford base32");
 }
@@ -188,7 +190,7 @@ export function createSaleService(deps: SaleServiceDeps) {
   async function load(saleId: string): Promise<SaleRow> {
     checkSaleId(saleId);
     const row = await repo.findSale(db, saleId);
-    if (!row) throw refuse("NOT_FOUND", `no sale ${saleId}`);
+    if (!row) throw noSale(saleId);
     return row;
   }
 
@@ -295,7 +297,7 @@ export function createSaleService(deps: SaleServiceDeps) {
       checkSaleId(saleId);
       let live = await store.live(saleId);
       if (!live.warm) {
-        if (!(await warmShared(saleId))) throw refuse("NOT_FOUND", `no sale ${saleId}`);
+        if (!(await warmShared(saleId))) throw noSale(saleId);
         live = await store.live(saleId);
         if (!live.warm) throw overloaded("the sale could not be loaded; retry");
       }

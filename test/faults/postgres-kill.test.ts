@@ -10,9 +10,7 @@ import { startFaultStack, type FaultStack } from "../support/fault-stack.js";
 import { checkInvariants } from "../support/invariants.js";
 import { eventually } from "../support/stack.js";
 import { checkHealth } from "../../tools/stack/health.js";
-
-/** How often every service pings Postgres for its health (watchPostgres): each has pinged at least once in this long. */
-const POSTGRES_PING_MS = 5000;
+import { POSTGRES_PING_MS } from "../../services/common/dependency-health.js";
 
 let stack: FaultStack;
 beforeAll(async () => {
@@ -41,6 +39,7 @@ it("loses and doubles no order when Postgres dies mid-sale and comes back", { ti
   // Health: the writer, whose work is Postgres, reports NOT_SERVING; the services
   // whose main path does without it stay SERVING (readiness keeps them in).
   await eventually(async () => (await checkHealth(stack.config.writerAddr)) === "NOT_SERVING", 15_000, "the writer to report Postgres lost");
+  // Every service pings Postgres once per POSTGRES_PING_MS: watch them for longer than that.
   const seen = new Set<string>();
   for (const until = Date.now() + POSTGRES_PING_MS + 1000; Date.now() < until; await new Promise((r) => setTimeout(r, 250))) {
     for (const address of [stack.config.inventoryAddr, stack.config.orderAddr, stack.config.gatewayAddr]) seen.add(await checkHealth(address));

@@ -105,7 +105,6 @@ export interface FaultStack {
   stop(): Promise<void>;
 }
 
-export { freePort } from "../stack/ports.js";
 
 export async function startFaultStack(options: FaultStackOptions = {}): Promise<FaultStack> {
   const own = new Set(options.privateDependencies ?? []);

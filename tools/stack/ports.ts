@@ -30,17 +30,7 @@ function bindable(port: number): Promise<boolean> {
 }
 
 /** A free loopback port outside the ephemeral range, never the same twice in this process. */
-export async function freePort(): Promise<number> {
-  for (let attempt = 0; attempt < 200; attempt++) {
-    const port = LOWEST + Math.floor(Math.random() * (ceiling - LOWEST));
-    if (taken.has(port)) continue;
-    if (await bindable(port)) {
-      taken.add(port);
-      return port;
-    }
-  }
-  throw new Error(`no free loopback port found between ${LOWEST} and ${ceiling}`);
-}
+export const freePort = (): Promise<number> => freeRange(1);
 
 export async function freePorts(count: number): Promise<number[]> {
   const ports: number[] = [];
@@ -60,5 +50,5 @@ export async function freeRange(count: number): Promise<number> {
       return first;
     }
   }
-  throw new Error(`no ${count} consecutive free loopback ports found between ${LOWEST} and ${ceiling}`);
+  throw new Error(`no ${count === 1 ? "free loopback port" : `${count} consecutive free loopback ports`} found between ${LOWEST} and ${ceiling}`);
 }
