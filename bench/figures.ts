@@ -116,7 +116,7 @@ export async function figureE(bench: Bench, sustainable: number | undefined): Pr
   }
   notes.push(
     `e: the refusal floor is a bare node:http2 server (bench/refusal-floor.ts, no grpc-js) that answers every call with the gate's refusal: ` +
-      `at ${fmt.rate(offered)} offered it used ${Math.round(floorCpuUs)} µs of CPU per call (${fmt.pct(floorCpu.noop / floorCpu.wall)} of a core over the run) and kept a p99 of ${fmt.ms(p99floor)}; ` +
+      `at ${fmt.rate(offered)} offered it used ${Math.round(floorCpuUs)} µs of CPU per call (${fmt.pct((floorCpuUs * offered) / 1e6)} of a core at the offered rate, ${fmt.pct(floorCpu.noop / floorCpu.wall)} over the run with its warm-up) and kept a p99 of ${fmt.ms(p99floor)}; ` +
       `a reference for what refusing that rate costs a Node.js process here before any admitted call is served.`,
   );
   const fast = 50_000;
