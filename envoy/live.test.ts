@@ -1,6 +1,5 @@
-// A real Envoy in front of a test stack, with the bootstrap built by
-// envoy/src from the local topology, pointed at this file's stack (ports chosen
-// by the OS) and with small limits. Runs only when `envoy` is on PATH.
+// A real Envoy in front of a test stack (test/support/edge.ts), with small
+// limits.
 //
 // To tell the groups apart, the flash-sale order cluster and the default-group
 // inventory cluster point at the stack, the other two at a closed port: a call
@@ -8,26 +7,19 @@
 // UNAVAILABLE. Purchase tokens are signed here and published by a small JWKS
 // server of this file, as the gateway does.
 
-import { freePort } from "../tools/stack/ports.js";
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { generateKeyPairSync, randomBytes, type KeyObject } from "node:crypto";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer as createHttpServer, type Server } from "node:http";
 import { connect as connectHttp2 } from "node:http2";
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
 import { credentials, Metadata, status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { stringify } from "yaml";
 import { callUnary, InventoryServiceClient, OrderServiceClient, purchaseMetadata, SaleServiceClient, SalePhase } from "@seckill/sdk";
 import { signJwt } from "../gateway/access/jwt.js";
-import { buildBootstrap } from "./src/bootstrap.js";
 import { JWKS_PATH, TOKEN_AUDIENCE, TOKEN_ISSUER } from "./src/filters.js";
-import { LOCAL_LIMITS } from "./src/limits.js";
-import { LOCAL_TOPOLOGY, type Topology } from "./src/topology.js";
+import { loopback, startEdge, type Edge as RunningEnvoy } from "../test/support/edge.js";
+import { envoyForTests } from "../test/support/envoy.js";
 import { eventually, refusal, startTestStack, type TestStack } from "../test/support/stack.js";
 
-const hasEnvoy = spawnSync("envoy", ["--version"], { stdio: "ignore" }).status === 0;
+const envoyBin = envoyForTests("the live edge tests");
 
 const MAX_CONNECTIONS = 8;
 const PLACE_ORDER_BURST = 5;
@@ -45,21 +37,19 @@ function purchaseToken(privateKey: KeyObject, claims: { sub: string; sale: strin
 
 interface Edge {
   stack: TestStack;
-  envoy: ChildProcess;
+  envoy: RunningEnvoy;
   jwks: Server;
-  dir: string;
   keys: { privateKey: KeyObject };
   otherKey: KeyObject;
   orders: OrderServiceClient;
   sales: SaleServiceClient;
   inventory: InventoryServiceClient;
   listenPort: number;
-  output: string[];
 }
 
 let edge: Edge;
 
-async function startEdge(): Promise<Edge> {
+async function startLiveEdge(bin: string): Promise<Edge> {
   const keys = generateKeyPairSync("ec", { namedCurve: "P-256" });
   const otherKey = generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey;
   const jwk = { ...keys.publicKey.export({ format: "jwk" }), kid: KID, alg: "ES256", use: "sig" };
@@ -71,44 +61,20 @@ async function startEdge(): Promise<Edge> {
   const jwksPort = (jwks.address() as { port: number }).port;
 
   const stack = await startTestStack({ PURCHASE_TOKEN_JWKS_URL: `http://127.0.0.1:${jwksPort}${JWKS_PATH}` });
-  const [listenPort, adminPort, closedPort] = [await freePort(), await freePort(), await freePort()];
-  const at = (port: number) => ({ host: "127.0.0.1", port });
-  const topology: Topology = {
-    ...LOCAL_TOPOLOGY,
-    protoDescriptor: resolve(import.meta.dirname, "seckill.pb"),
-    listener: at(listenPort),
-    admin: at(adminPort),
-    clusters: {
-      order_flash: at(stack.order.port),
-      order_default: at(closedPort),
-      inventory_flash: at(closedPort),
-      inventory_default: at(stack.inventory.port),
-      // No rate limit service: the global limit fails open.
-      gateway: at(closedPort),
-      gateway_jwks: at(jwksPort),
-    },
-    limits: { ...LOCAL_LIMITS, maxConnections: MAX_CONNECTIONS, placeOrderBurst: PLACE_ORDER_BURST, placeOrderPerSecond: 1 },
-  };
-  const dir = mkdtempSync(join(tmpdir(), "seckill-edge-"));
-  const file = join(dir, "envoy.yaml");
-  writeFileSync(file, stringify(buildBootstrap(topology)));
-  const output: string[] = [];
-  const envoy = spawn("envoy", ["-c", file, "--disable-hot-restart", "--log-level", "warn"], { stdio: ["ignore", "pipe", "pipe"] });
-  envoy.stdout!.on("data", (d) => output.push(String(d)));
-  envoy.stderr!.on("data", (d) => output.push(String(d)));
-
-  const address = `127.0.0.1:${listenPort}`;
+  // No rate limit service (gateway): the global limit fails open.
+  const envoy = await startEdge(bin, {
+    clusters: { order_flash: loopback(stack.order.port), inventory_default: loopback(stack.inventory.port), gateway_jwks: loopback(jwksPort) },
+    limits: { maxConnections: MAX_CONNECTIONS, placeOrderBurst: PLACE_ORDER_BURST, placeOrderPerSecond: 1 },
+  });
+  const address = envoy.address;
   const e: Edge = {
-    stack, envoy, jwks, dir, keys, otherKey, listenPort, output,
+    stack, envoy, jwks, keys, otherKey, listenPort: envoy.port,
     orders: new OrderServiceClient(address, credentials.createInsecure()),
     sales: new SaleServiceClient(address, credentials.createInsecure()),
     inventory: new InventoryServiceClient(address, credentials.createInsecure()),
   };
   const probe = await stack.createSale();
-  await eventually(async () => {
-    if (envoy.exitCode !== null) throw new Error(`envoy exited with ${envoy.exitCode}:\n${output.join("")}`);
-    return callUnary(e.sales, "getSale", { saleId: probe.saleId }, { deadlineMs: 1000 }).then(() => true, () => false);
-  }, 20_000, "envoy to route GetSale");
+  await eventually(async () => callUnary(e.sales, "getSale", { saleId: probe.saleId }, { deadlineMs: 1000 }).then(() => true, () => false), 20_000, "envoy to route GetSale");
   // jwt_authn fetches the JWKS at start-up (async_fetch): wait until a valid token passes.
   let probes = 0;
   await eventually(async () => {
@@ -211,11 +177,9 @@ const cases: [string, () => Promise<void>][] = [
   }],
 ];
 
-if (!hasEnvoy) console.warn(`envoy is not on PATH: ${cases.length} edge tests skipped`);
-
 describe("the edge with a real Envoy", () => {
   beforeAll(async () => {
-    if (hasEnvoy) edge = await startEdge();
+    if (envoyBin) edge = await startLiveEdge(envoyBin);
   });
 
   afterAll(async () => {
@@ -223,12 +187,10 @@ describe("the edge with a real Envoy", () => {
     edge.orders.close();
     edge.sales.close();
     edge.inventory.close();
-    edge.envoy.kill("SIGTERM");
-    await new Promise((resolve) => (edge.envoy.exitCode !== null ? resolve(null) : edge.envoy.once("exit", resolve)));
+    await edge.envoy.stop();
     await new Promise((resolve) => edge.jwks.close(resolve));
     await edge.stack.stop();
-    rmSync(edge.dir, { recursive: true, force: true });
   });
 
-  for (const [name, run] of cases) it.skipIf(!hasEnvoy)(name, run);
+  for (const [name, run] of cases) it.skipIf(!envoyBin)(name, run);
 });

@@ -1,29 +1,13 @@
-// Envoy in front of the local stack (`npm start`), when an `envoy` binary is on
-// PATH: the local variant of the generated edge config, envoy/envoy.local.yaml,
-// whose upstreams are the default ports. None can be installed everywhere, so
-// without one the stack runs without its edge and says so.
-import fs from "node:fs";
-import path from "node:path";
+// Envoy in front of the local stack (`npm start`): the local variant of the
+// generated edge config, envoy/envoy.local.yaml, whose upstreams are the
+// default ports. The binary comes from tools/envoy/binary.ts.
 import type { Config } from "../../services/common/config.js";
 import { LOCAL_TOPOLOGY, type HostPort } from "../../envoy/src/topology.js";
 import type { Program } from "./children.js";
 
 export const ENVOY_LOCAL_CONFIG = "envoy/envoy.local.yaml";
 
-export function findEnvoy(pathVar: string = process.env.PATH ?? ""): string | undefined {
-  for (const dir of pathVar.split(path.delimiter).filter(Boolean)) {
-    const file = path.join(dir, "envoy");
-    try {
-      fs.accessSync(file, fs.constants.X_OK);
-      if (fs.statSync(file).isFile()) return file;
-    } catch {
-      // not here
-    }
-  }
-  return undefined;
-}
-
-export const envoyProgram = (bin: string): Program => ({ command: bin, args: ["-c", ENVOY_LOCAL_CONFIG, "--log-level", "warn"] });
+export const envoyProgram = (bin: string): Program => ({ command: bin, args: ["-c", ENVOY_LOCAL_CONFIG, "--disable-hot-restart", "--log-level", "warn"] });
 
 const show = (h: HostPort) => `${h.host}:${h.port}`;
 

@@ -13,7 +13,8 @@ import { openEventBus } from "../../services/common/event-bus.js";
 import { bundlePath, buildServices, type ServiceName } from "../build.js";
 import { spawnService, type ServiceProcess } from "./children.js";
 import { ensureDependencies, MissingDependencyError, type RunningDependencies } from "./dependencies.js";
-import { ENVOY_LOCAL_CONFIG, envoyListener, envoyMismatches, envoyProgram, findEnvoy } from "./envoy.js";
+import { ensureEnvoy, EnvoyUnavailableError } from "../envoy/binary.js";
+import { ENVOY_LOCAL_CONFIG, envoyListener, envoyMismatches, envoyProgram } from "./envoy.js";
 import { flashOverrides } from "./groups.js";
 import { dialAddress, isListening, waitServing } from "./health.js";
 
@@ -179,12 +180,22 @@ function loadConfig(): Config {
   }
 }
 
-/** Envoy in front when it is on PATH and the stack uses the ports envoy.local.yaml routes to; its address, or why not. */
+/**
+ * Envoy in front, from PATH or installed into .local/envoy (when python3 is
+ * there), when the stack uses the ports envoy.local.yaml routes to; its
+ * address, or why not.
+ */
 async function startEdge(): Promise<string> {
-  const bin = findEnvoy();
-  if (!bin) return "not started: envoy is not on PATH (clients call the services directly)";
   const mismatches = envoyMismatches(config);
   if (mismatches.length > 0) return `not started: ${mismatches.join(", ")}`;
+  let bin: string;
+  try {
+    bin = ensureEnvoy(log).bin;
+  } catch (error) {
+    if (!(error instanceof EnvoyUnavailableError)) throw error;
+    log(`edge not started: ${error.message}`);
+    return "not started: no Envoy (clients call the services directly; see above for how to get it)";
+  }
   const envoy = spawnService("envoy", envoyProgram(bin), { cwd: REPO_ROOT, env: process.env });
   services.push(envoy);
   void envoy.exited.then((how) => stopAll(1, `envoy exited ${ready ? "unexpectedly" : "during start-up"} (${how}); stopping the rest`));
@@ -203,8 +214,8 @@ function summary(edge: string): string {
   return [
     "",
     `Seckill Mesh is up (namespace "${config.namespace}")`,
-    ...rows,
     `  ${"edge".padEnd(15)} ${edge}`,
+    ...rows,
     ...(metricsAddr("inventory") ? ["Metrics (GET /metrics, Prometheus text format):"] : []),
     ...SERVICES.flatMap(({ name }) => (metricsAddr(name) ? [`  ${name.padEnd(15)} http://${dialAddress(metricsAddr(name)!)}/metrics`] : [])),
     `  ${"jwks".padEnd(15)} http://${dialAddress(config.gatewayJwksAddr)}${JWKS_PATH}  purchase-token keys`,
