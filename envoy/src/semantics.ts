@@ -1,4 +1,4 @@
-// Checks of the edge's bootstrap that Envoy's protos cannot express: every
+// Checks of the edge's bootstrap that Envoy itself cannot know: every
 // route's cluster exists, every cluster points at its service's address, every
 // limit of the design is in place, the internal and operator methods are not
 // reachable, and only idempotent reads are retried (on UNAVAILABLE only).
@@ -8,7 +8,12 @@ import { readConfig } from "../../services/common/config.js";
 import { EDGE_METHODS, FILTER, PLACE_ORDER } from "./routes.js";
 import { CLUSTER_NAMES, GRPC_CLUSTERS, k8sService, type ClusterName, type HostPort, type Variant } from "./topology.js";
 import { TOKEN_HEADER, RATE_LIMIT_DOMAIN } from "./filters.js";
-import type { ProtoIssue } from "./proto-json.js";
+
+/** A problem in a bootstrap: where in the document (e.g. static_resources.clusters[0].connect_timeout), and what. */
+export interface ConfigIssue {
+  path: string;
+  message: string;
+}
 
 type Obj = Record<string, any>;
 
@@ -102,7 +107,7 @@ function routeMatches(match: Obj | undefined, path: string): "yes" | "maybe" | "
 }
 
 export class BootstrapFacts {
-  readonly issues: ProtoIssue[] = [];
+  readonly issues: ConfigIssue[] = [];
   constructor(readonly doc: Obj) {}
 
   fail(path: string, message: string) {
@@ -394,7 +399,7 @@ function checkRetries(f: BootstrapFacts) {
 }
 
 /** All semantic checks of one variant's bootstrap. */
-export function checkSemantics(doc: Obj, variant: Variant, contract: Contract): ProtoIssue[] {
+export function checkSemantics(doc: Obj, variant: Variant, contract: Contract): ConfigIssue[] {
   const f = new BootstrapFacts(doc);
   checkClustersExist(f);
   checkEndpoints(f, variant);

@@ -1,48 +1,46 @@
-// Validation of an Envoy bootstrap of the edge: strictly against Envoy's API
-// protos (proto-json.ts over api-protos.ts), then the semantic checks
-// (semantics.ts), and the freshness of the committed files against envoy/src.
+// Validation of an Envoy bootstrap of the edge: by Envoy itself (`envoy --mode
+// validate`, envoy-validate.ts: every field, type, enum, @type and constraint
+// of its API), then the edge's own rules that Envoy cannot know (semantics.ts),
+// and the freshness of the committed files against envoy/src.
 
 import { parse } from "yaml";
-import { BOOTSTRAP_TYPE, loadApiProtos } from "./api-protos.js";
 import { readContract } from "./contract.js";
-import { ProtoJsonValidator, type ProtoIssue } from "./proto-json.js";
-import { checkSemantics, type Contract } from "./semantics.js";
+import { validateWithEnvoy } from "./envoy-validate.js";
+import { checkSemantics, type ConfigIssue, type Contract } from "./semantics.js";
 import { renderVariant } from "./render.js";
 import type { Variant } from "./topology.js";
 
-export interface CheckIssue extends ProtoIssue {
-  kind: "yaml" | "proto" | "semantic" | "stale";
+export interface CheckIssue extends ConfigIssue {
+  kind: "yaml" | "envoy" | "semantic" | "stale";
 }
 
-let validator: ProtoJsonValidator | undefined;
 let contract: Contract | undefined;
 
-/** Validates a parsed bootstrap; the semantic checks run only on a document Envoy would accept. */
+/** The edge's rules on a parsed bootstrap. */
 export function validateBootstrap(doc: unknown, variant: Variant): CheckIssue[] {
-  validator ??= new ProtoJsonValidator(loadApiProtos());
   contract ??= readContract();
-  const proto = validator.validate(BOOTSTRAP_TYPE, doc).map((i) => ({ ...i, kind: "proto" as const }));
-  if (proto.length > 0) return proto;
   return checkSemantics(doc as Record<string, unknown>, variant, contract).map((i) => ({ ...i, kind: "semantic" as const }));
 }
 
-export function validateBootstrapYaml(text: string, variant: Variant): CheckIssue[] {
+/** A bootstrap's YAML: parsed strictly, then Envoy's verdict (when `envoy` is given) and the edge's rules. */
+export function validateBootstrapYaml(text: string, variant: Variant, envoy?: string): CheckIssue[] {
   let doc: unknown;
   try {
     doc = parse(text, { strict: true, uniqueKeys: true });
   } catch (error) {
     return [{ kind: "yaml", path: "(document)", message: (error as Error).message }];
   }
-  return validateBootstrap(doc, variant);
+  const refused = envoy ? validateWithEnvoy(envoy, text, variant).map((i) => ({ ...i, kind: "envoy" as const })) : [];
+  return [...refused, ...validateBootstrap(doc, variant)];
 }
 
 /**
- * A committed config file's issues: not valid, breaking an edge rule, or not
- * what envoy/src generates (`text` undefined: the file is missing).
+ * A committed config file's issues: refused by Envoy, breaking an edge rule,
+ * or not what envoy/src generates (`text` undefined: the file is missing).
  */
-export function checkConfigFile(text: string | undefined, variant: Variant, file: string): CheckIssue[] {
+export function checkConfigFile(text: string | undefined, variant: Variant, file: string, envoy?: string): CheckIssue[] {
   if (text === undefined) return [{ kind: "stale", path: file, message: "missing: run npm run envoy:gen" }];
-  const issues = validateBootstrapYaml(text, variant);
+  const issues = validateBootstrapYaml(text, variant, envoy);
   if (text !== renderVariant(variant)) {
     issues.push({ kind: "stale", path: file, message: "differs from what envoy/src generates: run npm run envoy:gen (and do not edit the YAML by hand)" });
   }
