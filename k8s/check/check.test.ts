@@ -135,6 +135,13 @@ describe("a mistake in the manifests fails with a message naming it", () => {
     expect(problems).toContain("Deployment/seckill/envoy /spec/template/spec/volumes/1/projected/sources/2: Secret envoy-tls is documented with the keys tls.crt, tls.key, not cert.pem");
   });
 
+  it("an Envoy image other than the pinned release", () => {
+    const objects = devWith((o) => (container(o, "envoy").image = "envoyproxy/envoy:v1.31.2"));
+    expect(problemsOf(objects)).toEqual([
+      "Deployment/seckill/envoy /spec/template/spec/containers: Envoy's image is envoyproxy/envoy:v1.31.2; the project pins envoyproxy/envoy:v1.40.0 (tools/envoy/binary.ts)",
+    ]);
+  });
+
   it("an Envoy cluster whose Service is missing, or on another port", () => {
     const withoutService = devWith((o) => o.splice(o.indexOf(named(o, "Service", "order-flash")), 1));
     expect(problemsOf(withoutService)).toEqual([

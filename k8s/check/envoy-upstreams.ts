@@ -1,10 +1,13 @@
-// Envoy's bootstrap, as the envoy Deployment mounts it: every cluster endpoint
+// Envoy's image is the release the project pins (tools/envoy/binary.ts), the
+// one the tests and the local stack run. Envoy's bootstrap, as the envoy
+// Deployment mounts it: every cluster endpoint
 // names a Service of Envoy's namespace (`<service>.<namespace>.svc.cluster.local`)
 // on one of its ports, and every file the bootstrap reads (TLS certificate and
 // key, the transcoder's descriptor) is mounted where it looks.
 import { posix } from "node:path";
 import type { IContainer, IPodSpec } from "kubernetes-models/v1";
 import { parse } from "yaml";
+import { ENVOY_IMAGE } from "../../tools/envoy/binary.js";
 import { EXTERNAL_SECRETS } from "./external-secrets.js";
 import { find, ofKind, problem, type K8sObject, type Problem } from "./objects.js";
 
@@ -19,6 +22,9 @@ export function checkEnvoy(objects: K8sObject[]): Problem[] {
     const pod = d.spec?.template.spec;
     const envoy = pod?.containers.find((c) => (c.image ?? "").startsWith("envoyproxy/envoy"));
     if (!pod || !envoy) continue;
+    if (envoy.image !== ENVOY_IMAGE) {
+      found.push(problem(d, "/spec/template/spec/containers", `Envoy's image is ${envoy.image}; the project pins ${ENVOY_IMAGE} (tools/envoy/binary.ts)`));
+    }
     const ns = d.metadata.namespace;
     const files = mountedFiles(pod, envoy, ns, objects);
     const configPath = envoy.args?.[(envoy.args?.indexOf("--config-path") ?? -2) + 1] ?? envoy.args?.[(envoy.args?.indexOf("-c") ?? -2) + 1];
