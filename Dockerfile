@@ -4,15 +4,12 @@
 # file system: nothing is written outside /tmp, and the gateway's
 # purchase-token keys come from a Secret mounted at PURCHASE_TOKEN_KEYS_DIR.
 
-# `npm ci` would refuse package-lock.json (it lacks other platforms' optional
-# buf binaries), so both stages use `npm install` on the committed lock.
-
 FROM node:20-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 COPY sdk/package.json sdk/
 COPY cli/package.json cli/
-RUN npm install --no-audit --no-fund --ignore-scripts
+RUN npm ci --no-audit --no-fund --ignore-scripts
 COPY . .
 RUN npm run build
 
@@ -21,7 +18,7 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 COPY sdk/package.json sdk/
 COPY cli/package.json cli/
-RUN npm install --omit=dev --no-audit --no-fund --ignore-scripts
+RUN npm ci --omit=dev --no-audit --no-fund --ignore-scripts
 
 FROM node:20-bookworm-slim
 ENV NODE_ENV=production
@@ -31,12 +28,14 @@ COPY --from=runtime-deps /app/node_modules node_modules
 COPY --from=build /app/dist dist
 # Read at run time from the repository root, which the services find by
 # walking up to proto/seckill/v1 (services/common/assets.ts): the contract
-# (reflection), the Lua scripts and the default rate limit file.
+# (reflection), the Lua scripts, the default rate limit file and Envoy's
+# rate limit service protos.
 COPY package.json ./
 COPY proto proto
 COPY services/inventory/lua services/inventory/lua
 COPY gateway/ratelimit/*.lua gateway/ratelimit/
 COPY gateway/ratelimit.yaml gateway/ratelimit.yaml
+COPY gateway/ratelimit/protos gateway/ratelimit/protos
 USER 10001:10001
 # The bounded heap of `npm start`: RSS stays flat under overload.
 ENTRYPOINT ["node", "--max-old-space-size=128", "--max-semi-space-size=16"]

@@ -1,27 +1,23 @@
 // Envoy's own rate limit service contract, loaded from the upstream .proto
-// files that @grpc/grpc-js-xds ships (deps/envoy-api and the protos they
-// import), so the gateway answers exactly the messages Envoy sends. Fields keep
+// files vendored in ./protos (rls.proto and what it imports; see
+// protos/README.md), so the gateway answers exactly the messages Envoy sends. Fields keep
 // their proto names (keepCase: domain, descriptors[].entries[].key/value,
 // hits_addend, overall_code, limit_remaining, duration_until_reset).
-import { createRequire } from "node:module";
-import { dirname, join } from "node:path";
 import { loadPackageDefinition, type ServiceClientConstructor, type ServiceDefinition } from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
+import { assetPath } from "../../services/common/assets.js";
 
 export const RATE_LIMIT_SERVICE = "envoy.service.ratelimit.v3.RateLimitService";
 const RLS_PROTO = "envoy/service/ratelimit/v3/rls.proto";
 
-function envoyProtoDirs(): string[] {
-  const deps = join(dirname(createRequire(import.meta.url).resolve("@grpc/grpc-js-xds/package.json")), "deps");
-  return ["envoy-api", "xds", "protoc-gen-validate", "googleapis"].map((dir) => join(deps, dir));
-}
+const PROTO_DIR = assetPath("gateway", "ratelimit", "protos");
 
 let loaded: protoLoader.PackageDefinition | undefined;
 
 /** The package definition of rls.proto and everything it imports (also what reflection lists). */
 export function rateLimitPackage(): protoLoader.PackageDefinition {
   loaded ??= protoLoader.loadSync(RLS_PROTO, {
-    includeDirs: envoyProtoDirs(),
+    includeDirs: [PROTO_DIR],
     keepCase: true,
     longs: Number,
     enums: String,
