@@ -10,7 +10,7 @@ import { callUnary } from "@seckill/sdk";
 import { readConfig } from "../services/common/config.js";
 import { quietLogger } from "../services/common/log.js";
 import { eventually, startTestStack, type TestStack } from "../test/support/stack.js";
-import { countOf, latencyOf, runLoadInChild } from "./h2-load.js";
+import { EDGE_LIMITED, countOf, latencyOf, runLoadInChild } from "./h2-load.js";
 import { startNoopServer } from "./noop-server.js";
 import { startRefusalFloor } from "./refusal-floor.js";
 
@@ -34,15 +34,26 @@ describe("against the no-op server", () => {
     expect(result.errors).toEqual([]);
   });
 
-  it("open loop: offers no more than the asked rate and accounts for every call", async () => {
+  it("open loop: sends exactly the asked rate's schedule and accounts for every call", async () => {
     const result = await runLoadInChild(
       { address: noop.address, saleId: SALE_ID, mode: "open", connections: 2, streams: 1, rate: 400, seconds: 1, warmupSeconds: 0, poolSize: 2000, tag: "smoke-open" },
       30_000,
     );
-    expect(result.sent).toBeGreaterThan(0);
-    expect(result.sent + result.notSent).toBeLessThanOrEqual(401);
+    expect(result.sent).toBe(400);
+    expect(result.notSent).toBe(0);
     expect(countOf(result)).toBe(result.sent);
     expect(result.statuses.OK).toBe(result.sent);
+    expect(latencyOf(result).count).toBe(result.sent);
+  });
+
+  it("open loop: a pool shorter than the schedule is reported, not hidden", async () => {
+    const result = await runLoadInChild(
+      { address: noop.address, saleId: SALE_ID, mode: "open", connections: 1, streams: 1, rate: 400, seconds: 1, warmupSeconds: 0, poolSize: 150, tag: "smoke-short" },
+      30_000,
+    );
+    expect(result.sent).toBe(150);
+    expect(result.notSent).toBe(250);
+    expect(result.poolExhausted).toBe(true);
   });
 });
 
@@ -148,6 +159,59 @@ describe("against a misbehaving server", () => {
       "grpc-timeout": "5000m",
     });
     expect(new Set(seen.map((h) => h["x-user-id"])).size).toBe(30);
+  });
+
+  it("open loop: calls held back by a stall are sent late, counted, and timed from their scheduled time", async () => {
+    // Answers at once, except the streams that arrive from 300 ms to 700 ms after
+    // the first: those are answered together at 700 ms. With at most 20 calls
+    // outstanding, the generator cannot send the ~180 others scheduled during
+    // the stall on time: it must send them late (not drop them), count them,
+    // and charge each the time since its scheduled send.
+    let first = 0;
+    const held: (() => void)[] = [];
+    const address = await serve((stream) => {
+      const answer = () => stream.respond({ ":status": 200, "content-type": "application/grpc", "grpc-status": "0" }, { endStream: true });
+      const now = performance.now();
+      if (first === 0) {
+        first = now;
+        setTimeout(() => held.splice(0).forEach((a) => a()), 700);
+      }
+      if (now - first >= 300 && now - first < 700) held.push(answer);
+      else answer();
+    });
+    const result = await runLoadInChild(
+      { address, saleId: SALE_ID, mode: "open", connections: 2, streams: 1, rate: 500, seconds: 1.2, warmupSeconds: 0, maxInFlight: 20, poolSize: 1000, tag: "stall" },
+      30_000,
+    );
+    // Every call of the schedule (1.2 s at 500/s) went out and was answered.
+    expect(result.sent).toBe(600);
+    expect(result.notSent).toBe(0);
+    expect(result.statuses).toEqual({ OK: 600 });
+    expect(result.errors).toEqual([]);
+    // The calls scheduled during the stall left late, and say so.
+    expect(result.late).toBeGreaterThanOrEqual(150);
+    expect(result.lateInWindow).toBe(result.late);
+    expect(result.maxLagMs).toBeGreaterThanOrEqual(300);
+    // A quarter of the calls were scheduled in the first 300 ms of the stall:
+    // each waited at least 100 ms from its scheduled time, so p80 shows it.
+    const ok = latencyOf(result, "OK");
+    expect(ok.count).toBe(600);
+    expect(ok.percentile(80)).toBeGreaterThanOrEqual(100_000);
+    expect(ok.max).toBeGreaterThanOrEqual(350_000);
+  });
+
+  it("the edge's token-bucket refusal (x-seckill-limited) is an outcome of its own", async () => {
+    const address = await serve((stream, _headers, n) =>
+      stream.respond(
+        n % 2 === 0
+          ? { ":status": 200, "content-type": "application/grpc", "grpc-status": "8", "x-seckill-limited": "edge" }
+          : { ":status": 200, "content-type": "application/grpc", "grpc-status": "8" },
+        { endStream: true },
+      ),
+    );
+    const result = await runLoadInChild({ address, saleId: SALE_ID, mode: "closed", connections: 1, streams: 1, calls: 10, tag: "limited" }, 30_000);
+    expect(result.statuses).toEqual({ [EDGE_LIMITED]: 5, RESOURCE_EXHAUSTED: 5 });
+    expect(latencyOf(result, EDGE_LIMITED).count).toBe(5);
   });
 
   it("a call never answered is cancelled a second after its deadline: CLIENT_TIMEOUT", async () => {

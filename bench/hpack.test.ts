@@ -2,7 +2,7 @@
 // and the dynamic table after it), Huffman edge cases, and the encoder's
 // blocks decoded back.
 import { describe, expect, it } from "vitest";
-import { HpackDecoder, HpackError, encodeHeaders, type HeaderField } from "./hpack.js";
+import { HpackDecoder, HpackError, encodeHeaders, literalField, type HeaderField } from "./hpack.js";
 
 const hex = (s: string) => Buffer.from(s.replace(/\s+/g, ""), "hex");
 
@@ -268,5 +268,11 @@ describe("the encoder", () => {
     ];
     const block = Buffer.concat([encodeHeaders(request), encodeHeaders(long)]);
     expect(new HpackDecoder().decode(block)).toEqual([...request, ...long]);
+  });
+
+  it("literalField is encodeHeaders of one field with a new name", () => {
+    for (const [name, value] of [["x-user-id", "b1-u7"], ["x-purchase-token", "t".repeat(126)], ["x-purchase-token", "t".repeat(127)], ["x-".padEnd(300, "n"), "v".repeat(20_000)]] as const) {
+      expect(literalField(name, value)).toEqual(encodeHeaders([[name, value]]));
+    }
   });
 });

@@ -316,3 +316,30 @@ export function encodeHeaders(fields: readonly HeaderField[]): Buffer {
   }
   return Buffer.from(bytes);
 }
+
+/** HPACK's prefixed integer (§5.1) as bytes, the first carrying `flags`. */
+function integerBytes(value: number, prefixBits: number, flags: number): number[] {
+  const max = (1 << prefixBits) - 1;
+  if (value < max) return [flags | value];
+  const bytes = [flags | max];
+  for (value -= max; value >= 0x80; value = Math.floor(value / 0x80)) bytes.push((value % 0x80) | 0x80);
+  bytes.push(value);
+  return bytes;
+}
+
+/**
+ * encodeHeaders([[name, value]]) for one field whose name is not in the static
+ * table (x-user-id, x-purchase-token), without a byte array: for the request
+ * pool's per-call fields, hundreds of thousands of them.
+ */
+export function literalField(name: string, value: string): Buffer {
+  const head = [0x00, ...integerBytes(name.length, 7, 0)];
+  const valueLength = integerBytes(value.length, 7, 0);
+  const out = Buffer.allocUnsafe(head.length + name.length + valueLength.length + value.length);
+  let at = 0;
+  for (const b of head) out[at++] = b;
+  at += out.write(name, at, "latin1");
+  for (const b of valueLength) out[at++] = b;
+  out.write(value, at, "latin1");
+  return out;
+}
