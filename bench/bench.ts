@@ -3,6 +3,8 @@
 // Postgres for persisted orders (SoldWatch).
 import os from "node:os";
 import type { Config } from "../services/common/config.js";
+import type { EdgeLimits } from "../envoy/src/limits.js";
+import type { BenchEdge } from "./edge.js";
 import { latencyOf, rateOf, runLoadInChild, type LoadOptions, type LoadResult } from "./h2-load.js";
 import { meterCpu, pidsNamed, sampleRss } from "./proc.js";
 import { fmt } from "./report.js";
@@ -26,8 +28,14 @@ export interface Settings {
   maxRate: number;
   /** Also measure the writer alone, draining a backlog queued while it was stopped. */
   drain: boolean;
+  /** Figure e-edge: the offered loads, as multiples of the sustainable rate through the edge. */
+  edgeOverloads: number[];
+  /** Figure e-edge: the PlaceOrder token bucket's rate, as a fraction of the sustainable rate. */
+  edgeBucket: number;
   figures: Set<string>;
 }
+
+export const ALL_FIGURES = "a,b,c,d,e,f,a-edge,e-edge";
 
 export function readSettings(env: NodeJS.ProcessEnv): Settings {
   const int = (name: string, fallback: number, min: number, max: number) => {
@@ -48,8 +56,22 @@ export function readSettings(env: NodeJS.ProcessEnv): Settings {
     deadlineMs: int("BENCH_DEADLINE_MS", 2000, 0, 60_000),
     maxRate: int("BENCH_MAX_RATE", 20_000, 100, 1_000_000),
     drain: env.BENCH_DRAIN !== "0",
-    figures: new Set((env.BENCH_FIGURES ?? "a,b,c,d,e,f").split(",").map((s) => s.trim())),
+    edgeOverloads: numbers("BENCH_EDGE_OVERLOADS", env.BENCH_EDGE_OVERLOADS ?? "3,10", 1, 50),
+    edgeBucket: fraction("BENCH_EDGE_BUCKET", env.BENCH_EDGE_BUCKET ?? "0.9"),
+    figures: new Set((env.BENCH_FIGURES ?? ALL_FIGURES).split(",").map((s) => s.trim())),
   };
+}
+
+function numbers(name: string, raw: string, min: number, max: number): number[] {
+  const list = raw.split(",").map((s) => Number(s.trim()));
+  if (list.length === 0 || list.some((n) => !Number.isFinite(n) || n < min || n > max)) throw new Error(`${name}=${raw}: expected numbers from ${min} to ${max}, comma-separated`);
+  return list;
+}
+
+function fraction(name: string, raw: string): number {
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n <= 0 || n > 1) throw new Error(`${name}=${raw}: expected a number above 0, at most 1`);
+  return n;
 }
 
 /** The settings as RESULTS.md lists them. */
@@ -64,11 +86,13 @@ export function describeSettings(settings: Settings, config: Config): Record<str
     "BENCH_DEADLINE_MS (grpc-timeout of every call)": String(settings.deadlineMs),
     "BENCH_MAX_RATE (sizes the request pool of timed no-op runs)": `${settings.maxRate}/s`,
     "BENCH_DRAIN (c′)": settings.drain ? "on" : "off",
+    "BENCH_EDGE_OVERLOADS (e-edge, × the sustainable rate through the edge)": settings.edgeOverloads.join(", "),
+    "BENCH_EDGE_BUCKET (e-edge: PlaceOrder token bucket, × the sustainable rate)": String(settings.edgeBucket),
     BENCH_FIGURES: [...settings.figures].join(","),
     "service settings":
       `defaults of services/common/config.ts unless set in the environment (MAX_IN_FLIGHT=${config.maxInFlight}, ` +
       `RESERVE_BATCH_MAX=${config.reserveBatchMax}, WRITER_BATCH_SIZE=${config.writerBatchSize}, WRITER_CONCURRENCY=${config.writerConcurrency})`,
-    services: "bundles from dist/ (tools/build.ts), one process each; the no-op server bundled the same way",
+    services: "bundles from dist/ (tools/build.ts), one process each (inventory, order, order-writer, gateway); the no-op server bundled the same way",
   };
 }
 
@@ -84,13 +108,20 @@ export interface Measured {
   cpu: Record<string, number>;
   /** Highest RSS of each service during the run, MB (when sampled). */
   rssMax?: Record<string, number>;
+  /** Every RSS sample of each process during the run, MB (when sampled). */
+  rssSeries?: Record<string, number[]>;
 }
+
+/** Starts the edge with the given limits (the bench's stack behind it). */
+export type EdgeStarter = (limits: Partial<EdgeLimits>) => Promise<BenchEdge>;
 
 export class Bench {
   readonly runs: Measured[] = [];
   /** Runs during which other processes used over a quarter of the machine's CPU. */
   readonly disturbed: string[] = [];
-  readonly rss: Record<string, number[]> = { inventory: [], order: [], "order-writer": [], noop: [] };
+  readonly rss: Record<string, number[]> = { inventory: [], order: [], "order-writer": [], gateway: [], envoy: [], noop: [] };
+  /** The edge in front of the stack, while one runs (figures a-edge, e-edge). */
+  edge: BenchEdge | undefined;
   private tagCount = 0;
   private readonly runId = Math.random().toString(36).slice(2, 8);
 
@@ -98,11 +129,36 @@ export class Bench {
     readonly settings: Settings,
     readonly noop: NoopServer,
     readonly stack: BenchStack,
+    /** Starts an edge; undefined when there is no Envoy (why in edgeMissing). */
+    readonly startEdge?: EdgeStarter,
+    readonly edgeMissing?: string,
   ) {}
 
-  private pids() {
+  /** Replaces the running edge (if any) with one on these limits. */
+  async useEdge(limits: Partial<EdgeLimits>): Promise<BenchEdge> {
+    if (!this.startEdge) throw new Error(this.edgeMissing ?? "no edge");
+    await this.stopEdge();
+    this.edge = await this.startEdge(limits);
+    return this.edge;
+  }
+
+  async stopEdge(): Promise<void> {
+    const edge = this.edge;
+    this.edge = undefined;
+    await edge?.stop();
+  }
+
+  private pids(): Record<string, number> {
     const { services } = this.stack;
-    return { inventory: services.inventory.pid, order: services.order.pid, "order-writer": services["order-writer"].pid, noop: this.noop.process.pid };
+    const pids: Record<string, number> = {
+      inventory: services.inventory.pid,
+      order: services.order.pid,
+      "order-writer": services["order-writer"].pid,
+      gateway: services.gateway.pid,
+      noop: this.noop.process.pid,
+    };
+    if (this.edge) pids.envoy = this.edge.pid;
+    return pids;
   }
 
   /** Runs the generator against `address`; samples RSS when `sampleMemory`. */
@@ -124,15 +180,22 @@ export class Bench {
       ...options,
     };
     const pids = this.pids();
-    const cpu = await meterCpu({
-      ...Object.fromEntries(Object.entries(pids).map(([n, pid]) => [n, () => [pid]])),
-      redis: () => pidsNamed("redis-server"),
-      nats: () => pidsNamed("nats-server"),
-      postgres: () => this.postgresPids(),
-    });
-    const rss = sampleMemory ? sampleRss(pids) : undefined;
-    const timeoutMs = ((full.seconds ?? 0) + (full.warmupSeconds ?? 0) + full.deadlineMs! / 1000 + 120) * 1000 + (full.calls ?? 0) * 5;
-    const result = await runLoadInChild(full, timeoutMs);
+    let cpu: Awaited<ReturnType<typeof meterCpu>> | undefined;
+    let rss: ReturnType<typeof sampleRss> | undefined;
+    // Measuring starts when the generator is ready: building its pool (signing tokens) is not part of the run.
+    const started = async () => {
+      cpu = await meterCpu({
+        ...Object.fromEntries(Object.entries(pids).map(([n, pid]) => [n, () => [pid]])),
+        redis: () => pidsNamed("redis-server"),
+        nats: () => pidsNamed("nats-server"),
+        postgres: () => this.postgresPids(),
+      });
+      rss = sampleMemory ? sampleRss(pids) : undefined;
+    };
+    const poolCalls = full.calls ?? full.poolSize ?? 0;
+    const timeoutMs = ((full.seconds ?? 0) + (full.warmupSeconds ?? 0) + full.deadlineMs! / 1000 + 120) * 1000 + poolCalls * (full.tokens ? 0.1 : 0.005);
+    const result = await runLoadInChild(full, timeoutMs, started);
+    if (!cpu) throw new Error(`${name}: the generator finished without starting`);
     const used: Record<string, number> = { ...(await cpu.stop()), generator: result.cpuMs / 1000 };
     const tracked = Object.entries(used).reduce((sum, [n, v]) => (n === "wall" || n === "machine" ? sum : sum + v), 0);
     const other = Math.max(0, used.machine - tracked);
@@ -140,19 +203,22 @@ export class Bench {
       this.disturbed.push(`${name} (${fmt.pct(other / (os.availableParallelism() * used.wall))} of the machine's CPU)`);
     }
     let rssMax: Record<string, number> | undefined;
+    let rssSeries: Record<string, number[]> | undefined;
     if (rss) {
       rssMax = {};
-      for (const [n, series] of Object.entries(rss.stop())) {
-        this.rss[n].push(...series);
+      rssSeries = rss.stop();
+      for (const [n, series] of Object.entries(rssSeries)) {
+        (this.rss[n] ??= []).push(...series);
         if (series.length > 0) rssMax[n] = Math.max(...series);
       }
     }
-    this.runs.push({ name, result, cpu: used, rssMax });
+    this.runs.push({ name, result, cpu: used, rssMax, rssSeries });
     const ok = latencyOf(result, "OK");
     log(
       `${name}: sent ${result.sent}, ${JSON.stringify(result.statuses)}` +
         `${Object.keys(result.reasons).length ? ` ${JSON.stringify(result.reasons)}` : ""}, ` +
         `OK ${fmt.rate(rateOf(result, "OK"))} p50 ${fmt.ms(ok.percentile(50))} p99 ${fmt.ms(ok.percentile(99))}` +
+        `${result.mode === "open" ? `, late sends ${result.late} (max lag ${result.maxLagMs} ms)${result.notSent ? `, ${result.notSent} not sent` : ""}` : ""}` +
         `${result.poolExhausted ? " (request pool exhausted: raise BENCH_MAX_RATE)" : ""}` +
         `${result.errors.length ? ` errors: ${result.errors.slice(0, 3).join("; ")}` : ""}; ` +
         `CPU: this run ${tracked.toFixed(1)} s, other processes ${other.toFixed(1)} s in ${used.wall.toFixed(1)} s`,

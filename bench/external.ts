@@ -95,6 +95,34 @@ export async function runPgbench(adminUrl: string, seconds: number, clients = 32
 
 export const H2LOAD_PACKAGE = "nghttp2-client";
 
+/**
+ * The bench's set-up: h2load, installed with apt-get (as root, or with
+ * password-less sudo) when `command -v h2load` finds none. Returns what was
+ * done or why it could not be, for the output; never throws.
+ */
+export function ensureH2load(log: (line: string) => void): string | undefined {
+  if (spawnSync("sh", ["-c", "command -v h2load"], { stdio: "ignore" }).status === 0) return undefined;
+  const root = process.getuid?.() === 0;
+  const sudo = !root && spawnSync("sudo", ["-n", "true"], { stdio: "ignore" }).status === 0;
+  if (!root && !sudo) return `h2load not found, and apt-get needs root (not root, no password-less sudo): install ${H2LOAD_PACKAGE} to get the reference row`;
+  const apt = (...args: string[]) => {
+    const [cmd, argv] = root ? ["apt-get", args] : ["sudo", ["-n", "apt-get", ...args]];
+    const run = spawnSync(cmd, argv, { encoding: "utf8", timeout: 300_000, env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" } });
+    return { ok: run.status === 0, why: run.error?.message ?? `${run.stderr}`.trim().split("\n").slice(-2).join(" | ") };
+  };
+  log(`h2load not found: apt-get install -y ${H2LOAD_PACKAGE}`);
+  let install = apt("install", "-y", "--no-install-recommends", H2LOAD_PACKAGE);
+  if (!install.ok) {
+    // A fresh container has no package lists yet.
+    log("apt-get install failed; apt-get update, then again");
+    const update = apt("update");
+    install = update.ok ? apt("install", "-y", "--no-install-recommends", H2LOAD_PACKAGE) : update;
+  }
+  if (!install.ok) return `h2load not found, and apt-get install -y ${H2LOAD_PACKAGE} failed (${install.why}); the reference row is skipped`;
+  if (spawnSync("sh", ["-c", "command -v h2load"], { stdio: "ignore" }).status !== 0) return `apt-get installed ${H2LOAD_PACKAGE}, but h2load is still not on PATH`;
+  return `h2load was not installed: the set-up installed ${H2LOAD_PACKAGE} with apt-get`;
+}
+
 export interface H2loadResult {
   rate: number;
   succeeded: number;

@@ -7,17 +7,26 @@
 //   d  last accepted purchase of a burst → its order in Postgres    ≤ 2 s
 //   e  p99 of admitted calls at 3× the sustainable load             ≤ 50 ms, excess refused fast
 //   f  RSS of each service under sustained load                     flat, ≤ 200 MB
+//   a-edge  accepted purchases/s through the real Envoy ÷ direct    ≥ 0.85
+//   e-edge  through Envoy at 3× and 10× the sustainable load, the PlaceOrder
+//           token bucket just below it: admitted p99 ≤ 50 ms, Envoy's
+//           refusals p99 ≤ 10 ms, only documented answers, RSS flat
 //
 // It starts its own stack (services as processes, own namespace and
-// database) and a no-op grpc-js server, drives both with bench/h2-load.ts in a
-// child process, prints one table and writes bench/RESULTS.md. It exits 0
-// whatever the figures say; only a broken harness exits non-zero.
+// database), a no-op grpc-js server and, for the edge figures, Envoy on the
+// bootstrap envoy/src generates (bench/edge.ts); drives them with
+// bench/h2-load.ts in a child process, prints one table and writes
+// bench/RESULTS.md. Its set-up installs h2load (nghttp2-client) when it is
+// missing and it can. It exits 0 whatever the figures say; only a broken
+// harness exits non-zero.
 import { fileURLToPath } from "node:url";
 import { readConfig } from "../services/common/config.js";
 import { ensureDependencies } from "../tools/stack/dependencies.js";
-import { Bench, MAX_STOCK, describeSettings, log, readSettings } from "./bench.js";
-import { isMissing, runH2load, runPgbench, type Missing, type PgbenchResult } from "./external.js";
-import { cpuDetails, figureE, figureF, figuresAB, figuresCD, h2loadRow } from "./figures.js";
+import { ensureEnvoy } from "../tools/envoy/binary.js";
+import { Bench, MAX_STOCK, describeSettings, log, readSettings, type EdgeStarter } from "./bench.js";
+import { startBenchEdge } from "./edge.js";
+import { ensureH2load, isMissing, runH2load, runPgbench, type Missing, type PgbenchResult } from "./external.js";
+import { cpuDetails, figureE, figureEdgeE, figureF, figuresAB, figuresCD, h2loadRow } from "./figures.js";
 import { PLACE_ORDER_PATH, countOf } from "./h2-load.js";
 import { fmt, median, textTable, writeResults } from "./report.js";
 import { startBenchStack, startNoopProcess } from "./stack.js";
@@ -42,6 +51,8 @@ async function main(): Promise<void> {
   }
 
   try {
+    const h2loadSetup = ensureH2load(log);
+    if (h2loadSetup) log(h2loadSetup);
     const deps = await ensureDependencies(config, { stateDir: STATE_DIR, log });
     cleanups.push(() => deps.stop());
     const noop = await startNoopProcess();
@@ -49,7 +60,21 @@ async function main(): Promise<void> {
     const stack = await startBenchStack(log);
     cleanups.push(() => stack.stop());
     log(`no-op at ${noop.address}; order service at ${stack.orderAddress}; ${settings.connections} connections × ${settings.streams} streams`);
-    const bench = new Bench(settings, noop, stack);
+    let startEdge: EdgeStarter | undefined;
+    let edgeMissing: string | undefined;
+    let envoyVersion = "";
+    if (settings.figures.has("a-edge") || settings.figures.has("e-edge")) {
+      try {
+        const envoy = ensureEnvoy(log);
+        envoyVersion = `${envoy.bin} (${envoy.version})`;
+        startEdge = (limits) => startBenchEdge(envoy.bin, stack, limits);
+      } catch (error) {
+        edgeMissing = `no Envoy: ${(error as Error).message.split("\n")[0]}`;
+        log(edgeMissing);
+      }
+    }
+    const bench = new Bench(settings, noop, stack, startEdge, edgeMissing);
+    cleanups.push(() => bench.stopEdge());
 
     // Warm-up: JIT, connection pools, Redis scripts; nothing recorded.
     const warm = await stack.createSale({ totalStock: MAX_STOCK });
@@ -61,6 +86,8 @@ async function main(): Promise<void> {
 
     const ab = await figuresAB(bench);
     const e = await figureE(bench, ab.sustainable);
+    const eEdge = await figureEdgeE(bench, ab.edgeSustainable);
+    await bench.stopEdge();
     const f = figureF(bench);
 
     const h2 = await runH2load(noop.address, { connections: settings.connections, streams: settings.streams, seconds: settings.seconds, warmupSeconds: settings.warmup, path: PLACE_ORDER_PATH }).catch(
@@ -76,8 +103,10 @@ async function main(): Promise<void> {
     }
     const cd = await figuresCD(bench, pgbench);
 
-    const rows = [...ab.rows, ...cd.rows, ...e.rows, ...f.rows, h2Row];
-    const notes = [...ab.notes, ...cd.notes, ...e.notes];
+    const rows = [...ab.rows, ...cd.rows, ...e.rows, ...eEdge.rows, ...f.rows, h2Row];
+    const notes = [...ab.notes, ...cd.notes, ...e.notes, ...eEdge.notes];
+    if (h2loadSetup) notes.push(h2loadSetup);
+    if (envoyVersion) notes.push(`envoy: ${envoyVersion}`);
     if (bench.disturbed.length > 0) {
       notes.push(`Disturbed: other processes (not started by the bench) were busy during ${bench.disturbed.join(", ")}; those figures are unreliable, run again on a quiet machine.`);
     }

@@ -1,15 +1,24 @@
 // The processes the bench measures, started like `npm start` starts them:
-// the three services as bundles from dist/ (tools/build.ts) in their own
-// processes, on free ports, with their own namespace (`bench<hex>`: stream,
-// consumer, Redis keys) and database (`seckill_bench_<hex>`); and the no-op
-// baseline server (and the refusal floor), bundled the same way. stop()
-// removes every trace.
+// the services (inventory, order, the order writer and the gateway) as
+// bundles from dist/ (tools/build.ts) in their own processes, on free ports,
+// with their own namespace (`bench<hex>`: stream, consumer, Redis keys) and
+// database (`seckill_bench_<hex>`); and the no-op baseline server (and the
+// refusal floor), bundled the same way. The gateway (RateLimitService,
+// AccessService, the purchase-token JWKS) serves the edge figures; it signs
+// with a key of its own directory, which the load generator signs with too
+// (`signer`). stop() removes every trace.
 import { freePort } from "../tools/stack/ports.js";
 import { randomBytes } from "node:crypto";
-import { writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { credentials } from "@grpc/grpc-js";
 import { SaleServiceClient, callUnary, type Sale } from "@seckill/sdk";
+import { parse, stringify } from "yaml";
+import { JWKS_PATH } from "../gateway/access/jwks-server.js";
+import { createKeyFile } from "../gateway/access/keys.js";
+import type { TokenSigner } from "./h2-load.js";
 import { readConfig, type Config } from "../services/common/config.js";
 import { createDb, dropDatabase, ensureDatabase, migrate, type Db } from "../services/common/db.js";
 import { openEventBus } from "../services/common/event-bus.js";
@@ -63,6 +72,13 @@ export interface BenchStack {
   db: Db;
   services: Record<ServiceName, ServiceProcess>;
   orderAddress: string;
+  inventoryAddress: string;
+  gatewayAddress: string;
+  gatewayJwksAddress: string;
+  /** The gateway's signing key, for the generator's purchase tokens. */
+  signer: Omit<TokenSigner, "ttlMs">;
+  /** The gateway's RateLimitService rules as the bench runs them, and how they differ from gateway/ratelimit.yaml. */
+  rateLimitRules: string;
   createSale(opts: { totalStock: number; perUserLimit?: number }): Promise<Sale>;
   /** Count of orders of a sale in Postgres. */
   ordersOf(saleId: string): Promise<number>;
@@ -71,14 +87,42 @@ export interface BenchStack {
   stop(): Promise<void>;
 }
 
-const SERVICE_NAMES: ServiceName[] = ["inventory", "order", "order-writer"];
+const SERVICE_NAMES: ServiceName[] = ["inventory", "order", "order-writer", "gateway"];
+
+/** The bench's client address carries every user: its limit is lifted to this. */
+const BENCH_REMOTE_ADDRESS_LIMIT = 1_000_000_000;
+
+/**
+ * gateway/ratelimit.yaml with the per-client-address limit lifted: the load
+ * generator is one address (127.0.0.1) standing for every buyer, as a BFF
+ * would; the per-user and per-user-and-sale limits stay as they are (every
+ * call of the bench is a new user).
+ */
+function benchRateLimitFile(dir: string): { file: string; note: string } {
+  const rules = parse(readFileSync(fileURLToPath(new URL("../gateway/ratelimit.yaml", import.meta.url)), "utf8")) as {
+    descriptors: { key: string; rate_limit?: { unit: string; requests_per_unit: number } }[];
+  };
+  const address = rules.descriptors.find((d) => d.key === "remote_address");
+  let note = "gateway/ratelimit.yaml as it is";
+  if (address?.rate_limit) {
+    note = `gateway/ratelimit.yaml with remote_address raised from ${address.rate_limit.requests_per_unit}/${address.rate_limit.unit} to ${BENCH_REMOTE_ADDRESS_LIMIT.toLocaleString("en-US")}/second (one generator address stands for every buyer); user_id and sale_id+user_id as they are`;
+    address.rate_limit = { unit: "second", requests_per_unit: BENCH_REMOTE_ADDRESS_LIMIT };
+  }
+  const file = join(dir, "ratelimit.yaml");
+  writeFileSync(file, stringify(rules));
+  return { file, note };
+}
 
 export async function startBenchStack(log: (line: string) => void): Promise<BenchStack> {
   const id = randomBytes(4).toString("hex");
   const base = readConfig();
   const dbUrl = new URL(base.databaseUrl);
   dbUrl.pathname = `/seckill_bench_${id}`;
-  const [inventoryPort, orderPort, writerPort] = [await freePort(), await freePort(), await freePort()];
+  const [inventoryPort, orderPort, writerPort, gatewayPort, jwksPort] = [await freePort(), await freePort(), await freePort(), await freePort(), await freePort()];
+  const scratch = mkdtempSync(join(tmpdir(), "seckill-bench-"));
+  const keysDir = join(scratch, "keys");
+  const kid = await createKeyFile(keysDir);
+  const rateLimits = benchRateLimitFile(scratch);
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     SECKILL_NAMESPACE: `bench${id}`,
@@ -86,8 +130,14 @@ export async function startBenchStack(log: (line: string) => void): Promise<Benc
     INVENTORY_ADDR: `127.0.0.1:${inventoryPort}`,
     ORDER_ADDR: `127.0.0.1:${orderPort}`,
     WRITER_ADDR: `127.0.0.1:${writerPort}`,
-    // The load generator calls the order service directly, as the edge would
-    // after checking the purchase token: the edge is not in the measured path.
+    GATEWAY_ADDR: `127.0.0.1:${gatewayPort}`,
+    GATEWAY_JWKS_ADDR: `127.0.0.1:${jwksPort}`,
+    RATE_LIMIT_CONFIG: rateLimits.file,
+    PURCHASE_TOKEN_KEYS_DIR: keysDir,
+    PURCHASE_TOKEN_JWKS_URL: `http://127.0.0.1:${jwksPort}${JWKS_PATH}`,
+    // The direct figures call the order service without a token, as the edge
+    // would after checking it; a token that is present is verified either way
+    // (the edge figures send one per call, directly and through Envoy).
     PURCHASE_TOKEN_REQUIRED: "false",
     LOG_LEVEL: process.env.LOG_LEVEL ?? "warn",
   };
@@ -112,6 +162,7 @@ export async function startBenchStack(log: (line: string) => void): Promise<Benc
     await dropDatabase(config.databaseAdminUrl, dbUrl.pathname.slice(1)).catch((error: Error) =>
       log(`dropping ${dbUrl.pathname.slice(1)} failed: ${error.message}`),
     );
+    rmSync(scratch, { recursive: true, force: true });
   };
 
   const startService = async (name: ServiceName) => {
@@ -125,7 +176,7 @@ export async function startBenchStack(log: (line: string) => void): Promise<Benc
     await buildServices();
     log(`stack: namespace ${config.namespace}, database ${dbUrl.pathname.slice(1)}, services built into dist/`);
     await startService("inventory");
-    await Promise.all([startService("order"), startService("order-writer")]);
+    await Promise.all([startService("order"), startService("order-writer"), startService("gateway")]);
     sales = new SaleServiceClient(config.inventoryAddr, credentials.createInsecure());
   } catch (error) {
     await stop();
@@ -138,6 +189,11 @@ export async function startBenchStack(log: (line: string) => void): Promise<Benc
     db,
     services,
     orderAddress: config.orderAddr,
+    inventoryAddress: config.inventoryAddr,
+    gatewayAddress: config.gatewayAddr,
+    gatewayJwksAddress: config.gatewayJwksAddr,
+    signer: { kid, privateKeyPem: readFileSync(join(keysDir, `${kid}.pem`), "utf8") },
+    rateLimitRules: rateLimits.note,
     async createSale({ totalStock, perUserLimit = 1 }) {
       const request = saleRequest({ requestId: `bench-${id}-${++saleCount}`, name: `bench ${saleCount}`, totalStock, perUserLimit });
       const { sale } = await callUnary(sales!, "createSale", request, { deadlineMs: 10_000 });
