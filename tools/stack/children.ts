@@ -1,6 +1,6 @@
 // The service processes `npm start` runs: `node --import tsx <file>`, output
-// lines prefixed with the service's name, and a stop that escalates from
-// SIGTERM to SIGKILL.
+// lines prefixed with the service's name (the last ones kept for crash
+// reports), and a stop that escalates from SIGTERM to SIGKILL.
 import { spawn, type ChildProcess } from "node:child_process";
 import readline from "node:readline";
 import { fileURLToPath } from "node:url";
@@ -16,7 +16,12 @@ export interface ServiceProcess {
   /** SIGTERM, then SIGKILL if it is still running after graceMs; resolves when it is gone. */
   stop(graceMs: number): Promise<void>;
   kill(): void;
+  /** Its last lines of output (stdout and stderr as they came), at most TAIL_LINES. */
+  lastLines(): string[];
 }
+
+/** How many of a process's last output lines are kept for crash reports. */
+export const TAIL_LINES = 40;
 
 /**
  * A bounded V8 heap: without it V8 lets garbage pile up under load (the order
@@ -35,12 +40,12 @@ process.on("exit", () => {
  * program run under supervise.mjs dies with it; a wrapper killed -9 cannot
  * pass the signal on.
  */
-function killGroup(child: ChildProcess): void {
+function killGroup(child: ChildProcess, leaderToo = true): void {
   if (child.pid === undefined) return;
   try {
     process.kill(-child.pid, "SIGKILL");
   } catch {
-    child.kill("SIGKILL"); // the group is gone already
+    if (leaderToo) child.kill("SIGKILL"); // the group is gone already
   }
 }
 
@@ -75,14 +80,23 @@ export function spawnService(name: string, file: string | Program, opts: { cwd: 
     detached: true,
   });
   live.add(child);
-  prefixLines(child.stdout!, process.stdout, name);
-  prefixLines(child.stderr!, process.stderr, name);
+  const tail: string[] = [];
+  const remember = (line: string) => {
+    tail.push(line);
+    if (tail.length > TAIL_LINES) tail.shift();
+  };
+  prefixLines(child.stdout!, process.stdout, name, remember);
+  prefixLines(child.stderr!, process.stderr, name, remember);
 
   const exited = new Promise<string>((resolve) => {
     child.once("error", (error) => {
       live.delete(child);
       resolve(`could not be started: ${error.message}`);
     });
+    // What the process leaves behind in its group goes with it: a program
+    // under supervise.mjs whose wrapper was killed with -9 would otherwise
+    // keep its ports (and hold the output pipes open, so "close" never came).
+    child.once("exit", () => killGroup(child, false));
     // "close" comes after "exit" and after the output pipes are drained, so a
     // crash's last lines are printed before anyone reports the exit.
     child.once("close", (code, signal) => {
@@ -98,6 +112,7 @@ export function spawnService(name: string, file: string | Program, opts: { cwd: 
     exited,
     running,
     kill: () => killGroup(child),
+    lastLines: () => [...tail],
     async stop(graceMs) {
       if (!running()) return;
       child.kill("SIGTERM");
@@ -113,6 +128,9 @@ export function spawnService(name: string, file: string | Program, opts: { cwd: 
   };
 }
 
-function prefixLines(input: Readable, output: Writable, name: string): void {
-  readline.createInterface({ input, crlfDelay: Infinity }).on("line", (line) => output.write(`[${name}] ${line}\n`));
+function prefixLines(input: Readable, output: Writable, name: string, remember: (line: string) => void): void {
+  readline.createInterface({ input, crlfDelay: Infinity }).on("line", (line) => {
+    remember(line);
+    output.write(`[${name}] ${line}\n`);
+  });
 }

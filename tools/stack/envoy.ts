@@ -7,7 +7,8 @@ import type { Program } from "./children.js";
 
 export const ENVOY_LOCAL_CONFIG = "envoy/envoy.local.yaml";
 
-export const envoyProgram = (bin: string): Program => ({ command: bin, args: ["-c", ENVOY_LOCAL_CONFIG, "--disable-hot-restart", "--log-level", "warn"] });
+/** Envoy as npm start runs it: with envoy.local.yaml, or another bootstrap file (tests). */
+export const envoyProgram = (bin: string, config = ENVOY_LOCAL_CONFIG): Program => ({ command: bin, args: ["-c", config, "--disable-hot-restart", "--log-level", "warn"] });
 
 const show = (h: HostPort) => `${h.host}:${h.port}`;
 

@@ -57,3 +57,12 @@ export function isListening(address: string): Promise<boolean> {
     socket.once("error", () => done(false));
   });
 }
+
+/** Polls until something accepts connections at `address` (resolves true), or `keepWaiting()` turns false (false). */
+export async function waitListening(address: string, keepWaiting: () => boolean): Promise<boolean> {
+  while (keepWaiting()) {
+    if (await isListening(address)) return true;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return false;
+}

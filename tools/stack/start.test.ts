@@ -1,7 +1,6 @@
 // `npm start` as a user runs it: a real process tree on real servers, in its
 // own namespace, database and ports, checked over gRPC and stopped with Ctrl-C.
-import { freePorts, freeRange } from "./ports.js";
-import { spawn, type ChildProcess } from "node:child_process";
+import { isAlive, stackPorts, startStack, waitForOutput, within, type Started } from "./start-process.js";
 import { randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
@@ -13,52 +12,9 @@ import { dropDatabase } from "../../services/common/db.js";
 import { cleanNamespace, refusal, saleRequest } from "../../test/support/stack.js";
 import { checkHealth, isListening } from "./health.js";
 
-const REPO_ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const REFLECTION_PROTO = fileURLToPath(
   new URL("../../node_modules/@grpc/reflection/build/proto/grpc/reflection/v1/reflection.proto", import.meta.url),
 );
-
-interface Started {
-  child: ChildProcess;
-  output: () => string;
-  exit: Promise<number | null>;
-}
-
-function startStack(env: Record<string, string>): Started {
-  // npm start's own choice of purchase-token settings is under test: none inherited.
-  const { PURCHASE_TOKEN_REQUIRED: _required, PURCHASE_TOKEN_JWKS_URL: _jwks, ...inherited } = process.env;
-  const child = spawn(process.execPath, ["--import", "tsx", "tools/stack/start.ts"], {
-    cwd: REPO_ROOT,
-    env: { ...inherited, ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let text = "";
-  child.stdout!.on("data", (chunk) => (text += chunk));
-  child.stderr!.on("data", (chunk) => (text += chunk));
-  const exit = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
-  return { child, output: () => text, exit };
-}
-
-async function waitForOutput(stack: Started, pattern: RegExp, timeoutMs: number): Promise<RegExpMatchArray> {
-  const deadline = Date.now() + timeoutMs;
-  let exited = false;
-  void stack.exit.then(() => (exited = true));
-  for (;;) {
-    const match = stack.output().match(pattern);
-    if (match) return match;
-    if (exited || Date.now() > deadline) {
-      throw new Error(`${exited ? "exited" : "timed out"} before ${pattern}; output:\n${stack.output()}`);
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  return Promise.race([
-    promise,
-    new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms)),
-  ]);
-}
 
 /** Service names the server lists over grpc.reflection.v1. */
 async function listServices(address: string): Promise<string[]> {
@@ -114,15 +70,6 @@ async function expectPurchaseTokensRequired(addrs: { inventory: string; order: s
   }
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 describe("npm start", () => {
   const id = randomBytes(4).toString("hex");
   const base = readConfig();
@@ -142,27 +89,11 @@ describe("npm start", () => {
   }, 60_000);
 
   it("brings up both RPC groups, the writer and the gateway, serves health and reflection, requires purchase tokens, and stops cleanly on SIGINT", { timeout: 90_000 }, async () => {
-    const [inventoryPort, orderPort, writerPort, flashInventoryPort, flashOrderPort, gatewayPort, jwksPort] = await freePorts(7);
-    const metricsPort = await freeRange(6);
-    const addrs = {
-      inventory: `127.0.0.1:${inventoryPort}`,
-      order: `127.0.0.1:${orderPort}`,
-      writer: `127.0.0.1:${writerPort}`,
-      flashInventory: `127.0.0.1:${flashInventoryPort}`,
-      flashOrder: `127.0.0.1:${flashOrderPort}`,
-      gateway: `127.0.0.1:${gatewayPort}`,
-    };
+    const { addrs, jwksPort, metricsPort, env: ports } = await stackPorts();
     stack = startStack({
       ...env,
-      INVENTORY_ADDR: addrs.inventory,
-      ORDER_ADDR: addrs.order,
-      WRITER_ADDR: addrs.writer,
-      FLASH_INVENTORY_ADDR: addrs.flashInventory,
-      FLASH_ORDER_ADDR: addrs.flashOrder,
-      GATEWAY_ADDR: addrs.gateway,
-      GATEWAY_JWKS_ADDR: `127.0.0.1:${jwksPort}`,
+      ...ports,
       FLASH_GROUP_MAX_IN_FLIGHT: "300",
-      METRICS_ADDR: `127.0.0.1:${metricsPort}`,
     });
 
     await waitForOutput(stack, /Press Ctrl-C to stop/, 60_000);

@@ -3,7 +3,8 @@
 // services as child processes — inventory and order twice, as the default and
 // the flash-sale RPC group, the order writer and the gateway — waits until each reports
 // SERVING, and prints where everything is. The order services require purchase
-// tokens from that gateway. Ctrl-C stops it all.
+// tokens from that gateway. A process that dies is restarted with backoff
+// (supervisor.ts); one that keeps dying at start stops the stack. Ctrl-C stops it all.
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { JWKS_PATH } from "../../gateway/access/jwks-server.js";
@@ -11,15 +12,17 @@ import { ConfigError, readConfig, type Config } from "../../services/common/conf
 import { createDb, ensureDatabase, migrate } from "../../services/common/db.js";
 import { openEventBus } from "../../services/common/event-bus.js";
 import { bundlePath, buildServices, type ServiceName } from "../build.js";
-import { spawnService, type ServiceProcess } from "./children.js";
+import { spawnService } from "./children.js";
 import { ensureDependencies, MissingDependencyError, type RunningDependencies } from "./dependencies.js";
 import { ensureEnvoy, EnvoyUnavailableError } from "../envoy/binary.js";
 import { ENVOY_LOCAL_CONFIG, envoyListener, envoyMismatches, envoyProgram } from "./envoy.js";
 import { flashOverrides } from "./groups.js";
-import { dialAddress, isListening, waitServing } from "./health.js";
+import { dialAddress, isListening, waitListening, waitServing } from "./health.js";
+import { allReady, Supervisor, type Run } from "./supervisor.js";
 
 const REPO_ROOT = fileURLToPath(new URL("../..", import.meta.url));
-const READY_TIMEOUT_MS = 30_000;
+/** Until every process has been ready once; a single run gets 30 s (supervisor.ts). */
+const READY_TIMEOUT_MS = 60_000;
 const STOP_GRACE_MS = 15_000;
 
 interface StackService {
@@ -68,19 +71,25 @@ function metricsAddr(name: string): string | undefined {
   return `${first.slice(0, split)}:${Number(first.slice(split + 1)) + METRICS_OFFSETS[name]}`;
 }
 
-const log = (line: string) => process.stderr.write(`[stack] ${line}\n`);
+const log = (text: string) => process.stderr.write(text.split("\n").map((line) => `[stack] ${line}\n`).join(""));
 
 const config = loadConfig();
-const services: ServiceProcess[] = [];
+const supervisors: Supervisor[] = [];
 let deps: RunningDependencies | undefined;
-let ready = false;
 let stopping: Promise<void> | undefined;
+
+/** Runs a process under a Supervisor: restarted when it dies, the stack stopped when it keeps dying at start. */
+function supervise(name: string, spawn: () => Run, readyAs: string, ready: (wanted: () => boolean) => Promise<boolean>): Supervisor {
+  const s = new Supervisor({ name, spawn, ready, readyAs, log, giveUp: (message) => void stopAll(1, `${message}\nstopping the stack`) });
+  supervisors.push(s);
+  return s.start();
+}
 
 /** Stops the services, then the private dependencies, then exits with `code`. Runs once. */
 function stopAll(code: number, why?: string): Promise<void> {
   stopping ??= (async () => {
     if (why) log(why);
-    await Promise.all(services.map((s) => s.stop(STOP_GRACE_MS)));
+    await Promise.all(supervisors.map((s) => s.stop(STOP_GRACE_MS)));
     await deps?.stop();
     process.exit(code);
   })();
@@ -98,7 +107,7 @@ for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
     }
     if (Date.now() - firstSignalAt < 1000) return;
     log(`${signal} again: killing the services now`);
-    for (const s of services) s.kill();
+    for (const s of supervisors) s.kill();
   });
 }
 
@@ -144,26 +153,16 @@ async function main(): Promise<void> {
   };
   await buildServices();
   log("services built into dist/");
-  for (const { name, bundle, env: own } of SERVICES) {
-    const s = spawnService(name, bundlePath(bundle), { cwd: REPO_ROOT, env: { ...env, ...own(config), METRICS_ADDR: metricsAddr(name) ?? "" } });
-    services.push(s);
-    void s.exited.then((how) =>
-      stopAll(1, `${name} exited ${ready ? "unexpectedly" : "during start-up"} (${how}); stopping the rest`),
-    );
-  }
-
-  await Promise.all(
-    SERVICES.map(({ name, addr }, i) =>
-      waitServing(dialAddress(addr(config)), READY_TIMEOUT_MS, () => !stopping && services[i].running()).catch(
-        (error: Error) => Promise.reject(new Error(`${name}: ${error.message}`)),
-      ),
-    ),
-  );
   if (stopping) return;
+  const services = SERVICES.map(({ name, bundle, addr, env: own }) => {
+    const at = dialAddress(addr(config));
+    const spawn = () => spawnService(name, bundlePath(bundle), { cwd: REPO_ROOT, env: { ...env, ...own(config), METRICS_ADDR: metricsAddr(name) ?? "" } });
+    return supervise(name, spawn, `SERVING on ${at}`, (wanted) => waitServing(at, Number.POSITIVE_INFINITY, wanted));
+  });
+  if (!(await allReady(services, READY_TIMEOUT_MS, () => !stopping))) return;
   const edge = await startEdge();
   if (stopping) return;
-  ready = true;
-  process.stdout.write(summary(edge));
+  process.stdout.write(summary(services, edge));
 }
 
 function loadConfig(): Config {
@@ -196,19 +195,14 @@ async function startEdge(): Promise<string> {
     log(`edge not started: ${error.message}`);
     return "not started: no Envoy (clients call the services directly; see above for how to get it)";
   }
-  const envoy = spawnService("envoy", envoyProgram(bin), { cwd: REPO_ROOT, env: process.env });
-  services.push(envoy);
-  void envoy.exited.then((how) => stopAll(1, `envoy exited ${ready ? "unexpectedly" : "during start-up"} (${how}); stopping the rest`));
-  const deadline = Date.now() + READY_TIMEOUT_MS;
-  while (!(await isListening(envoyListener()))) {
-    if (stopping) return "stopping";
-    if (Date.now() > deadline) throw new Error(`envoy: not listening on ${envoyListener()} within ${READY_TIMEOUT_MS / 1000} s`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
+  if (stopping) return "stopping";
+  const spawn = () => spawnService("envoy", envoyProgram(bin), { cwd: REPO_ROOT, env: process.env });
+  const envoy = supervise("envoy", spawn, `listening on ${envoyListener()}`, (wanted) => waitListening(envoyListener(), wanted));
+  if (!(await allReady([envoy], READY_TIMEOUT_MS, () => !stopping))) return "stopping";
   return `${envoyListener()} (envoy -c ${ENVOY_LOCAL_CONFIG}, pid ${envoy.pid})`;
 }
 
-function summary(edge: string): string {
+function summary(services: Supervisor[], edge: string): string {
   const rows = SERVICES.map(({ name, addr, serves }, i) =>
     `  ${name.padEnd(15)} ${addr(config).padEnd(21)} ${serves}  (pid ${services[i].pid})`);
   return [
@@ -226,6 +220,7 @@ function summary(edge: string): string {
     `  ${"nats".padEnd(15)} ${hidePassword(config.natsUrl)}`,
     `  ${"postgres".padEnd(15)} ${hidePassword(config.databaseUrl)}`,
     `Try: grpcurl -plaintext ${dialAddress(config.orderAddr)} list`,
+    "A process that dies is restarted (after 0.5 s, doubling up to 10 s).",
     "Press Ctrl-C to stop.",
     "",
   ].join("\n");
