@@ -4,7 +4,7 @@
 // interface on loopback. gen.ts renders it to YAML; check.ts validates it.
 
 import { buildClusters } from "./clusters.js";
-import { buildHttpFilters } from "./filters.js";
+import { buildHttpFilters, localReplyConfig } from "./filters.js";
 import { duration } from "./limits.js";
 import { buildRouteConfig, TYPE } from "./routes.js";
 import type { HostPort, Topology } from "./topology.js";
@@ -52,6 +52,7 @@ function httpConnectionManager(t: Topology) {
       server_name: "seckill-edge",
       route_config: buildRouteConfig(t),
       http_filters: buildHttpFilters(t),
+      local_reply_config: localReplyConfig(),
     },
   };
 }
