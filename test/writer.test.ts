@@ -8,7 +8,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { callUnary, ReservationBatch, userMetadata, type ReservationMade } from "@seckill/sdk";
-import { connectNats, eventNames } from "../services/common/event-bus.js";
+import { connectNats, ensureWriterConsumer, eventNames } from "../services/common/event-bus.js";
+import { quietLogger } from "../services/common/log.js";
+import { startWriter } from "../services/order/writer/app.js";
 import { newOrderId, ulid } from "../services/common/ids.js";
 import { eventually, startTestStack, writerDrained, type TestStack } from "./support/stack.js";
 
@@ -187,7 +189,7 @@ describe("a message carrying several reservations", () => {
 });
 
 describe("the order writer while Postgres refuses its writes", () => {
-  it("keeps the batch, retries without spending deliveries, and writes it once Postgres accepts again", async () => {
+  it("keeps the batch past its AckWait, retries without spending deliveries or letting JetStream redeliver, and writes it once Postgres accepts again", async () => {
     const role = decodeURIComponent(new URL(stack.config.databaseUrl).username);
     const sale = await stack.createSale({ totalStock: 20 });
     const failuresBefore = stats().failures;
@@ -206,16 +208,43 @@ describe("the order writer while Postgres refuses its writes", () => {
         ),
       );
       expect(placed).toHaveLength(5);
+      const outageFrom = Date.now();
       await eventually(async () => stats().failures >= failuresBefore + 3, 15_000, "the writer to fail a few times");
+      // Twice the AckWait, while the retries back off past it: the writer's
+      // in-progress reports keep the events with it.
+      const { writerAckWaitMs } = stack.config;
+      expect(writerAckWaitMs).toBeLessThanOrEqual(5000);
+      await new Promise((r) => setTimeout(r, Math.max(0, outageFrom + 2 * writerAckWaitMs + 500 - Date.now())));
       expect(await ordersOf(sale.saleId)).toHaveLength(0);
       const info = await jsm.consumers.info(names().stream, names().writerConsumer);
       expect(info.num_redelivered).toBe(0);
+      expect(info.num_ack_pending).toBeGreaterThan(0);
       await stack.db.raw(`GRANT INSERT ON orders TO "${role}"`);
       restored = true;
       await eventually(async () => (await ordersOf(sale.saleId)).length === 5, 15_000, "the orders after the outage");
       expect(await soldOf(sale.saleId)).toBe(5);
     } finally {
       if (!restored) await stack.db.raw(`GRANT INSERT ON orders TO "${role}"`);
+    }
+  });
+});
+
+describe("the writer's consumer on a deployment that already has one", () => {
+  it("takes the configured AckWait when a writer starts, and keeps its place in the stream", async () => {
+    const info = () => jsm.consumers.info(names().stream, names().writerConsumer);
+    // As an earlier release left it: a 30 s AckWait.
+    await ensureWriterConsumer(jsm, names(), { ackWaitMs: 30_000, maxDeliver: stack.config.writerMaxDeliver, maxAckPending: 4000 });
+    const before = await info();
+    expect(before.config.ack_wait).toBe(30_000 * 1_000_000);
+
+    const second = await startWriter({ ...stack.config, writerAddr: "127.0.0.1:0" }, quietLogger());
+    try {
+      const after = await info();
+      expect(after.config.ack_wait).toBe(stack.config.writerAckWaitMs * 1_000_000);
+      expect(after.created).toEqual(before.created);
+      expect(after.delivered.stream_seq).toBeGreaterThanOrEqual(before.delivered.stream_seq);
+    } finally {
+      await second.stop();
     }
   });
 });

@@ -49,7 +49,12 @@ export interface Config {
   writerLingerMs: number;
   /** Transactions the writer runs at once: the cap on the writer's Postgres load. */
   writerConcurrency: number;
-  /** Time a delivered event may stay unacknowledged before JetStream redelivers it. */
+  /**
+   * Time a delivered event may go without an ack or an in-progress report
+   * before JetStream redelivers it. The writer reports every event it holds in
+   * progress every third of it, so this is how long the events a dead writer
+   * held wait before another writer gets them.
+   */
   writerAckWaitMs: number;
   /** Deliveries of one event before it is given up as poison. */
   writerMaxDeliver: number;
@@ -155,7 +160,7 @@ export function readConfig(env: Env = process.env): Config {
     writerBatchSize: int("WRITER_BATCH_SIZE", 500, 1, 5000),
     writerLingerMs: int("WRITER_LINGER_MS", 50, 0, 10_000),
     writerConcurrency: int("WRITER_CONCURRENCY", 2, 1, 64),
-    writerAckWaitMs: int("WRITER_ACK_WAIT_MS", 30_000, 1000, 3_600_000),
+    writerAckWaitMs: int("WRITER_ACK_WAIT_MS", 3000, 1000, 3_600_000),
     writerMaxDeliver: int("WRITER_MAX_DELIVER", 20, 2, 1000),
     dbPoolMax: int("DB_POOL_MAX", 10, 1, 200),
     maxOrderWatchers: int("MAX_ORDER_WATCHERS", 10_000, 1, 1_000_000),

@@ -2,9 +2,12 @@
 // the middle of a sale, then a start on the same data directory (crash
 // recovery): purchase tokens are still issued (the gateway's last read of the
 // sale) and purchases acknowledged (Redis and JetStream), the writer
-// stops acking and retries while the backlog waits in JetStream, and it drains
-// once Postgres is back. Nothing lost, nothing doubled.
+// stops acking and retries while the backlog waits in JetStream (the events it
+// holds are not redelivered: it reports them in progress), and it drains once
+// Postgres is back. Nothing lost, nothing doubled.
 import { afterAll, beforeAll, expect, it } from "vitest";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { connectNats, eventNames } from "../../services/common/event-bus.js";
 import { startCrowd } from "../support/crowd.js";
 import { startFaultStack, type FaultStack } from "../support/fault-stack.js";
 import { checkInvariants } from "../support/invariants.js";
@@ -21,6 +24,16 @@ afterAll(async () => {
   await stack?.stop();
 });
 
+async function writerConsumerInfo() {
+  const nc = await connectNats(stack.config.natsUrl, "fault-test");
+  try {
+    const names = eventNames(stack.config.namespace);
+    return await (await jetstreamManager(nc)).consumers.info(names.stream, names.writerConsumer);
+  } finally {
+    await nc.close();
+  }
+}
+
 it("loses and doubles no order when Postgres dies mid-sale and comes back", { timeout: 50_000 }, async () => {
   const stock = 120;
   const sale = await stack.createSale({ totalStock: stock, perUserLimit: 1 });
@@ -29,6 +42,7 @@ it("loses and doubles no order when Postgres dies mid-sale and comes back", { ti
   const soldBefore = await stack.sold(sale.saleId);
 
   await stack.kill("postgres");
+  const killedAt = Date.now();
   expect(stack.state("postgres")).toBe("dead");
   // The purchase path does not need Postgres for a loaded sale, nor does token
   // issuance for a sale the gateway has read: past its one-second sale cache,
@@ -46,6 +60,12 @@ it("loses and doubles no order when Postgres dies mid-sale and comes back", { ti
   }
   expect([...seen]).toEqual(["SERVING"]);
   expect(stack.state("postgres")).toBe("dead");
+  // The writer has been retrying for longer than its AckWait: the events it
+  // holds are still its own (none pending redelivered).
+  expect(Date.now() - killedAt).toBeGreaterThan(stack.config.writerAckWaitMs + 1000);
+  const writerConsumer = await writerConsumerInfo();
+  expect(writerConsumer.num_ack_pending).toBeGreaterThan(0);
+  expect(writerConsumer.num_redelivered).toBe(0);
 
   await stack.restart("postgres");
   const { purchases } = await crowd.done;

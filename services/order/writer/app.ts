@@ -44,6 +44,7 @@ export async function startWriter(config: Config, log: Logger): Promise<WriterAp
     lingerMs: config.writerLingerMs,
     log,
     deadLetter: deadLetterPublisher(bus.js, dlNames, config.publishTimeoutMs),
+    ackWaitMs: config.writerAckWaitMs,
     maxDeliver: config.writerMaxDeliver,
     metrics: { writer: metrics.writer(), orders: metrics.orders() },
   });

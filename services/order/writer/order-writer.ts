@@ -3,7 +3,11 @@
 // reservations of one Reserve call in one sale; messages are gathered into
 // batches of up to batchSize reservations, written in one transaction each,
 // and acked only after the commit, so a crash before the ack means a
-// redelivery, which ON CONFLICT turns into a no-op. Batch size and concurrency
+// redelivery, which ON CONFLICT turns into a no-op. Every message it holds
+// (buffered, being written, retried while Postgres is slow or down) is
+// reported in progress several times per AckWait, so the consumer's AckWait
+// can be short: the events a dead writer held come back within seconds, and
+// none is redelivered while a live writer is still working on it. Batch size and concurrency
 // are what bound the load on Postgres. What it gives up on (undecodable
 // messages, reservations Postgres refuses, messages still failing at their last
 // deliveries) is recorded as a DeadLetter, and only then terminated or acked.
@@ -43,6 +47,11 @@ export interface OrderWriterOptions {
   maxRetryDelayMs?: number;
   /** Publishes a dead letter with this Nats-Msg-Id; resolves after the PubAck. */
   deadLetter: (letter: DeadLetter, msgID: string) => Promise<unknown>;
+  /**
+   * The consumer's AckWait. Every message held is reported in progress
+   * (`working()`) every third of it, however long its write takes.
+   */
+  ackWaitMs: number;
   /**
    * The consumer's MaxDeliver. A message still failing for a reason that is not
    * an outage at delivery MaxDeliver - 1 is dead-lettered and terminated.
@@ -170,6 +179,30 @@ export async function startOrderWriter(opts: OrderWriterOptions): Promise<OrderW
   let scheduled = false;
   let stopped = false;
   const idle: (() => void)[] = [];
+  /** Messages delivered and not yet acked, nak'ed or terminated: kept alive by the heartbeat. */
+  const held = new Set<JsMsg>();
+  const ack = (msg: JsMsg) => {
+    held.delete(msg);
+    msg.ack();
+  };
+  const nak = (msg: JsMsg, delayMs?: number) => {
+    held.delete(msg);
+    msg.nak(delayMs);
+  };
+  const term = (msg: JsMsg) => {
+    held.delete(msg);
+    msg.term();
+  };
+  // Several times per AckWait, so that one late tick (a busy event loop) does
+  // not let a message held here go back to JetStream.
+  const heartbeat = setInterval(() => {
+    try {
+      for (const msg of held) msg.working();
+    } catch {
+      // The connection is closed: nothing to keep alive, JetStream redelivers.
+    }
+  }, Math.max(100, Math.floor(opts.ackWaitMs / 3)));
+  heartbeat.unref();
 
   const refuseReservation = (r: ReservationToPersist, reason: string) => {
     stats.poison++;
@@ -177,9 +210,9 @@ export async function startOrderWriter(opts: OrderWriterOptions): Promise<OrderW
   };
 
   /**
-   * Records dead letters, retrying until JetStream acknowledges them all while
-   * telling it the messages are still being worked on. false when the writer
-   * stopped first (the messages are handed back).
+   * Records dead letters, retrying until JetStream acknowledges them all (the
+   * messages stay held meanwhile). false when the writer stopped first (the
+   * messages are handed back).
    */
   async function record(letters: Letter[], msgs: JsMsg[]): Promise<boolean> {
     if (letters.length === 0) return true;
@@ -198,10 +231,9 @@ export async function startOrderWriter(opts: OrderWriterOptions): Promise<OrderW
           err: error instanceof Error ? error.message : String(error),
         });
         if (stopped) {
-          for (const m of msgs) m.nak();
+          for (const m of msgs) nak(m);
           return false;
         }
-        for (const m of msgs) m.working();
         await new Promise((resolve) => setTimeout(resolve, delay));
       }
     }
@@ -221,7 +253,7 @@ export async function startOrderWriter(opts: OrderWriterOptions): Promise<OrderW
       const recorded = record([messageLetter(msg, "undecodable message: not a ReservationBatch with reservations", "undecodable")], [msg]).then((ok) => {
         // No reason on the wire: older servers (2.9, as Debian ships) ignore
         // "+TERM <reason>", so the message stayed pending and was redelivered.
-        if (ok) msg.term();
+        if (ok) term(msg);
       });
       recording.add(recorded);
       void recorded.finally(() => recording.delete(recorded));
@@ -288,9 +320,9 @@ export async function startOrderWriter(opts: OrderWriterOptions): Promise<OrderW
     const started = performance.now();
     const refused = new Map<ReservationToPersist, string>();
     let inserted: InsertedOrder[] | undefined;
-    // Postgres down or slow: keep the batch and try again, telling JetStream
-    // we are still working on it. Nak'ing would count a delivery each time and
-    // an outage longer than MaxDeliver attempts would drop acknowledged orders.
+    // Postgres down or slow: keep the batch and try again; the heartbeat tells
+    // JetStream we are still working on it. Nak'ing would count a delivery each
+    // time and an outage longer than MaxDeliver attempts would drop acknowledged orders.
     for (let delay = retryDelayMs; inserted === undefined; delay = Math.min(delay * 2, maxRetryDelayMs)) {
       try {
         inserted = await write(
@@ -307,10 +339,9 @@ export async function startOrderWriter(opts: OrderWriterOptions): Promise<OrderW
         });
         if (stopped) {
           // Hand the events back; another writer (or this one, restarted) takes them.
-          for (const d of deliveries) d.msg.nak();
+          for (const d of deliveries) nak(d.msg);
           return;
         }
-        for (const d of deliveries) d.msg.working();
         await new Promise((resolve) => setTimeout(resolve, delay));
       }
     }
@@ -333,7 +364,7 @@ export async function startOrderWriter(opts: OrderWriterOptions): Promise<OrderW
       ...[...refused].map(([r, reason]) => reservationLetter(owner.get(r)!, r, reason, "refused")),
     ];
     if (!(await record(letters, deliveries.map((d) => d.msg)))) return;
-    for (const d of deliveries) d.msg.ack();
+    for (const d of deliveries) ack(d.msg);
     stats.batches++;
     stats.persisted += inserted.length;
     stats.duplicates += stored.size;
@@ -376,12 +407,12 @@ export async function startOrderWriter(opts: OrderWriterOptions): Promise<OrderW
       const code = (error as { code?: string }).code;
       const reason = `still failing after ${count} deliveries: ${err}${code ? ` (${code})` : ""}`;
       const letters = [...d.rejected.map((x) => reservationLetter(d.msg, x.reservation, x.reason, "incomplete")), messageLetter(d.msg, reason, "max_deliveries")];
-      if (await record(letters, [d.msg])) d.msg.term();
+      if (await record(letters, [d.msg])) term(d.msg);
       return;
     }
     const delay = Math.min(retryDelayMs * 2 ** count, maxRetryDelayMs);
     log.warn("message failed; redelivering later", { seq: d.msg.seq, deliveries: count, retryInMs: delay, ...idsOfDelivery(d), err });
-    d.msg.nak(delay);
+    nak(d.msg, delay);
   }
 
   /** Takes deliveries up to batchSize reservations (at least one delivery). */
@@ -416,7 +447,11 @@ export async function startOrderWriter(opts: OrderWriterOptions): Promise<OrderW
       for (const d of batch) buffered -= d.reservations.length;
       inFlight++;
       flush(batch)
-        .catch((error) => log.error("writer batch crashed", { err: error instanceof Error ? error : String(error) }))
+        .catch((error) => {
+          log.error("writer batch crashed", { err: error instanceof Error ? error : String(error) });
+          // Not kept alive any longer: JetStream delivers them again.
+          for (const d of batch) if (held.has(d.msg)) nak(d.msg);
+        })
         .finally(() => {
           inFlight--;
           if (buffer.length > 0) schedule();
@@ -428,7 +463,8 @@ export async function startOrderWriter(opts: OrderWriterOptions): Promise<OrderW
   const messages: ConsumerMessages = await opts.consumer.consume({
     max_messages: opts.concurrency * 64,
     callback: (msg) => {
-      if (stopped) return; // not acked: JetStream redelivers it after AckWait
+      if (stopped) return msg.nak(); // handed back at once
+      held.add(msg);
       const delivery = decode(msg);
       if (!delivery) return;
       buffer.push(delivery);
@@ -451,9 +487,10 @@ export async function startOrderWriter(opts: OrderWriterOptions): Promise<OrderW
       clearTimeout(lingering);
       await messages.close();
       // Buffered but unwritten events: hand them back at once.
-      for (const d of buffer.splice(0)) d.msg.nak();
+      for (const d of buffer.splice(0)) nak(d.msg);
       if (inFlight > 0) await new Promise<void>((resolve) => idle.push(resolve));
       await Promise.allSettled([...recording]);
+      clearInterval(heartbeat);
     },
   };
 }
