@@ -1,8 +1,10 @@
 // The backend as the CLI sees it: SDK clients for the public services (sales,
-// orders, and the gateway's AccessService), a reachability probe of those a
-// command needs, run before it, and readable gRPC errors.
+// orders, and the gateway's AccessService), direct and, for a buyer's calls,
+// through the edge; a reachability probe of those a command needs, run before
+// it, and readable gRPC errors.
 import { credentials, status, type ServiceError } from "@grpc/grpc-js";
 import { AccessServiceClient, OrderServiceClient, SaleServiceClient, callUnary, rejectionOf, userMetadata } from "@seckill/sdk";
+import { edgeProblem } from "./edge.js";
 
 export interface BackendOptions {
   /** host:port of the inventory service (SaleService). */
@@ -13,6 +15,11 @@ export interface BackendOptions {
   gateway: string;
   /** Deadline of each call, in milliseconds. */
   deadline: number;
+  /**
+   * host:port of the edge (Envoy): when set, the buyer clients dial it instead
+   * of the services; the direct clients are unchanged.
+   */
+  edge?: string;
 }
 
 /** An error the CLI reports as one line on stderr, with this exit code. */
@@ -26,38 +33,86 @@ export class CliError extends Error {
   }
 }
 
-export interface Backend {
-  readonly options: BackendOptions;
+/** The clients of a buyer's calls: through the edge, or the direct ones. */
+export interface BuyerClients {
+  /** "edge" when they dial the edge. */
+  readonly route: "edge" | "direct";
   readonly sales: SaleServiceClient;
   readonly orders: OrderServiceClient;
   readonly access: AccessServiceClient;
+  /** Where a new OrderService channel of a buyer dials (a winner watching its order over its own connection). */
+  readonly orderAddress: string;
+}
+
+export interface Backend {
+  readonly options: BackendOptions;
+  /** Direct to the services: operator calls and the checks' reads. */
+  readonly sales: SaleServiceClient;
+  readonly orders: OrderServiceClient;
+  readonly access: AccessServiceClient;
+  /** A buyer's calls: through the edge when options.edge is set, else the direct clients. */
+  readonly buyer: BuyerClients;
   close(): void;
 }
 
 export function connect(options: BackendOptions): Backend {
-  let sales: SaleServiceClient | undefined;
-  let orders: OrderServiceClient | undefined;
-  let access: AccessServiceClient | undefined;
+  const clients = new Map<string, { close(): void }>();
+  const once = <T extends { close(): void }>(key: string, make: () => T): T => {
+    if (!clients.has(key)) clients.set(key, make());
+    return clients.get(key) as T;
+  };
+  const insecure = credentials.createInsecure();
+  const sales = () => once("sales", () => new SaleServiceClient(options.inventory, insecure));
+  const orders = () => once("orders", () => new OrderServiceClient(options.order, insecure));
+  const access = () => once("access", () => new AccessServiceClient(options.gateway, insecure));
+  const edge = options.edge;
+  const buyer: BuyerClients = edge
+    ? {
+        route: "edge",
+        get sales() {
+          return once("edge sales", () => new SaleServiceClient(edge, insecure));
+        },
+        get orders() {
+          return once("edge orders", () => new OrderServiceClient(edge, insecure));
+        },
+        get access() {
+          return once("edge access", () => new AccessServiceClient(edge, insecure));
+        },
+        orderAddress: edge,
+      }
+    : {
+        route: "direct",
+        get sales() {
+          return sales();
+        },
+        get orders() {
+          return orders();
+        },
+        get access() {
+          return access();
+        },
+        orderAddress: options.order,
+      };
   return {
     options,
     get sales() {
-      return (sales ??= new SaleServiceClient(options.inventory, credentials.createInsecure()));
+      return sales();
     },
     get orders() {
-      return (orders ??= new OrderServiceClient(options.order, credentials.createInsecure()));
+      return orders();
     },
     get access() {
-      return (access ??= new AccessServiceClient(options.gateway, credentials.createInsecure()));
+      return access();
     },
+    buyer,
     close() {
-      sales?.close();
-      orders?.close();
-      access?.close();
+      for (const client of clients.values()) client.close();
     },
   };
 }
 
-export type ServiceName = "inventory" | "order" | "gateway";
+/** What a command may need answering before it runs; "edge": the edge and the services it routes a buyer's calls to. */
+export type ServiceName = "inventory" | "order" | "gateway" | "edge";
 
 /** A syntactically valid id no sale has: GetSaleStatus answers NOT_FOUND. */
 const PROBE_SALE_ID = "00000000000000000000000000";
@@ -73,21 +128,52 @@ export const isGrpcError = (error: unknown): error is ServiceError =>
  */
 export async function checkReachable(backend: Backend, services: ServiceName[]): Promise<void> {
   const deadlineMs = Math.min(backend.options.deadline, PROBE_TIMEOUT_MS);
-  const probes: Record<ServiceName, () => Promise<unknown>> = {
+  const probes: Record<Exclude<ServiceName, "edge">, () => Promise<unknown>> = {
     inventory: () => callUnary(backend.sales, "getSaleStatus", { saleId: PROBE_SALE_ID }, { deadlineMs }),
     // A malformed order id is refused before any lookup: no load, no dependency involved.
     order: () => callUnary(backend.orders, "getOrder", { orderId: "probe" }, { metadata: userMetadata("seckill-cli-probe"), deadlineMs }),
     // Likewise a malformed sale id.
     gateway: () => callUnary(backend.access, "getChallenge", { saleId: "probe" }, { metadata: userMetadata("seckill-cli-probe"), deadlineMs }),
   };
-  const results = await Promise.all(services.map(async (name) => ({ name, error: await probes[name]().then(() => undefined, (e: unknown) => e) })));
-  const problems = results.map(({ name, error }) => probeProblem(name, backend.options[name], error));
-  const found = problems.filter((p): p is string => p !== undefined);
+  const settle = (call: () => Promise<unknown>) => call().then(() => undefined, (e: unknown) => e);
+  const direct = services.filter((s): s is Exclude<ServiceName, "edge"> => s !== "edge");
+  const [results, throughEdge] = await Promise.all([
+    Promise.all(direct.map(async (name) => probeProblem(name, backend.options[name], await settle(probes[name])))),
+    services.includes("edge") ? edgeProblems(backend, deadlineMs, settle) : [],
+  ]);
+  results.push(...throughEdge);
+  // One line for a missing edge, whatever it routes to.
+  const found = [...new Set(results.filter((p): p is string => p !== undefined))];
   if (found.length > 0) throw new CliError(found.join("\n"));
 }
 
-/** A service the CLI calls: the public ones, and the order writer (DeadLetterService, --writer). */
-export type CalledService = ServiceName | "writer";
+/**
+ * A cheap call through the edge to each group a buyer's calls reach: the
+ * flash-sale inventory (GetSaleStatus of a sale nobody has: NOT_FOUND), the
+ * flash-sale order service (WatchOrder of a malformed id: INVALID_ARGUMENT) and
+ * the gateway (GetChallenge of a malformed sale id: INVALID_ARGUMENT).
+ */
+async function edgeProblems(backend: Backend, deadlineMs: number, settle: (call: () => Promise<unknown>) => Promise<unknown>): Promise<(string | undefined)[]> {
+  const { buyer } = backend;
+  const address = backend.options.edge ?? buyer.orderAddress;
+  const metadata = userMetadata("seckill-cli-probe");
+  const watch = () =>
+    new Promise<void>((resolve, reject) => {
+      const call = buyer.orders.watchOrder({ orderId: "probe" }, metadata, { deadline: Date.now() + deadlineMs });
+      call.on("data", () => undefined);
+      call.on("error", reject);
+      call.on("end", resolve);
+    });
+  const probes: [string, () => Promise<unknown>][] = [
+    ["the flash-sale inventory service", () => callUnary(buyer.sales, "getSaleStatus", { saleId: PROBE_SALE_ID }, { deadlineMs })],
+    ["the flash-sale order service", watch],
+    ["the gateway", () => callUnary(buyer.access, "getChallenge", { saleId: "probe" }, { metadata, deadlineMs })],
+  ];
+  return Promise.all(probes.map(async ([behind, call]) => edgeProblem(address, behind, await settle(call))));
+}
+
+/** A service the CLI calls directly: the public ones, and the order writer (DeadLetterService, --writer). */
+export type CalledService = Exclude<ServiceName, "edge"> | "writer";
 
 const SERVICE_NAMES: Record<CalledService, string> = {
   inventory: "seckill.v1.SaleService",

@@ -16,6 +16,7 @@ export interface GlobalOptions {
   inventory: string;
   order: string;
   gateway: string;
+  edge: string;
   deadline: number;
 }
 
@@ -23,16 +24,17 @@ export interface CommandContext {
   io: Io;
   /** Exit code the command asks for (simulate: 2 when a check failed). */
   exitCode: number;
-  withBackend(cmd: Command, services: ServiceName[], run: (backend: Backend) => Promise<void>): Promise<void>;
+  /** With `throughEdge`, a buyer's calls go through the edge at --edge (backend.buyer). */
+  withBackend(cmd: Command, services: ServiceName[], run: (backend: Backend) => Promise<void>, opts?: { throughEdge?: boolean }): Promise<void>;
 }
 
 export function createContext(io: Io): CommandContext {
   return {
     io,
     exitCode: 0,
-    async withBackend(cmd, services, run) {
+    async withBackend(cmd, services, run, opts = {}) {
       const g = cmd.optsWithGlobals<GlobalOptions>();
-      const backend = connect({ inventory: g.inventory, order: g.order, gateway: g.gateway, deadline: g.deadline });
+      const backend = connect({ inventory: g.inventory, order: g.order, gateway: g.gateway, deadline: g.deadline, edge: opts.throughEdge ? g.edge : undefined });
       try {
         await checkReachable(backend, services);
         await run(backend);

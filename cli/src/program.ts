@@ -5,6 +5,7 @@ import { CliError } from "./backend.js";
 import { chaosCommand } from "./chaos-command.js";
 import { createContext, type Io } from "./context.js";
 import { deadLetterCommand } from "./dead-letter-commands.js";
+import { DEFAULT_EDGE_ADDRESS } from "./edge.js";
 import { integer } from "./options.js";
 import { saleCommand } from "./sale-commands.js";
 import { simulateCommand } from "./simulate-command.js";
@@ -16,6 +17,7 @@ export function buildProgram(io: Io): { program: Command; exitCode: () => number
     .addOption(new Option("--inventory <addr>", "inventory service (SaleService) address").env("INVENTORY_ADDR").default("127.0.0.1:50051"))
     .addOption(new Option("--order <addr>", "order service (OrderService) address").env("ORDER_ADDR").default("127.0.0.1:50052"))
     .addOption(new Option("--gateway <addr>", "gateway (AccessService: purchase tokens) address").env("GATEWAY_ADDR").default("127.0.0.1:50054"))
+    .addOption(new Option("--edge <addr>", "the edge (Envoy) address: simulate's buyers call through it").env("EDGE_ADDR").default(DEFAULT_EDGE_ADDRESS))
     .addOption(new Option("--writer <addr>", "order writer (DeadLetterService) address").env("WRITER_ADDR").default("127.0.0.1:50053"))
     .addOption(new Option("--deadline <ms>", "deadline of each gRPC call").argParser(integer(1, 600_000)).default(2000))
     .showHelpAfterError("(run with --help for usage)")

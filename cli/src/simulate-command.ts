@@ -20,6 +20,7 @@ interface SimulateFlags extends Omit<SimulationOptions, "deadlineMs" | "seed" | 
   json?: boolean;
   report?: string;
   quiet?: boolean;
+  direct?: boolean;
 }
 
 const ms = (n: number) => (n % 1000 === 0 ? `${n / 1000}s` : `${n}ms`);
@@ -31,7 +32,8 @@ export function simulateCommand(ctx: CommandContext): Command {
       "run a realistic flash sale against the backend: create a sale, wait for its opening, release a crowd of buyers " +
         "(each click: a purchase token from the gateway, then PlaceOrder with it), " +
         "then check that exactly the stock was sold, within the per-user limit, and all of it reached Postgres. " +
-        "Exits 2 when a check fails.",
+        "The buyers' calls go through the edge (Envoy, --edge) unless --direct; CreateSale and the reads that check the result " +
+        "go to the services (--inventory, --order). Exits 2 when a check fails.",
     )
     .option("--users <n>", "buyers in the crowd", integer(1, 1_000_000), D.users)
     .option("--stock <units>", "units on sale", integer(1, 1_000_000), D.stock)
@@ -52,8 +54,9 @@ export function simulateCommand(ctx: CommandContext): Command {
     .option("--json", "print the summary as JSON on stdout")
     .option("--report <file.html>", "write a self-contained HTML report with charts")
     .option("--quiet", "no progress or narration on stderr")
+    .option("--direct", "buyers call the order service and the gateway directly (--order, --gateway), not through the edge")
     .action((flags: SimulateFlags, cmd: Command) =>
-      ctx.withBackend(cmd, ["inventory", "order", "gateway"], async (backend) => {
+      ctx.withBackend(cmd, flags.direct ? ["inventory", "order", "gateway"] : ["inventory", "order", "edge"], async (backend) => {
         const options: SimulationOptions = {
           users: flags.users,
           stock: flags.stock,
@@ -82,6 +85,6 @@ export function simulateCommand(ctx: CommandContext): Command {
         }
         ctx.io.out(flags.json ? json(result.summary) : renderSummary(result.summary));
         ctx.exitCode = exitCodeOf(result.summary);
-      }),
+      }, { throughEdge: !flags.direct }),
     );
 }

@@ -61,7 +61,7 @@ describe("seckill simulate", () => {
   it("sells exactly the stock to a crowd, and every unit reaches Postgres", { timeout: 30_000 }, async () => {
     const report = path.join(dir, "report.html");
     const { code, stdout, stderr } = await cli(
-      "simulate", "--users", "300", "--stock", "20", "--starts-in", "1s", "--ramp", "500ms", "--seed", "42", "--json", "--quiet", "--report", report,
+      "simulate", "--direct", "--users", "300", "--stock", "20", "--starts-in", "1s", "--ramp", "500ms", "--seed", "42", "--json", "--quiet", "--report", report,
     );
     expect(stderr).toBe("");
     const summary = JSON.parse(stdout) as Summary;
@@ -69,6 +69,7 @@ describe("seckill simulate", () => {
     expect(summary).toMatchObject({ users: 300, successes: 20, unitsWon: 20, oversold: 0, overLimitUsers: { fromAnswers: 0, fromPostgres: 0 }, ok: true });
     expect(summary.postgres).toMatchObject({ unitsSold: 20, ordersListed: 20, missingOrders: 0, unexpectedOrders: 0 });
     expect(summary.soldOut).toBeGreaterThan(250);
+    expect(summary.edge).toMatchObject({ route: "direct", refused: 0 });
     expect(summary.tokens.issued + Object.values(summary.tokens.refusedByReason).reduce((a, b) => a + b, 0)).toBe(summary.clicks);
     expect(summary.tokens.calls).toBeGreaterThanOrEqual(summary.clicks);
     // Every PlaceOrder carried a valid purchase token from the gateway (the order service requires one).
@@ -91,12 +92,14 @@ describe("seckill simulate", () => {
   });
 
   it("prints the summary table by default", { timeout: 30_000 }, async () => {
-    const { code, stdout, stderr } = await cli("simulate", "--users", "40", "--stock", "5", "--starts-in", "0s", "--ramp", "100ms", "--impatient", "0");
+    const { code, stdout, stderr } = await cli("simulate", "--direct", "--users", "40", "--stock", "5", "--starts-in", "0s", "--ramp", "100ms", "--impatient", "0");
     expect(code).toBe(0);
     expect(stdout).toMatch(/^successes\s+5 orders, 5 units, 5 users$/m);
     expect(stdout).toMatch(/^oversold\s+0$/m);
     expect(stdout).toMatch(/PASS/);
     expect(stderr).toMatch(/created sale/);
+    expect(stderr).toMatch(/buyers call the services directly/);
+    expect(stdout).toMatch(/^buyers' calls\s+direct to the services \(--direct\)$/m);
   });
 
   it("runs against an order service that refuses a PlaceOrder without a token", async () => {
@@ -107,7 +110,7 @@ describe("seckill simulate", () => {
   });
 
   it("refuses a quantity above the per-user limit before creating anything", async () => {
-    const { code, stderr } = await cli("simulate", "--quantity", "2", "--per-user-limit", "1");
+    const { code, stderr } = await cli("simulate", "--direct", "--quantity", "2", "--per-user-limit", "1");
     expect(code).toBe(1);
     expect(stderr).toMatch(/--quantity 2 is more than --per-user-limit 1/);
   });
@@ -189,16 +192,28 @@ describe("the seckill bin", () => {
     const port = await closedPort();
     const out: string[] = [];
     const io: Io = { out: () => {}, err: (t) => out.push(t), stderr: { write: () => true } };
-    const code = await runCli(["--inventory", stack.inventory.address, "--order", `127.0.0.1:${port}`, "--gateway", stack.gateway!.address, "simulate"], io);
+    const code = await runCli(["--inventory", stack.inventory.address, "--order", `127.0.0.1:${port}`, "--gateway", stack.gateway!.address, "simulate", "--direct"], io);
     expect(code).toBe(1);
     expect(out.join("\n")).toMatch(new RegExp(`cannot reach the order service at 127\\.0\\.0\\.1:${port} — is the backend running\\? start it with: npm start`));
+  });
+
+  it("says how to go direct when simulate cannot reach the edge", async () => {
+    const port = await closedPort();
+    const out: string[] = [];
+    const io: Io = { out: () => {}, err: (t) => out.push(t), stderr: { write: () => true } };
+    const code = await runCli(["--inventory", stack.inventory.address, "--order", stack.order.address, "--edge", `127.0.0.1:${port}`, "simulate"], io);
+    expect(code).toBe(1);
+    expect(out.join("\n")).toBe(
+      `seckill: cannot reach the edge (Envoy) at 127.0.0.1:${port} — is it running? npm start runs it in front of the services when it finds Envoy ` +
+        "(npm run envoy:install); or point --edge at it, or call the services directly: seckill simulate --direct",
+    );
   });
 
   it("names the gateway when simulate cannot reach it", async () => {
     const port = await closedPort();
     const out: string[] = [];
     const io: Io = { out: () => {}, err: (t) => out.push(t), stderr: { write: () => true } };
-    const code = await runCli(["--inventory", stack.inventory.address, "--order", stack.order.address, "--gateway", `127.0.0.1:${port}`, "simulate"], io);
+    const code = await runCli(["--inventory", stack.inventory.address, "--order", stack.order.address, "--gateway", `127.0.0.1:${port}`, "simulate", "--direct"], io);
     expect(code).toBe(1);
     expect(out.join("\n")).toBe(
       `seckill: cannot reach the gateway at 127.0.0.1:${port} — is the backend running? start it with: npm start (or point --gateway at it)`,

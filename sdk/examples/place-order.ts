@@ -1,21 +1,38 @@
-import { status, type ServiceError } from "@grpc/grpc-js";
+import { resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { credentials, status, type ServiceError } from "@grpc/grpc-js";
 import {
+  AccessServiceClient,
+  OrderServiceClient,
   OrderStatus,
   callUnary,
   purchaseMetadata,
   rejectionOf,
   userMetadata,
   watchOrder,
-  type AccessServiceClient,
   type GetChallengeResponse,
   type Order,
-  type OrderServiceClient,
 } from "@seckill/sdk";
 
-/** The BFF's clients, made once: `new AccessServiceClient(gatewayAddress, credentials)`, likewise OrderServiceClient. */
+/** The BFF's clients, made once (connectClients). */
 export interface Clients {
   access: AccessServiceClient;
   orders: OrderServiceClient;
+}
+
+/** Where `npm start` runs the edge (Envoy). */
+export const EDGE_ADDRESS = "127.0.0.1:8080";
+
+/**
+ * Through the edge, as in production: both clients dial Envoy, which checks the
+ * purchase token and the limits and routes PlaceOrder to the flash-sale order
+ * service (in production over TLS with the BFF's client certificate:
+ * credentials.createSsl(ca, key, cert)). Or `{ gateway, order }`: straight to
+ * the services, past every check of the edge.
+ */
+export function connectClients(via: { edge: string } | { gateway: string; order: string } = { edge: EDGE_ADDRESS }): Clients {
+  const [gateway, order] = "edge" in via ? [via.edge, via.edge] : [via.gateway, via.order];
+  return { access: new AccessServiceClient(gateway, credentials.createInsecure()), orders: new OrderServiceClient(order, credentials.createInsecure()) };
 }
 
 /** Shows the challenge to the buyer (`image`, or `question` for screen readers) and resolves with what they typed. */
@@ -53,7 +70,9 @@ export async function buy(clients: Clients, saleId: string, userId: string, requ
   } catch (error) {
     const refusal = rejectionOf(error as ServiceError);
     if (refusal.code === status.UNAVAILABLE) throw error; // still no answer: tell the buyer to try again
-    return { won: false, reason: refusal.reason }; // e.g. SOLD_OUT, CHALLENGE_FAILED, NOT_ELIGIBLE
+    // e.g. SOLD_OUT, CHALLENGE_FAILED, NOT_ELIGIBLE; the edge's own refusals name no reason, only a code:
+    // RESOURCE_EXHAUSTED (over a limit: try again in a moment), UNAUTHENTICATED (no valid purchase token).
+    return { won: false, reason: refusal.reason ?? status[refusal.code] };
   }
 
   // 3. Won; the order is PENDING until it is stored. Watch it (the SDK reconnects) until then, for at most 10 s.
@@ -67,4 +86,28 @@ export async function buy(clients: Clients, saleId: string, userId: string, requ
     // Watching failed (e.g. TOO_MANY_WATCHES): the order stands all the same; the page can poll GetOrder.
   }
   return { won: true, orderId: order.orderId, status: order.status };
+}
+
+// One purchase against `npm start`: npx tsx sdk/examples/place-order.ts <sale-id> <user-id> [--direct]
+// Through the edge at EDGE_ADDR (default 127.0.0.1:8080); with --direct, to GATEWAY_ADDR and ORDER_ADDR.
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const [saleId = "", userId = "", flag] = process.argv.slice(2);
+  const direct = flag === "--direct";
+  const edge = process.env.EDGE_ADDR ?? EDGE_ADDRESS;
+  const [gateway, order] = [process.env.GATEWAY_ADDR ?? "127.0.0.1:50054", process.env.ORDER_ADDR ?? "127.0.0.1:50052"];
+  const clients = connectClients(direct ? { gateway, order } : { edge });
+  try {
+    console.log(await buy(clients, saleId, userId, `req-${Date.now()}`));
+  } catch (error) {
+    const { code, metadata, message } = error as ServiceError;
+    // Nothing answered: grpc-js's own UNAVAILABLE, without a single header from a server.
+    const unreachable = code === status.UNAVAILABLE && Object.keys(metadata?.getMap() ?? {}).length === 0;
+    const where = direct ? `the gateway at ${gateway} or the order service at ${order}` : `the edge (Envoy) at ${edge}`;
+    const hint = direct ? "is npm start running?" : "is npm start running, with Envoy (npm run envoy:install)? To call the services directly: --direct";
+    console.error(unreachable ? `cannot reach ${where}: ${hint}` : `no answer: ${message}`);
+    process.exitCode = 1;
+  } finally {
+    clients.access.close();
+    clients.orders.close();
+  }
 }

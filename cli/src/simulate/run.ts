@@ -6,12 +6,13 @@
 import { randomBytes } from "node:crypto";
 import { ReleasePolicy, SalePhase, callUnary } from "@seckill/sdk";
 import { CliError, type Backend } from "../backend.js";
+import { connectionCause } from "../edge.js";
 import { formatDuration } from "../duration.js";
 import { checkOptions, planUsers, seededRandom, type SimulationOptions } from "./plan.js";
 import { mapBounded, semaphore } from "./pool.js";
 import { startProgress, type ProgressStream } from "./progress.js";
 import { buyerPort, ordersOf, soldInPostgres, watchUntilCreated } from "./sdk-port.js";
-import { toldSoldOut, type CallRecord, type ClickResult, type PersistSample, type WatchResult } from "./stats.js";
+import { toldSoldOut, type CallRecord, type ClickResult, type EdgeRefusalRecord, type PersistSample, type WatchResult } from "./stats.js";
 import { summarize, type Summary, type Verification } from "./summary.js";
 import { runBuyer, type Clock } from "./user.js";
 
@@ -63,6 +64,12 @@ export async function simulate(backend: Backend, o: SimulationOptions, io: Simul
     throw new CliError(`sale ${saleId} requires a challenge before a purchase token, and simulated buyers cannot answer one: simulate needs a sale without a challenge`);
   }
   io.log(`created sale ${saleId}: ${o.stock} units, limit ${o.perUserLimit} per user, ${o.users} users waiting (seed ${o.seed})`);
+  const throughEdge = backend.buyer.route === "edge";
+  io.log(
+    throughEdge
+      ? `buyers go through the edge at ${backend.options.edge}; the sale was created, and the result is checked, at the services directly`
+      : `buyers call the services directly (order ${backend.options.order}, gateway ${backend.options.gateway}, inventory ${backend.options.inventory})`,
+  );
 
   const waitStarted = performance.now();
   const openAt = await waitForOpening(backend, saleId, deadlineMs, io);
@@ -101,6 +108,9 @@ export async function simulate(backend: Backend, o: SimulationOptions, io: Simul
   const port = buyerPort(backend, saleId, deadlineMs);
   const calls: CallRecord[] = [];
   const clicks: ClickResult[] = [];
+  const edgeRefusals: EdgeRefusalRecord[] = [];
+  const refusedAtEdge = (call: EdgeRefusalRecord["call"], kind: EdgeRefusalRecord["kind"], message: string) =>
+    void edgeRefusals.push(kind === "connection" ? { call, kind, cause: connectionCause(message) } : { call, kind });
   const watches: Promise<WatchResult>[] = [];
   const counts = { done: 0, total: o.users, successes: 0, soldOut: 0, calls: 0 };
   let statusFailures = 0;
@@ -119,7 +129,7 @@ export async function simulate(backend: Backend, o: SimulationOptions, io: Simul
       if (ahead >= 1) await sleep(ahead);
       await buying.acquire();
       tasks.push(
-        runBuyer(user, port, { quantity: o.quantity, maxAttempts: o.maxAttempts }, clock, random, record)
+        runBuyer(user, port, { quantity: o.quantity, maxAttempts: o.maxAttempts, throughEdge }, clock, random, record, refusedAtEdge)
           .then(({ clicks: mine, statusFailed }) => {
             if (statusFailed) statusFailures++;
             for (const click of mine) {
@@ -162,6 +172,7 @@ export async function simulate(backend: Backend, o: SimulationOptions, io: Simul
     clicks,
     statusCalls: plan.length,
     statusFailures,
+    edge: throughEdge ? { address: backend.options.edge!, refusals: edgeRefusals } : undefined,
     watches: watchResults,
     persist: { samples: persistSamples, finalSold, settled: persist.settled },
     verification,

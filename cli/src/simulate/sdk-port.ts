@@ -1,4 +1,7 @@
-// The simulation's calls to the backend, through @seckill/sdk only.
+// The simulation's calls to the backend, through @seckill/sdk only. A buyer's
+// calls (the page's status read, IssuePurchaseToken, PlaceOrder, WatchOrder
+// and GetOrder) use backend.buyer: through the edge unless --direct. The reads
+// that check the result (GetSale, ListOrders) go to the services directly.
 import { credentials } from "@grpc/grpc-js";
 import { OrderServiceClient, OrderStatus, callUnary, purchaseMetadata, userMetadata, watchOrder, type Order } from "@seckill/sdk";
 import type { Backend } from "../backend.js";
@@ -6,16 +9,17 @@ import type { BuyerPort } from "./user.js";
 import type { WatchResult } from "./stats.js";
 
 export function buyerPort(backend: Backend, saleId: string, deadlineMs: number): BuyerPort {
+  const { buyer } = backend;
   return {
-    saleStatus: () => callUnary(backend.sales, "getSaleStatus", { saleId }, { deadlineMs }),
+    saleStatus: () => callUnary(buyer.sales, "getSaleStatus", { saleId }, { deadlineMs }),
     async purchaseToken(userId) {
       // The simulated sale has no challenge: nothing to answer.
-      const { token } = await callUnary(backend.access, "issuePurchaseToken", { saleId, challengeId: "", challengeAnswer: "" }, { metadata: userMetadata(userId), deadlineMs });
+      const { token } = await callUnary(buyer.access, "issuePurchaseToken", { saleId, challengeId: "", challengeAnswer: "" }, { metadata: userMetadata(userId), deadlineMs });
       return token;
     },
     async placeOrder(userId, r) {
       const { order } = await callUnary(
-        backend.orders,
+        buyer.orders,
         "placeOrder",
         { saleId, quantity: r.quantity, requestId: r.requestId, purchaseToken: "", retry: r.retry },
         { metadata: purchaseMetadata(userId, saleId, r.token), deadlineMs },
@@ -48,7 +52,7 @@ export async function watchUntilCreated(
   const started = since;
   const until = performance.now() + timeoutMs;
   const timeout = AbortSignal.timeout(timeoutMs);
-  const orders = new OrderServiceClient(backend.options.order, credentials.createInsecure(), { "grpc.use_local_subchannel_pool": 1 });
+  const orders = new OrderServiceClient(backend.buyer.orderAddress, credentials.createInsecure(), { "grpc.use_local_subchannel_pool": 1 });
   try {
     for await (const order of watchOrder(orders, orderId, { userId, signal: timeout })) {
       if (persisted(order)) return { orderId, createdAfterMs: performance.now() - started, via: "stream", fellBack: false };
@@ -61,7 +65,7 @@ export async function watchUntilCreated(
   }
   while (performance.now() < until) {
     try {
-      const { order } = await callUnary(backend.orders, "getOrder", { orderId }, { metadata: userMetadata(userId), deadlineMs });
+      const { order } = await callUnary(backend.buyer.orders, "getOrder", { orderId }, { metadata: userMetadata(userId), deadlineMs });
       if (persisted(order)) return { orderId, createdAfterMs: performance.now() - started, via: "poll", fellBack: true };
     } catch {
       // Keep polling until the timeout: the page would too.

@@ -42,6 +42,10 @@ describe("bucketize", () => {
     expect(kindOf({ code: status.RESOURCE_EXHAUSTED, reason: "RATE_LIMITED" })).toBe("refused");
     expect(kindOf({ code: status.DEADLINE_EXCEEDED })).toBe("error");
     expect(kindOf({ code: status.INTERNAL })).toBe("error");
+    // The edge's own answers: its limits and token check are refusals, a connection it refused is no answer.
+    expect(kindOf({ code: status.RESOURCE_EXHAUSTED, edge: "tokenBucket" })).toBe("refused");
+    expect(kindOf({ code: status.UNAUTHENTICATED, edge: "tokenCheck" })).toBe("refused");
+    expect(kindOf({ code: status.UNAVAILABLE, edge: "connection" })).toBe("error");
   });
 });
 

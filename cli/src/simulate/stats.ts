@@ -1,6 +1,7 @@
 // What the simulation measures, and the arithmetic over it: percentiles,
 // 100 ms buckets, per-user tallies. No I/O here.
 import { status } from "@grpc/grpc-js";
+import type { EdgeRefusal } from "../edge.js";
 
 /** One PlaceOrder call (an attempt; retries are calls of their own). Times in ms after the opening. */
 export interface CallRecord {
@@ -10,14 +11,27 @@ export interface CallRecord {
   code: number;
   /** ErrorInfo reason of a refusal ("SOLD_OUT"), when the server sent one. */
   reason?: string;
+  /** Through the edge: which refusal of Envoy's it was, when Envoy answered in the service's place. */
+  edge?: EdgeRefusal;
+}
+
+/** The calls of a buyer that go through the edge (when simulate does) and that the summary counts edge refusals of. */
+export type BuyerCall = "GetSaleStatus" | "IssuePurchaseToken" | "PlaceOrder";
+
+/** One call of a buyer that the edge refused (retries are calls of their own). */
+export interface EdgeRefusalRecord {
+  call: BuyerCall;
+  kind: EdgeRefusal;
+  /** For a connection refusal: its cause (edge.ts connectionCause). */
+  cause?: string;
 }
 
 export type ClickOutcome =
   | { kind: "won"; orderId: string; quantity: number; atMs: number }
-  /** PlaceOrder refused the click. */
-  | { kind: "refused"; code: number; reason?: string }
+  /** PlaceOrder refused the click (`edge`: Envoy did, in the service's place). */
+  | { kind: "refused"; code: number; reason?: string; edge?: EdgeRefusal }
   /** IssuePurchaseToken refused the click: no PlaceOrder was sent. */
-  | { kind: "tokenRefused"; code: number; reason?: string }
+  | { kind: "tokenRefused"; code: number; reason?: string; edge?: EdgeRefusal }
   /** No answer after the last attempt (of IssuePurchaseToken when calls is 0, else of PlaceOrder). */
   | { kind: "error"; code: number; message: string };
 
@@ -81,10 +95,11 @@ export function latencyStats(values: readonly number[]): LatencyStats {
 
 export type CallKind = "won" | "soldOut" | "refused" | "error";
 
-export function kindOf(call: Pick<CallRecord, "code" | "reason">): CallKind {
+/** A call's answer: won, SOLD_OUT, another refusal (the service's, with a reason, or the edge's limits and token check), or no answer. */
+export function kindOf(call: Pick<CallRecord, "code" | "reason" | "edge">): CallKind {
   if (call.code === status.OK) return "won";
   if (call.reason === "SOLD_OUT") return "soldOut";
-  if (call.code === status.UNAVAILABLE || call.code === status.DEADLINE_EXCEEDED || call.reason === undefined) return "error";
+  if (call.code === status.UNAVAILABLE || call.code === status.DEADLINE_EXCEEDED || (call.reason === undefined && call.edge === undefined)) return "error";
   return "refused";
 }
 

@@ -96,4 +96,45 @@ describe("summarize", () => {
     expect(s.ok).toBe(true);
     expect(renderSummary(s)).toMatch(/^token refusals by reason\s+NOT_ELIGIBLE 1, SOLD_OUT 1$/m);
   });
+
+  it("counts the edge's refusals by kind and by call, apart from the services' refusals", () => {
+    const d = cleanRun(3, 10);
+    d.clicks[9].outcome = { kind: "refused", code: status.RESOURCE_EXHAUSTED, edge: "tokenBucket" };
+    d.calls[9] = { ...d.calls[9], code: status.RESOURCE_EXHAUSTED, reason: undefined, edge: "tokenBucket" };
+    d.clicks[8] = { userId: "u8", requestId: "r8", tokenCalls: 1, calls: 0, outcome: { kind: "tokenRefused", code: status.RESOURCE_EXHAUSTED, edge: "globalLimit" } };
+    d.calls.splice(8, 1);
+    d.edge = {
+      address: "127.0.0.1:8080",
+      refusals: [
+        { call: "PlaceOrder", kind: "tokenBucket" },
+        { call: "IssuePurchaseToken", kind: "globalLimit" },
+        { call: "GetSaleStatus", kind: "globalLimit" },
+        { call: "PlaceOrder", kind: "connection", cause: "upstream connect error or disconnect/reset before headers. reset reason: overflow" },
+      ],
+    };
+    const s = summarize(d);
+    expect(s.edge).toEqual({
+      route: "edge",
+      address: "127.0.0.1:8080",
+      refused: 4,
+      byKind: { tokenBucket: 1, globalLimit: 2, tokenCheck: 0, connection: 1 },
+      byCall: { PlaceOrder: 2, IssuePurchaseToken: 1, GetSaleStatus: 1 },
+      connectionCauses: { "upstream connect error or disconnect/reset before headers. reset reason: overflow": 1 },
+    });
+    // Envoy's refusals are answers: counted as rate limited, not as errors, and not under the services' reasons.
+    expect(s).toMatchObject({ rateLimited: 2, gaveUp: 0, errorsByCode: {}, rejectedByReason: { SOLD_OUT: 5 }, tokens: { refusedByReason: {} } });
+    const text = renderSummary(s);
+    expect(text).toMatch(/^buyers' calls\s+through the edge at 127\.0\.0\.1:8080$/m);
+    expect(text).toMatch(/^edge refusals \(calls\)\s+4: token bucket 1 · global limit 2 · token check 0 · connection 1$/m);
+    expect(text).toMatch(/^edge refusals by call\s+PlaceOrder 2, IssuePurchaseToken 1, GetSaleStatus 1$/m);
+    expect(text).toMatch(/^connection refusals by cause\s+upstream connect error or disconnect\/reset before headers\. reset reason: overflow 1$/m);
+  });
+
+  it("says when the calls went direct", () => {
+    const s = summarize(cleanRun(3, 10));
+    expect(s.edge).toMatchObject({ route: "direct", address: null, refused: 0 });
+    expect(renderSummary(s)).toMatch(/^buyers' calls\s+direct to the services \(--direct\)$/m);
+    expect(renderSummary(s)).toMatch(/^edge refusals\s+none: not through the edge$/m);
+    expect(renderSummary(s)).not.toMatch(/connection refusals by cause/);
+  });
 });

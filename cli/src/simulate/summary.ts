@@ -3,6 +3,7 @@
 // measurements; rendering as a text table is here too.
 import { status } from "@grpc/grpc-js";
 import { codeName } from "../backend.js";
+import { EDGE_REFUSAL_LABELS, EDGE_REFUSALS, type EdgeRefusal } from "../edge.js";
 import { formatDuration } from "../duration.js";
 import { formatNumber, keyValues } from "../format.js";
 import type { SimulationOptions } from "./plan.js";
@@ -15,8 +16,10 @@ import {
   usersOverLimit,
   percentile,
   toldSoldOut,
+  type BuyerCall,
   type CallRecord,
   type ClickResult,
+  type EdgeRefusalRecord,
   type PersistSample,
   type WatchResult,
 } from "./stats.js";
@@ -41,6 +44,8 @@ export interface SimulationData {
   clicks: ClickResult[];
   statusCalls: number;
   statusFailures: number;
+  /** Set when a buyer's calls went through the edge: its address and every call it refused. */
+  edge?: { address: string; refusals: EdgeRefusalRecord[] };
   watches: WatchResult[];
   persist: { samples: PersistSample[]; finalSold: number; settled: "equal" | "stable" | "timeout" };
   verification: Verification;
@@ -71,8 +76,21 @@ export interface Summary {
   usersWon: number;
   /** Clicks told SOLD_OUT, by IssuePurchaseToken or by PlaceOrder. */
   soldOut: number;
-  /** Clicks refused RESOURCE_EXHAUSTED, by IssuePurchaseToken or by PlaceOrder. */
+  /** Clicks refused RESOURCE_EXHAUSTED, by IssuePurchaseToken or by PlaceOrder (a service, or the edge in its place). */
   rateLimited: number;
+  /**
+   * Where a buyer's calls went, and the calls (retries included) the edge
+   * answered in a service's place, by kind and by call; all zero when direct.
+   */
+  edge: {
+    route: "edge" | "direct";
+    address: string | null;
+    refused: number;
+    byKind: Record<EdgeRefusal, number>;
+    byCall: Record<BuyerCall, number>;
+    /** Connection refusals by cause, most frequent first. */
+    connectionCauses: Record<string, number>;
+  };
   /** PlaceOrder refusals by reason. */
   rejectedByReason: Record<string, number>;
   errorsByCode: Record<string, number>;
@@ -185,6 +203,7 @@ export function summarize(d: SimulationData): Summary {
     usersWon: perUser.size,
     soldOut,
     rateLimited: [...refused, ...tokenRefused].filter((r) => r.code === status.RESOURCE_EXHAUSTED).length,
+    edge: edgeTally(d.edge),
     rejectedByReason: tally(refused, (r) => r.reason),
     errorsByCode: tally(calls, (c) => (kindOf(c) === "error" ? codeName(c.code) : undefined)),
     gaveUp: clicks.filter((c) => c.outcome.kind === "error").length,
@@ -222,6 +241,19 @@ export function summarize(d: SimulationData): Summary {
   };
 }
 
+const BUYER_CALLS: BuyerCall[] = ["PlaceOrder", "IssuePurchaseToken", "GetSaleStatus"];
+
+function edgeTally(edge: SimulationData["edge"]): Summary["edge"] {
+  const byKind = Object.fromEntries(EDGE_REFUSALS.map((k) => [k, 0])) as Record<EdgeRefusal, number>;
+  const byCall = Object.fromEntries(BUYER_CALLS.map((c) => [c, 0])) as Record<BuyerCall, number>;
+  for (const r of edge?.refusals ?? []) {
+    byKind[r.kind]++;
+    byCall[r.call]++;
+  }
+  const connectionCauses = tally(edge?.refusals ?? [], (r) => (r.kind === "connection" ? (r.cause ?? "(no message)") : undefined));
+  return { route: edge ? "edge" : "direct", address: edge?.address ?? null, refused: edge?.refusals.length ?? 0, byKind, byCall, connectionCauses };
+}
+
 /** Exit code of `seckill simulate`: 0 when every check passed, 2 when one failed. */
 export const exitCodeOf = (s: Summary): number => (s.ok ? 0 : 2);
 
@@ -235,6 +267,7 @@ export function summaryRows(s: Summary): [string, string | number][] {
   const p = s.postgres;
   return [
     ["sale", `${s.saleId} (stock ${s.settings.stock}, limit ${s.settings.perUserLimit}/user, ${s.settings.quantity}/click)`],
+    ["buyers' calls", s.edge.route === "edge" ? `through the edge at ${s.edge.address}` : "direct to the services (--direct)"],
     ["seed", s.seed],
     ["users", `${s.users} (${s.clicks} clicks, ${s.clicks - s.users} impatient second clicks)`],
     ["purchase tokens", `${s.tokens.issued} issued (${s.tokens.calls} IssuePurchaseToken calls)`],
@@ -243,6 +276,7 @@ export function summaryRows(s: Summary): [string, string | number][] {
     ["successes", `${s.successes} orders, ${s.unitsWon} units, ${s.usersWon} users`],
     ["sold out", s.soldOut],
     ["rate limited", s.rateLimited],
+    ...edgeRows(s.edge),
     ["PlaceOrder refusals by reason", list(s.rejectedByReason)],
     ["errors by code", list(s.errorsByCode)],
     ["gave up after retries", s.gaveUp],
@@ -270,6 +304,17 @@ export function summaryRows(s: Summary): [string, string | number][] {
     ["waited for the opening", formatDuration(s.waitedForOpenMs)],
     ["total time", formatDuration(s.totalMs)],
   ];
+}
+
+function edgeRows(e: Summary["edge"]): [string, string][] {
+  if (e.route === "direct") return [["edge refusals", "none: not through the edge"]];
+  const kinds = EDGE_REFUSALS.map((k) => `${EDGE_REFUSAL_LABELS[k]} ${e.byKind[k]}`).join(" · ");
+  const rows: [string, string][] = [
+    ["edge refusals (calls)", `${e.refused}: ${kinds}`],
+    ["edge refusals by call", BUYER_CALLS.map((c) => `${c} ${e.byCall[c]}`).join(", ")],
+  ];
+  if (e.byKind.connection > 0) rows.push(["connection refusals by cause", list(e.connectionCauses)]);
+  return rows;
 }
 
 /** The summary as an aligned two-column table, checks last. */

@@ -3,7 +3,7 @@ import { Metadata, status } from "@grpc/grpc-js";
 import { rejectionMetadata } from "@seckill/sdk";
 import { mapBounded, semaphore } from "./pool.js";
 import type { CallRecord } from "./stats.js";
-import { clickBuy, placeWithRetries, runBuyer, type BuyerPort, type Clock } from "./user.js";
+import { MAX_EDGE_HELD_RETRIES, clickBuy, placeWithRetries, runBuyer, type BuyerPort, type Clock } from "./user.js";
 
 const refusal = (code: status, message: string, reason?: string, retryDelayMs?: number) =>
   Object.assign(new Error(message), { code, details: message, metadata: reason ? rejectionMetadata(code, message, reason, { retryDelayMs }) : new Metadata() });
@@ -115,6 +115,84 @@ describe("runBuyer", () => {
     expect(sent.map((s) => s.token)).toEqual(["token-1", "token-2"]); // a token per click: each serves one request id
     expect(clock.slept).toEqual([120]);
     expect(clicks.map((c) => c.outcome.kind)).toEqual(["won", "refused"]);
+  });
+});
+
+describe("through the edge", () => {
+  // Envoy's own answers, as a grpc-js client receives them (see cli/src/edge.test.ts).
+  const envoy = (code: status, details: string, headers: Record<string, string>) => {
+    const metadata = new Metadata();
+    for (const [k, v] of Object.entries({ "content-type": "application/grpc", server: "seckill-edge", ...headers })) metadata.set(k, v);
+    return Object.assign(new Error(details), { code, details, metadata });
+  };
+  const tokenBucket = () => envoy(status.RESOURCE_EXHAUSTED, "local_rate_limited", { "x-seckill-limited": "edge" });
+  const globalLimit = () => envoy(status.RESOURCE_EXHAUSTED, "", { "x-envoy-ratelimited": "true", "ratelimit-remaining": "0" });
+  const noConnection = () => Object.assign(new Error("No connection established"), { code: status.UNAVAILABLE, details: "No connection established", metadata: new Metadata() });
+  const edge = { quantity: 1, maxAttempts: 3, throughEdge: true };
+
+  it("takes the token bucket's refusal as the answer, and tells it", async () => {
+    const { port, sent } = fakePort([() => Promise.reject(tokenBucket())]);
+    const calls: CallRecord[] = [];
+    const told: string[] = [];
+    const result = await placeWithRetries("hal", "r", "t", port, edge, fakeClock(), () => 0, (c) => calls.push(c), (call, kind) => told.push(`${call} ${kind}`));
+    expect(sent).toHaveLength(1);
+    expect(result.outcome).toEqual({ kind: "refused", code: status.RESOURCE_EXHAUSTED, edge: "tokenBucket" });
+    expect(calls).toEqual([{ startMs: 0, endMs: 0, code: status.RESOURCE_EXHAUSTED, reason: undefined, edge: "tokenBucket" }]);
+    expect(told).toEqual(["PlaceOrder tokenBucket"]);
+  });
+
+  it("retries a connection the edge refused, counting each refused attempt", async () => {
+    const { port } = fakePort([() => Promise.reject(noConnection()), () => Promise.resolve({ orderId: "o1", quantity: 1 })]);
+    const told: string[] = [];
+    const result = await placeWithRetries("ivy", "r", "t", port, edge, fakeClock(), () => 0, () => {}, (call, kind) => told.push(`${call} ${kind}`));
+    expect(result.outcome).toMatchObject({ kind: "won" });
+    expect(told).toEqual(["PlaceOrder connection"]);
+  });
+
+  it("counts the edge's refusals of the status read and of IssuePurchaseToken apart", async () => {
+    const { port, sent } = fakePort([], [() => Promise.reject(globalLimit())]);
+    port.saleStatus = () => Promise.reject(globalLimit());
+    const told: string[] = [];
+    const user = { index: 0, userId: "jon", arrivalMs: 0, clicks: [{ requestId: "a", thinkMs: 0 }] };
+    const { clicks, statusFailed } = await runBuyer(user, port, edge, fakeClock(), () => 0, () => {}, (call, kind) => told.push(`${call} ${kind}`));
+    expect(statusFailed).toBe(true);
+    expect(sent).toEqual([]);
+    expect(clicks[0].outcome).toEqual({ kind: "tokenRefused", code: status.RESOURCE_EXHAUSTED, edge: "globalLimit" });
+    expect(told).toEqual(["GetSaleStatus globalLimit", "IssuePurchaseToken globalLimit"]);
+  });
+
+  it("sends a retry the edge's limits refused again: only the service can tell whether the lost attempt was accepted", async () => {
+    const lost = () => Object.assign(new Error("Deadline exceeded"), { code: status.DEADLINE_EXCEEDED, details: "Deadline exceeded", metadata: new Metadata() });
+    const { port, sent } = fakePort([
+      () => Promise.reject(lost()),
+      () => Promise.reject(tokenBucket()),
+      () => Promise.reject(globalLimit()),
+      () => Promise.resolve({ orderId: "o1", quantity: 1 }),
+    ]);
+    const calls: CallRecord[] = [];
+    // Two attempts only: the refused retries do not spend one.
+    const result = await placeWithRetries("lou", "r", "t", port, { ...edge, maxAttempts: 2 }, fakeClock(), () => 0, (c) => calls.push(c));
+    expect(sent.map((s) => s.retry)).toEqual([false, true, true, true]);
+    expect(sent.every((s) => s.requestId === "r")).toBe(true);
+    expect(result).toMatchObject({ calls: 4, outcome: { kind: "won", orderId: "o1" } });
+    expect(calls.map((c) => c.edge)).toEqual([undefined, "tokenBucket", "globalLimit", undefined]);
+  });
+
+  it("ends a click unanswered, not refused, when the edge keeps refusing the retries of a lost answer", async () => {
+    const lost = () => Object.assign(new Error("Deadline exceeded"), { code: status.DEADLINE_EXCEEDED, details: "Deadline exceeded", metadata: new Metadata() });
+    const held = await placeWithRetries("max", "r", "t", fakePort([() => Promise.reject(lost()), ...Array.from({ length: MAX_EDGE_HELD_RETRIES + 1 }, () => () => Promise.reject(tokenBucket()))]).port, edge, fakeClock(), () => 0, () => {});
+    expect(held).toMatchObject({ calls: MAX_EDGE_HELD_RETRIES + 2, outcome: { kind: "error", code: status.RESOURCE_EXHAUSTED } });
+    const jwt = envoy(status.UNAUTHENTICATED, "Jwt is expired", { "www-authenticate": 'Bearer realm="x", error="invalid_token"' });
+    const expired = await placeWithRetries("ned", "r", "t", fakePort([() => Promise.reject(lost()), () => Promise.reject(jwt)]).port, edge, fakeClock(), () => 0, () => {});
+    expect(expired).toMatchObject({ calls: 2, outcome: { kind: "error", code: status.UNAUTHENTICATED } });
+  });
+
+  it("reads no edge refusals when the calls go direct", async () => {
+    const { port } = fakePort([() => Promise.reject(tokenBucket())]);
+    const told: string[] = [];
+    const result = await placeWithRetries("kim", "r", "t", port, { quantity: 1, maxAttempts: 3 }, fakeClock(), () => 0, () => {}, (call, kind) => told.push(`${call} ${kind}`));
+    expect(result.outcome).toEqual({ kind: "error", code: status.RESOURCE_EXHAUSTED, message: "local_rate_limited" });
+    expect(told).toEqual([]);
   });
 });
 
