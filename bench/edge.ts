@@ -43,8 +43,17 @@ export interface BenchEdge {
   stop(): Promise<void>;
 }
 
-/** Starts Envoy on the generated bootstrap, pointed at the stack; resolves once /ready answers. */
-export async function startBenchEdge(bin: string, stack: BenchStack, limits: Partial<EdgeLimits>): Promise<BenchEdge> {
+/**
+ * Starts Envoy on the generated bootstrap, pointed at the stack; resolves once
+ * /ready answers. `edit` changes the built bootstrap before it is written: for
+ * measurements of a variant by hand, never in `npm run bench`.
+ */
+export async function startBenchEdge(
+  bin: string,
+  stack: BenchStack,
+  limits: Partial<EdgeLimits>,
+  edit?: (bootstrap: ReturnType<typeof buildBootstrap>) => unknown,
+): Promise<BenchEdge> {
   const [port, adminPort] = [await freePort(), await freePort()];
   const order = hostPort(stack.orderAddress);
   const inventory = hostPort(stack.inventoryAddress);
@@ -66,7 +75,8 @@ export async function startBenchEdge(bin: string, stack: BenchStack, limits: Par
   };
   const dir = mkdtempSync(join(tmpdir(), "seckill-bench-edge-"));
   const file = join(dir, "envoy.yaml");
-  writeFileSync(file, stringify(buildBootstrap(topology)));
+  const bootstrap = buildBootstrap(topology);
+  writeFileSync(file, stringify(edit?.(bootstrap) ?? bootstrap));
 
   const child = spawn(bin, ["-c", file, "--disable-hot-restart", "--log-level", "warn"], { stdio: ["ignore", "ignore", "pipe"] });
   const log: string[] = [];
