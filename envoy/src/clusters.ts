@@ -67,7 +67,11 @@ function cluster(t: Topology, name: ClusterName) {
     // failures, resets, timeouts). Envoy counts a gRPC status as its HTTP
     // equivalent (UNAVAILABLE = 503, a gateway failure), and a service
     // shedding load answers UNAVAILABLE, so those eject only after a long run.
-    // With one host per cluster the panic threshold keeps routing to it anyway.
+    // At most half the hosts are ejected, but always one: without
+    // always_eject_one_host a cluster of one host (the local topology, or a
+    // headless Service with one ready pod) never ejected it, since that is 100 %.
+    // Ejecting the only host changes no route (the panic threshold keeps
+    // routing to it) but shows in the ejection stats.
     c.outlier_detection = {
       split_external_local_origin_errors: true,
       consecutive_local_origin_failure: 5,
@@ -79,6 +83,7 @@ function cluster(t: Topology, name: ClusterName) {
       interval: "5s",
       base_ejection_time: "10s",
       max_ejection_percent: 50,
+      always_eject_one_host: true,
     };
   }
   return c;

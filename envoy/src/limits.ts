@@ -21,9 +21,9 @@ export interface EdgeLimits {
   streamIdleTimeoutMs: number;
   /** Time allowed to receive the request headers of a new stream. */
   requestHeadersTimeoutMs: number;
-  /** Unary calls: the route timeout and the longest grpc-timeout honoured. */
+  /** Unary calls: the route timeout, the longest wait for the upstream (then UNAVAILABLE; see routeAction in routes.ts). */
   unaryTimeoutMs: number;
-  /** PlaceOrder's route timeout. */
+  /** PlaceOrder's route timeout, as unaryTimeoutMs. */
   placeOrderTimeoutMs: number;
   /** WatchOrder: longest stream, and longest silence on it. */
   watchMaxDurationMs: number;

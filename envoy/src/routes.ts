@@ -72,13 +72,22 @@ function routeAction(m: EdgeMethod, l: EdgeLimits) {
       action.idle_timeout = duration(l.watchIdleTimeoutMs);
       action.max_stream_duration = { max_stream_duration: duration(l.watchMaxDurationMs), grpc_timeout_header_max: duration(l.watchMaxDurationMs) };
       break;
+    // A unary route's timeout is the longest wait for the upstream, counted from
+    // the end of the request; then Envoy answers 504, which a gRPC client sees as
+    // UNAVAILABLE (retried with the same request id). No max_stream_duration on
+    // these routes: on a route that has one, Envoy ignores the route timeout (the
+    // router's "new timeouts") and bounds a call only by the client's
+    // grpc-timeout capped by grpc_timeout_header_max, so a call without a
+    // deadline to a hung service waited for the 30 s stream idle timeout, and
+    // one with a deadline ended in "downstream duration timeout"
+    // (DEADLINE_EXCEEDED), never in the route timeout. A client's shorter
+    // deadline still ends the call: the client cancels it, Envoy resets the
+    // upstream stream, and the service, which gets the grpc-timeout header, stops too.
     case "purchase":
       action.timeout = duration(l.placeOrderTimeoutMs);
-      action.max_stream_duration = { grpc_timeout_header_max: duration(l.placeOrderTimeoutMs) };
       break;
     default:
       action.timeout = duration(l.unaryTimeoutMs);
-      action.max_stream_duration = { grpc_timeout_header_max: duration(l.unaryTimeoutMs) };
   }
   if (m.kind === "read") {
     action.retry_policy = {
