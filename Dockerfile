@@ -35,7 +35,7 @@ COPY proto proto
 COPY services/inventory/lua services/inventory/lua
 COPY gateway/ratelimit/*.lua gateway/ratelimit/
 COPY gateway/ratelimit.yaml gateway/ratelimit.yaml
-COPY gateway/ratelimit/protos gateway/ratelimit/protos
+COPY gateway/ratelimit/vendor gateway/ratelimit/vendor
 USER 10001:10001
 # The bounded heap of `npm start`: RSS stays flat under overload.
 ENTRYPOINT ["node", "--max-old-space-size=128", "--max-semi-space-size=16"]

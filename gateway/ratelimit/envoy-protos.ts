@@ -1,6 +1,6 @@
 // Envoy's own rate limit service contract, loaded from the upstream .proto
-// files vendored in ./protos (rls.proto and what it imports; see
-// protos/README.md), so the gateway answers exactly the messages Envoy sends. Fields keep
+// files vendored in ./vendor (rls.proto and what it imports; see
+// vendor/README.md), so the gateway answers exactly the messages Envoy sends. Fields keep
 // their proto names (keepCase: domain, descriptors[].entries[].key/value,
 // hits_addend, overall_code, limit_remaining, duration_until_reset).
 import { loadPackageDefinition, type ServiceClientConstructor, type ServiceDefinition } from "@grpc/grpc-js";
@@ -10,7 +10,7 @@ import { assetPath } from "../../services/common/assets.js";
 export const RATE_LIMIT_SERVICE = "envoy.service.ratelimit.v3.RateLimitService";
 const RLS_PROTO = "envoy/service/ratelimit/v3/rls.proto";
 
-const PROTO_DIR = assetPath("gateway", "ratelimit", "protos");
+const PROTO_DIR = assetPath("gateway", "ratelimit", "vendor");
 
 let loaded: protoLoader.PackageDefinition | undefined;
 
