@@ -163,9 +163,17 @@ describe("PlaceOrder", () => {
     await expectRefused(place({ saleId: closed.saleId }), status.FAILED_PRECONDITION, "SALE_ENDED");
   });
 
-  it("is ALREADY_EXISTS ALREADY_PURCHASED for more units than the per-user limit", async () => {
-    await expectRefused(place({ quantity: 3 }), status.ALREADY_EXISTS, "ALREADY_PURCHASED");
-    await expectRefused(place({ quantity: 100 }), status.ALREADY_EXISTS, "ALREADY_PURCHASED");
+  it("is INVALID_ARGUMENT naming quantity, with the limit, for more units than the sale's per-user limit", async () => {
+    for (const quantity of [3, 100]) {
+      const r = await expectInvalid(place({ quantity }), "quantity");
+      expect(r.fieldViolations).toEqual([{ field: "quantity", description: "at most 2, the sale's per-user limit" }]);
+    }
+    const limitOne = await stack.createSale({ totalStock: 10, perUserLimit: 1 });
+    await expectInvalid(place({ saleId: limitOne.saleId, quantity: 2 }, userMetadata("holds-nothing")), "quantity");
+    expect((await callUnary(stack.inventoryClient, "getStock", { saleId: limitOne.saleId })).stockLeft).toBe(10);
+    // Checked before the sale's window: the request is wrong whatever the sale's state.
+    await expectInvalid(place({ saleId: closed.saleId, quantity: 2 }), "quantity");
+    await expectInvalid(place({ saleId: notStarted.saleId, quantity: 2 }), "quantity");
   });
 });
 
@@ -459,7 +467,7 @@ describe("refusals around real purchases", () => {
   const reservationEvents = async (saleId: string) =>
     (await streamInfo()).state.subjects?.[eventNames(stack.config.namespace).reservations(saleId)] ?? 0;
 
-  it("a purchase token of exactly 2048 characters passes validation and is verified; more units than the limit allows are ALREADY_PURCHASED", async () => {
+  it("a purchase token of exactly 2048 characters passes validation and is verified; a buyer at the limit is ALREADY_PURCHASED, more units than the limit itself INVALID_ARGUMENT", async () => {
     const sale = await stack.createSale({ totalStock: 10, perUserLimit: 2 });
     await expectRefused(
       place({ saleId: sale.saleId, quantity: 2, purchaseToken: "t".repeat(2048) }, userMetadata("carol")),
@@ -469,6 +477,8 @@ describe("refusals around real purchases", () => {
     const first = await place({ saleId: sale.saleId, quantity: 2 }, userMetadata("carol"));
     expect(first.order!.status).toBe(OrderStatus.ORDER_STATUS_PENDING);
     await expectRefused(place({ saleId: sale.saleId, quantity: 1 }, userMetadata("carol")), status.ALREADY_EXISTS, "ALREADY_PURCHASED");
+    // A quantity over the limit is the request's fault, not the purchase history's: INVALID_ARGUMENT for a buyer who bought too.
+    await expectInvalid(place({ saleId: sale.saleId, quantity: 3 }, userMetadata("carol")), "quantity");
 
     await eventually(async () => (await ordersOf(sale.saleId)).length === 1, 15_000, "the order in Postgres");
     await new Promise((r) => setTimeout(r, 300));

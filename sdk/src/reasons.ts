@@ -16,12 +16,22 @@ export const REASON_STATUS: Record<ReasonName, status> = {
   ORDER_NOT_PAYABLE: status.FAILED_PRECONDITION,
   ORDER_NOT_CANCELLABLE: status.FAILED_PRECONDITION,
   SALE_NOT_MODIFIABLE: status.FAILED_PRECONDITION,
+  /**
+   * The buyer already bought in this sale and their units plus the quantity
+   * asked would pass its per-user limit: a smaller quantity may still succeed
+   * while they hold fewer units than the limit.
+   */
   ALREADY_PURCHASED: status.ALREADY_EXISTS,
   RATE_LIMITED: status.RESOURCE_EXHAUSTED,
   TOO_MANY_WATCHES: status.RESOURCE_EXHAUSTED,
   OVERLOADED: status.UNAVAILABLE,
   UNAUTHENTICATED: status.UNAUTHENTICATED,
   PERMISSION_DENIED: status.PERMISSION_DENIED,
+  /**
+   * A field is malformed or out of range (a BadRequest names it), e.g. a
+   * PlaceOrder quantity above the sale's per-user limit: the request can never
+   * succeed as sent, whatever the buyer holds.
+   */
   INVALID_ARGUMENT: status.INVALID_ARGUMENT,
   NOT_FOUND: status.NOT_FOUND,
   CHALLENGE_REQUIRED: status.FAILED_PRECONDITION,

@@ -38,6 +38,7 @@ const refused = (reason: Reason, stockLeft = 0): ReserveResult => ({
   stockLeft,
   reservedAt: undefined,
   quantity: 0,
+  perUserLimit: 0,
 });
 
 /** Why an attempt is malformed, or undefined when it is well-formed. */
@@ -139,7 +140,10 @@ export function createReservationService(deps: ReservationDeps) {
             stockLeft: answer.stockLeft,
             reservedAt: new Date(answer.reservedAtMs),
             quantity: answer.quantity,
+            perUserLimit: 0,
           };
+        case "QUANTITY_OVER_LIMIT":
+          return { ...refused(Reason.REASON_INVALID_ARGUMENT, answer.stockLeft), perUserLimit: answer.quantity };
         case "COLD":
           return refused(Reason.REASON_NOT_FOUND);
         default:

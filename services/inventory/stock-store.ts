@@ -9,7 +9,7 @@ import { overloaded } from "../common/refusal.js";
 
 const lua = (name: string) => readFileSync(assetPath("services", "inventory", "lua", `${name}.lua`), "utf8");
 
-export type ReserveOutcome = "OK" | "REPLAY" | "SOLD_OUT" | "SALE_NOT_STARTED" | "SALE_ENDED" | "ALREADY_PURCHASED" | "COLD";
+export type ReserveOutcome = "OK" | "REPLAY" | "QUANTITY_OVER_LIMIT" | "SOLD_OUT" | "SALE_NOT_STARTED" | "SALE_ENDED" | "ALREADY_PURCHASED" | "COLD";
 
 export interface ReserveAttempt {
   userId: string;
@@ -24,6 +24,7 @@ export interface ReserveAnswer {
   reservationId: string;
   stockLeft: number;
   reservedAtMs: number;
+  /** Units reserved; for QUANTITY_OVER_LIMIT, the sale's per-user limit. */
   quantity: number;
 }
 

@@ -182,7 +182,11 @@ export function createOrderService(deps: OrderDeps) {
         const name = reasonName(result.reason);
         if (name === "SOLD_OUT") throw SOLD_OUT;
         if (name === "OVERLOADED") throw overloaded("the reservation was not confirmed; retry with the same request id and retry=true");
-        if (name === "INVALID_ARGUMENT") throw invalid("request", "rejected by inventory");
+        if (name === "INVALID_ARGUMENT") {
+          throw result.perUserLimit > 0
+            ? invalid("quantity", `at most ${result.perUserLimit}, the sale's per-user limit`)
+            : invalid("request", "rejected by inventory");
+        }
         throw refuse(name ?? "OVERLOADED", (name ?? "unknown").toLowerCase().replace(/_/g, " "));
       }
       return pendingOrder({ ...item, reservationId: result.reservationId, quantity: result.quantity, reservedAt: result.reservedAt });

@@ -7,7 +7,9 @@
 -- ARGV: 1 now_ms, 2 epoch (run id of this Redis server), then 4 per item:
 --       user, request_id, quantity, new reservation id
 -- Returns 5 values per item: outcome, reservation id, stock left, reserved_ms, quantity.
--- Outcomes: OK, REPLAY (request seen: first answer again), SOLD_OUT,
+-- Outcomes: OK, REPLAY (request seen: first answer again),
+-- QUANTITY_OVER_LIMIT (more units than the per-user limit: the request can
+-- never succeed; its quantity value is the limit), SOLD_OUT,
 -- SALE_NOT_STARTED, SALE_ENDED, ALREADY_PURCHASED, COLD (sale not loaded, or
 -- loaded on another Redis incarnation: restored from a snapshot or a replica
 -- that may lack the last writes, so never sold from).
@@ -40,6 +42,8 @@ for i = 3, #ARGV, 4 do
     local record = redis.call('HGET', KEYS[5], previous) or ''
     local q, at = string.match(record, '^(%d+)|(%d+)|')
     push('REPLAY', previous, stock, tonumber(at or '0'), tonumber(q or '0'))
+  elseif qty > limit then
+    push('QUANTITY_OVER_LIMIT', '', stock, 0, limit)
   elseif ended then
     push('SALE_ENDED', '', stock, 0, 0)
   elseif now < starts then

@@ -29,7 +29,10 @@ export interface ReserveItem {
   userId: string;
   /** The buyer's idempotency key, 1 to 64 characters of [A-Za-z0-9._:-]. */
   requestId: string;
-  /** Units wanted, 1 to the sale's per-user limit. */
+  /**
+   * Units wanted, 1 to the sale's per-user limit. More than the limit is
+   * INVALID_ARGUMENT (the result's per_user_limit says the limit).
+   */
   quantity: number;
 }
 
@@ -55,6 +58,11 @@ export interface ReserveResult {
     | undefined;
   /** Units reserved. */
   quantity: number;
+  /**
+   * The sale's per-user limit when the item asked for more units than it
+   * (reason INVALID_ARGUMENT: the request can never succeed); 0 otherwise.
+   */
+  perUserLimit: number;
 }
 
 /** Reserve output. */
@@ -322,7 +330,15 @@ export const ReserveRequest: MessageFns<ReserveRequest> = {
 };
 
 function createBaseReserveResult(): ReserveResult {
-  return { reason: 0, reservationId: "", replayed: false, stockLeft: 0, reservedAt: undefined, quantity: 0 };
+  return {
+    reason: 0,
+    reservationId: "",
+    replayed: false,
+    stockLeft: 0,
+    reservedAt: undefined,
+    quantity: 0,
+    perUserLimit: 0,
+  };
 }
 
 export const ReserveResult: MessageFns<ReserveResult> = {
@@ -344,6 +360,9 @@ export const ReserveResult: MessageFns<ReserveResult> = {
     }
     if (message.quantity !== 0) {
       writer.uint32(48).int32(message.quantity);
+    }
+    if (message.perUserLimit !== 0) {
+      writer.uint32(56).int32(message.perUserLimit);
     }
     return writer;
   },
@@ -409,6 +428,14 @@ export const ReserveResult: MessageFns<ReserveResult> = {
             message.quantity = reader.int32();
             continue;
           }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.perUserLimit = reader.int32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -441,6 +468,11 @@ export const ReserveResult: MessageFns<ReserveResult> = {
         ? fromJsonTimestamp(object.reserved_at)
         : undefined,
       quantity: isSet(object.quantity) ? globalThis.Number(object.quantity) : 0,
+      perUserLimit: isSet(object.perUserLimit)
+        ? globalThis.Number(object.perUserLimit)
+        : isSet(object.per_user_limit)
+        ? globalThis.Number(object.per_user_limit)
+        : 0,
     };
   },
 
@@ -464,6 +496,9 @@ export const ReserveResult: MessageFns<ReserveResult> = {
     if (message.quantity !== 0) {
       obj.quantity = Math.round(message.quantity);
     }
+    if (message.perUserLimit !== 0) {
+      obj.perUserLimit = Math.round(message.perUserLimit);
+    }
     return obj;
   },
 
@@ -478,6 +513,7 @@ export const ReserveResult: MessageFns<ReserveResult> = {
     message.stockLeft = object.stockLeft ?? 0;
     message.reservedAt = object.reservedAt ?? undefined;
     message.quantity = object.quantity ?? 0;
+    message.perUserLimit = object.perUserLimit ?? 0;
     return message;
   },
 };
@@ -1208,11 +1244,12 @@ export const GetReservationResponse: MessageFns<GetReservationResponse> = {
 export type InventoryServiceService = typeof InventoryServiceService;
 export const InventoryServiceService = {
   /**
-   * Reserves units for each item, atomically per item: the sale is open, the
-   * request id was not seen (else the first answer is returned again), the
-   * user stays within the per-user limit, stock is left. Each reservation is
-   * published to JetStream before the call returns. Items are independent: a
-   * refusal of one does not affect the others.
+   * Reserves units for each item, atomically per item: the request id was not
+   * seen (else the first answer is returned again), the quantity is at most
+   * the sale's per-user limit (else INVALID_ARGUMENT with per_user_limit set),
+   * the sale is open, the user stays within the per-user limit, stock is
+   * left. Each reservation is published to JetStream before the call returns.
+   * Items are independent: a refusal of one does not affect the others.
    */
   reserve: {
     path: "/seckill.v1.InventoryService/Reserve" as const,
@@ -1259,11 +1296,12 @@ export const InventoryServiceService = {
 
 export interface InventoryServiceServer extends UntypedServiceImplementation {
   /**
-   * Reserves units for each item, atomically per item: the sale is open, the
-   * request id was not seen (else the first answer is returned again), the
-   * user stays within the per-user limit, stock is left. Each reservation is
-   * published to JetStream before the call returns. Items are independent: a
-   * refusal of one does not affect the others.
+   * Reserves units for each item, atomically per item: the request id was not
+   * seen (else the first answer is returned again), the quantity is at most
+   * the sale's per-user limit (else INVALID_ARGUMENT with per_user_limit set),
+   * the sale is open, the user stays within the per-user limit, stock is
+   * left. Each reservation is published to JetStream before the call returns.
+   * Items are independent: a refusal of one does not affect the others.
    */
   reserve: handleUnaryCall<ReserveRequest, ReserveResponse>;
   /** Returns a reserved unit to stock. Idempotent on reservation_id. */
@@ -1276,11 +1314,12 @@ export interface InventoryServiceServer extends UntypedServiceImplementation {
 
 export interface InventoryServiceClient extends Client {
   /**
-   * Reserves units for each item, atomically per item: the sale is open, the
-   * request id was not seen (else the first answer is returned again), the
-   * user stays within the per-user limit, stock is left. Each reservation is
-   * published to JetStream before the call returns. Items are independent: a
-   * refusal of one does not affect the others.
+   * Reserves units for each item, atomically per item: the request id was not
+   * seen (else the first answer is returned again), the quantity is at most
+   * the sale's per-user limit (else INVALID_ARGUMENT with per_user_limit set),
+   * the sale is open, the user stays within the per-user limit, stock is
+   * left. Each reservation is published to JetStream before the call returns.
+   * Items are independent: a refusal of one does not affect the others.
    */
   reserve(
     request: ReserveRequest,

@@ -129,7 +129,13 @@ export interface Order {
 export interface PlaceOrderRequest {
   /** The sale's id. */
   saleId: string;
-  /** Units wanted, 1 to the sale's per-user limit; 0 means 1. */
+  /**
+   * Units wanted, 1 to the sale's per-user limit; 0 means 1. More than the
+   * limit can never succeed: INVALID_ARGUMENT (reason INVALID_ARGUMENT, a
+   * BadRequest field violation on `quantity` whose description gives the
+   * limit), whatever the buyer holds. Within the limit, a buyer whose units
+   * plus this quantity would pass it is ALREADY_PURCHASED.
+   */
   quantity: number;
   /** Idempotency key chosen by the BFF, 1 to 64 characters of [A-Za-z0-9._:-]. */
   requestId: string;

@@ -24,7 +24,11 @@ export enum Reason {
   REASON_SALE_ENDED = 3,
   /** REASON_ORDER_NOT_PAYABLE - FAILED_PRECONDITION: the order cannot be paid (not awaiting payment, or past its payment deadline). */
   REASON_ORDER_NOT_PAYABLE = 4,
-  /** REASON_ALREADY_PURCHASED - ALREADY_EXISTS: the user has reached the sale's per-user limit. */
+  /**
+   * REASON_ALREADY_PURCHASED - ALREADY_EXISTS: the user already bought in this sale, and their units
+   * plus the quantity asked would pass the sale's per-user limit. A quantity
+   * above the limit itself is INVALID_ARGUMENT instead.
+   */
   REASON_ALREADY_PURCHASED = 5,
   /** REASON_RATE_LIMITED - RESOURCE_EXHAUSTED: too many requests from this caller. */
   REASON_RATE_LIMITED = 6,
