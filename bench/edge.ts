@@ -32,6 +32,8 @@ const hostPort = (address: string): HostPort => {
 export interface BenchEdge {
   /** "127.0.0.1:<port>": where the generator dials the edge. */
   address: string;
+  /** Envoy's admin interface, "http://127.0.0.1:<port>". */
+  admin: string;
   pid: number;
   limits: EdgeLimits;
   /** Envoy's worker threads (--concurrency; Envoy's default: one per core). */
@@ -90,6 +92,7 @@ export async function startBenchEdge(
 
   const edge: BenchEdge = {
     address: `127.0.0.1:${port}`,
+    admin,
     pid: child.pid!,
     limits: topology.limits,
     workers: "",
