@@ -59,7 +59,11 @@ export interface Config {
   /** Deliveries of one event before it is given up as poison. */
   writerMaxDeliver: number;
   dbPoolMax: number;
-  /** How often inventory checks that each open sale's Redis state is there and current (and rebuilds a lost one). */
+  /**
+   * How often inventory checks that each open sale's Redis state is there and
+   * current (and rebuilds a lost one), and each order process that the sales it
+   * answers SOLD_OUT for are still sold out with the winners it loaded.
+   */
   redisCheckIntervalMs: number;
   /** Watchers one order-service process serves at once. */
   maxOrderWatchers: number;

@@ -17,14 +17,17 @@ import { createOrderService } from "./orders.js";
 import { createReleaseOutbox } from "./release-outbox.js";
 import { createPurchaseTokenCheck } from "./purchase-token.js";
 import { createRedis } from "../common/redis.js";
+import { createSoldOutShortcut, redisSoldOutSource } from "./sold-out.js";
 
 export type OrderApp = ServingApp;
 
 export async function startOrder(config: Config, log: Logger, clock: () => number = Date.now): Promise<OrderApp> {
   const metrics = metricsFor(config, "order");
   const db = createDb(config.databaseUrl, config.dbPoolMax, log);
-  // Only purchase tokens use Redis here (their single-purpose claims): it is not
-  // a health dependency, a token purchase without it answers UNAVAILABLE.
+  // Redis here: purchase tokens' single-purpose claims, and the winners of the
+  // sales this process saw sell out (read from inventory's keys). It is not a
+  // health dependency: a token purchase without it answers UNAVAILABLE, and a
+  // sold-out sale whose winners cannot be read is answered by inventory.
   const redis = createRedis(config.redisUrl);
   redis.on("error", (err) => log.warn("redis error", { err: err.message }));
   const startup = { timeoutMs: config.startupTimeoutMs, log };
@@ -49,7 +52,13 @@ export async function startOrder(config: Config, log: Logger, clock: () => numbe
     nowMs: clock,
     log,
   });
-  const orders = createOrderService({ db, inventory, publisher: bus.publisher, releases: outbox, purchaseTokens, now, log, metrics: metrics.orders() });
+  const soldOut = createSoldOutShortcut({
+    source: redisSoldOutSource(redis, config.namespace, clock),
+    log,
+    checkIntervalMs: config.redisCheckIntervalMs,
+    nowMs: clock,
+  });
+  const orders = createOrderService({ db, inventory, publisher: bus.publisher, releases: outbox, purchaseTokens, soldOut, now, log, metrics: metrics.orders() });
   // Unpaid orders past pay_by expire, and releases left unpublished are relayed, on every replica.
   const lifecycle = startLifecycleLoop({
     db,
@@ -86,7 +95,7 @@ export async function startOrder(config: Config, log: Logger, clock: () => numbe
     metrics,
     drain: async () => {
       shutdown.abort();
-      await lifecycle.stop();
+      await Promise.all([lifecycle.stop(), soldOut.stop()]);
     },
     close: async () => {
       hub.close();

@@ -30,7 +30,8 @@ export function userOf(metadata: Metadata): string {
 }
 
 /**
- * PlaceOrder's answers known without I/O (a sale this process saw sell out),
+ * PlaceOrder's answers known without I/O (a sale this process saw sell out, a
+ * request id that did not win),
  * given by the admission gate before grpc-js. Only for a call whose user and
  * token entries userOf() and purchaseTokenOf() accept: any other goes on to
  * the handler, which answers it. Nothing is decoded while no sale is sold out.
@@ -40,8 +41,7 @@ function quickPlaceOrder(orders: OrderService) {
     if (!orders.anySoldOut()) return undefined;
     try {
       const metadata = Metadata.fromHttp2Headers(headers);
-      userOf(metadata);
-      return orders.quickRefusal(PlaceOrderRequest.decode(message), purchaseTokenOf(metadata));
+      return orders.quickRefusal(userOf(metadata), PlaceOrderRequest.decode(message), purchaseTokenOf(metadata));
     } catch {
       return undefined;
     }

@@ -22,6 +22,7 @@ import * as repo from "./order-repository.js";
 import type { OrderRow } from "./order-repository.js";
 import type { ReleaseOutbox } from "./release-outbox.js";
 import type { PurchaseTokenCheck } from "./purchase-token.js";
+import type { SoldOutShortcut } from "./sold-out.js";
 
 /** The longest purchase token accepted, in the request or the x-purchase-token metadata entry. */
 export const MAX_TOKEN_LENGTH = 2048;
@@ -41,6 +42,8 @@ export interface OrderDeps {
   releases: Pick<ReleaseOutbox, "publish">;
   /** Purchase-token verification (purchase-token.ts). */
   purchaseTokens: PurchaseTokenCheck;
+  /** Sales this process saw sell out, and their winners (sold-out.ts). */
+  soldOut: SoldOutShortcut;
   now: () => Date;
   log: Logger;
   /** Counts the orders this process pays and cancels. */
@@ -48,7 +51,6 @@ export interface OrderDeps {
 }
 
 const SOLD_OUT = refuse("SOLD_OUT", "the sale is sold out");
-const RELEASE_GRACE_MS = 2000;
 
 const STATUS: Record<repo.PersistedStatus, OrderStatus> = {
   CREATED: OrderStatus.ORDER_STATUS_CREATED,
@@ -118,33 +120,8 @@ function checkRequestId(requestId: string): void {
 }
 
 export function createOrderService(deps: OrderDeps) {
-  const { db, inventory, publisher, releases } = deps;
-  /** Sales this process has seen sell out: later buyers are answered without any network trip. */
-  const soldOut = new Set<string>();
-  /**
-   * Sales with a release seen in the last RELEASE_GRACE_MS: inventory applies a
-   * release a moment after it is announced, so a SOLD_OUT answered meanwhile must
-   * not set the flag again (the returned unit would be hidden behind it).
-   */
-  const recentlyReleased = new Map<string, number>();
-
-  function stockReturned(saleId: string): void {
-    soldOut.delete(saleId);
-    const nowMs = Date.now();
-    recentlyReleased.set(saleId, nowMs + RELEASE_GRACE_MS);
-    if (recentlyReleased.size > 10_000) {
-      for (const [id, until] of recentlyReleased) if (until <= nowMs) recentlyReleased.delete(id);
-    }
-  }
-
-  function markSoldOut(saleId: string): void {
-    const until = recentlyReleased.get(saleId);
-    if (until !== undefined) {
-      if (until > Date.now()) return;
-      recentlyReleased.delete(saleId);
-    }
-    soldOut.add(saleId);
-  }
+  const { db, inventory, publisher, releases, soldOut } = deps;
+  const stockReturned = (saleId: string) => soldOut.stockReturned(saleId);
 
   function publishStatus(row: OrderRow): void {
     publisher.orderStatusChanged([
@@ -170,13 +147,14 @@ export function createOrderService(deps: OrderDeps) {
       const item = { ...checkPlaceOrder(req, metadataToken), userId };
       // The sold-out shortcut before the token's signature: the answer almost
       // every buyer gets costs no cryptography (and says nothing a sale's
-      // public status does not). The claim on the token's jti is a Redis write.
-      if (!req.retry && soldOut.has(item.saleId)) throw SOLD_OUT;
+      // public status does not). Never for a request id that won: its replay
+      // gets its order back. The claim on the token's jti is a Redis write.
+      if (!req.retry && soldOut.refuses(item.saleId, userId, item.requestId)) throw SOLD_OUT;
       const claims = await deps.purchaseTokens.verify(metadataToken || req.purchaseToken || undefined, { userId, saleId: item.saleId });
       await deps.purchaseTokens.claim(claims, item.requestId);
       const result = await inventory.reserve(item);
       if (result.stockLeft === 0 && (result.reason === Reason.REASON_UNSPECIFIED || result.reason === Reason.REASON_SOLD_OUT)) {
-        markSoldOut(item.saleId);
+        soldOut.soldOut(item.saleId);
       }
       if (result.reason !== Reason.REASON_UNSPECIFIED) {
         const name = reasonName(result.reason);
@@ -193,15 +171,16 @@ export function createOrderService(deps: OrderDeps) {
     },
 
     /** Whether this process has seen any sale sell out (quickRefusal can answer at all). */
-    anySoldOut: (): boolean => soldOut.size > 0,
+    anySoldOut: (): boolean => soldOut.any(),
 
     /**
      * place()'s answer when it is known without any I/O: SOLD_OUT for a valid
-     * request for a sale this process saw sell out. Undefined otherwise (the
-     * call goes on to place(), which answers the rest, invalid requests too).
+     * request, by a request id that did not win, for a sale this process saw
+     * sell out. Undefined otherwise (the call goes on to place(), which answers
+     * the rest, invalid requests and winners' replays too).
      */
-    quickRefusal(req: PlaceOrderRequest, metadataToken?: string): Refusal | undefined {
-      if (req.retry || !soldOut.has(req.saleId)) return undefined;
+    quickRefusal(userId: string, req: PlaceOrderRequest, metadataToken?: string): Refusal | undefined {
+      if (req.retry || !soldOut.refuses(req.saleId, userId, req.requestId)) return undefined;
       try {
         checkPlaceOrder(req, metadataToken);
       } catch {

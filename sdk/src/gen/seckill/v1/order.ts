@@ -142,9 +142,11 @@ export interface PlaceOrderRequest {
   /** Purchase token from the gateway's AccessService, when the deployment requires one (at most 2048 characters). */
   purchaseToken: string;
   /**
-   * Set when retrying a call that may have reached the server (after UNAVAILABLE
-   * or DEADLINE_EXCEEDED). A retry skips the in-process sold-out shortcut, so a
-   * buyer whose first answer was lost always gets that answer back.
+   * Optional. The in-process sold-out shortcut does not answer SOLD_OUT to a
+   * request id that won a unit, on any replica, so a replay gets its order
+   * back without it. When set, the call skips that shortcut and inventory
+   * answers it: set it when retrying a call that may have reached the server
+   * (after UNAVAILABLE or DEADLINE_EXCEEDED).
    */
   retry: boolean;
 }
@@ -1599,8 +1601,8 @@ export const OrderServiceService = {
    * reserved (the order is written to Postgres shortly after), or a refusal
    * with its reason (SOLD_OUT, SALE_NOT_STARTED, SALE_ENDED, ALREADY_PURCHASED,
    * ...). Idempotent on request_id: retrying with the same id returns the same
-   * order. Retry only on UNAVAILABLE or DEADLINE_EXCEEDED, with the same
-   * request id and `retry` set.
+   * order, with or without `retry`, also after the sale sold out. Retry only on
+   * UNAVAILABLE or DEADLINE_EXCEEDED, with the same request id.
    */
   placeOrder: {
     path: "/seckill.v1.OrderService/PlaceOrder" as const,
@@ -1685,8 +1687,8 @@ export interface OrderServiceServer extends UntypedServiceImplementation {
    * reserved (the order is written to Postgres shortly after), or a refusal
    * with its reason (SOLD_OUT, SALE_NOT_STARTED, SALE_ENDED, ALREADY_PURCHASED,
    * ...). Idempotent on request_id: retrying with the same id returns the same
-   * order. Retry only on UNAVAILABLE or DEADLINE_EXCEEDED, with the same
-   * request id and `retry` set.
+   * order, with or without `retry`, also after the sale sold out. Retry only on
+   * UNAVAILABLE or DEADLINE_EXCEEDED, with the same request id.
    */
   placeOrder: handleUnaryCall<PlaceOrderRequest, PlaceOrderResponse>;
   /** Returns one order: PENDING until it is in Postgres, then CREATED and later. */
@@ -1723,8 +1725,8 @@ export interface OrderServiceClient extends Client {
    * reserved (the order is written to Postgres shortly after), or a refusal
    * with its reason (SOLD_OUT, SALE_NOT_STARTED, SALE_ENDED, ALREADY_PURCHASED,
    * ...). Idempotent on request_id: retrying with the same id returns the same
-   * order. Retry only on UNAVAILABLE or DEADLINE_EXCEEDED, with the same
-   * request id and `retry` set.
+   * order, with or without `retry`, also after the sale sold out. Retry only on
+   * UNAVAILABLE or DEADLINE_EXCEEDED, with the same request id.
    */
   placeOrder(
     request: PlaceOrderRequest,
