@@ -222,8 +222,17 @@ export async function figureEdgeE(bench: Bench, sustainable: number | undefined)
     const offered = Math.round(sustainable * k);
     const pool = Math.ceil(offered * (settings.seconds + settings.warmup)) + 1000;
     const sale = await stack.createSale({ totalStock: Math.min(MAX_STOCK, pool) });
+    const protocolErrors = () => edge.stat("http.edge.downstream_cx_protocol_error");
+    const errorsBefore = await protocolErrors();
     const r = await bench.load(`e-edge. ${k}× through Envoy at ${fmt.rate(offered)}`, edge.address, { saleId: sale.saleId, mode: "open", rate: offered, poolSize: pool, tokens }, true);
     const envoyUs = cpuPerCall(bench, "envoy");
+    const closedByEnvoy = (await protocolErrors()) - errorsBefore;
+    if (closedByEnvoy > 0) {
+      notes.push(
+        `e-edge ${k}×: Envoy closed ${closedByEnvoy} of the generator's ${settings.connections} connections as a protocol error (http.edge.downstream_cx_protocol_error; the generator saw ${r.errors.slice(0, 3).join(", ")}): ` +
+          `the calls in flight on them count as NO_STATUS`,
+      );
+    }
     await bench.waitPersisted(sale.saleId, countOf(r, "OK"));
     const ok = latencyOf(r, "OK");
     const refused = latencyOf(r, EDGE_LIMITED);
