@@ -5,6 +5,7 @@ import { status, type ServiceError } from "@grpc/grpc-js";
 import {
   callUnary,
   OrderStatus,
+  rejectionOf,
   SalePhase,
   userMetadata,
   type CreateSaleRequest,
@@ -174,6 +175,44 @@ describe("CloseSale", () => {
     const second = await callUnary(stack.sales, "closeSale", { saleId: sale.saleId });
     expect(second.sale!.closedAt).toEqual(first.sale!.closedAt);
     expect(await refusal(place(sale.saleId, "late"))).toMatchObject({ code: status.FAILED_PRECONDITION, reason: "SALE_ENDED" });
+  });
+
+  it("records the close when it takes effect: in a storm of purchases no order is reserved after closed_at, none sent after CloseSale returned wins", async () => {
+    for (let round = 0; round < 3; round++) {
+      const sale = await stack.createSale({ totalStock: 1_000_000 });
+      let closeReturnedAt = Number.POSITIVE_INFINITY;
+      let stopping = false;
+      let next = 0;
+      const wins: { sentAt: number }[] = [];
+      const refusals = new Set<string>();
+      const buyer = async () => {
+        while (!stopping) {
+          const sentAt = Date.now();
+          try {
+            await place(sale.saleId, `storm-${round}-${next++}`);
+            wins.push({ sentAt });
+          } catch (error) {
+            refusals.add(rejectionOf(error as ServiceError).reason || String(error));
+          }
+        }
+      };
+      const buyers = Array.from({ length: 48 }, buyer);
+      await new Promise((r) => setTimeout(r, 300));
+      const { sale: closed } = await callUnary(stack.sales, "closeSale", { saleId: sale.saleId });
+      closeReturnedAt = Date.now();
+      await new Promise((r) => setTimeout(r, 150));
+      stopping = true;
+      await Promise.all(buyers);
+
+      expect(wins.length, "purchases before the close").toBeGreaterThan(0);
+      expect([...refusals]).toEqual(["SALE_ENDED"]);
+      expect(wins.filter((w) => w.sentAt > closeReturnedAt)).toEqual([]);
+      const closedAt = (await saleRow(sale.saleId)).closed_at as Date;
+      expect(closedAt).toEqual(closed!.closedAt);
+      await eventually(async () => (await stack.db("orders").where({ sale_id: sale.saleId }).count({ n: "*" }))[0].n == wins.length, 15_000, "every order in Postgres");
+      const late = (await stack.db("orders").where({ sale_id: sale.saleId }).andWhere("reserved_at", ">", closedAt).count({ n: "*" }).max({ latest: "reserved_at" }).first())!;
+      expect({ late: Number(late.n), latest: late.latest }, `closed_at ${closedAt.toISOString()}, ${wins.length} orders`).toEqual({ late: 0, latest: null });
+    }
   });
 });
 

@@ -322,11 +322,22 @@ export function createSaleService(deps: SaleServiceDeps) {
       return toSale(row);
     },
 
+    /**
+     * Enforces first, records second: Redis, where purchases are decided,
+     * closes the sale and says when that took effect (no reservation is
+     * later), and Postgres records that time. A sale Redis does not hold is
+     * loaded first (it sells nothing meanwhile).
+     */
     async close(saleId: string): Promise<Sale> {
-      await load(saleId);
-      const row = (await repo.closeSale(db, saleId, deps.now()))!;
-      await store.setRules(saleId, { closedAtMs: row.closed_at!.getTime() });
-      return toSale(row);
+      const before = await load(saleId);
+      const nowMs = () => before.closed_at?.getTime() ?? deps.now().getTime();
+      let closedAtMs = await store.close(saleId, nowMs());
+      if (closedAtMs === 0) {
+        if (!(await warmShared(saleId))) throw noSale(saleId);
+        closedAtMs = await store.close(saleId, nowMs());
+        if (closedAtMs === 0) throw overloaded("the sale is being loaded into Redis; retry");
+      }
+      return toSale((await repo.closeSale(db, saleId, new Date(closedAtMs)))!);
     },
 
     async warm(saleId: string) {

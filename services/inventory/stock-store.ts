@@ -78,7 +78,14 @@ export interface StockStore {
    * gets its first answer and a release finds its reservation.
    */
   restoreReservations(saleId: string, records: RestoredReservation[]): Promise<void>;
-  setRules(saleId: string, rules: Partial<Pick<SaleRules, "startsAtMs" | "closedAtMs">>): Promise<boolean>;
+  setRules(saleId: string, rules: Pick<SaleRules, "startsAtMs">): Promise<boolean>;
+  /**
+   * Closes the sale where purchases are decided, and returns the close time
+   * to record: no reservation is made afterwards, and none carries a later
+   * time (the later of nowMs and the latest reservation's). A closed sale
+   * keeps its close time. 0 when the sale is not loaded on this Redis server.
+   */
+  close(saleId: string, nowMs: number): Promise<number>;
   release(saleId: string, reservationId: string): Promise<{ outcome: "RELEASED" | "ALREADY_RELEASED" | "UNKNOWN" | "COLD"; stockLeft: number }>;
   /** Warm only when loaded on the connected Redis server (see redis-epoch.ts). */
   live(saleId: string): Promise<LiveSale>;
@@ -125,6 +132,7 @@ interface ScriptCommands {
   seckillReserve(...args: (string | number)[]): Promise<(string | number)[]>;
   seckillWarm(...args: (string | number)[]): Promise<[number, number]>;
   seckillSetRules(...args: (string | number)[]): Promise<number>;
+  seckillClose(...args: (string | number)[]): Promise<number>;
   seckillRelease(...args: (string | number)[]): Promise<[number, number]>;
   seckillDiscard(...args: (string | number)[]): Promise<number>;
 }
@@ -150,6 +158,7 @@ export function createStockStore(redis: Redis, namespace: string, epoch: () => s
   redis.defineCommand("seckillReserve", { numberOfKeys: 6, lua: lua("reserve") });
   redis.defineCommand("seckillWarm", { numberOfKeys: 3, lua: lua("warm") });
   redis.defineCommand("seckillSetRules", { numberOfKeys: 1, lua: lua("set-rules") });
+  redis.defineCommand("seckillClose", { numberOfKeys: 1, lua: lua("close") });
   redis.defineCommand("seckillRelease", { numberOfKeys: 5, lua: lua("release") });
   redis.defineCommand("seckillDiscard", { numberOfKeys: 7, lua: lua("discard") });
   const scripts = redis as unknown as ScriptCommands;
@@ -239,11 +248,11 @@ export function createStockStore(redis: Redis, namespace: string, epoch: () => s
     },
 
     async setRules(saleId, rules) {
-      const fields: (string | number)[] = [];
-      if (rules.startsAtMs !== undefined) fields.push("starts", rules.startsAtMs);
-      if (rules.closedAtMs !== undefined) fields.push("closed", rules.closedAtMs);
-      if (fields.length === 0) return false;
-      return (await scripts.seckillSetRules(keysOf(saleId).rules, ...fields)) === 1;
+      return (await scripts.seckillSetRules(keysOf(saleId).rules, "starts", rules.startsAtMs)) === 1;
+    },
+
+    async close(saleId, nowMs) {
+      return Number(await scripts.seckillClose(keysOf(saleId).rules, nowMs, currentEpoch()));
     },
 
     async release(saleId, reservationId) {

@@ -1,5 +1,6 @@
 -- Reserves stock for a batch of purchase attempts on one sale, atomically.
--- KEYS: 1 rules (hash), 2 stock (int), 3 buyers (hash user -> units),
+-- KEYS: 1 rules (hash; its last_reserved field is the latest reserved_ms, for
+--         close.lua), 2 stock (int), 3 buyers (hash user -> units),
 --       4 requests (hash "user|request" -> reservation id),
 --       5 reservations (hash reservation id -> "qty|reserved_ms|user|request"),
 --       6 unconfirmed (sorted set reservation id by reserved_ms: the sweeper
@@ -22,7 +23,7 @@ local function push(outcome, rid, left, at, qty)
   out[#out + 1] = qty
 end
 
-local rules = redis.call('HMGET', KEYS[1], 'starts', 'ends', 'limit', 'closed', 'epoch')
+local rules = redis.call('HMGET', KEYS[1], 'starts', 'ends', 'limit', 'closed', 'epoch', 'last_reserved')
 if not rules[1] or rules[5] ~= ARGV[2] then
   for _ = 3, #ARGV, 4 do push('COLD', '', 0, 0, 0) end
   return out
@@ -62,5 +63,9 @@ for i = 3, #ARGV, 4 do
   end
 end
 
-if stock ~= initial then redis.call('SET', KEYS[2], stock) end
+if stock ~= initial then
+  redis.call('SET', KEYS[2], stock)
+  -- Batches from several inventory processes take their time before they run.
+  if now > tonumber(rules[6] or '0') then redis.call('HSET', KEYS[1], 'last_reserved', now) end
+end
 return out

@@ -156,7 +156,10 @@ export interface Sale {
   perUserLimit: number;
   /** Seconds an order may stay unpaid before it expires, 60 to 604,800. */
   paymentWindowSeconds: number;
-  /** Set when an operator closed the sale early. */
+  /**
+   * Set when an operator closed the sale early: when the close took effect,
+   * no earlier than any of its orders' reserved_at.
+   */
   closedAt:
     | Date
     | undefined;
@@ -3240,7 +3243,13 @@ export const SaleServiceService = {
     responseSerialize: (value: OpenSaleResponse): Buffer => Buffer.from(OpenSaleResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): OpenSaleResponse => OpenSaleResponse.decode(value),
   },
-  /** Closes a sale now: no reservation is accepted afterwards. Idempotent. */
+  /**
+   * Closes a sale now: no reservation is accepted afterwards. Idempotent.
+   * The sale's closed_at is when the close took effect where purchases are
+   * decided (Redis), recorded after it: no order's reserved_at is later.
+   * UNAVAILABLE (retry) while the sale's Redis state cannot be reached or is
+   * being rebuilt; the sale sells nothing meanwhile.
+   */
   closeSale: {
     path: "/seckill.v1.SaleService/CloseSale" as const,
     requestStream: false as const,
@@ -3301,7 +3310,13 @@ export interface SaleServiceServer extends UntypedServiceImplementation {
    * FAILED_PRECONDITION SALE_NOT_MODIFIABLE when the sale has ended.
    */
   openSale: handleUnaryCall<OpenSaleRequest, OpenSaleResponse>;
-  /** Closes a sale now: no reservation is accepted afterwards. Idempotent. */
+  /**
+   * Closes a sale now: no reservation is accepted afterwards. Idempotent.
+   * The sale's closed_at is when the close took effect where purchases are
+   * decided (Redis), recorded after it: no order's reserved_at is later.
+   * UNAVAILABLE (retry) while the sale's Redis state cannot be reached or is
+   * being rebuilt; the sale sells nothing meanwhile.
+   */
   closeSale: handleUnaryCall<CloseSaleRequest, CloseSaleResponse>;
   /**
    * Loads the sale's stock and rules from Postgres into Redis if they are not
@@ -3407,7 +3422,13 @@ export interface SaleServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: OpenSaleResponse) => void,
   ): ClientUnaryCall;
-  /** Closes a sale now: no reservation is accepted afterwards. Idempotent. */
+  /**
+   * Closes a sale now: no reservation is accepted afterwards. Idempotent.
+   * The sale's closed_at is when the close took effect where purchases are
+   * decided (Redis), recorded after it: no order's reserved_at is later.
+   * UNAVAILABLE (retry) while the sale's Redis state cannot be reached or is
+   * being rebuilt; the sale sells nothing meanwhile.
+   */
   closeSale(
     request: CloseSaleRequest,
     callback: (error: ServiceError | null, response: CloseSaleResponse) => void,
