@@ -19,7 +19,9 @@
 //   counting. Here: one user and one address flooding the shipped limits
 //   concurrently, and descriptor values that try to share another's counter;
 // - secrets: never in the logs of a purchase flow at debug level, never in the
-//   repository.
+//   repository;
+// - oversized request metadata: refused alone, on every server, while a
+//   WatchOrder stream and unary calls share the connection.
 import { createHmac, createPrivateKey, createPublicKey, generateKeyPairSync, sign } from "node:crypto";
 import { execFileSync } from "node:child_process";
 import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
@@ -31,13 +33,16 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { credentials, Metadata, status, type Client, type ServiceError } from "@grpc/grpc-js";
 import {
   AccessServiceClient,
+  MAX_METADATA_BYTES,
   OrderServiceClient,
+  OrderServiceService,
   OrderStatus,
   SaleServiceClient,
   USER_ID_HEADER,
   callUnary,
   purchaseMetadata,
   userMetadata,
+  watchOrder,
   type Order,
   type Sale,
 } from "@seckill/sdk";
@@ -54,6 +59,7 @@ import { startInventory, type InventoryApp } from "../services/inventory/app.js"
 import { startOrder, type OrderApp } from "../services/order/app.js";
 import { startWriter, type WriterApp } from "../services/order/writer/app.js";
 import { address, shouldRateLimit, user } from "./support/rate-limit.js";
+import { callMethod, rawClient, type AnyMethod } from "./support/raw-grpc.js";
 import { eventually, refusal, saleRequest, startTestStack, type TestStack } from "./support/stack.js";
 
 const root = resolve(import.meta.dirname, "..");
@@ -305,6 +311,86 @@ describe("another user's order", () => {
 });
 
 // ---------------------------------------------------------------- the edge
+
+describe("oversized request metadata", () => {
+  /** One client connection, as a BFF's channel carrying many buyers' calls. */
+  let shared: OrderServiceClient;
+  beforeAll(() => {
+    shared = new OrderServiceClient(order.address, credentials.createInsecure());
+  });
+  afterAll(() => shared?.close());
+
+  const metadataOf = (entries: [string, string][]) => {
+    const m = new Metadata();
+    for (const [name, value] of entries) m.add(name, value);
+    return m;
+  };
+  const bigUser = (chars: number) => metadataOf([[USER_ID_HEADER, "u".repeat(chars)]]);
+  /** `fields` entries of `chars` characters each, besides a valid x-user-id. */
+  const manyFields = (fields: number, chars: number) =>
+    metadataOf([[USER_ID_HEADER, "mallory"], ...Array.from({ length: fields }, (_, i): [string, string] => [`x-pad-${i}`, "x".repeat(chars)])]);
+  const health: AnyMethod = {
+    path: "/grpc.health.v1.Health/Check",
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: (b: Buffer) => b,
+    requestDeserialize: (b: Buffer) => b,
+    responseSerialize: (b: Buffer) => b,
+    responseDeserialize: (b: Buffer) => b,
+    originalName: "check",
+  };
+
+  it("is RESOURCE_EXHAUSTED for that call alone: another user's WatchOrder stream and calls on the same connection go on", async () => {
+    const sale = await createSale({ totalStock: 5 });
+    const { orderId } = (await place(sale.saleId, "watcher", await tokenFor(sale.saleId, "watcher"))).order!;
+    const seen: OrderStatus[] = [];
+    let ended: ServiceError | null | undefined;
+    const stream = shared.watchOrder({ orderId }, userMetadata("watcher"), { deadline: Date.now() + 60_000 });
+    stream.on("data", (m: { order?: Order }) => seen.push(m.order!.status));
+    stream.on("error", (e: ServiceError) => (ended ??= e));
+    stream.on("end", () => (ended ??= null));
+    await eventually(() => seen.includes(OrderStatus.ORDER_STATUS_CREATED), 15_000, "the watched order to be stored");
+    const stillServed = async () =>
+      expect((await callUnary(shared, "getOrder", { orderId }, { metadata: userMetadata("watcher") })).order!.orderId).toBe(orderId);
+
+    // Sent as they are (no SDK check): the server refuses them, 20 KB and 60 KB x-user-id, ~90 KB in 9 entries.
+    const placeOrder = { saleId: sale.saleId, quantity: 1, requestId: "oversized", purchaseToken: "", retry: false };
+    for (const [what, metadata] of [["20 KB x-user-id", bigUser(20_000)], ["60 KB x-user-id", bigUser(60_000)], ["9 entries of 10 KB", manyFields(9, 10_000)]] as const) {
+      const outcome = await callMethod(shared, OrderServiceService.placeOrder, { request: placeOrder }, metadata);
+      expect(outcome.code, what).toBe(status.RESOURCE_EXHAUSTED);
+      await stillServed();
+    }
+    // Through the SDK, metadata no server could even decode (it would close the connection) is not sent.
+    for (const [what, metadata] of [["1 MB x-user-id", bigUser(1 << 20)], ["20 entries of 10 KB", manyFields(20, 10_000)]] as const) {
+      const r = await refusal(callUnary(shared, "placeOrder", placeOrder, { metadata }));
+      expect(r.code, what).toBe(status.RESOURCE_EXHAUSTED);
+      expect(r.message).toContain(`${MAX_METADATA_BYTES}-byte limit`);
+      await stillServed();
+    }
+    await expect(watchOrder(shared, orderId, { userId: "u".repeat(1 << 20) }).next()).rejects.toMatchObject({ code: status.RESOURCE_EXHAUSTED });
+
+    // The stream is still open and still delivers.
+    expect(ended).toBeUndefined();
+    await callUnary(shared, "cancelOrder", { orderId, requestId: "watcher-cancel" }, { metadata: userMetadata("watcher") });
+    await eventually(() => ended !== undefined, 10_000, "the stream to end");
+    expect(ended).toBeNull();
+    expect(seen.at(-1)).toBe(OrderStatus.ORDER_STATUS_CANCELLED);
+  });
+
+  it("is capped by every server: inventory, gateway, order and writer", async () => {
+    for (const [name, app] of [["inventory", inventory], ["gateway", gateway], ["order", order], ["writer", writer]] as const) {
+      const client = rawClient(app.address);
+      try {
+        const refused = await callMethod(client, health, { bytes: Buffer.alloc(0) }, manyFields(2, 10_000));
+        expect(refused.code, name).toBe(status.RESOURCE_EXHAUSTED);
+        const served = await callMethod(client, health, { bytes: Buffer.alloc(0) }, manyFields(1, 10_000));
+        expect(served.code, name).toBe(status.OK);
+      } finally {
+        client.close();
+      }
+    }
+  });
+});
 
 describe("the edge", () => {
   it("answers every InventoryService, DeadLetterService and SaleService operator method itself, in both bootstraps", () => {

@@ -12,6 +12,8 @@ export { ERROR_DOMAIN, REASON_STATUS, reasonName, reasonFromName, type ReasonNam
 export { rejectionOf, rejectionMetadata, DETAILS_TRAILER, type Rejection } from "./rejection.js";
 export {
   callUnary,
+  MAX_METADATA_BYTES,
+  oversizedMetadata,
   userMetadata,
   purchaseMetadata,
   USER_ID_HEADER,

@@ -3,7 +3,7 @@
 // status received, so the caller sees every status once and none twice.
 import { status, type ServiceError } from "@grpc/grpc-js";
 import { OrderStatus, type Order, type OrderServiceClient, type WatchOrderResponse } from "./gen/seckill/v1/order.js";
-import { userMetadata } from "./calls.js";
+import { oversizedMetadata, userMetadata } from "./calls.js";
 import { rejectionOf } from "./rejection.js";
 
 /** Statuses an order never leaves (the order service stops watching there too). */
@@ -66,6 +66,8 @@ export async function* watchOrder(client: OrderServiceClient, orderId: string, o
   const { signal } = options;
   let last = options.lastStatus ?? OrderStatus.ORDER_STATUS_UNSPECIFIED;
   let attempt = 0;
+  const oversized = oversizedMetadata(userMetadata(options.userId));
+  if (oversized) throw oversized;
   while (!signal?.aborted && !isFinalOrderStatus(last)) {
     const call = client.watchOrder({ orderId, lastStatus: last }, userMetadata(options.userId));
     const cancel = () => call.cancel();

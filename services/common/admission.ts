@@ -50,7 +50,7 @@ export interface AdmissionOptions {
 type StreamListener = (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, ...rest: unknown[]) => void;
 
 /** The HTTP/2 servers a bound grpc-js Server listens with. */
-function http2ServersOf(server: Server): Http2Server[] {
+export function http2ServersOf(server: Server): Http2Server[] {
   const servers = (server as unknown as { http2Servers?: unknown }).http2Servers;
   if (!(servers instanceof Map)) throw new Error("grpc-js no longer keeps its HTTP/2 servers in `http2Servers`: the admission gate cannot be installed");
   return [...servers.keys()] as Http2Server[];

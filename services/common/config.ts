@@ -1,6 +1,7 @@
 // Configuration of every Seckill Mesh process, read once from the environment,
 // typed and validated. A missing or bad value stops start-up with a message
 // naming the variable.
+import { MAX_METADATA_BYTES } from "@seckill/sdk";
 
 export interface Config {
   /** Prefix of every stream, subject, consumer and Redis key: isolates stacks and test runs. */
@@ -29,6 +30,8 @@ export interface Config {
   flashOrderAddr: string;
   /** Largest gRPC message accepted or sent, in bytes. */
   grpcMaxMessageBytes: number;
+  /** Largest request metadata (HTTP/2 header list) a server accepts, in bytes; a larger call alone is reset. */
+  grpcMaxMetadataBytes: number;
   /** Deadline of every outbound gRPC call. */
   callDeadlineMs: number;
   /** How long a JetStream publish may wait for its PubAck. */
@@ -154,6 +157,7 @@ export function readConfig(env: Env = process.env): Config {
     flashInventoryAddr: str("FLASH_INVENTORY_ADDR", "127.0.0.1:50055", addr),
     flashOrderAddr: str("FLASH_ORDER_ADDR", "127.0.0.1:50056", addr),
     grpcMaxMessageBytes: int("GRPC_MAX_MESSAGE_BYTES", 256 * 1024, 1024, 16 * 1024 * 1024),
+    grpcMaxMetadataBytes: int("GRPC_MAX_METADATA_BYTES", MAX_METADATA_BYTES, 4096, MAX_METADATA_BYTES),
     callDeadlineMs: int("CALL_DEADLINE_MS", 2000, 10, 60_000),
     publishTimeoutMs: int("PUBLISH_TIMEOUT_MS", 2000, 10, 60_000),
     drainDelayMs: int("SHUTDOWN_DRAIN_DELAY_MS", 0, 0, 120_000),

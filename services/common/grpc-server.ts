@@ -1,4 +1,4 @@
-// Every Seckill Mesh gRPC server is built here: bounded messages, grpc.health.v1
+// Every Seckill Mesh gRPC server is built here: bounded messages and metadata, grpc.health.v1
 // (NOT_SERVING until the caller says its dependencies are up, and again on
 // shutdown before draining), server reflection, and graceful shutdown.
 import {
@@ -14,7 +14,8 @@ import {
 import * as protoLoader from "@grpc/proto-loader";
 import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation, protoPath as healthProtoPath } from "grpc-health-check";
-import { installAdmissionGate, type QuickAnswer } from "./admission.js";
+import { MAX_METADATA_BYTES } from "@seckill/sdk";
+import { http2ServersOf, installAdmissionGate, type QuickAnswer } from "./admission.js";
 import { assetPath } from "./assets.js";
 import { toStatus, type StatusObject } from "./grpc-errors.js";
 import type { GrpcMetrics } from "./metrics.js";
@@ -46,6 +47,8 @@ export interface GrpcServerOptions {
   address: string;
   services: ServiceRegistration[];
   maxMessageBytes: number;
+  /** Largest request metadata accepted (see capMetadata); MAX_METADATA_BYTES unless set. */
+  maxMetadataBytes?: number;
   /** Unary calls in progress beyond which new ones are refused at once, before grpc-js (UNAVAILABLE, OVERLOADED; admission.ts). */
   maxInFlight: number;
   log: Logger;
@@ -112,6 +115,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
     ),
   );
 
+  capMetadata(server, options.maxMetadataBytes ?? MAX_METADATA_BYTES);
   installAdmissionGate(server, {
     maxInFlight: options.maxInFlight,
     maxMessageBytes: options.maxMessageBytes,
@@ -149,6 +153,22 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
     })());
 
   return { server, port, setServing, shutdown };
+}
+
+/**
+ * Caps a call's request metadata. grpc-js has no such limit (it ignores
+ * `grpc.max_metadata_size`); node:http2 has one: SETTINGS_MAX_HEADER_LIST_SIZE,
+ * advertised to clients and enforced per stream. A header list over it
+ * (names + values + 32 bytes per entry, pseudo-headers included) resets that
+ * stream alone with ENHANCE_YOUR_CALM, which gRPC clients report as
+ * RESOURCE_EXHAUSTED; the connection and its other calls go on. Without it
+ * node:http2 takes any header list its HPACK decoder can read. What that
+ * decoder cannot read (a field over 64 KiB HPACK-encoded, a block in more
+ * than nine frames) closes the connection whatever the settings: the SDK
+ * does not send it (README, request metadata).
+ */
+function capMetadata(server: Server, maxBytes: number): void {
+  for (const h2 of http2ServersOf(server)) h2.updateSettings({ maxHeaderListSize: maxBytes });
 }
 
 /**

@@ -43,6 +43,7 @@ export async function serve(options: ServeOptions): Promise<ServingApp> {
     address: options.address,
     services: options.services,
     maxMessageBytes: config.grpcMaxMessageBytes,
+    maxMetadataBytes: config.grpcMaxMetadataBytes,
     maxInFlight: config.maxInFlight,
     log,
     metrics: options.metrics?.grpc,

@@ -1592,7 +1592,10 @@ export const CancelOrderResponse: MessageFns<CancelOrderResponse> = {
  * Orders, for BFFs. Every call identifies the buyer with the `x-user-id`
  * metadata entry, set by the BFF after login (1 to 64 characters of
  * [A-Za-z0-9._:@-]); a missing or malformed one is UNAUTHENTICATED. A user
- * sees only their own orders: another user's order is NOT_FOUND.
+ * sees only their own orders: another user's order is NOT_FOUND. Request
+ * metadata is capped (16 KiB by default, counted as HTTP/2 counts a header
+ * list): a call over it is reset alone, RESOURCE_EXHAUSTED, and the
+ * connection's other calls go on.
  */
 export type OrderServiceService = typeof OrderServiceService;
 export const OrderServiceService = {
