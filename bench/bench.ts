@@ -119,6 +119,8 @@ export class Bench {
   readonly runs: Measured[] = [];
   /** Runs during which other processes used over a quarter of the machine's CPU. */
   readonly disturbed: string[] = [];
+  /** Services that exited during a run (and were started again), with their last lines. */
+  readonly crashes: string[] = [];
   readonly rss: Record<string, number[]> = { inventory: [], order: [], "order-writer": [], gateway: [], envoy: [], noop: [] };
   /** The edge in front of the stack, while one runs (figures a-edge, e-edge). */
   edge: BenchEdge | undefined;
@@ -213,17 +215,30 @@ export class Bench {
       }
     }
     this.runs.push({ name, result, cpu: used, rssMax, rssSeries });
+    await this.restartCrashed(name);
     const ok = latencyOf(result, "OK");
     log(
       `${name}: sent ${result.sent}, ${JSON.stringify(result.statuses)}` +
         `${Object.keys(result.reasons).length ? ` ${JSON.stringify(result.reasons)}` : ""}, ` +
         `OK ${fmt.rate(rateOf(result, "OK"))} p50 ${fmt.ms(ok.percentile(50))} p99 ${fmt.ms(ok.percentile(99))}` +
-        `${result.mode === "open" ? `, late sends ${result.late} (max lag ${result.maxLagMs} ms)${result.notSent ? `, ${result.notSent} not sent` : ""}` : ""}` +
+        `${result.mode === "open" ? `, late sends ${result.late} (max lag ${result.maxLagMs} ms)${result.notSent ? `, ${result.notSent} not sent` : ""}${result.reconnects ? `, ${result.reconnects} reconnects` : ""}` : ""}` +
         `${result.poolExhausted ? " (request pool exhausted: raise BENCH_MAX_RATE)" : ""}` +
         `${result.errors.length ? ` errors: ${result.errors.slice(0, 3).join("; ")}` : ""}; ` +
         `CPU: this run ${tracked.toFixed(1)} s, other processes ${other.toFixed(1)} s in ${used.wall.toFixed(1)} s`,
     );
     return result;
+  }
+
+  /** A service that died during a run is reported and started again, so the figures after it can run. */
+  private async restartCrashed(run: string): Promise<void> {
+    for (const [service, child] of Object.entries(this.stack.services) as [keyof BenchStack["services"], BenchStack["services"][keyof BenchStack["services"]]][]) {
+      if (child.running()) continue;
+      const how = await child.exited;
+      const last = child.lastLines().filter((l) => l.trim() !== "").slice(-6).join(" ⏎ ");
+      this.crashes.push(`${service} exited (${how}) during "${run}"; its last lines: ${last.slice(0, 1200)}`);
+      log(`${service} exited (${how}) during ${run}: starting it again`);
+      await this.stack.startService(service);
+    }
   }
 
   /** Postgres processes working for the bench: backends of its database, and the server's own background processes. */
@@ -271,10 +286,13 @@ export class SoldWatch {
 
   private async run(): Promise<void> {
     while (!this.stopped) {
-      const n = await this.read();
+      // A failed read (Postgres busy or restarting) is tried again on the next poll.
+      const n = await this.read().catch(() => undefined);
       const at = Date.now();
-      this.last = { at, n };
-      if (n > 0 && !this.first) this.first = { at, n };
+      if (n !== undefined) {
+        this.last = { at, n };
+        if (n > 0 && !this.first) this.first = { at, n };
+      }
       await sleep(50);
     }
   }

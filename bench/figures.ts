@@ -230,7 +230,7 @@ export async function figureEdgeE(bench: Bench, sustainable: number | undefined)
     if (closedByEnvoy > 0) {
       notes.push(
         `e-edge ${k}×: Envoy closed ${closedByEnvoy} of the generator's ${settings.connections} connections as a protocol error (http.edge.downstream_cx_protocol_error; the generator saw ${r.errors.slice(0, 3).join(", ")}): ` +
-          `the calls in flight on them count as NO_STATUS`,
+          `the calls in flight on them count as NO_STATUS, and the generator opened them again`,
       );
     }
     await bench.waitPersisted(sale.saleId, countOf(r, "OK"));
@@ -250,7 +250,8 @@ export async function figureEdgeE(bench: Bench, sustainable: number | undefined)
       ours:
         `admitted p99 ${fmt.ms(ok.percentile(99))} (p50 ${fmt.ms(ok.percentile(50))}, ${fmt.rate(admitted)}); ` +
         `Envoy's refusals p99 ${fmt.ms(refused.percentile(99))} (p50 ${fmt.ms(refused.percentile(50))}); ` +
-        `answers: ${counts}${reasons}; late sends ${fmt.int(r.lateInWindow)} of ${fmt.int(r.sentInWindow)} (send lag p99 ${fmt.ms(histogramP99(r))}); Envoy ${Math.round(envoyUs)} µs CPU per call`,
+        `answers: ${counts}${reasons}; late sends ${fmt.int(r.lateInWindow)} of ${fmt.int(r.sentInWindow)} (send lag p99 ${fmt.ms(histogramP99(r))})` +
+        `${r.reconnects ? `; ${r.reconnects} connections closed by Envoy and opened again` : ""}; Envoy ${Math.round(envoyUs)} µs CPU per call`,
       baseline: `offered ${fmt.rate(achieved)} (${k} × ${fmt.rate(sustainable)}); bucket ${fmt.rate(perSecond)}`,
       ratio: fmt.ratio(admitted / perSecond),
       target,

@@ -200,6 +200,29 @@ describe("against a misbehaving server", () => {
     expect(ok.max).toBeGreaterThanOrEqual(350_000);
   });
 
+  it("open loop: a connection the server closes is opened again and the schedule goes on", async () => {
+    // Every connection answers 50 calls, then a GOAWAY (INTERNAL_ERROR) leaves out the 51st and any after it.
+    const perSession = new Map<http2.ServerHttp2Session, number>();
+    const address = await serve((stream) => {
+      const session = stream.session!;
+      const n = (perSession.get(session) ?? 0) + 1;
+      perSession.set(session, n);
+      if (n === 51) session.goaway(http2.constants.NGHTTP2_INTERNAL_ERROR, stream.id! - 2);
+      if (n > 50) return;
+      stream.respond({ ":status": 200, "content-type": "application/grpc", "grpc-status": "0" }, { endStream: true });
+    });
+    const result = await runLoadInChild(
+      { address, saleId: SALE_ID, mode: "open", connections: 1, streams: 1, rate: 400, seconds: 1, warmupSeconds: 0, poolSize: 1000, tag: "away-open" },
+      30_000,
+    );
+    expect(result.sent).toBe(400);
+    expect(result.notSent).toBe(0);
+    expect(countOf(result, "OK", "NO_STATUS")).toBe(400);
+    expect(result.statuses.OK).toBeGreaterThanOrEqual(200);
+    expect(result.reconnects).toBeGreaterThanOrEqual(4);
+    expect(result.errors).toContain(`goaway ${http2.constants.NGHTTP2_INTERNAL_ERROR}`);
+  });
+
   it("the edge's token-bucket refusal (x-seckill-limited) is an outcome of its own", async () => {
     const address = await serve((stream, _headers, n) =>
       stream.respond(

@@ -108,6 +108,8 @@ export interface LoadResult {
   sendLag: HistogramJson;
   /** Open loop: the longest a call waited past its scheduled time before it was sent, ms. */
   maxLagMs: number;
+  /** Open loop: connections opened again after the server closed one. */
+  reconnects: number;
   /** CPU the generator process used during the run, ms (user + system). */
   cpuMs: number;
   errors: string[];
@@ -231,20 +233,25 @@ class Call implements StreamHandler {
   }
 }
 
-async function connect(address: string, errors: string[]): Promise<Connection> {
+async function connect(address: string, errors: string[], onDead?: (conn: Connection) => void): Promise<Connection> {
   const colon = address.lastIndexOf(":");
   const host = address.slice(0, colon).replace(/^\[(.*)\]$/, "$1"); // [::1]:port
-  const state = { alive: true };
+  const state = { alive: true } as Connection;
   const wire = await connectH2({
     host,
     port: Number(address.slice(colon + 1)),
     onEnd: (why) => {
       if (state.alive && errors.length < 20) errors.push(why);
       state.alive = false;
+      onDead?.(state);
     },
   });
   return Object.assign(state, { wire });
 }
+
+/** Open loop: how often a connection the server closed is opened again, and how long after. */
+const RECONNECT_ATTEMPTS = 20;
+const RECONNECT_DELAY_MS = 100;
 
 /** Hooks of a run: ready() is awaited once the pool is built and the connections are open, before the first call. */
 export interface RunHooks {
@@ -274,7 +281,33 @@ export async function runLoad(options: LoadOptions, hooks: RunHooks = {}): Promi
 
   const pool = buildPool(options.saleId, options.tag, poolSize, options.tokens);
   const errors: string[] = [];
-  const conns = await Promise.all(Array.from({ length: options.connections }, () => connect(options.address, errors)));
+  let stopping = false;
+  /** Open loop: every call of the schedule has been sent (or given up on). */
+  let scheduleDone = false;
+  // Open loop: a connection the server closes (a GOAWAY, a reset) is opened
+  // again, as a client would, so the schedule goes on; the calls it carried
+  // count as NO_STATUS. Closed loop: the run goes on with the others.
+  let reconnects = 0;
+  let reconnecting = 0;
+  const revive = (dead: Connection, attempt = 1): void => {
+    if (stopping || scheduleDone || attempt > RECONNECT_ATTEMPTS) return;
+    reconnecting++;
+    setTimeout(() => {
+      connect(options.address, errors, revive)
+        .then(
+          (fresh) => {
+            const at = conns.indexOf(dead);
+            if (at >= 0 && !stopping && !scheduleDone) {
+              conns[at] = fresh;
+              reconnects++;
+            } else void fresh.wire.close();
+          },
+          () => revive(dead, attempt + 1),
+        )
+        .finally(() => reconnecting--);
+    }, RECONNECT_DELAY_MS);
+  };
+  const conns = await Promise.all(Array.from({ length: options.connections }, () => connect(options.address, errors, openLoop ? (c) => revive(c) : undefined)));
   await hooks.ready?.();
 
   const statuses = new Map<string, number>();
@@ -293,9 +326,6 @@ export async function runLoad(options: LoadOptions, hooks: RunHooks = {}): Promi
   let late = 0;
   let lateInWindow = 0;
   let maxLagMs = 0;
-  let stopping = false;
-  /** Open loop: every call of the schedule has been sent (or given up on). */
-  let scheduleDone = false;
   // Open loop: the calls of the schedule (call k, from 0, at t0 + k / rate, to the end of the
   // window), as many of them as the pool holds, and how many have been sent.
   const rate = options.rate ?? 1000;
@@ -339,7 +369,7 @@ export async function runLoad(options: LoadOptions, hooks: RunHooks = {}): Promi
       h.record((now - call.start) * 1000);
     }
     if (countMode || inWindow(now)) bump(windowCounts, name);
-    if (!call.conn.alive && !conns.some((c) => c.alive)) stopping = true;
+    if (!call.conn.alive && !conns.some((c) => c.alive) && reconnecting === 0) stopping = true;
     if (options.mode === "closed" && !stopping && call.conn.alive) send(call.conn);
     if (inFlight.size === 0 && allSent()) done();
   };
@@ -434,7 +464,10 @@ export async function runLoad(options: LoadOptions, hooks: RunHooks = {}): Promi
         scheduled++;
         const conn = liveConn();
         if (conn) send(conn, start);
-        else stopping = true; // every connection failed: the rest of the schedule is not sent
+        else if (reconnecting > 0) {
+          scheduled--; // no connection until one is open again: the call waits (and is late)
+          break;
+        } else stopping = true; // every connection failed for good: the rest of the schedule is not sent
       }
       if (stopping || scheduled >= total) finishSchedule();
     };
@@ -467,6 +500,7 @@ export async function runLoad(options: LoadOptions, hooks: RunHooks = {}): Promi
     lateInWindow,
     sendLag: sendLag.toData(),
     maxLagMs: Math.round(maxLagMs),
+    reconnects,
     cpuMs: Math.round((cpu.user + cpu.system) / 1000),
     errors,
   };

@@ -107,6 +107,7 @@ async function main(): Promise<void> {
     const notes = [...ab.notes, ...cd.notes, ...e.notes, ...eEdge.notes];
     if (h2loadSetup) notes.push(h2loadSetup);
     if (envoyVersion) notes.push(`envoy: ${envoyVersion}`);
+    for (const crash of bench.crashes) notes.push(`Crash: ${crash}`);
     if (bench.disturbed.length > 0) {
       notes.push(`Disturbed: other processes (not started by the bench) were busy during ${bench.disturbed.join(", ")}; those figures are unreliable, run again on a quiet machine.`);
     }
