@@ -162,6 +162,10 @@ export function installAdmissionGate(server: Server, options: AdmissionOptions):
     h2.on("stream", (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, ...rest: unknown[]) => {
       const path = headers[":path"];
       if (path === undefined || !options.gatedPaths.has(path)) return pass(stream, headers, rest);
+      // As grpc-js does for the streams it handles: a stream the gate answers or
+      // holds can end in an error (a proxy resetting it, its connection dying),
+      // and an 'error' event without a listener would end the process.
+      stream.on("error", () => undefined);
       const started = performance.now();
       if (inFlight >= options.maxInFlight) return shed(stream, path, started);
       inFlight++;
