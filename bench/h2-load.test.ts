@@ -202,7 +202,7 @@ describe("against a misbehaving server", () => {
 
   it("open loop: a connection the server closes is opened again and the schedule goes on", async () => {
     // Every connection answers 50 calls, then a GOAWAY (INTERNAL_ERROR) leaves out the 51st and any after it.
-    const perSession = new Map<http2.ServerHttp2Session, number>();
+    const perSession = new Map<http2.Http2Session, number>();
     const address = await serve((stream) => {
       const session = stream.session!;
       const n = (perSession.get(session) ?? 0) + 1;
