@@ -28,6 +28,7 @@ const routeOf = (doc: Record<string, any>, path: string) => routes(doc).find((r)
 const filterAt = (doc: Record<string, any>, name: string) => (hcm(doc).http_filters as any[]).findIndex((f) => f.name === name);
 const LOCAL_RL = "envoy.filters.http.local_ratelimit";
 const GLOBAL_RL = "envoy.filters.http.ratelimit";
+const READS = ["/seckill.v1.SaleService/GetSaleStatus", "/seckill.v1.OrderService/GetOrder", "/seckill.v1.OrderService/ListOrders", "/seckill.v1.SaleService/GetSale", "/seckill.v1.SaleService/ListSales"];
 const clusterOf = (doc: Record<string, any>, name: string) => doc.static_resources.clusters.find((c: any) => c.name === name);
 
 /** Validates a mutated copy and returns its issues. */
@@ -175,14 +176,21 @@ describe("the edge's rules", () => {
     ]));
   });
 
-  it("rejects a retry on PlaceOrder, and a retry on anything but unavailable", () => {
-    const onPlaceOrder = issuesAfter((d) => { routeOf(d, "/seckill.v1.OrderService/PlaceOrder").route.retry_policy = { retry_on: "unavailable", num_retries: 1 }; });
+  it("retries every call whose stream the service refused, and only the reads on UNAVAILABLE", () => {
+    const policies = routes(loadDoc()).filter((r) => r.route).map((r) => [r.match.path ?? r.match.prefix, r.route.retry_policy?.retry_on]);
+    for (const [path, on] of policies) {
+      expect(on, path).toBe(READS.includes(path) ? "unavailable,refused-stream" : "refused-stream");
+    }
+  });
+
+  it("rejects a retry of PlaceOrder on unavailable, and a retry on anything but unavailable or a refused stream", () => {
+    const onPlaceOrder = issuesAfter((d) => { routeOf(d, "/seckill.v1.OrderService/PlaceOrder").route.retry_policy = { retry_on: "unavailable,refused-stream", num_retries: 1 }; });
     expect(semantic(onPlaceOrder)).toContainEqual(expect.objectContaining({
-      path: `${HCM.replace(/\(.*\)$/, "")}.route_config.virtual_hosts[0].routes[0].route.retry_policy`,
-      message: "/seckill.v1.OrderService/PlaceOrder is not an idempotent read and must not be retried",
+      path: `${HCM.replace(/\(.*\)$/, "")}.route_config.virtual_hosts[0].routes[0].route.retry_policy.retry_on`,
+      message: '/seckill.v1.OrderService/PlaceOrder is not an idempotent read and must not be retried on "unavailable"',
     }));
     const onReset = issuesAfter((d) => { routeOf(d, "/seckill.v1.SaleService/GetSale").route.retry_policy.retry_on = "unavailable,reset"; });
-    expect(semantic(onReset)).toContainEqual(expect.objectContaining({ message: expect.stringContaining('retries only on "unavailable"') }));
+    expect(semantic(onReset)).toContainEqual(expect.objectContaining({ message: 'retries only on "unavailable" or "refused-stream", not "reset"' }));
   });
 
   it("rejects a purchase token requirement on another route, or none on PlaceOrder", () => {

@@ -331,12 +331,14 @@ describe.skipIf(!envoyBin)("bad input refused at the edge", () => {
       expect(session.closed || session.destroyed).toBe(false);
       await getSaleOn(session); // the same connection
 
-      // A gRPC client: the refusal is INTERNAL, and its next call (same channel) works.
+      // A gRPC client (the generated client itself: the SDK's callUnary would not
+      // send such metadata at all): the refusal is INTERNAL, and its next call (same channel) works.
       const client = new SaleServiceClient(envoy.address, credentials.createInsecure());
       try {
         const metadata = new Metadata();
         metadata.set("x-user-id", "u".repeat(MAX_HEADERS_BYTES + 4096));
-        const r = await untouched(() => refusal(callUnary(client, "getSale", { saleId: sale.saleId }, { metadata })));
+        const direct = () => new Promise<unknown>((resolve, reject) => client.getSale({ saleId: sale.saleId }, metadata, (error, response) => (error ? reject(error) : resolve(response))));
+        const r = await untouched(() => refusal(direct()));
         expect(r.code).toBe(status.INTERNAL);
         expect(r.message).toMatch(/RST_STREAM with code 2/);
         expect((await callUnary(client, "getSale", { saleId: sale.saleId })).sale?.saleId).toBe(sale.saleId);

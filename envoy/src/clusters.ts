@@ -1,10 +1,11 @@
 // The upstream clusters: the four service clusters and the gateway over gRPC
-// (HTTP/2, gRPC health checks, outlier detection), the gateway's JWKS over
-// HTTP/1.1; every one behind circuit breakers.
+// (HTTP/2, gRPC health checks, outlier detection) — the gateway twice, its
+// RateLimitService on connections of its own (topology.ts, RATE_LIMIT_CLUSTER)
+// — and the gateway's JWKS over HTTP/1.1; every one behind circuit breakers.
 
 import { duration } from "./limits.js";
 import { TYPE } from "./routes.js";
-import { CLUSTER_NAMES, GRPC_CLUSTERS, type ClusterName, type Topology } from "./topology.js";
+import { BOOTSTRAP_CLUSTERS, GRPC_CLUSTERS, upstreamOf, type BootstrapCluster, type Topology } from "./topology.js";
 
 const HTTP_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
 
@@ -29,10 +30,10 @@ function protocolOptions(t: Topology, grpc: boolean) {
   };
 }
 
-function cluster(t: Topology, name: ClusterName) {
+function cluster(t: Topology, name: BootstrapCluster) {
   const l = t.limits;
   const grpc = GRPC_CLUSTERS.includes(name);
-  const { host, port } = t.clusters[name];
+  const { host, port } = t.clusters[upstreamOf(name)];
   const c: Record<string, unknown> = {
     name,
     type: t.discovery,
@@ -89,4 +90,4 @@ function cluster(t: Topology, name: ClusterName) {
   return c;
 }
 
-export const buildClusters = (t: Topology) => CLUSTER_NAMES.map((name) => cluster(t, name));
+export const buildClusters = (t: Topology) => BOOTSTRAP_CLUSTERS.map((name) => cluster(t, name));

@@ -19,7 +19,7 @@ import { JWKS_PATH } from "../../gateway/access/jwks-server.js";
 import { PURCHASE_TOKEN_AUDIENCE, PURCHASE_TOKEN_ISSUER } from "../../services/common/jwt.js";
 import { duration } from "./limits.js";
 import { EDGE_METHODS, FILTER, JWT_REQUIREMENT, TYPE } from "./routes.js";
-import type { Topology } from "./topology.js";
+import { RATE_LIMIT_CLUSTER, type Topology } from "./topology.js";
 
 const JWT_PROVIDER = "purchase_token";
 // The token's issuer, audience, header and key path are the gateway's and the
@@ -157,7 +157,7 @@ const rateLimit = (t: Topology) => ({
     // Fail open: when the gateway is slow or down the services shed load themselves.
     failure_mode_deny: false,
     rate_limited_as_resource_exhausted: true,
-    rate_limit_service: { grpc_service: { envoy_grpc: { cluster_name: "gateway" } }, transport_api_version: "V3" },
+    rate_limit_service: { grpc_service: { envoy_grpc: { cluster_name: RATE_LIMIT_CLUSTER } }, transport_api_version: "V3" },
   },
 });
 

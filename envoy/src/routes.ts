@@ -8,7 +8,7 @@ import type { ClusterName, Topology } from "./topology.js";
 type MethodKind =
   /** Idempotent read: retried on UNAVAILABLE. */
   | "read"
-  /** Changes state: never retried by the edge. */
+  /** Changes state: retried by the edge only when the service refused the stream unseen. */
   | "write"
   /** Server streaming: no route timeout, a maximum stream duration instead. */
   | "stream"
@@ -54,6 +54,9 @@ export const FILTER = {
 export const JWT_REQUIREMENT = "purchase_token";
 export const TYPE = (name: string) => `type.googleapis.com/${name}`;
 
+export const RETRY_ON_REFUSED = "refused-stream";
+export const RETRY_ON_UNAVAILABLE = "unavailable";
+
 const header = (name: string, key: string) => ({ request_headers: { header_name: name, descriptor_key: key } });
 
 /** Descriptors sent to the gateway's RateLimitService (domain seckill). */
@@ -89,14 +92,19 @@ function routeAction(m: EdgeMethod, l: EdgeLimits) {
     default:
       action.timeout = duration(l.unaryTimeoutMs);
   }
-  if (m.kind === "read") {
-    action.retry_policy = {
-      retry_on: "unavailable",
-      num_retries: l.readRetries,
-      per_try_timeout: duration(l.readPerTryTimeoutMs),
-      retry_back_off: { base_interval: "0.025s", max_interval: "0.25s" },
-    };
-  }
+  // A stream the service refused — RST_STREAM REFUSED_STREAM, or beyond the
+  // last stream id of its GOAWAY — never reached it (RFC 9113, section 8.7), so
+  // every call, PlaceOrder included, is sent again once on another stream or
+  // connection. Only the idempotent reads are retried on UNAVAILABLE as well.
+  action.retry_policy =
+    m.kind === "read"
+      ? {
+          retry_on: `${RETRY_ON_UNAVAILABLE},${RETRY_ON_REFUSED}`,
+          num_retries: l.readRetries,
+          per_try_timeout: duration(l.readPerTryTimeoutMs),
+          retry_back_off: { base_interval: "0.025s", max_interval: "0.25s" },
+        }
+      : { retry_on: RETRY_ON_REFUSED, num_retries: 1 };
   action.rate_limits = rateLimits(m.kind);
   return action;
 }

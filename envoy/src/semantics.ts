@@ -5,8 +5,8 @@
 // Works on the parsed YAML (snake_case field names, as gen.ts writes them).
 
 import { readConfig } from "../../services/common/config.js";
-import { EDGE_METHODS, FILTER, PLACE_ORDER } from "./routes.js";
-import { CLUSTER_NAMES, GRPC_CLUSTERS, k8sService, type ClusterName, type HostPort, type Variant } from "./topology.js";
+import { EDGE_METHODS, FILTER, PLACE_ORDER, RETRY_ON_REFUSED, RETRY_ON_UNAVAILABLE } from "./routes.js";
+import { BOOTSTRAP_CLUSTERS, GRPC_CLUSTERS, k8sService, RATE_LIMIT_CLUSTER, upstreamOf, type BootstrapCluster, type ClusterName, type HostPort, type Variant } from "./topology.js";
 import { TOKEN_HEADER, RATE_LIMIT_DOMAIN } from "./filters.js";
 
 /** A problem in a bootstrap: where in the document (e.g. static_resources.clusters[0].connect_timeout), and what. */
@@ -206,11 +206,11 @@ function checkEndpoints(f: BootstrapFacts, variant: Variant) {
   const expected = expectedEndpoints(variant);
   const seen = new Set<string>();
   for (const c of f.clusters()) {
-    const name = c.value.name as ClusterName;
+    const name = c.value.name as BootstrapCluster;
     seen.add(name);
-    const want = expected[name];
+    const want = BOOTSTRAP_CLUSTERS.includes(name) ? expected[upstreamOf(name)] : undefined;
     if (!want) {
-      f.fail(`${c.path}.name`, `unexpected cluster "${name}" (expected ${CLUSTER_NAMES.join(", ")})`);
+      f.fail(`${c.path}.name`, `unexpected cluster "${name}" (expected ${BOOTSTRAP_CLUSTERS.join(", ")})`);
       continue;
     }
     const endpoints = (c.value.load_assignment?.endpoints ?? []).flatMap((e: Obj) => e.lb_endpoints ?? []);
@@ -223,7 +223,7 @@ function checkEndpoints(f: BootstrapFacts, variant: Variant) {
       }
     });
   }
-  for (const name of CLUSTER_NAMES) if (!seen.has(name)) f.fail("static_resources.clusters", `cluster "${name}" is missing`);
+  for (const name of BOOTSTRAP_CLUSTERS) if (!seen.has(name)) f.fail("static_resources.clusters", `cluster "${name}" is missing`);
 }
 
 const positive = (v: unknown) => typeof v === "number" && v > 0;
@@ -288,7 +288,9 @@ function checkHttpFilters(f: BootstrapFacts) {
     if (typeof c.timeout !== "string") f.fail(`${at}.timeout`, "the global rate limit needs a timeout");
     if (c.failure_mode_deny !== false) f.fail(`${at}.failure_mode_deny`, "the global rate limit must fail open (failure_mode_deny: false, set explicitly)");
     if (c.rate_limited_as_resource_exhausted !== true) f.fail(`${at}.rate_limited_as_resource_exhausted`, "limited calls must get RESOURCE_EXHAUSTED");
-    if (c.rate_limit_service?.grpc_service?.envoy_grpc?.cluster_name !== "gateway") f.fail(`${at}.rate_limit_service`, "the rate limit service is the gateway cluster");
+    if (c.rate_limit_service?.grpc_service?.envoy_grpc?.cluster_name !== RATE_LIMIT_CLUSTER) {
+      f.fail(`${at}.rate_limit_service`, `the rate limit service is the gateway's own cluster "${RATE_LIMIT_CLUSTER}"`);
+    }
   }
   const jwt = filters.find((x) => x.value.name === FILTER.jwt);
   if (jwt) {
@@ -387,14 +389,24 @@ function checkTranscoder(f: BootstrapFacts, contract: Contract) {
 
 function checkRetries(f: BootstrapFacts) {
   for (const vh of f.virtualHosts()) {
-    if (vh.value.retry_policy) f.fail(`${vh.path}.retry_policy`, "no retries on the virtual host: only read routes retry");
+    if (vh.value.retry_policy) f.fail(`${vh.path}.retry_policy`, "no retries on the virtual host: each route says its own");
   }
   for (const r of f.routes()) {
     const policy = r.value.route?.retry_policy;
     if (!policy) continue;
     const path = r.value.match?.path;
-    if (!READ_METHODS.includes(path)) f.fail(`${r.path}.route.retry_policy`, `${path ?? JSON.stringify(r.value.match)} is not an idempotent read and must not be retried`);
-    if (policy.retry_on !== "unavailable") f.fail(`${r.path}.route.retry_policy.retry_on`, `retries only on "unavailable", not "${policy.retry_on}"`);
+    const read = READ_METHODS.includes(path);
+    // A refused stream never reached the service: any call may be sent again. Only reads may be sent again after UNAVAILABLE.
+    const allowed = read ? [RETRY_ON_UNAVAILABLE, RETRY_ON_REFUSED] : [RETRY_ON_REFUSED];
+    for (const on of String(policy.retry_on ?? "").split(",").map((s) => s.trim())) {
+      if (allowed.includes(on)) continue;
+      f.fail(
+        `${r.path}.route.retry_policy.retry_on`,
+        on === RETRY_ON_UNAVAILABLE
+          ? `${path ?? JSON.stringify(r.value.match)} is not an idempotent read and must not be retried on "${on}"`
+          : `retries only on ${allowed.map((a) => `"${a}"`).join(" or ")}, not "${on}"`,
+      );
+    }
   }
 }
 

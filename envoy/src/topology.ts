@@ -15,8 +15,24 @@ export interface HostPort {
 export const CLUSTER_NAMES = ["order_flash", "inventory_flash", "order_default", "inventory_default", "gateway", "gateway_jwks"] as const;
 export type ClusterName = (typeof CLUSTER_NAMES)[number];
 
+/**
+ * The gateway's RateLimitService has a cluster of its own on the gateway's
+ * address, so its own HTTP/2 connections: Envoy resets every rate limit call
+ * that outlives the filter's timeout, and after about a thousand resets the
+ * gateway's HTTP/2 stack (nghttp2's reset-flood protection) answers with
+ * GOAWAY, refusing the streams in flight on that connection. On a connection
+ * of their own those are rate limit calls only (which fail open), never a
+ * buyer's IssuePurchaseToken.
+ */
+export const RATE_LIMIT_CLUSTER = "gateway_ratelimit";
+/** Every cluster of the bootstrap: the upstreams of the topology and the rate limit service's. */
+export type BootstrapCluster = ClusterName | typeof RATE_LIMIT_CLUSTER;
+export const BOOTSTRAP_CLUSTERS: readonly BootstrapCluster[] = [...CLUSTER_NAMES, RATE_LIMIT_CLUSTER];
+/** The upstream a bootstrap cluster points at. */
+export const upstreamOf = (name: BootstrapCluster): ClusterName => (name === RATE_LIMIT_CLUSTER ? "gateway" : name);
+
 /** The clusters spoken to over gRPC (HTTP/2); gateway_jwks is plain HTTP/1.1. */
-export const GRPC_CLUSTERS: readonly ClusterName[] = ["order_flash", "inventory_flash", "order_default", "inventory_default", "gateway"];
+export const GRPC_CLUSTERS: readonly BootstrapCluster[] = ["order_flash", "inventory_flash", "order_default", "inventory_default", "gateway", RATE_LIMIT_CLUSTER];
 
 export interface Topology {
   variant: Variant;
