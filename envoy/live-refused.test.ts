@@ -51,7 +51,7 @@ async function startFakeGateway(): Promise<FakeGateway> {
     fake.seen.set(path, (fake.seen.get(path) ?? 0) + 1);
     const refusal = fake.refuse.get(path)?.shift();
     if (refusal === "refused-stream") return void stream.close(constants.NGHTTP2_REFUSED_STREAM);
-    if (refusal === "goaway") return void stream.session?.goaway(constants.NGHTTP2_NO_ERROR, stream.id - 2);
+    if (refusal === "goaway") return void stream.session?.goaway(constants.NGHTTP2_NO_ERROR, (stream.id ?? 1) - 2);
     stream.on("end", () => answerOk(stream, new Uint8Array())).resume();
   });
   await new Promise<void>((resolve) => fake.server.listen(0, "127.0.0.1", resolve));
@@ -80,7 +80,7 @@ afterAll(async () => {
 const issueToken = () => {
   const md = new Metadata();
   md.set("x-user-id", "refused-buyer");
-  return callUnary(access, "issuePurchaseToken", { saleId: "01HZZZZZZZZZZZZZZZZZZZZZZZ", challengeId: "", answer: "" }, { metadata: md, deadlineMs: 5000 });
+  return callUnary(access, "issuePurchaseToken", { saleId: "01HZZZZZZZZZZZZZZZZZZZZZZZ", challengeId: "", challengeAnswer: "" }, { metadata: md, deadlineMs: 5000 });
 };
 
 it.skipIf(!envoyBin)("sends a write again when the service refused its stream unseen (REFUSED_STREAM)", async () => {
