@@ -232,7 +232,7 @@ export class Bench {
   /** A service that died during a run is reported and started again, so the figures after it can run. */
   private async restartCrashed(run: string): Promise<void> {
     for (const [service, child] of Object.entries(this.stack.services) as [keyof BenchStack["services"], BenchStack["services"][keyof BenchStack["services"]]][]) {
-      if (child.running()) continue;
+      if (child.running() || this.stack.stopped.has(service)) continue;
       const how = await child.exited;
       const last = child.lastLines().filter((l) => l.trim() !== "").slice(-6).join(" ⏎ ");
       this.crashes.push(`${service} exited (${how}) during "${run}"; its last lines: ${last.slice(0, 1200)}`);

@@ -229,8 +229,8 @@ export async function figureEdgeE(bench: Bench, sustainable: number | undefined)
     const closedByEnvoy = (await protocolErrors()) - errorsBefore;
     if (closedByEnvoy > 0) {
       notes.push(
-        `e-edge ${k}×: Envoy closed ${closedByEnvoy} of the generator's ${settings.connections} connections as a protocol error (http.edge.downstream_cx_protocol_error; the generator saw ${r.errors.slice(0, 3).join(", ")}): ` +
-          `the calls in flight on them count as NO_STATUS, and the generator opened them again`,
+        `e-edge ${k}×: Envoy closed ${closedByEnvoy} client connections as protocol errors (http.edge.downstream_cx_protocol_error; the generator saw ${[...new Set(r.errors)].join(", ")}) ` +
+          `and the generator opened each again (it keeps ${settings.connections}): the calls in flight on them count as NO_STATUS`,
       );
     }
     await bench.waitPersisted(sale.saleId, countOf(r, "OK"));

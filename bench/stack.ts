@@ -84,6 +84,8 @@ export interface BenchStack {
   ordersOf(saleId: string): Promise<number>;
   stopService(name: ServiceName): Promise<void>;
   startService(name: ServiceName): Promise<void>;
+  /** Services stopped on purpose (stopService), not yet started again. */
+  stopped: Set<ServiceName>;
   stop(): Promise<void>;
 }
 
@@ -165,8 +167,10 @@ export async function startBenchStack(log: (line: string) => void): Promise<Benc
     rmSync(scratch, { recursive: true, force: true });
   };
 
+  const stopped = new Set<ServiceName>();
   const startService = async (name: ServiceName) => {
     services[name] = await spawnServing(name, bundlePath(name), addressOf[name], env);
+    stopped.delete(name);
   };
 
   try {
@@ -203,8 +207,12 @@ export async function startBenchStack(log: (line: string) => void): Promise<Benc
       const [row] = await db("orders").where({ sale_id: saleId }).count({ n: "*" });
       return Number(row.n);
     },
-    stopService: (name) => services[name].stop(STOP_GRACE_MS),
+    stopService: (name) => {
+      stopped.add(name);
+      return services[name].stop(STOP_GRACE_MS);
+    },
     startService,
+    stopped,
     stop,
   };
 }
