@@ -87,6 +87,10 @@ export async function startBenchEdge(
     if (log.length > 50) log.splice(0, log.length - 50);
   });
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  // If the bench itself dies (an uncaught error, process.exit), Envoy goes with it.
+  const killOnExit = () => child.kill("SIGKILL");
+  process.once("exit", killOnExit);
+  void exited.then(() => process.off("exit", killOnExit));
   const admin = `http://127.0.0.1:${adminPort}`;
   const running = () => child.exitCode === null && child.signalCode === null;
 
