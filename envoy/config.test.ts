@@ -193,6 +193,16 @@ describe("the edge's rules", () => {
     expect(semantic(onReset)).toContainEqual(expect.objectContaining({ message: 'retries only on "unavailable" or "refused-stream", not "reset"' }));
   });
 
+  it("rejects a purchase token check before the PlaceOrder token bucket (every refused call would pay for a signature)", () => {
+    const issues = issuesAfter((d) => {
+      const filters = hcm(d).http_filters as any[];
+      const [jwt] = filters.splice(filterAt(d, "envoy.filters.http.jwt_authn"), 1);
+      filters.splice(filterAt(d, LOCAL_RL), 0, jwt);
+    });
+    expect(semantic(issues)).toContainEqual(expect.objectContaining({ message: "HTTP filters must run local_ratelimit, jwt_authn, ratelimit, router in that order" }));
+    expect(semantic(issuesAfter(() => undefined))).toEqual([]);
+  });
+
   it("rejects a purchase token requirement on another route, or none on PlaceOrder", () => {
     const none = issuesAfter((d) => { delete routeOf(d, "/seckill.v1.OrderService/PlaceOrder").typed_per_filter_config["envoy.filters.http.jwt_authn"]; });
     expect(semantic(none)).toContainEqual(expect.objectContaining({ message: expect.stringContaining("PlaceOrder must require a purchase token") }));

@@ -7,12 +7,18 @@
 // - grpc_json_transcoder: read-only JSON for sale pages; GET /v1/sales/{sale_id}
 //   and /v1/sales/{sale_id}/status become the gRPC GetSale and GetSaleStatus,
 //   and every later filter and the router see the gRPC call;
-// - jwt_authn: purchase tokens, required on the PlaceOrder route only;
 // - local_ratelimit: PlaceOrder's token bucket at this Envoy;
+// - jwt_authn: purchase tokens, required on the PlaceOrder route only;
 // - ratelimit: the gateway's global RateLimitService;
 // - grpc_stats, router.
-// jwt_authn runs before the limits so that calls without a valid token never
-// spend the PlaceOrder token bucket of the buyers who have one.
+// The token bucket comes first so that the excess of an overload is refused
+// for the price of a counter: checking a token's ES256 signature costs Envoy
+// about 90 µs of CPU, and with jwt_authn first every refused call paid it
+// (bench figure e-edge at 3×: Envoy's refusals p99 2.9 s with jwt_authn
+// first, 0.3 s with the bucket first, on the same 2-core machine). The price:
+// calls without a valid token spend the bucket too, so a flood of forged
+// calls can crowd buyers out of it, as any flood can; the connection limit
+// and the overload manager bound it.
 
 import { PURCHASE_TOKEN_HEADER } from "@seckill/sdk";
 import { JWKS_PATH } from "../../gateway/access/jwks-server.js";
@@ -183,4 +189,4 @@ const router = () => ({
   typed_config: { "@type": TYPE("envoy.extensions.filters.http.router.v3.Router"), suppress_envoy_headers: true },
 });
 
-export const buildHttpFilters = (t: Topology) => [requestBuffer(), transcoder(t), jwtAuthn(t), localRateLimit(), rateLimit(t), grpcStats(), router()];
+export const buildHttpFilters = (t: Topology) => [requestBuffer(), transcoder(t), localRateLimit(), jwtAuthn(t), rateLimit(t), grpcStats(), router()];

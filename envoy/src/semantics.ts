@@ -277,8 +277,8 @@ function checkHttpFilters(f: BootstrapFacts) {
     if (index(name) < 0) f.fail(`${base}.http_filters`, `the ${name} filter is missing`);
   }
   if (filters.length && filters[filters.length - 1].value.name !== FILTER.router) f.fail(`${base}.http_filters`, "the router must be the last HTTP filter");
-  const order = [FILTER.jwt, FILTER.localRateLimit, FILTER.rateLimit, FILTER.router].map(index).filter((i) => i >= 0);
-  if (order.some((v, i) => i > 0 && v < order[i - 1])) f.fail(`${base}.http_filters`, "HTTP filters must run jwt_authn, local_ratelimit, ratelimit, router in that order");
+  const order = [FILTER.localRateLimit, FILTER.jwt, FILTER.rateLimit, FILTER.router].map(index).filter((i) => i >= 0);
+  if (order.some((v, i) => i > 0 && v < order[i - 1])) f.fail(`${base}.http_filters`, "HTTP filters must run local_ratelimit, jwt_authn, ratelimit, router in that order");
 
   const rl = filters.find((x) => x.value.name === FILTER.rateLimit);
   if (rl) {
