@@ -1,6 +1,6 @@
 // The real edge in front of the bench's stack: the bootstrap envoy/src builds
 // (buildBootstrap) for the local topology and limits — the one `npm start`
-// runs, filters and all: jwt_authn on PlaceOrder, the PlaceOrder token bucket,
+// runs, filters and all: the PlaceOrder token bucket, jwt_authn on PlaceOrder,
 // the global rate limit to the gateway's RateLimitService — with its
 // listener, admin and upstream clusters moved to the bench's ports, and the
 // limits the figure chooses. Envoy is the project's (tools/envoy/binary.ts),

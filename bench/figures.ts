@@ -34,7 +34,7 @@ export function edgeDescription(bench: Bench, bucket: string): string {
   const edge = bench.edge;
   return (
     `envoy/src buildBootstrap(LOCAL_TOPOLOGY with the bench's ports, LOCAL_LIMITS; PlaceOrder bucket ${bucket}): ` +
-    `jwt_authn on PlaceOrder (a gateway-signed ES256 token per call), local_ratelimit, global ratelimit to the gateway's RateLimitService ` +
+    `local_ratelimit, jwt_authn on PlaceOrder (a gateway-signed ES256 token per call), global ratelimit to the gateway's RateLimitService ` +
     `(${bench.stack.rateLimitRules}), h2c, access log to /dev/null; Envoy ${edge ? `${edge.workers} worker threads` : ""}`
   );
 }
