@@ -3,21 +3,17 @@
 // runs, filters and all: the PlaceOrder token bucket, jwt_authn on PlaceOrder,
 // the global rate limit to the gateway's RateLimitService — with its
 // listener, admin and upstream clusters moved to the bench's ports, and the
-// limits the figure chooses. Envoy is the project's (tools/envoy/binary.ts),
-// run as `envoy -c <file> --disable-hot-restart`; its access log (stdout in
+// limits the figure chooses, run by tools/envoy/run.ts (the binary from
+// tools/envoy/binary.ts); its access log (stdout in
 // the generated config) goes to /dev/null, its own log (warnings) is kept.
-import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { credentials } from "@grpc/grpc-js";
 import { AccessServiceClient, OrderServiceClient, callUnary, purchaseMetadata, userMetadata } from "@seckill/sdk";
-import { stringify } from "yaml";
 import { buildBootstrap } from "../envoy/src/bootstrap.js";
 import { LOCAL_LIMITS, type EdgeLimits } from "../envoy/src/limits.js";
 import { LOCAL_TOPOLOGY, type HostPort, type Topology } from "../envoy/src/topology.js";
 import { decodeJwt } from "../services/common/jwt.js";
+import { runEnvoy } from "../tools/envoy/run.js";
 import { freePort } from "../tools/stack/ports.js";
 import type { BenchStack } from "./stack.js";
 
@@ -75,56 +71,20 @@ export async function startBenchEdge(
     },
     limits: { ...LOCAL_LIMITS, ...limits },
   };
-  const dir = mkdtempSync(join(tmpdir(), "seckill-bench-edge-"));
-  const file = join(dir, "envoy.yaml");
   const bootstrap = buildBootstrap(topology);
-  writeFileSync(file, stringify(edit?.(bootstrap) ?? bootstrap));
-
-  const child = spawn(bin, ["-c", file, "--disable-hot-restart", "--log-level", "warn"], { stdio: ["ignore", "ignore", "pipe"] });
-  const log: string[] = [];
-  child.stderr!.on("data", (d: Buffer) => {
-    log.push(String(d));
-    if (log.length > 50) log.splice(0, log.length - 50);
-  });
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  // If the bench itself dies (an uncaught error, process.exit), Envoy goes with it.
-  const killOnExit = () => child.kill("SIGKILL");
-  process.once("exit", killOnExit);
-  void exited.then(() => process.off("exit", killOnExit));
-  const admin = `http://127.0.0.1:${adminPort}`;
-  const running = () => child.exitCode === null && child.signalCode === null;
-
+  const envoy = await runEnvoy(bin, edit?.(bootstrap) ?? bootstrap, { adminPort, quietStdout: true, keepChunks: 50, readyTimeoutMs: READY_TIMEOUT_MS });
   const edge: BenchEdge = {
     address: `127.0.0.1:${port}`,
-    admin,
-    pid: child.pid!,
+    admin: envoy.admin,
+    pid: envoy.pid,
     limits: topology.limits,
     workers: "",
-    async stat(name) {
-      const text = await (await fetch(`${admin}/stats?filter=${encodeURIComponent(`^${name.replace(/\./g, "\\.")}$`)}`)).text();
-      const value = /: (\d+)/.exec(text)?.[1];
-      return value === undefined ? 0 : Number(value);
-    },
-    logTail: () => log.join("").trim().split("\n").slice(-10).join("\n"),
-    async stop() {
-      if (running()) {
-        child.kill("SIGTERM");
-        const timer = setTimeout(() => child.kill("SIGKILL"), 5000);
-        await exited;
-        clearTimeout(timer);
-      }
-      rmSync(dir, { recursive: true, force: true });
-    },
+    stat: envoy.stat,
+    logTail: () => envoy.logTail(),
+    stop: envoy.stop,
   };
   try {
-    const deadline = Date.now() + READY_TIMEOUT_MS;
-    for (;;) {
-      if (!running()) throw new Error(`envoy exited (${child.exitCode ?? child.signalCode}):\n${edge.logTail()}`);
-      if (await fetch(`${admin}/ready`).then((r) => r.ok, () => false)) break;
-      if (Date.now() > deadline) throw new Error(`envoy not ready after ${READY_TIMEOUT_MS / 1000} s:\n${edge.logTail()}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    const info = (await (await fetch(`${admin}/server_info`)).json()) as { command_line_options?: { concurrency?: number } };
+    const info = (await (await fetch(`${envoy.admin}/server_info`)).json()) as { command_line_options?: { concurrency?: number } };
     edge.workers = String(info.command_line_options?.concurrency ?? "?");
   } catch (error) {
     await edge.stop();

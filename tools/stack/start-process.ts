@@ -2,6 +2,7 @@
 // an environment, on its own free ports (never the default ones, so a stack
 // someone runs by hand is not disturbed), and read its output.
 import { spawn, type ChildProcess } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { freePorts, freeRange } from "./ports.js";
 
@@ -50,12 +51,19 @@ export function within<T>(promise: Promise<T>, ms: number, what: string): Promis
   ]);
 }
 
+/** Whether a process runs: a zombie (dead, not yet reaped by its new parent) does not. */
 export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch {
     return false;
+  }
+  try {
+    // /proc/<pid>/stat: "pid (comm) state …"; the comm may hold spaces and parentheses.
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
+  } catch {
+    return false; // gone between the two looks
   }
 }
 
