@@ -62,53 +62,30 @@ export function connect(options: BackendOptions): Backend {
     return clients.get(key) as T;
   };
   const insecure = credentials.createInsecure();
-  const sales = () => once("sales", () => new SaleServiceClient(options.inventory, insecure));
-  const orders = () => once("orders", () => new OrderServiceClient(options.order, insecure));
-  const access = () => once("access", () => new AccessServiceClient(options.gateway, insecure));
-  const edge = options.edge;
-  const buyer: BuyerClients = edge
-    ? {
-        route: "edge",
-        get sales() {
-          return once("edge sales", () => new SaleServiceClient(edge, insecure));
-        },
-        get orders() {
-          return once("edge orders", () => new OrderServiceClient(edge, insecure));
-        },
-        get access() {
-          return once("edge access", () => new AccessServiceClient(edge, insecure));
-        },
-        orderAddress: edge,
-      }
-    : {
-        route: "direct",
-        get sales() {
-          return sales();
-        },
-        get orders() {
-          return orders();
-        },
-        get access() {
-          return access();
-        },
-        orderAddress: options.order,
-      };
-  return {
-    options,
+  // The three clients at `at`, each made on first use and closed with the backend; `extra` alongside.
+  const lazyClients = <T extends object>(tag: string, at: { inventory: string; order: string; gateway: string }, extra: T) => ({
+    ...extra,
     get sales() {
-      return sales();
+      return once(`${tag} sales`, () => new SaleServiceClient(at.inventory, insecure));
     },
     get orders() {
-      return orders();
+      return once(`${tag} orders`, () => new OrderServiceClient(at.order, insecure));
     },
     get access() {
-      return access();
+      return once(`${tag} access`, () => new AccessServiceClient(at.gateway, insecure));
     },
+  });
+  const edge = options.edge;
+  const buyer: BuyerClients = edge
+    ? lazyClients("edge", { inventory: edge, order: edge, gateway: edge }, { route: "edge" as const, orderAddress: edge })
+    : lazyClients("direct", options, { route: "direct" as const, orderAddress: options.order });
+  return lazyClients<Pick<Backend, "options" | "buyer" | "close">>("direct", options, {
+    options,
     buyer,
     close() {
       for (const client of clients.values()) client.close();
     },
-  };
+  });
 }
 
 /** What a command may need answering before it runs; "edge": the edge and the services it routes a buyer's calls to. */

@@ -5,7 +5,6 @@
 // not there.
 import { execFile } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -16,6 +15,7 @@ import { refusal, startTestStack, type TestStack } from "../../test/support/stac
 import type { Io } from "../src/context.js";
 import { runCli } from "../src/program.js";
 import type { Summary } from "../src/simulate/summary.js";
+import { freePort } from "../../tools/stack/ports.js";
 
 const REPO = fileURLToPath(new URL("../..", import.meta.url));
 const BIN = path.join(REPO, "cli/bin/seckill.js");
@@ -46,15 +46,6 @@ function runBin(args: string[]): Promise<{ code: number; stdout: string; stderr:
       resolve({ code: error ? (typeof error.code === "number" ? error.code : 1) : 0, stdout, stderr });
     });
   });
-}
-
-/** A loopback port nothing listens on. */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const { port } = server.address() as { port: number };
-  await new Promise((r) => server.close(r));
-  return port;
 }
 
 describe("seckill simulate", () => {
@@ -170,7 +161,7 @@ describe("the seckill bin", () => {
   it("runs `sale list --json` against the stack", { timeout: 25_000 }, async () => {
     // Sale commands do not need the gateway: a --gateway nobody listens on does not matter.
     const { code, stdout, stderr } = await runBin([
-      "sale", "list", "--inventory", stack.inventory.address, "--order", stack.order.address, "--gateway", `127.0.0.1:${await closedPort()}`, "--json",
+      "sale", "list", "--inventory", stack.inventory.address, "--order", stack.order.address, "--gateway", `127.0.0.1:${await freePort()}`, "--json",
     ]);
     expect(stderr).toBe("");
     expect(code).toBe(0);
@@ -180,7 +171,7 @@ describe("the seckill bin", () => {
   });
 
   it("exits 1 with a hint when the backend is not running", { timeout: 25_000 }, async () => {
-    const port = await closedPort();
+    const port = await freePort();
     const { code, stderr } = await runBin(["sale", "list", "--inventory", `127.0.0.1:${port}`, "--order", `127.0.0.1:${port}`]);
     expect(code).toBe(1);
     expect(stderr.trim()).toBe(
@@ -189,7 +180,7 @@ describe("the seckill bin", () => {
   });
 
   it("names the order service when only it is missing", async () => {
-    const port = await closedPort();
+    const port = await freePort();
     const out: string[] = [];
     const io: Io = { out: () => {}, err: (t) => out.push(t), stderr: { write: () => true } };
     const code = await runCli(["--inventory", stack.inventory.address, "--order", `127.0.0.1:${port}`, "--gateway", stack.gateway!.address, "simulate", "--direct"], io);
@@ -198,7 +189,7 @@ describe("the seckill bin", () => {
   });
 
   it("says how to go direct when simulate cannot reach the edge", async () => {
-    const port = await closedPort();
+    const port = await freePort();
     const out: string[] = [];
     const io: Io = { out: () => {}, err: (t) => out.push(t), stderr: { write: () => true } };
     const code = await runCli(["--inventory", stack.inventory.address, "--order", stack.order.address, "--edge", `127.0.0.1:${port}`, "simulate"], io);
@@ -210,7 +201,7 @@ describe("the seckill bin", () => {
   });
 
   it("names the gateway when simulate cannot reach it", async () => {
-    const port = await closedPort();
+    const port = await freePort();
     const out: string[] = [];
     const io: Io = { out: () => {}, err: (t) => out.push(t), stderr: { write: () => true } };
     const code = await runCli(["--inventory", stack.inventory.address, "--order", stack.order.address, "--gateway", `127.0.0.1:${port}`, "simulate", "--direct"], io);

@@ -4,7 +4,6 @@
 // message it prints when the edge is not there. (test/docs.test.ts runs the
 // same example against the services directly.)
 import { execFile } from "node:child_process";
-import { createServer } from "node:net";
 import { fileURLToPath } from "node:url";
 import { OrderStatus } from "@seckill/sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -13,6 +12,7 @@ import { envoyForTests } from "../../test/support/envoy.js";
 import { eventually, startTestStack, type TestStack } from "../../test/support/stack.js";
 import { buy, connectClients, EDGE_ADDRESS, type Clients } from "./place-order.js";
 import { LOCAL_TOPOLOGY } from "../../envoy/src/topology.js";
+import { freePort } from "../../tools/stack/ports.js";
 
 const REPO = fileURLToPath(new URL("../..", import.meta.url));
 const EXAMPLE = fileURLToPath(new URL("./place-order.ts", import.meta.url));
@@ -27,20 +27,12 @@ function runExample(args: string[], env: Record<string, string>): Promise<{ code
   });
 }
 
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const { port } = server.address() as { port: number };
-  await new Promise((r) => server.close(r));
-  return port;
-}
-
 it("dials npm start's edge by default", () => {
   expect(EDGE_ADDRESS).toBe(`${LOCAL_TOPOLOGY.listener.host}:${LOCAL_TOPOLOGY.listener.port}`);
 });
 
 it("tells how to go direct when the edge is not there", { timeout: 30_000 }, async () => {
-  const port = await closedPort();
+  const port = await freePort();
   const { code, stderr } = await runExample(["01SALE", "alice"], { EDGE_ADDR: `127.0.0.1:${port}` });
   expect(code).toBe(1);
   expect(stderr.trim()).toBe(

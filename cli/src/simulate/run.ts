@@ -138,7 +138,7 @@ export async function simulate(backend: Backend, o: SimulationOptions, io: Simul
                 counts.successes++;
                 const { orderId } = click.outcome;
                 const answeredAt = performance.now();
-                watches.push(watching.run(() => watchUntilCreated(backend, user.userId, orderId, o.watchTimeoutMs, deadlineMs, answeredAt)));
+                watches.push(watching.run(() => watchUntilCreated(backend, user.userId, orderId, o.watchTimeoutMs, deadlineMs, answeredAt, undefined, throughEdge ? refusedAtEdge : undefined)));
               } else if (toldSoldOut(click.outcome)) counts.soldOut++;
             }
             counts.done++;

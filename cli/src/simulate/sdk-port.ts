@@ -5,7 +5,8 @@
 import { credentials } from "@grpc/grpc-js";
 import { OrderServiceClient, OrderStatus, callUnary, purchaseMetadata, userMetadata, watchOrder, type Order } from "@seckill/sdk";
 import type { Backend } from "../backend.js";
-import type { BuyerPort } from "./user.js";
+import { edgeRefusalOf } from "../edge.js";
+import type { BuyerPort, EdgeRefusalListener } from "./user.js";
 import type { WatchResult } from "./stats.js";
 
 export function buyerPort(backend: Backend, saleId: string, deadlineMs: number): BuyerPort {
@@ -48,7 +49,13 @@ export async function watchUntilCreated(
   /** performance.now() of the PlaceOrder answer: createdAfterMs counts from there. */
   since = performance.now(),
   pollMs = 200,
+  /** Told of each call the edge refused (through the edge only). */
+  refusedAtEdge?: EdgeRefusalListener,
 ): Promise<WatchResult> {
+  const atEdge = (call: "WatchOrder" | "GetOrder", error: unknown) => {
+    const kind = refusedAtEdge ? edgeRefusalOf(error as Parameters<typeof edgeRefusalOf>[0]) : undefined;
+    if (kind) refusedAtEdge!(call, kind, (error as Error).message ?? "");
+  };
   const started = since;
   const until = performance.now() + timeoutMs;
   const timeout = AbortSignal.timeout(timeoutMs);
@@ -58,8 +65,9 @@ export async function watchUntilCreated(
       if (persisted(order)) return { orderId, createdAfterMs: performance.now() - started, via: "stream", fellBack: false };
     }
     return { orderId, fellBack: false };
-  } catch {
+  } catch (error) {
     // The stream failed for good (or too often): poll, as the page would.
+    atEdge("WatchOrder", error);
   } finally {
     orders.close();
   }
@@ -67,8 +75,9 @@ export async function watchUntilCreated(
     try {
       const { order } = await callUnary(backend.buyer.orders, "getOrder", { orderId }, { metadata: userMetadata(userId), deadlineMs });
       if (persisted(order)) return { orderId, createdAfterMs: performance.now() - started, via: "poll", fellBack: true };
-    } catch {
+    } catch (error) {
       // Keep polling until the timeout: the page would too.
+      atEdge("GetOrder", error);
     }
     await sleep(Math.min(pollMs, Math.max(0, until - performance.now())));
   }

@@ -16,7 +16,7 @@ export interface CallRecord {
 }
 
 /** The calls of a buyer that go through the edge (when simulate does) and that the summary counts edge refusals of. */
-export type BuyerCall = "GetSaleStatus" | "IssuePurchaseToken" | "PlaceOrder";
+export type BuyerCall = "GetSaleStatus" | "IssuePurchaseToken" | "PlaceOrder" | "WatchOrder" | "GetOrder";
 
 /** One call of a buyer that the edge refused (retries are calls of their own). */
 export interface EdgeRefusalRecord {

@@ -109,6 +109,7 @@ describe("summarize", () => {
         { call: "PlaceOrder", kind: "tokenBucket" },
         { call: "IssuePurchaseToken", kind: "globalLimit" },
         { call: "GetSaleStatus", kind: "globalLimit" },
+        { call: "WatchOrder", kind: "globalLimit" },
         { call: "PlaceOrder", kind: "connection", cause: "upstream connect error or disconnect/reset before headers. reset reason: overflow" },
       ],
     };
@@ -116,17 +117,17 @@ describe("summarize", () => {
     expect(s.edge).toEqual({
       route: "edge",
       address: "127.0.0.1:8080",
-      refused: 4,
-      byKind: { tokenBucket: 1, globalLimit: 2, tokenCheck: 0, connection: 1 },
-      byCall: { PlaceOrder: 2, IssuePurchaseToken: 1, GetSaleStatus: 1 },
+      refused: 5,
+      byKind: { tokenBucket: 1, globalLimit: 3, tokenCheck: 0, connection: 1 },
+      byCall: { PlaceOrder: 2, IssuePurchaseToken: 1, GetSaleStatus: 1, WatchOrder: 1, GetOrder: 0 },
       connectionCauses: { "upstream connect error or disconnect/reset before headers. reset reason: overflow": 1 },
     });
     // Envoy's refusals are answers: counted as rate limited, not as errors, and not under the services' reasons.
     expect(s).toMatchObject({ rateLimited: 2, gaveUp: 0, errorsByCode: {}, rejectedByReason: { SOLD_OUT: 5 }, tokens: { refusedByReason: {} } });
     const text = renderSummary(s);
     expect(text).toMatch(/^buyers' calls\s+through the edge at 127\.0\.0\.1:8080$/m);
-    expect(text).toMatch(/^edge refusals \(calls\)\s+4: token bucket 1 · global limit 2 · token check 0 · connection 1$/m);
-    expect(text).toMatch(/^edge refusals by call\s+PlaceOrder 2, IssuePurchaseToken 1, GetSaleStatus 1$/m);
+    expect(text).toMatch(/^edge refusals \(calls\)\s+5: token bucket 1 · global limit 3 · token check 0 · connection 1$/m);
+    expect(text).toMatch(/^edge refusals by call\s+PlaceOrder 2, IssuePurchaseToken 1, GetSaleStatus 1, WatchOrder 1, GetOrder 0$/m);
     expect(text).toMatch(/^connection refusals by cause\s+upstream connect error or disconnect\/reset before headers\. reset reason: overflow 1$/m);
   });
 

@@ -241,7 +241,7 @@ export function summarize(d: SimulationData): Summary {
   };
 }
 
-const BUYER_CALLS: BuyerCall[] = ["PlaceOrder", "IssuePurchaseToken", "GetSaleStatus"];
+const BUYER_CALLS: BuyerCall[] = ["PlaceOrder", "IssuePurchaseToken", "GetSaleStatus", "WatchOrder", "GetOrder"];
 
 function edgeTally(edge: SimulationData["edge"]): Summary["edge"] {
   const byKind = Object.fromEntries(EDGE_REFUSALS.map((k) => [k, 0])) as Record<EdgeRefusal, number>;
