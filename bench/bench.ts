@@ -2,6 +2,7 @@
 // run with the CPU and memory it cost every process (Bench.load), and polling
 // Postgres for persisted orders (SoldWatch).
 import os from "node:os";
+import { setTimeout as sleep } from "node:timers/promises";
 import type { Config } from "../services/common/config.js";
 import type { EdgeLimits } from "../envoy/src/limits.js";
 import type { BenchEdge } from "./edge.js";
@@ -97,7 +98,6 @@ export function describeSettings(settings: Settings, config: Config): Record<str
 }
 
 export const log = (line: string) => process.stderr.write(`[bench] ${line}\n`);
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 // ------------------------------------------------------------ measuring
 

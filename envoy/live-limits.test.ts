@@ -15,6 +15,7 @@
 //   edge serves again once the service is back.
 // Purchase tokens are signed here and published by a small JWKS server of this
 // file, which Envoy and the order service both read.
+import { setTimeout as sleep } from "node:timers/promises";
 import { generateKeyPairSync, randomBytes, type KeyObject } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer as createHttpServer, type Server } from "node:http";
@@ -64,7 +65,6 @@ const OTHER_ADDRESS_PER_SECOND = 30;
 const KID = "edge-limits-1";
 
 const portOf = (addr: string) => Number(addr.slice(addr.lastIndexOf(":") + 1));
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 let stack: FaultStack;
 let jwks: Server;

@@ -6,6 +6,7 @@
 // does not start.
 import { readFileSync } from "node:fs";
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node, type Pair, type YAMLMap } from "yaml";
+import { errorMessage } from "../../services/common/error-message.js";
 
 export const RATE_LIMIT_UNITS = { second: 1000, minute: 60_000, hour: 3_600_000, day: 86_400_000 } as const;
 export type RateLimitUnit = keyof typeof RATE_LIMIT_UNITS;
@@ -48,7 +49,7 @@ export function loadRateLimitFile(file: string): RateLimitRules {
   try {
     text = readFileSync(file, "utf8");
   } catch (error) {
-    throw new RateLimitConfigError(file, [`cannot read the file: ${error instanceof Error ? error.message : String(error)}`]);
+    throw new RateLimitConfigError(file, [`cannot read the file: ${errorMessage(error)}`]);
   }
   return parseRateLimitConfig(text, file);
 }

@@ -16,6 +16,7 @@ import { isSaleId } from "../../services/common/ids.js";
 import { saleKeys } from "../../services/inventory/stock-store.js";
 import { invalid, overloaded } from "../../services/common/refusal.js";
 import { findLimit, RATE_LIMIT_UNITS, type RateLimit, type RateLimitRules } from "./limits-file.js";
+import { errorMessage } from "../../services/common/error-message.js";
 
 export interface DescriptorInput {
   entries: { key: string; value: string }[];
@@ -86,7 +87,7 @@ export function createRateLimiter(options: { redis: Redis; namespace: string; ru
         const rulesKeys = salesToCheck.map((id) => saleKeys(namespace, id).rules);
         counts = await counters.seckillRateLimitCount(keys.length + rulesKeys.length, ...keys, ...rulesKeys, hits, keys.length, now, ...ttls);
       } catch (error) {
-        throw overloaded(`rate limit counters unavailable: ${error instanceof Error ? error.message : String(error)}`, 100);
+        throw overloaded(`rate limit counters unavailable: ${errorMessage(error)}`, 100);
       }
       const closed = new Set(salesToCheck.filter((_, i) => Number(counts[keys.length + i]) === 1));
       let next = 0;

@@ -6,6 +6,7 @@ import { staleFiles } from "./generated-files.js";
 import { checkRendering, formatProblem } from "./index.js";
 import { newestMigrationId } from "./newest-migration.js";
 import { overlayDir, overlayNames, render } from "./render.js";
+import { errorMessage } from "../../services/common/error-message.js";
 
 let failed = false;
 for (const path of staleFiles()) {
@@ -21,7 +22,7 @@ for (const overlay of overlayNames()) {
     count = objects.length;
     problems = checkRendering(objects, { newestMigration: newest }).map(formatProblem);
   } catch (error) {
-    problems = [error instanceof Error ? error.message : String(error)];
+    problems = [errorMessage(error)];
   }
   if (problems.length === 0) console.log(`ok    k8s/overlays/${overlay}: ${count} objects valid, rules hold`);
   for (const p of problems) console.error(`FAIL  k8s/overlays/${overlay}: ${p}`);

@@ -2,6 +2,7 @@
 // isolated database: its own role and database, created with the admin URL,
 // then migrated with the service's own URL.
 import knexFactory, { type Knex } from "knex";
+import { errorMessage } from "./error-message.js";
 import pg from "pg";
 import type { Logger } from "./log.js";
 import { migrationSource } from "./migrations/index.js";
@@ -24,7 +25,7 @@ const REPEAT_WINDOW_MS = 5000;
 export function knexLog(log: Logger, nowMs: () => number = Date.now): Required<Pick<NonNullable<Knex.Config["log"]>, "warn" | "error" | "deprecate" | "debug">> {
   /** By first line: when it was last written, and how many times it came since. */
   const recent = new Map<string, { at: number; repeats: number }>();
-  const firstLine = (message: unknown) => String(message instanceof Error ? message.message : message).split("\n")[0];
+  const firstLine = (message: unknown) => errorMessage(message).split("\n")[0];
   return {
     warn(message) {
       const line = firstLine(message);

@@ -5,6 +5,7 @@ import { status, type Metadata, type ServiceError } from "@grpc/grpc-js";
 import { REASON_STATUS, rejectionMetadata, type ReasonName } from "@seckill/sdk";
 import { Refusal } from "./refusal.js";
 import { fieldsOf, type LogFields, type Logger } from "./log.js";
+import { errorMessage } from "./error-message.js";
 
 export interface StatusObject {
   code: status;
@@ -54,7 +55,7 @@ export function toStatus(error: unknown, log: Logger, context: LogFields = {}): 
     return refusalStatus(error);
   }
   if (isDependencyFailure(error)) {
-    log.warn("dependency failure", { ...fieldsOf(context), err: error instanceof Error ? error.message : String(error) });
+    log.warn("dependency failure", { ...fieldsOf(context), err: errorMessage(error) });
     return refusalStatus(DEPENDENCY_DOWN);
   }
   const grpcError = error as Partial<ServiceError>;

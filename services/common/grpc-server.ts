@@ -21,6 +21,7 @@ import { toStatus, type StatusObject } from "./grpc-errors.js";
 import type { GrpcMetrics } from "./metrics.js";
 import { invalid, Refusal } from "./refusal.js";
 import type { Logger } from "./log.js";
+import { errorMessage } from "./error-message.js";
 
 export const PROTO_ROOT = assetPath("proto");
 const PROTO_FILES = [
@@ -190,7 +191,7 @@ function tolerateMalformed(definition: ServiceDefinition): ServiceDefinition {
           try {
             return method.requestDeserialize(bytes);
           } catch (error) {
-            return new MalformedRequest(error instanceof Error ? error.message : String(error));
+            return new MalformedRequest(errorMessage(error));
           }
         },
       },

@@ -9,6 +9,7 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom
 import type { Config } from "./config.js";
 import { serveHttp, type HttpEndpoint } from "./http-endpoint.js";
 import type { Logger } from "./log.js";
+import { errorMessage } from "./error-message.js";
 
 export const METRIC_PREFIX = "seckill_";
 
@@ -280,7 +281,7 @@ export async function serveMetrics(registry: Registry, address: string, log: Log
       onError: (error) => log.warn("metrics endpoint error", { err: error.message }),
     });
   } catch (error) {
-    throw new Error(`cannot serve metrics on ${address}: ${error instanceof Error ? error.message : String(error)}`);
+    throw new Error(`cannot serve metrics on ${address}: ${errorMessage(error)}`);
   }
   return { address: endpoint.address, close: () => endpoint.close(true) };
 }

@@ -2,6 +2,7 @@
 // periodic reads and checks of a service (the order writer's queue lag, the
 // inventory's Redis loss watch). A failed run is logged once until one succeeds.
 import type { Logger } from "./log.js";
+import { errorMessage } from "./error-message.js";
 
 export interface Poll {
   /** Runs the task now, or joins the run in progress; resolves when it ends (never rejects). Nothing after stop(). */
@@ -22,7 +23,7 @@ export function poll(task: () => Promise<void>, intervalMs: number, log: Logger,
           .then(
             () => void (failing = false),
             (error: unknown) => {
-              if (!failing) log.warn(`${failed}; retrying`, { err: error instanceof Error ? error.message : String(error) });
+              if (!failing) log.warn(`${failed}; retrying`, { err: errorMessage(error) });
               failing = true;
             },
           )

@@ -4,9 +4,11 @@
 // logged once, and start-up fails with the last error only after that. An
 // error that is not a dependency being unreachable (bad credentials, a missing
 // database) fails at once.
+import { setTimeout as sleep } from "node:timers/promises";
 import type { Redis } from "ioredis";
 import { isDependencyFailure } from "./grpc-errors.js";
 import type { Logger } from "./log.js";
+import { errorMessage } from "./error-message.js";
 
 export interface StartupOptions {
   timeoutMs: number;
@@ -15,7 +17,6 @@ export interface StartupOptions {
 
 const FIRST_DELAY_MS = 200;
 const MAX_DELAY_MS = 2000;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Runs attempt until it succeeds, retrying dependency failures until the start-up timeout. */
 export async function untilReachable<T>(what: string, attempt: () => Promise<T>, o: StartupOptions): Promise<T> {
@@ -29,7 +30,7 @@ export async function untilReachable<T>(what: string, attempt: () => Promise<T>,
       return result;
     } catch (error) {
       if (!isDependencyFailure(error) || Date.now() + delay > deadline) throw error;
-      if (!waiting) o.log.warn(`waiting for ${what}`, { err: error instanceof Error ? error.message : String(error), timeoutMs: o.timeoutMs });
+      if (!waiting) o.log.warn(`waiting for ${what}`, { err: errorMessage(error), timeoutMs: o.timeoutMs });
       waiting = true;
       await sleep(delay);
       delay = Math.min(delay * 2, MAX_DELAY_MS);

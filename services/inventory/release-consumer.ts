@@ -9,6 +9,7 @@ import { StockReleased } from "@seckill/sdk";
 import { saleOfOrderId } from "../common/ids.js";
 import type { Logger } from "../common/log.js";
 import type { StockStore } from "./stock-store.js";
+import { errorMessage } from "../common/error-message.js";
 
 export interface ReleaseConsumer {
   /** Events applied (released now) and skipped (released before, unknown, sale not loaded). */
@@ -56,7 +57,7 @@ export async function startReleaseConsumer(opts: {
     } catch (error) {
       log.warn("stock release not applied; redelivered later", {
         reservationId: event.reservationId,
-        err: error instanceof Error ? error.message : String(error),
+        err: errorMessage(error),
       });
       msg.nak(RETRY_DELAY_MS);
     }

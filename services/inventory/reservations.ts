@@ -16,6 +16,7 @@ import type { EventPublisher } from "../common/event-bus.js";
 import type { Logger } from "../common/log.js";
 import type { InventoryMetrics } from "../common/metrics.js";
 import type { ReserveAnswer, StockStore } from "./stock-store.js";
+import { errorMessage } from "../common/error-message.js";
 
 export const MAX_BATCH = 512;
 export const MAX_QUANTITY = 100;
@@ -124,7 +125,7 @@ export function createReservationService(deps: ReservationDeps) {
           saleId,
           reservations: reserved.length,
           requestIds: reserved.slice(0, 10).map((r) => r.requestId),
-          err: error instanceof Error ? error.message : String(error),
+          err: errorMessage(error),
         });
       }
     }

@@ -21,6 +21,7 @@ import type { ReservationMade } from "@seckill/sdk";
 import type { EventPublisher, JetStreamProgress } from "../common/event-bus.js";
 import type { Logger } from "../common/log.js";
 import type { StockStore, StoredReservation } from "./stock-store.js";
+import { errorMessage } from "../common/error-message.js";
 
 export interface SweeperOptions {
   store: StockStore;
@@ -305,8 +306,4 @@ export function startSweeper(opts: SweeperOptions): Sweeper {
       await running?.catch(() => undefined);
     },
   };
-}
-
-function errorMessage(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

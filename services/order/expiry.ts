@@ -11,6 +11,7 @@ import type { OrderMetrics } from "../common/metrics.js";
 import * as repo from "./order-repository.js";
 import type { OrderRow } from "./order-repository.js";
 import type { ReleaseOutbox } from "./release-outbox.js";
+import { errorMessage } from "../common/error-message.js";
 
 export const EXPIRY_BATCH = 500;
 
@@ -55,7 +56,7 @@ export function startLifecycleLoop(deps: ExpiryDeps & { intervalMs: number }): L
       while (!stopped && (await expireDue(deps)).length === EXPIRY_BATCH);
       if (!stopped) await deps.outbox.relay();
     } catch (error) {
-      deps.log.warn("order expiry tick failed; retried next tick", { err: error instanceof Error ? error.message : String(error) });
+      deps.log.warn("order expiry tick failed; retried next tick", { err: errorMessage(error) });
     }
   }
 

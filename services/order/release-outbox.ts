@@ -10,6 +10,7 @@ import type { EventPublisher } from "../common/event-bus.js";
 import type { Logger } from "../common/log.js";
 import * as repo from "./order-repository.js";
 import type { OrderRow } from "./order-repository.js";
+import { errorMessage } from "../common/error-message.js";
 
 const RELAY_BATCH = 500;
 
@@ -48,14 +49,14 @@ export function createReleaseOutbox(deps: {
       log.warn("stock release publish failed; the relay publishes it later", {
         failed: rows.length - acked.length,
         orderIds: rows.filter((_, k) => settled[k].status === "rejected").slice(0, 10).map((row) => row.id),
-        err: failed.reason instanceof Error ? failed.reason.message : String(failed.reason),
+        err: errorMessage(failed.reason),
       });
     }
     try {
       await repo.markReleasesPublished(db, acked, deps.now());
     } catch (error) {
       // The relay publishes them again: a duplicate changes nothing.
-      log.warn("could not record published releases", { err: error instanceof Error ? error.message : String(error) });
+      log.warn("could not record published releases", { err: errorMessage(error) });
     }
     return acked.length;
   }

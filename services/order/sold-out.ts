@@ -18,6 +18,7 @@ import { poll, type Poll } from "../common/poll.js";
 import type { Logger } from "../common/log.js";
 import { parseRunId } from "../inventory/redis-epoch.js";
 import { saleKeys } from "../inventory/stock-store.js";
+import { errorMessage } from "../common/error-message.js";
 
 /** A sale's winning request ids, as loaded. */
 export interface SaleWinners {
@@ -149,7 +150,7 @@ export function createSoldOutShortcut(opts: { source: SoldOutSource; log: Logger
       },
       (error: unknown) => {
         failedUntil.set(saleId, nowMs() + LOAD_RETRY_MS);
-        if (!loadFailing) log.warn("sold-out sale's winners not loaded; its buyers take the full path", { saleId, err: error instanceof Error ? error.message : String(error) });
+        if (!loadFailing) log.warn("sold-out sale's winners not loaded; its buyers take the full path", { saleId, err: errorMessage(error) });
         loadFailing = true;
       },
     );

@@ -6,6 +6,7 @@
 // jitter) until it gets an answer or the buyer gives up.
 // Every answer is recorded: what the clients were told is what the invariant
 // checker holds the system to.
+import { setTimeout as sleep } from "node:timers/promises";
 import { status, type ServiceError } from "@grpc/grpc-js";
 import { callUnary, purchaseMetadata, rejectionOf, userMetadata, type AccessServiceClient, type OrderServiceClient } from "@seckill/sdk";
 import { mulberry32, newSeed, type Random } from "./prng.js";
@@ -61,7 +62,6 @@ export interface Crowd {
 }
 
 const RETRYABLE = new Set<status>([status.UNAVAILABLE, status.DEADLINE_EXCEEDED]);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export function startCrowd(orders: OrderServiceClient, saleId: string, opts: CrowdOptions): Crowd {
   const clicks = opts.clicksPerUser ?? 1;

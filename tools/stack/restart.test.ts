@@ -4,6 +4,7 @@
 // way, comes back too; Ctrl-C still stops everything, a pending restart
 // included; a process that keeps failing at start stops the stack, naming it.
 // Real start.ts, real servers, ports of its own (never the default ones).
+import { setTimeout as sleep } from "node:timers/promises";
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -30,7 +31,6 @@ import { Supervisor } from "./supervisor.js";
 const REPO_ROOT = fileURLToPath(new URL("../..", import.meta.url));
 
 const insecure = grpc.credentials.createInsecure();
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 
 /**

@@ -19,6 +19,7 @@ import { ENVOY_LOCAL_CONFIG, envoyListener, envoyMismatches, envoyProgram } from
 import { flashOverrides } from "./groups.js";
 import { dialAddress, isListening, waitListening, waitServing } from "./health.js";
 import { allReady, Supervisor, type Run } from "./supervisor.js";
+import { errorMessage } from "../../services/common/error-message.js";
 
 const REPO_ROOT = fileURLToPath(new URL("../..", import.meta.url));
 /** Until every process has been ready once; a single run gets 30 s (supervisor.ts). */
@@ -233,7 +234,7 @@ function hidePassword(url: string): string {
 }
 
 main().catch((error: unknown) => {
-  const message = error instanceof Error ? error.message : String(error);
+  const message = errorMessage(error);
   process.stderr.write(error instanceof MissingDependencyError ? `${message}\n` : `start-up failed: ${message}\n`);
   void stopAll(1);
 });

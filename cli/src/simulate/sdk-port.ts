@@ -2,6 +2,7 @@
 // calls (the page's status read, IssuePurchaseToken, PlaceOrder, WatchOrder
 // and GetOrder) use backend.buyer: through the edge unless --direct. The reads
 // that check the result (GetSale, ListOrders) go to the services directly.
+import { setTimeout as sleep } from "node:timers/promises";
 import { credentials } from "@grpc/grpc-js";
 import { OrderServiceClient, OrderStatus, callUnary, purchaseMetadata, userMetadata, watchOrder, type Order } from "@seckill/sdk";
 import type { Backend } from "../backend.js";
@@ -31,7 +32,6 @@ export function buyerPort(backend: Backend, saleId: string, deadlineMs: number):
 }
 
 const persisted = (o: Order | undefined) => o !== undefined && o.status !== OrderStatus.ORDER_STATUS_PENDING && o.status !== OrderStatus.ORDER_STATUS_UNSPECIFIED;
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /**
  * Waits until the order is persisted (CREATED or later), as a buyer's page

@@ -19,6 +19,7 @@ import { unary, type ServiceRegistration } from "../../common/grpc-server.js";
 import type { Logger } from "../../common/log.js";
 import { isRequestId } from "../../common/ids.js";
 import { invalid } from "../../common/refusal.js";
+import { errorMessage } from "../../common/error-message.js";
 
 const PAGE_DEFAULT = 20;
 const PAGE_MAX = 100;
@@ -99,7 +100,7 @@ export function deadLetterOps(opts: {
     });
     // Removed only once the events stream holds the reservations again.
     await jsm.streams.deleteMessage(names.stream, m.seq, false).catch((error: unknown) => {
-      if (!/not found|no message/i.test(error instanceof Error ? error.message : String(error))) throw error;
+      if (!/not found|no message/i.test(errorMessage(error))) throw error;
     });
     log.info("dead letter replayed", { sequence: m.seq, replayedSequence: ack.seq, reservations: again.count, reason: letter.reason });
     return { sequence: m.seq, outcome: ReplayOutcome.REPLAY_OUTCOME_REPLAYED, reservations: again.count, replayedSequence: ack.seq };

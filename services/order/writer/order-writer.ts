@@ -27,6 +27,7 @@ import {
   type InsertedOrder,
   type ReservationToPersist,
 } from "../order-repository.js";
+import { errorMessage } from "../../common/error-message.js";
 
 export interface OrderWriterOptions {
   db: Knex;
@@ -143,7 +144,7 @@ function reservationLetter(msg: JsMsg, reservation: ReservationMade, reason: str
 
 /** An error's message without the SQL text knex puts in front of Postgres's own. */
 function errorText(error: unknown): string {
-  const message = error instanceof Error ? error.message : String(error);
+  const message = errorMessage(error);
   const own = /\s-\s([^\n]*)$/.exec(message);
   return typeof (error as { severity?: unknown })?.severity === "string" && own ? own[1] : message;
 }
@@ -228,7 +229,7 @@ export async function startOrderWriter(opts: OrderWriterOptions): Promise<OrderW
         log.warn("dead letters not recorded; retrying", {
           count: letters.length,
           retryInMs: delay,
-          err: error instanceof Error ? error.message : String(error),
+          err: errorMessage(error),
         });
         if (stopped) {
           for (const m of msgs) nak(m);
@@ -335,7 +336,7 @@ export async function startOrderWriter(opts: OrderWriterOptions): Promise<OrderW
         log.warn("batch not written; retrying", {
           size: items.length,
           retryInMs: delay,
-          err: error instanceof Error ? error.message : String(error),
+          err: errorMessage(error),
         });
         if (stopped) {
           // Hand the events back; another writer (or this one, restarted) takes them.
