@@ -28,7 +28,7 @@ import {
 } from "@seckill/sdk";
 import { MAX_REQUEST_BODY_BYTES } from "./src/filters.js";
 import { LOCAL_LIMITS } from "./src/limits.js";
-import { loopback, startEdge, type Edge } from "../test/support/edge.js";
+import { stackClusters, startEdge, type Edge } from "../test/support/edge.js";
 import { envoyForTests } from "../test/support/envoy.js";
 import {
   FLAG,
@@ -576,12 +576,7 @@ beforeAll(async () => {
   stack = await startTestStack();
   // No gateway here: the global rate limit fails open, and jwt_authn (PlaceOrder only) is not used.
   envoy = await startEdge(envoyBin, {
-    clusters: {
-      inventory_default: loopback(stack.inventory.port),
-      inventory_flash: loopback(stack.inventory.port),
-      order_default: loopback(stack.order.port),
-      order_flash: loopback(stack.order.port),
-    },
+    clusters: stackClusters(stack),
     limits: { maxConcurrentStreams: MAX_STREAMS, requestHeadersTimeoutMs: HEADERS_TIMEOUT_MS },
   });
   sales = new SaleServiceClient(envoy.address, credentials.createInsecure());

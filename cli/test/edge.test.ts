@@ -9,7 +9,7 @@ import path from "node:path";
 import { credentials, status, type ServiceError } from "@grpc/grpc-js";
 import { AccessServiceClient, OrderServiceClient, SaleServiceClient, callUnary, purchaseMetadata, userMetadata } from "@seckill/sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loopback, startEdge, type Edge } from "../../test/support/edge.js";
+import { stackClusters, startEdge, type Edge } from "../../test/support/edge.js";
 import { envoyForTests } from "../../test/support/envoy.js";
 import { eventually, startTestStack, type TestStack } from "../../test/support/stack.js";
 import type { Io } from "../src/context.js";
@@ -67,17 +67,8 @@ describe.skipIf(!envoyBin)("seckill simulate through a real edge", () => {
     const limits = path.join(dir, "ratelimit.yaml");
     writeFileSync(limits, LIMITS);
     stack = await startTestStack({ PURCHASE_TOKEN_REQUIRED: "true", RATE_LIMIT_CONFIG: limits }, { gateway: true });
-    const port = (address: string) => Number(address.slice(address.lastIndexOf(":") + 1));
-    const gateway = stack.gateway!;
     edge = await startEdge(envoyBin!, {
-      clusters: {
-        order_flash: loopback(stack.order.port),
-        order_default: loopback(stack.order.port),
-        inventory_flash: loopback(stack.inventory.port),
-        inventory_default: loopback(stack.inventory.port),
-        gateway: loopback(port(gateway.address)),
-        gateway_jwks: loopback(port(gateway.access!.jwks.address)),
-      },
+      clusters: stackClusters(stack),
       // The global limit waits for the gateway's answer: with the shipped 20 ms it fails open under this
       // crowd on a small machine (Envoy's ratelimit.failure_mode_allowed), and nothing would be refused.
       limits: { placeOrderBurst: 10, placeOrderPerSecond: 10, rateLimitTimeoutMs: 2000 },

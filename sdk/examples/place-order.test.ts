@@ -7,7 +7,7 @@ import { execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { OrderStatus } from "@seckill/sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loopback, startEdge, type Edge } from "../../test/support/edge.js";
+import { stackClusters, startEdge, type Edge } from "../../test/support/edge.js";
 import { envoyForTests } from "../../test/support/envoy.js";
 import { eventually, startTestStack, type TestStack } from "../../test/support/stack.js";
 import { buy, connectClients, EDGE_ADDRESS, type Clients } from "./place-order.js";
@@ -47,16 +47,8 @@ describe.skipIf(!envoyBin)("the SDK example through a real edge", () => {
 
   beforeAll(async () => {
     stack = await startTestStack({ PURCHASE_TOKEN_REQUIRED: "true" }, { gateway: true });
-    const port = (address: string) => Number(address.slice(address.lastIndexOf(":") + 1));
     edge = await startEdge(envoyBin!, {
-      clusters: {
-        order_flash: loopback(stack.order.port),
-        order_default: loopback(stack.order.port),
-        inventory_flash: loopback(stack.inventory.port),
-        inventory_default: loopback(stack.inventory.port),
-        gateway: loopback(port(stack.gateway!.address)),
-        gateway_jwks: loopback(port(stack.gateway!.access!.jwks.address)),
-      },
+      clusters: stackClusters(stack),
     });
     clients = connectClients({ edge: edge.address });
     // jwt_authn fetches the gateway's keys after start-up: until then the edge answers UNAUTHENTICATED.

@@ -9,8 +9,26 @@ import { LOCAL_LIMITS } from "../../envoy/src/limits.js";
 import { LOCAL_TOPOLOGY, type ClusterName, type HostPort, type Topology } from "../../envoy/src/topology.js";
 import { runEnvoy, type RunningEnvoy } from "../../tools/envoy/run.js";
 import { freePorts } from "../../tools/stack/ports.js";
+import type { TestStack } from "./stack.js";
 
 export const loopback = (port: number): HostPort => ({ host: "127.0.0.1", port });
+
+const portOf = (address: string) => Number(address.slice(address.lastIndexOf(":") + 1));
+
+/**
+ * Every cluster pointed at a test stack: both RPC groups of a service are its
+ * one process, and the gateway's clusters are there when the stack runs one.
+ */
+export function stackClusters(stack: TestStack): Partial<Record<ClusterName, HostPort>> {
+  const gateway = stack.gateway;
+  return {
+    order_flash: loopback(stack.order.port),
+    order_default: loopback(stack.order.port),
+    inventory_flash: loopback(stack.inventory.port),
+    inventory_default: loopback(stack.inventory.port),
+    ...(gateway ? { gateway: loopback(portOf(gateway.address)), gateway_jwks: loopback(portOf(gateway.access!.jwks.address)) } : {}),
+  };
+}
 
 export interface EdgeOptions {
   /** Every cluster's upstream; a cluster left out points at a closed port. */
