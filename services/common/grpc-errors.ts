@@ -6,6 +6,7 @@ import { REASON_STATUS, rejectionMetadata, type ReasonName } from "@seckill/sdk"
 import { Refusal } from "./refusal.js";
 import { fieldsOf, type LogFields, type Logger } from "./log.js";
 import { errorMessage } from "./error-message.js";
+import { isDependencyFailure } from "./dependency-errors.js";
 
 export interface StatusObject {
   code: status;
@@ -31,19 +32,6 @@ export function refusalStatus(refusal: Refusal): StatusObject {
   }
   // grpc-js may add to the trailers it is given: hand it a copy.
   return { code, details: refusal.message, metadata: metadata.clone(), reason: refusal.reason };
-}
-
-const NETWORK_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "EHOSTUNREACH", "ENOTFOUND", "57P01", "57P03"]);
-const DEPENDENCY_ERRORS = new Set(["MaxRetriesPerRequestError", "KnexTimeoutError", "TimeoutError", "ClosedConnectionError", "NoRespondersError", "ConnectionError"]);
-const DEPENDENCY_MESSAGES = /Connection is closed|enableOfflineQueue|Command timed out|Connection terminated|timeout exceeded when trying to connect|no responders/i;
-
-/** Redis, Postgres or NATS did not answer: the client should retry, not see INTERNAL. */
-export function isDependencyFailure(error: unknown): boolean {
-  const e = error as { code?: unknown; name?: unknown; message?: unknown } | undefined;
-  if (!e || typeof e !== "object") return false;
-  if (typeof e.code === "string" && (NETWORK_CODES.has(e.code) || e.code.startsWith("08"))) return true;
-  if (typeof e.name === "string" && DEPENDENCY_ERRORS.has(e.name)) return true;
-  return typeof e.message === "string" && DEPENDENCY_MESSAGES.test(e.message);
 }
 
 const DEPENDENCY_DOWN = new Refusal("OVERLOADED", "a dependency is unavailable; retry with the same request id", { retryDelayMs: 500 });

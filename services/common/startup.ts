@@ -6,7 +6,7 @@
 // database) fails at once.
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Redis } from "ioredis";
-import { isDependencyFailure } from "./grpc-errors.js";
+import { isDependencyFailure } from "./dependency-errors.js";
 import type { Logger } from "./log.js";
 import { errorMessage } from "./error-message.js";
 
