@@ -1,27 +1,95 @@
-// The README must match the code: its SDK example is the file the tests run,
-// and its configuration table names every variable the services read.
-import { readFileSync } from "node:fs";
+// The documentation must match the code: the SDK's README shows the example
+// file the tests run, the operations guide has a row for every configuration
+// variable the services read, and no relative link of a Markdown file is broken.
+import { execFileSync } from "node:child_process";
+import { existsSync, readFileSync, statSync } from "node:fs";
+import { dirname, join, relative } from "node:path";
+import { fileURLToPath } from "node:url";
 import { credentials } from "@grpc/grpc-js";
 import { AccessServiceClient, OrderServiceClient, OrderStatus, callUnary } from "@seckill/sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buy, type Clients } from "../sdk/examples/place-order.js";
 import { saleRequest, startTestStack, type TestStack } from "./support/stack.js";
 
-const read = (path: string) => readFileSync(new URL(`../${path}`, import.meta.url), "utf8");
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const read = (path: string) => readFileSync(join(ROOT, path), "utf8");
 
-describe("README", () => {
-  it("shows the SDK example exactly as it is in sdk/examples/place-order.ts", () => {
-    expect(read("README.md")).toContain(read("sdk/examples/place-order.ts").trim());
+describe("the documentation", () => {
+  it("shows the SDK example in sdk/README.md exactly as it is in sdk/examples/place-order.ts", () => {
+    expect(read("sdk/README.md")).toContain(read("sdk/examples/place-order.ts").trim());
   });
 
-  it("documents every configuration variable with its default", () => {
+  it("documents every configuration variable with its default in docs/operations.md", () => {
     const source = read("services/common/config.ts");
     const variables = [...source.matchAll(/(?:str|int)\("([A-Z_]+)"/g)].map((m) => m[1]);
     expect(variables.length).toBeGreaterThan(15);
-    const readme = read("README.md");
-    for (const name of variables) expect(readme).toMatch(new RegExp(`\\| \`${name}\` \\| \``));
+    const operations = read("docs/operations.md");
+    const missing = variables.filter((name) => !new RegExp(`^\\| \`${name}\` \\| \``, "m").test(operations));
+    expect(missing).toEqual([]);
+  });
+
+  it("links, in every Markdown file of the repository, only to files and headings that exist", () => {
+    // Tracked and new files alike, without what .gitignore leaves out (node_modules, .local, dist).
+    const files = execFileSync("git", ["ls-files", "--cached", "--others", "--exclude-standard", "--", "*.md"], { cwd: ROOT, encoding: "utf8" })
+      .split("\n")
+      .filter((file) => file !== "" && existsSync(join(ROOT, file)));
+    expect(files).toContain("README.md");
+    const broken: string[] = [];
+    for (const file of files) {
+      for (const target of relativeLinks(read(file))) {
+        const [path, anchor] = splitAnchor(target);
+        const resolved = path === "" ? join(ROOT, file) : join(ROOT, dirname(file), decodeURI(path));
+        if (!existsSync(resolved)) broken.push(`${file}: ${target} (no such file)`);
+        else if (anchor && resolved.endsWith(".md") && !statSync(resolved).isDirectory() && !headingAnchors(readFileSync(resolved, "utf8")).has(anchor)) {
+          broken.push(`${file}: ${target} (no heading #${anchor} in ${relative(ROOT, resolved)})`);
+        }
+      }
+    }
+    expect(broken).toEqual([]);
+  });
+
+  it("finds a broken link and a missing heading", () => {
+    const text = "[a](missing.md) `[b](in-code.md)` [c](#nowhere) [d](https://example.com/x.md)\n```\n[e](in-a-block.md)\n```\n1. list\n   ```\n   [f](indented-block.md)\n   ```\n## Somewhere: `here` (too)\n";
+    expect(relativeLinks(text)).toEqual(["missing.md", "#nowhere"]);
+    expect(headingAnchors(text)).toEqual(new Set(["somewhere-here-too"]));
   });
 });
+
+/** Markdown without its fenced code blocks (indented ones, in list items, too). */
+function withoutCodeBlocks(markdown: string): string {
+  return markdown.replace(/^[ \t]*(```|~~~)[^\n]*\n[\s\S]*?^[ \t]*\1[^\n]*$/gm, "");
+}
+
+/** Markdown without its fenced code blocks and inline code spans, where brackets are not links. */
+function prose(markdown: string): string {
+  return withoutCodeBlocks(markdown).replace(/`[^`\n]*`/g, "");
+}
+
+/** The targets of the inline links and images that are not a URL with a scheme. */
+function relativeLinks(markdown: string): string[] {
+  const targets = [...prose(markdown).matchAll(/\]\(\s*<?([^)\s>]+)>?(?:\s+"[^"]*")?\s*\)/g)].map((m) => m[1]);
+  return targets.filter((target) => !/^[a-z][a-z0-9+.-]*:/i.test(target));
+}
+
+function splitAnchor(target: string): [string, string | undefined] {
+  const at = target.indexOf("#");
+  return at < 0 ? [target, undefined] : [target.slice(0, at), target.slice(at + 1)];
+}
+
+/** The anchors GitHub gives a file's headings: lower case, punctuation dropped, spaces as hyphens, repeats numbered. */
+function headingAnchors(markdown: string): Set<string> {
+  const anchors = new Set<string>();
+  for (const [, heading] of withoutCodeBlocks(markdown).matchAll(/^#{1,6}[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*$/gm)) {
+    const base = heading
+      .toLowerCase()
+      .replace(/[^\p{L}\p{M}\p{N}\p{Pc}\- ]/gu, "")
+      .replace(/ /g, "-");
+    let anchor = base;
+    for (let n = 1; anchors.has(anchor); n++) anchor = `${base}-${n}`;
+    anchors.add(anchor);
+  }
+  return anchors;
+}
 
 describe("the SDK example", () => {
   let stack: TestStack;
