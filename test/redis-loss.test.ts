@@ -11,8 +11,10 @@ import { ulid } from "../services/common/ids.js";
 import { quietLogger } from "../services/common/log.js";
 import type { Refusal } from "../services/common/refusal.js";
 import { trackRedisEpoch } from "../services/inventory/redis-epoch.js";
-import { createSaleService, REBUILD_RECHECK_MS } from "../services/inventory/sales.js";
-import { createStockStore, saleKeys } from "../services/inventory/stock-store.js";
+import { createSaleService } from "../services/inventory/sales.js";
+import { createSaleWarmer, REBUILD_RECHECK_MS } from "../services/inventory/sale-warmer.js";
+import { createRedisStockStore, saleKeys } from "../services/inventory/stock-store.js";
+import { createRedisSweepIndex, sweepIndexing } from "../services/inventory/sweep-index.js";
 import { eventually, refusal, startTestStack, type TestStack } from "./support/stack.js";
 
 let stack: TestStack;
@@ -101,28 +103,29 @@ it("while a lost sale waits for its rebuild, concurrent purchases and polls shar
   // A sale service of its own over the stack's Postgres, Redis and JetStream, counting its looks at the queue.
   const bus = await openEventBus(stack.config.natsUrl, stack.config.namespace, "rebuild-test", 2000);
   const redis = new Redis(stack.config.redisUrl);
-  const store = createStockStore(redis, stack.config.namespace, (await trackRedisEpoch(redis, quietLogger())).current);
+  const stock = createRedisStockStore(redis, stack.config.namespace, (await trackRedisEpoch(redis, quietLogger())).current);
   let nowMs = Date.now();
   let looks = 0;
-  const sales = createSaleService({
+  const warmer = createSaleWarmer({
     db: stack.db,
-    store,
+    stock,
+    sweepIndexing: sweepIndexing(createRedisSweepIndex(redis, stack.config.namespace), quietLogger()),
     now: () => new Date(nowMs),
-    newSaleId: () => ulid(nowMs),
     jetstreamProgress: () => {
       looks++;
       return readJetStreamProgress(bus.jsm, bus.names);
     },
   });
+  const sales = createSaleService({ db: stack.db, stock, warmer, now: () => new Date(nowMs), newSaleId: () => ulid(nowMs) });
   const reasons = async (calls: Promise<unknown>[]) =>
     (await Promise.allSettled(calls)).map((r) => (r.status === "rejected" ? (r.reason as Refusal).reason : "answered"));
   try {
-    expect(new Set(await reasons(Array.from({ length: 40 }, () => sales.warmIfExists(sale.saleId))))).toEqual(new Set(["OVERLOADED"]));
+    expect(new Set(await reasons(Array.from({ length: 40 }, () => warmer.warmOnDemand(sale.saleId))))).toEqual(new Set(["OVERLOADED"]));
     expect(looks).toBe(1);
-    expect(await reasons([sales.warmIfExists(sale.saleId), sales.status(sale.saleId)])).toEqual(["OVERLOADED", "OVERLOADED"]);
+    expect(await reasons([warmer.warmOnDemand(sale.saleId), sales.status(sale.saleId)])).toEqual(["OVERLOADED", "OVERLOADED"]);
     expect(looks).toBe(1);
     nowMs += REBUILD_RECHECK_MS;
-    expect(await reasons([sales.warmIfExists(sale.saleId), sales.status(sale.saleId)])).toEqual(["OVERLOADED", "OVERLOADED"]);
+    expect(await reasons([warmer.warmOnDemand(sale.saleId), sales.status(sale.saleId)])).toEqual(["OVERLOADED", "OVERLOADED"]);
     expect(looks).toBe(2);
     // A sale that does not exist is still told apart.
     expect(await reasons([sales.status(ulid(nowMs))])).toEqual(["NOT_FOUND"]);

@@ -4,11 +4,14 @@
 // once; normal purchases are not republished; released reservations are
 // dropped; and one that never becomes an order is reported.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { callUnary, userMetadata } from "@seckill/sdk";
+import { credentials } from "@grpc/grpc-js";
+import { callUnary, InventoryServiceClient, Reason, userMetadata } from "@seckill/sdk";
 import { newOrderId, ulid } from "../services/common/ids.js";
-import { createStockStore, saleKeys, type StockStore } from "../services/inventory/stock-store.js";
+import { createRedisStockStore, saleKeys, type StockStore } from "../services/inventory/stock-store.js";
+import { createRedisSweepIndex } from "../services/inventory/sweep-index.js";
 import { quietLogger } from "../services/common/log.js";
 import { trackRedisEpoch } from "../services/inventory/redis-epoch.js";
+import { startInventory } from "../services/inventory/app.js";
 import { eventually, startTestStack, type TestStack } from "./support/stack.js";
 
 const SWEEP_AFTER_MS = 1500;
@@ -16,7 +19,7 @@ const SWEEP_REPORT_AFTER_MS = 3000;
 
 let stack: TestStack;
 /** The stack's Redis driven directly, as an inventory process that dies before publishing would have. */
-let store: StockStore;
+let stock: StockStore;
 beforeAll(async () => {
   stack = await startTestStack({
     SWEEP_INTERVAL_MS: "100",
@@ -24,7 +27,7 @@ beforeAll(async () => {
     SWEEP_REPORT_AFTER_MS: String(SWEEP_REPORT_AFTER_MS),
     SWEEP_BATCH_SIZE: "7",
   });
-  store = createStockStore(stack.redis, stack.config.namespace, (await trackRedisEpoch(stack.redis, quietLogger())).current);
+  stock = createRedisStockStore(stack.redis, stack.config.namespace, (await trackRedisEpoch(stack.redis, quietLogger())).current);
 });
 afterAll(async () => {
   await stack?.stop();
@@ -38,7 +41,7 @@ const unconfirmed = (saleId: string) => stack.redis.zrange(saleKeys(stack.config
 /** Runs the reserve script only: the reservation exists in Redis, its event was never published. */
 async function reserveWithoutPublishing(saleId: string, userId: string, requestId: string, quantity = 1): Promise<string> {
   const nowMs = Date.now();
-  const [answer] = await store.reserve(saleId, nowMs, [{ userId, requestId, quantity, newReservationId: newOrderId(saleId, nowMs) }]);
+  const [answer] = await stock.reserve(saleId, nowMs, [{ userId, requestId, quantity, newReservationId: newOrderId(saleId, nowMs) }]);
   expect(answer.outcome).toBe("OK");
   return answer.reservationId;
 }
@@ -114,7 +117,7 @@ describe("the sweeper", () => {
   it("drops a released reservation without republishing it", async () => {
     const sale = await stack.createSale({ totalStock: 3 });
     const reservationId = await reserveWithoutPublishing(sale.saleId, "changed-mind", "r-1");
-    expect((await store.release(sale.saleId, reservationId)).outcome).toBe("RELEASED");
+    expect((await stock.release(sale.saleId, reservationId)).outcome).toBe("RELEASED");
     const before = stats();
     await eventually(async () => (await unconfirmed(sale.saleId)).length === 0, SWEEP_AFTER_MS + 5000, "the released reservation dropped");
     expect(stats().released).toBeGreaterThan(before.released);
@@ -126,8 +129,8 @@ describe("the sweeper", () => {
     // A sale Redis knows but Postgres does not: the writer refuses its event every time.
     const saleId = ulid();
     const now = Date.now();
-    await store.warm(saleId, { startsAtMs: now - 1000, endsAtMs: now + 3600_000, closedAtMs: 0, perUserLimit: 1, totalStock: 5, releasePolicy: "RESTORE" }, 5, []);
-    await store.markSweepable(saleId);
+    await stock.load(saleId, { startsAtMs: now - 1000, endsAtMs: now + 3600_000, closedAtMs: 0, perUserLimit: 1, totalStock: 5, releasePolicy: "RESTORE" }, 5, []);
+    await createRedisSweepIndex(stack.redis, stack.config.namespace).addSale(saleId);
     const started = Date.now();
     const reservationId = await reserveWithoutPublishing(saleId, "ghost", "never-written");
 
@@ -152,6 +155,24 @@ describe("the sweeper", () => {
       await stack.redis.del(lock);
     }
     expect(await stack.inventory.sweeper.sweepOnce()).toBe(true);
+  });
+
+  it("puts a sale in the sweep index when a replica that did not load it reserves from it", async () => {
+    const sale = await stack.createSale({ totalStock: 3 });
+    // Loaded and indexed by the stack's inventory; the index then loses it.
+    const sweepIndex = createRedisSweepIndex(stack.redis, stack.config.namespace);
+    await sweepIndex.removeSale(sale.saleId);
+    const replica = await startInventory({ ...stack.config, inventoryAddr: "127.0.0.1:0" }, quietLogger());
+    const client = new InventoryServiceClient(replica.address, credentials.createInsecure());
+    try {
+      expect(await sweepIndex.sales()).not.toContain(sale.saleId);
+      const { results } = await callUnary(client, "reserve", { items: [{ saleId: sale.saleId, userId: "elsewhere", requestId: "r-1", quantity: 1 }] });
+      expect(results[0].reason).toBe(Reason.REASON_UNSPECIFIED);
+      expect(await sweepIndex.sales()).toContain(sale.saleId);
+    } finally {
+      client.close();
+      await replica.stop();
+    }
   });
 
   // Last: it stops the stack's writer.

@@ -14,11 +14,14 @@ import { startReleaseConsumer } from "./release-consumer.js";
 import { createReconciler } from "./reconcile.js";
 import { createReservationService } from "./reservations.js";
 import { createSaleService } from "./sales.js";
+import { createSaleWarmer } from "./sale-warmer.js";
 import { createRedis } from "../common/redis.js";
-import { createStockStore } from "./stock-store.js";
+import { createRedisStockStore } from "./stock-store.js";
+import { createRedisSweepIndex, sweepIndexing } from "./sweep-index.js";
+import { createRedisLocks } from "./locks.js";
 import { trackRedisEpoch } from "./redis-epoch.js";
 import { startRedisLossWatch, type RedisLossWatch } from "./redis-loss-watch.js";
-import { indexSalesForSweeping, startSweeper, type Sweeper } from "./sweeper.js";
+import { startSweeper, type Sweeper } from "./sweeper.js";
 
 export type InventoryApp = ServingApp & { sweeper: Sweeper; redisLossWatch: RedisLossWatch };
 
@@ -34,19 +37,23 @@ export async function startInventory(config: Config, log: Logger, clock: () => n
     untilReachable("postgres", () => db.raw("SELECT 1"), startup),
   ]);
   const epoch = await trackRedisEpoch(redis, log);
-  const store = indexSalesForSweeping(createStockStore(redis, config.namespace, epoch.current), log);
+  const stock = createRedisStockStore(redis, config.namespace, epoch.current);
+  const sweepIndex = createRedisSweepIndex(redis, config.namespace);
+  const indexing = sweepIndexing(sweepIndex, log);
   const jetstreamProgress = () => readJetStreamProgress(bus.jsm, bus.names);
+  const warmer = createSaleWarmer({ db, stock, sweepIndexing: indexing, jetstreamProgress, now: () => new Date(clock()) });
   const sales = createSaleService({
     db,
-    store,
+    stock,
+    warmer,
     now: () => new Date(clock()),
     newSaleId: () => ulid(clock()),
-    jetstreamProgress,
   });
   const reservations = createReservationService({
-    store,
+    stock,
+    sweepIndexing: indexing,
     publisher: bus.publisher,
-    warmIfExists: sales.warmIfExists,
+    warmOnDemand: warmer.warmOnDemand,
     nowMs: clock,
     log,
     metrics: metrics.inventory(),
@@ -55,12 +62,14 @@ export async function startInventory(config: Config, log: Logger, clock: () => n
   await ensureReleasesConsumer(bus.jsm, bus.names, { ackWaitMs: 30_000 });
   const releases = await startReleaseConsumer({
     consumer: await bus.js.consumers.get(bus.names.stream, bus.names.inventoryReleasesConsumer),
-    store,
+    stock,
     log,
   });
   // Republishes reservations whose event never reached JetStream; reports those that never become orders.
   const sweeper = startSweeper({
-    store,
+    stock,
+    index: sweepIndex,
+    locks: createRedisLocks(redis, config.namespace),
     db,
     publisher: bus.publisher,
     log,
@@ -72,11 +81,11 @@ export async function startInventory(config: Config, log: Logger, clock: () => n
     jetstreamProgress,
     publishSlackMs: config.publishTimeoutMs,
   });
-  const reconcile = createReconciler({ db, store, jetstreamProgress, warm: sales.warm, now: () => new Date(clock()) });
+  const reconcile = createReconciler({ db, stock, jetstreamProgress, warm: sales.warm, now: () => new Date(clock()) });
   // Notices a sale's lost Redis state without waiting for a purchase, and rebuilds it.
   const redisLossWatch = startRedisLossWatch({
     db,
-    store,
+    stock,
     sales,
     epoch,
     log,

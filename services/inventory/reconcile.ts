@@ -111,7 +111,7 @@ const REPAIRABLE = new Set(["REDIS_NOT_LOADED", "STOCK_MISMATCH", "MISSING_IN_RE
 
 export interface ReconcileDeps {
   db: Knex;
-  store: StockStore;
+  stock: Pick<StockStore, "snapshot" | "discard">;
   jetstreamProgress: () => Promise<JetStreamProgress>;
   /** Loads the sale into Redis from Postgres (waiting for the queue to drain when it was lost). */
   warm(saleId: string): Promise<unknown>;
@@ -124,7 +124,7 @@ export function createReconciler(deps: ReconcileDeps) {
     if (!sale) throw refuse("NOT_FOUND", `no sale ${saleId}`);
     // The queue first: Postgres read after it holds at least what it says is written.
     const queue = await deps.jetstreamProgress();
-    const [orders, buyers, redis] = await Promise.all([repo.saleLedger(deps.db, saleId), repo.saleBuyers(deps.db, saleId), deps.store.snapshot(saleId)]);
+    const [orders, buyers, redis] = await Promise.all([repo.saleLedger(deps.db, saleId), repo.saleBuyers(deps.db, saleId), deps.stock.snapshot(saleId)]);
     return { sale, orders, buyers: new Map(buyers), redis, queue };
   }
 
@@ -164,7 +164,7 @@ export function createReconciler(deps: ReconcileDeps) {
     if (!repair) return response(saleId, views, differences, false);
     if (!views.queue.idle) throw overloaded("the writer has not drained the stream yet; repair once it has", 1000);
     if (!differences.some((d) => REPAIRABLE.has(d.kind))) return response(saleId, views, differences, false);
-    await deps.store.discard(saleId, true);
+    await deps.stock.discard(saleId, true);
     await deps.warm(saleId);
     views = await read(saleId);
     differences = compareSale(views);

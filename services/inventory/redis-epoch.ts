@@ -3,8 +3,8 @@
 // `epoch` field). Redis picks a new run id at every start, and a failover lands
 // on another server with its own: a sale whose epoch is not the server's run id
 // now came back from a snapshot or a replica, may lack the last reservations,
-// and is never sold from (the scripts answer COLD; sales.ts rebuilds it from
-// Postgres once the queue has drained).
+// and is never sold from (the scripts answer COLD; lost-sale-rebuild.ts rebuilds
+// it from Postgres once the queue has drained).
 //
 // The run id is read on every (re)connection before anything is reserved: a
 // restart drops the connection, and until the new connection's run id is known

@@ -2,8 +2,8 @@
 // instead of waiting for the next purchase: every open sale that was loaded
 // before is looked at, and one that Redis no longer holds (a restart without
 // persistence, a flush) or holds from another Redis server (restored from a
-// snapshot or a replica) is rebuilt through sales.ts: it fails closed until the
-// queue has drained into Postgres, then loads from Postgres. A change of Redis
+// snapshot or a replica) is rebuilt (lost-sale-rebuild.ts): it fails closed until
+// the queue has drained into Postgres, then loads from Postgres. A change of Redis
 // server (redis-epoch.ts) triggers a check at once.
 import type { Knex } from "knex";
 import { Refusal } from "../common/refusal.js";
@@ -25,7 +25,7 @@ export interface RedisLossWatch {
 
 export function startRedisLossWatch(deps: {
   db: Knex;
-  store: StockStore;
+  stock: Pick<StockStore, "live">;
   sales: Pick<SaleService, "warm">;
   epoch: RedisEpoch;
   log: Logger;
@@ -33,7 +33,7 @@ export function startRedisLossWatch(deps: {
   intervalMs: number;
   metrics?: Pick<InventoryMetrics, "redisLostSales">;
 }): RedisLossWatch {
-  const { store, log } = deps;
+  const { stock, log } = deps;
   const lost = new Set<string>();
 
   async function rebuild(saleId: string): Promise<void> {
@@ -55,7 +55,7 @@ export function startRedisLossWatch(deps: {
 
   async function pass(): Promise<void> {
     for (const saleId of await openWarmedSales(deps.db, deps.now())) {
-      if (lost.has(saleId) || !(await store.live(saleId)).warm) await rebuild(saleId);
+      if (lost.has(saleId) || !(await stock.live(saleId)).warm) await rebuild(saleId);
     }
   }
 

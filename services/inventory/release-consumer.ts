@@ -21,10 +21,10 @@ const RETRY_DELAY_MS = 1000;
 
 export async function startReleaseConsumer(opts: {
   consumer: Consumer;
-  store: Pick<StockStore, "release">;
+  stock: Pick<StockStore, "release">;
   log: Logger;
 }): Promise<ReleaseConsumer> {
-  const { store, log } = opts;
+  const { stock, log } = opts;
   const stats = { released: 0, skipped: 0 };
   let inFlight = 0;
   let stopped = false;
@@ -46,7 +46,7 @@ export async function startReleaseConsumer(opts: {
       return;
     }
     try {
-      const result = await store.release(saleId, event.reservationId);
+      const result = await stock.release(saleId, event.reservationId);
       if (result.outcome === "RELEASED") stats.released++;
       else {
         stats.skipped++;

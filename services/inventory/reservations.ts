@@ -1,6 +1,8 @@
 // The reservation path: validate each attempt, run one Lua script per sale for
-// the whole batch, publish every reservation to JetStream (all publishes in
-// flight together) and answer each attempt only after its PubAck.
+// the whole batch (loading a cold sale and running it again), put a sale that
+// made reservations in the sweep index, publish every reservation to JetStream
+// (all publishes in flight together) and answer each attempt only after its
+// PubAck.
 import {
   Reason,
   reasonFromName,
@@ -15,17 +17,19 @@ import { invalid, refuse, Refusal } from "../common/refusal.js";
 import type { EventPublisher } from "../common/event-bus.js";
 import type { Logger } from "../common/log.js";
 import type { InventoryMetrics } from "../common/metrics.js";
-import type { ReserveAnswer, StockStore } from "./stock-store.js";
 import { errorMessage } from "../common/error-message.js";
+import type { ReserveAnswer, StockStore } from "./stock-store.js";
+import type { SweepIndexing } from "./sweep-index.js";
 
 export const MAX_BATCH = 512;
 export const MAX_QUANTITY = 100;
 
 export interface ReservationDeps {
-  store: StockStore;
+  stock: StockStore;
+  sweepIndexing: Pick<SweepIndexing, "indexReserved">;
   publisher: EventPublisher;
-  /** Loads a cold sale into Redis; false when the sale does not exist. */
-  warmIfExists(saleId: string): Promise<boolean>;
+  /** Loads a cold sale into Redis (sale-warmer.ts); false when the sale does not exist. */
+  warmOnDemand(saleId: string): Promise<boolean>;
   nowMs: () => number;
   log: Logger;
   /** Counts answers by outcome and follows each sale's stock left. */
@@ -60,14 +64,15 @@ const UNKNOWN_SALE_TTL_MS = 1000;
 const UNKNOWN_SALE_MAX = 10_000;
 
 export function createReservationService(deps: ReservationDeps) {
-  const { store, publisher, log, metrics } = deps;
+  const { stock, publisher, log, metrics } = deps;
   // Purchases for sale ids that do not exist must not turn into a Postgres query each.
   const unknownSales = new Map<string, number>();
 
-  async function warmIfExists(saleId: string, nowMs: number): Promise<boolean> {
+  /** warmOnDemand, answering false without asking for a sale id found missing within UNKNOWN_SALE_TTL_MS. */
+  async function warmUnlessUnknown(saleId: string, nowMs: number): Promise<boolean> {
     const until = unknownSales.get(saleId);
     if (until !== undefined && until > nowMs) return false;
-    const exists = await deps.warmIfExists(saleId);
+    const exists = await deps.warmOnDemand(saleId);
     if (exists) unknownSales.delete(saleId);
     else {
       if (unknownSales.size >= UNKNOWN_SALE_MAX) unknownSales.clear();
@@ -83,11 +88,13 @@ export function createReservationService(deps: ReservationDeps) {
       quantity: item.quantity,
       newReservationId: newOrderId(saleId, nowMs),
     }));
-    let answers = await store.reserve(saleId, nowMs, attempts);
+    let answers = await stock.reserve(saleId, nowMs, attempts);
     if (answers[0]?.outcome === "COLD") {
-      if (!(await warmIfExists(saleId, nowMs))) return answers;
-      answers = await store.reserve(saleId, nowMs, attempts);
+      if (!(await warmUnlessUnknown(saleId, nowMs))) return answers;
+      answers = await stock.reserve(saleId, nowMs, attempts);
     }
+    // Before any answer goes out: should its publish be lost, the sweeper must find the reservation.
+    await deps.sweepIndexing.indexReserved(saleId, answers);
     const last = answers[answers.length - 1];
     if (metrics && last && last.outcome !== "COLD") {
       if (last.outcome === "SALE_ENDED") metrics.saleEnded(saleId);
@@ -191,15 +198,15 @@ export function createReservationService(deps: ReservationDeps) {
       const saleId = saleOfOrderId(reservationId);
       if (!saleId) throw invalid("reservation_id", "not a reservation id");
       if (cause.length > 64) throw invalid("cause", "at most 64 characters");
-      let result = await store.release(saleId, reservationId);
+      let result = await stock.release(saleId, reservationId);
       if (result.outcome === "COLD") {
         // Not in Redis: load the sale (a lost one is rebuilt from Postgres first), then look again.
-        if (!(await warmIfExists(saleId, deps.nowMs()))) throw refuse("NOT_FOUND", `no reservation ${reservationId}`);
-        result = await store.release(saleId, reservationId);
+        if (!(await warmUnlessUnknown(saleId, deps.nowMs()))) throw refuse("NOT_FOUND", `no reservation ${reservationId}`);
+        result = await stock.release(saleId, reservationId);
       }
       if (result.outcome === "UNKNOWN" || result.outcome === "COLD") throw refuse("NOT_FOUND", `no reservation ${reservationId}`);
       if (result.outcome === "RELEASED") {
-        const released = await store.reservation(saleId, reservationId);
+        const released = await stock.reservation(saleId, reservationId);
         await publisher.stockReleased({
           reservationId,
           saleId,
@@ -214,7 +221,7 @@ export function createReservationService(deps: ReservationDeps) {
 
     async stock(saleId: string) {
       if (!isSaleId(saleId)) throw invalid("sale_id", "26 characters of Crockford base32");
-      const live = await store.live(saleId);
+      const live = await stock.live(saleId);
       return live.warm
         ? { saleId, totalStock: live.totalStock, stockLeft: live.stockLeft, warm: true }
         : { saleId, totalStock: 0, stockLeft: 0, warm: false };
@@ -223,7 +230,7 @@ export function createReservationService(deps: ReservationDeps) {
     async reservation(reservationId: string): Promise<GetReservationResponse> {
       const saleId = saleOfOrderId(reservationId);
       if (!saleId) throw invalid("reservation_id", "not a reservation id");
-      const found = await store.reservation(saleId, reservationId);
+      const found = await stock.reservation(saleId, reservationId);
       if (!found) throw refuse("NOT_FOUND", `no reservation ${reservationId}`);
       return {
         reservationId,

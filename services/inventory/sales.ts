@@ -1,6 +1,6 @@
-// Sales: creating, reading, opening, closing and warming them, and the phase a
-// sale is in. Postgres holds the sale; Redis holds a copy of its rules and the
-// live stock count.
+// Sales: creating, reading, opening and closing them, and the phase a sale is
+// in. Postgres holds the sale; Redis holds a copy of its rules and the live
+// stock count, loaded by sale-warmer.ts.
 import {
   ReleasePolicy,
   SalePhase,
@@ -15,8 +15,7 @@ import { decodePageToken, pageLimit, pageOf } from "../common/page-token.js";
 import { invalid, overloaded, refuse } from "../common/refusal.js";
 import * as repo from "./sale-repository.js";
 import type { SaleRow, StoredAccessRules } from "./sale-repository.js";
-import type { ReleasePolicyName, SaleRules, SaleWindow, StockStore } from "./stock-store.js";
-import type { JetStreamProgress } from "../common/event-bus.js";
+import type { ReleasePolicyName, SaleWindow, StockStore } from "./stock-store.js";
 
 const MAX_SALE_LENGTH_MS = 30 * 24 * 3600 * 1000;
 /** Most user ids in a sale's allow list, and in its block list. */
@@ -25,11 +24,15 @@ const MAX_MIN_ACCOUNT_AGE_SECONDS = 3650 * 24 * 3600;
 
 export interface SaleServiceDeps {
   db: Knex;
-  store: StockStore;
+  stock: Pick<StockStore, "live" | "setRules" | "close">;
+  /** Loads sales into Redis from Postgres: see sale-warmer.ts. */
+  warmer: {
+    warm(row: SaleRow): Promise<{ loaded: boolean; stockLeft: number }>;
+    /** False when the sale does not exist. */
+    warmOnDemand(saleId: string): Promise<boolean>;
+  };
   now: () => Date;
   newSaleId: IdSource;
-  /** How far reservation events are published and written: see JetStreamProgress. */
-  jetstreamProgress: () => Promise<JetStreamProgress>;
 }
 
 export function validateCreateSale(req: CreateSaleRequest): repo.NewSale {
@@ -164,18 +167,6 @@ export function phaseAt(w: SaleWindow, stockLeft: number, nowMs: number): SalePh
 
 export const phaseOf = (row: SaleRow, stockLeft: number, now: Date): SalePhase => phaseAt(windowOf(row), stockLeft, now.getTime());
 
-const rulesOf = (row: SaleRow): SaleRules => ({
-  ...windowOf(row),
-  perUserLimit: row.per_user_limit,
-  totalStock: row.total_stock,
-  releasePolicy: row.release_policy,
-});
-
-/** How long a "still being rebuilt" verdict answers later callers without looking again. */
-export const REBUILD_RECHECK_MS = 200;
-
-const REBUILDING = overloaded("the sale is being rebuilt after its Redis state was lost; retry shortly", 1000);
-
 const noSale = (saleId: string) => refuse("NOT_FOUND", `no sale ${saleId}`);
 
 function checkSaleId(saleId: string): void {
@@ -183,106 +174,25 @@ function checkSaleId(saleId: string): void {
 }
 
 export function createSaleService(deps: SaleServiceDeps) {
-  const { db, store } = deps;
-  /** Sales found without their Redis state, and the stream sequence their rebuild waits for. */
-  const rebuildMarks = new Map<string, number>();
+  const { db, stock, warmer } = deps;
 
-  async function load(saleId: string): Promise<SaleRow> {
+  async function existingSale(saleId: string): Promise<SaleRow> {
     checkSaleId(saleId);
     const row = await repo.findSale(db, saleId);
     if (!row) throw noSale(saleId);
     return row;
   }
 
-  /**
-   * Loads the sale into Redis from Postgres unless it is there already. A sale
-   * loaded before and missing now has lost its Redis state: it fails closed
-   * (UNAVAILABLE) until every acknowledged reservation in JetStream is in
-   * Postgres, and is then rebuilt from Postgres: stock, buyers, request ids.
-   */
-  async function warm(row: SaleRow) {
-    // A sale loaded on another Redis server (restored from a snapshot or a
-    // replica after a restart or failover) may lack the last reservations: its
-    // keys go, and it counts as lost like one that is not there at all.
-    if (row.warmed_at !== null) await store.discard(row.id);
-    const lost = row.warmed_at !== null && !(await store.live(row.id)).warm;
-    if (lost) {
-      // Every reservation acknowledged before the loss was published before its
-      // answer, so it is in the stream by the time the loss is seen: wait until
-      // the writer has handled the stream up to that point.
-      const progress = await deps.jetstreamProgress();
-      let mark = rebuildMarks.get(row.id);
-      if (mark === undefined) rebuildMarks.set(row.id, (mark = progress.published));
-      if (!progress.idle && progress.written < mark) throw REBUILDING;
-      rebuildMarks.delete(row.id);
-      // Re-read: the drained backlog may have moved the sold counter.
-      row = (await repo.findSale(db, row.id)) ?? row;
-      const orders = await repo.saleReservations(db, row.id);
-      await store.restoreReservations(
-        row.id,
-        orders.map((o) => ({
-          reservationId: o.id,
-          userId: o.user_id,
-          requestId: o.request_id,
-          quantity: o.quantity,
-          reservedAtMs: o.reserved_at.getTime(),
-          released: o.released,
-        })),
-      );
-    }
-    const buyers = await repo.saleBuyers(db, row.id);
-    const result = await store.warm(row.id, rulesOf(row), row.total_stock - row.sold, buyers);
-    if (row.warmed_at === null) await repo.markWarmed(db, row.id, deps.now());
-    return result;
-  }
-
-  /** Warms in progress, by sale; and until when a sale found still being rebuilt is refused without looking again. */
-  const warming = new Map<string, Promise<boolean>>();
-  const rebuildingUntil = new Map<string, number>();
-
-  /**
-   * warm() for the purchase path and status polls: one at a time per sale,
-   * concurrent callers sharing it, and a sale found still being rebuilt
-   * refused for REBUILD_RECHECK_MS without another look. While a lost sale
-   * waits for its rebuild, every Reserve batch and every waiting buyer's poll
-   * would otherwise read Postgres, Redis and JetStream's progress each.
-   * False when the sale does not exist.
-   */
-  function warmShared(saleId: string): Promise<boolean> {
-    const nowMs = deps.now().getTime();
-    const until = rebuildingUntil.get(saleId);
-    if (until !== undefined) {
-      if (until > nowMs) return Promise.reject(REBUILDING);
-      rebuildingUntil.delete(saleId);
-    }
-    let pending = warming.get(saleId);
-    if (!pending) {
-      pending = (async () => {
-        const row = await repo.findSale(db, saleId);
-        if (!row) return false;
-        await warm(row);
-        return true;
-      })()
-        .catch((error: unknown) => {
-          if (error === REBUILDING) rebuildingUntil.set(saleId, deps.now().getTime() + REBUILD_RECHECK_MS);
-          throw error;
-        })
-        .finally(() => warming.delete(saleId));
-      warming.set(saleId, pending);
-    }
-    return pending;
-  }
-
   return {
     async create(req: CreateSaleRequest): Promise<Sale> {
       const draft = validateCreateSale(req);
       const row = await repo.insertSale(db, { ...draft, id: deps.newSaleId() });
-      await warm(row);
+      await warmer.warm(row);
       return toSale(row);
     },
 
     async get(saleId: string): Promise<Sale> {
-      return toSale(await load(saleId));
+      return toSale(await existingSale(saleId));
     },
 
     async list(pageSize: number, pageToken: string): Promise<{ sales: Sale[]; nextPageToken: string }> {
@@ -295,10 +205,10 @@ export function createSaleService(deps: SaleServiceDeps) {
     /** Answered from Redis alone (the endpoint every waiting buyer polls); Postgres only for a cold sale. */
     async status(saleId: string): Promise<GetSaleStatusResponse> {
       checkSaleId(saleId);
-      let live = await store.live(saleId);
+      let live = await stock.live(saleId);
       if (!live.warm) {
-        if (!(await warmShared(saleId))) throw noSale(saleId);
-        live = await store.live(saleId);
+        if (!(await warmer.warmOnDemand(saleId))) throw noSale(saleId);
+        live = await stock.live(saleId);
         if (!live.warm) throw overloaded("the sale could not be loaded; retry");
       }
       const now = deps.now();
@@ -314,11 +224,11 @@ export function createSaleService(deps: SaleServiceDeps) {
     },
 
     async open(saleId: string): Promise<Sale> {
-      const before = await load(saleId);
+      const before = await existingSale(saleId);
       const now = deps.now();
       if (before.closed_at || now >= before.ends_at) throw refuse("SALE_NOT_MODIFIABLE", `sale ${saleId} has ended`);
       const row = (await repo.openSale(db, saleId, now)) ?? before;
-      await store.setRules(saleId, { startsAtMs: row.starts_at.getTime() });
+      await stock.setRules(saleId, { startsAtMs: row.starts_at.getTime() });
       return toSale(row);
     },
 
@@ -329,25 +239,22 @@ export function createSaleService(deps: SaleServiceDeps) {
      * loaded first (it sells nothing meanwhile).
      */
     async close(saleId: string): Promise<Sale> {
-      const before = await load(saleId);
+      const before = await existingSale(saleId);
       const nowMs = () => before.closed_at?.getTime() ?? deps.now().getTime();
-      let closedAtMs = await store.close(saleId, nowMs());
+      let closedAtMs = await stock.close(saleId, nowMs());
       if (closedAtMs === 0) {
-        if (!(await warmShared(saleId))) throw noSale(saleId);
-        closedAtMs = await store.close(saleId, nowMs());
+        if (!(await warmer.warmOnDemand(saleId))) throw noSale(saleId);
+        closedAtMs = await stock.close(saleId, nowMs());
         if (closedAtMs === 0) throw overloaded("the sale is being loaded into Redis; retry");
       }
       return toSale((await repo.closeSale(db, saleId, new Date(closedAtMs)))!);
     },
 
+    /** WarmSale: loads the sale into Redis unless it is there (rebuilding a lost one first). */
     async warm(saleId: string) {
-      const row = await load(saleId);
-      const result = await warm(row);
+      const result = await warmer.warm(await existingSale(saleId));
       return { saleId, loaded: result.loaded, stockLeft: result.stockLeft };
     },
-
-    /** For the reservation path: loads a cold sale (see warmShared); false when it does not exist. */
-    warmIfExists: warmShared,
   };
 }
 

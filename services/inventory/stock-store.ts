@@ -69,11 +69,19 @@ export interface StoredReservation {
   released: boolean;
 }
 
+/**
+ * A sale's state where purchases are decided: its rules, stock, buyers and
+ * reservation records in Redis.
+ */
 export interface StockStore {
   reserve(saleId: string, nowMs: number, attempts: ReserveAttempt[]): Promise<ReserveAnswer[]>;
-  warm(saleId: string, rules: SaleRules, stockLeft: number, buyers: [string, number][]): Promise<{ loaded: boolean; stockLeft: number }>;
   /**
-   * Before warming a sale that lost its Redis state: writes back the request ids
+   * Writes the sale into Redis unless it is there already (load.lua); loaded
+   * is false when it was there.
+   */
+  load(saleId: string, rules: SaleRules, stockLeft: number, buyers: [string, number][]): Promise<{ loaded: boolean; stockLeft: number }>;
+  /**
+   * Before loading a sale that lost its Redis state: writes back the request ids
    * and reservation records of its orders (idempotent), so a replayed request
    * gets its first answer and a release finds its reservation.
    */
@@ -98,26 +106,8 @@ export interface StockStore {
   /** Everything Redis holds about the sale, for reconciling it with Postgres. */
   snapshot(saleId: string): Promise<SaleSnapshot>;
   reservation(saleId: string, reservationId: string): Promise<StoredReservation | undefined>;
-
-  // The sweeper's view (sweeper.ts). The index of sales to sweep is one global
-  // set, written outside the per-sale scripts so that they stay on one slot.
-  /** Adds the sale to the index of sales the sweeper visits. */
-  markSweepable(saleId: string): Promise<void>;
-  forgetSweepable(saleId: string): Promise<void>;
-  sweepableSales(): Promise<string[]>;
-  /** Reservations in the sale's unconfirmed set due by dueMs (score <= dueMs), earliest first, with their scores. */
-  unconfirmed(saleId: string, dueMs: number, limit: number): Promise<{ reservationId: string; dueMs: number }[]>;
-  unconfirmedCount(saleId: string): Promise<number>;
-  /** Removes reservations from the unconfirmed set (their order is in Postgres, or they are settled otherwise). */
-  confirm(saleId: string, reservationIds: string[]): Promise<void>;
-  /** Moves reservations still in the unconfirmed set to score atMs (looked at again later). */
-  deferUnconfirmed(saleId: string, reservationIds: string[], atMs: number): Promise<void>;
   /** The reservations' records, in order; undefined where there is none. */
   reservations(saleId: string, reservationIds: string[]): Promise<(StoredReservation | undefined)[]>;
-  /** SET NX PX on a global lock key; true when this token holds it now. */
-  tryLock(name: string, token: string, ttlMs: number): Promise<boolean>;
-  /** Deletes the lock if this token still holds it. */
-  unlock(name: string, token: string): Promise<void>;
 }
 
 export interface SaleSnapshot {
@@ -130,7 +120,7 @@ export interface SaleSnapshot {
 
 interface ScriptCommands {
   seckillReserve(...args: (string | number)[]): Promise<(string | number)[]>;
-  seckillWarm(...args: (string | number)[]): Promise<[number, number]>;
+  seckillLoad(...args: (string | number)[]): Promise<[number, number]>;
   seckillSetRules(...args: (string | number)[]): Promise<number>;
   seckillClose(...args: (string | number)[]): Promise<number>;
   seckillRelease(...args: (string | number)[]): Promise<[number, number]>;
@@ -154,16 +144,15 @@ export function saleKeys(namespace: string, saleId: string) {
  * epoch: the connected Redis server's run id (redis-epoch.ts); undefined while
  * reconnecting, when every operation that needs it is refused with UNAVAILABLE.
  */
-export function createStockStore(redis: Redis, namespace: string, epoch: () => string | undefined): StockStore {
+export function createRedisStockStore(redis: Redis, namespace: string, epoch: () => string | undefined): StockStore {
   redis.defineCommand("seckillReserve", { numberOfKeys: 6, lua: lua("reserve") });
-  redis.defineCommand("seckillWarm", { numberOfKeys: 3, lua: lua("warm") });
+  redis.defineCommand("seckillLoad", { numberOfKeys: 3, lua: lua("load") });
   redis.defineCommand("seckillSetRules", { numberOfKeys: 1, lua: lua("set-rules") });
   redis.defineCommand("seckillClose", { numberOfKeys: 1, lua: lua("close") });
   redis.defineCommand("seckillRelease", { numberOfKeys: 5, lua: lua("release") });
   redis.defineCommand("seckillDiscard", { numberOfKeys: 7, lua: lua("discard") });
   const scripts = redis as unknown as ScriptCommands;
   const keysOf = (saleId: string) => saleKeys(namespace, saleId);
-  const sweepIndexKey = `${namespace}:sales-warm`;
   const currentEpoch = (): string => {
     const runId = epoch();
     if (runId === undefined) throw overloaded("reconnecting to Redis; retry with the same request id", 200);
@@ -238,12 +227,12 @@ export function createStockStore(redis: Redis, namespace: string, epoch: () => s
       }
     },
 
-    async warm(saleId, rules, stockLeft, buyers) {
+    async load(saleId, rules, stockLeft, buyers) {
       const k = keysOf(saleId);
       const args: (string | number)[] = [k.rules, k.stock, k.buyers];
       args.push(rules.startsAtMs, rules.endsAtMs, rules.perUserLimit, rules.closedAtMs, rules.totalStock, stockLeft, rules.releasePolicy, currentEpoch());
       for (const [user, units] of buyers) args.push(user, units);
-      const [loaded, left] = await scripts.seckillWarm(...args);
+      const [loaded, left] = await scripts.seckillLoad(...args);
       return { loaded: loaded === 1, stockLeft: Number(left) };
     },
 
@@ -293,46 +282,7 @@ export function createStockStore(redis: Redis, namespace: string, epoch: () => s
       return found;
     },
 
-    async markSweepable(saleId) {
-      await redis.sadd(sweepIndexKey, saleId);
-    },
-
-    async forgetSweepable(saleId) {
-      await redis.srem(sweepIndexKey, saleId);
-    },
-
-    sweepableSales: () => redis.smembers(sweepIndexKey),
-
-    async unconfirmed(saleId, dueMs, limit) {
-      const flat = await redis.zrangebyscore(keysOf(saleId).unconfirmed, "-inf", dueMs, "WITHSCORES", "LIMIT", 0, limit);
-      const due: { reservationId: string; dueMs: number }[] = [];
-      for (let i = 0; i < flat.length; i += 2) due.push({ reservationId: flat[i], dueMs: Number(flat[i + 1]) });
-      return due;
-    },
-
-    unconfirmedCount: (saleId) => redis.zcard(keysOf(saleId).unconfirmed),
-
-    async confirm(saleId, reservationIds) {
-      if (reservationIds.length > 0) await redis.zrem(keysOf(saleId).unconfirmed, ...reservationIds);
-    },
-
-    async deferUnconfirmed(saleId, reservationIds, atMs) {
-      if (reservationIds.length === 0) return;
-      const args: (string | number)[] = [];
-      for (const id of reservationIds) args.push(atMs, id);
-      await redis.zadd(keysOf(saleId).unconfirmed, "XX", ...args);
-    },
-
     reservations,
-
-    async tryLock(name, token, ttlMs) {
-      return (await redis.set(`${namespace}:lock:${name}`, token, "PX", ttlMs, "NX")) === "OK";
-    },
-
-    async unlock(name, token) {
-      await redis.eval(UNLOCK_LUA, 1, `${namespace}:lock:${name}`, token);
-    },
   };
 }
 
-const UNLOCK_LUA = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";

@@ -20,11 +20,16 @@ import type { Knex } from "knex";
 import type { ReservationMade } from "@seckill/sdk";
 import type { EventPublisher, JetStreamProgress } from "../common/event-bus.js";
 import type { Logger } from "../common/log.js";
-import type { StockStore, StoredReservation } from "./stock-store.js";
 import { errorMessage } from "../common/error-message.js";
+import type { Locks } from "./locks.js";
+import type { StockStore, StoredReservation } from "./stock-store.js";
+import type { SweepIndex } from "./sweep-index.js";
 
 export interface SweeperOptions {
-  store: StockStore;
+  stock: Pick<StockStore, "live" | "reservations">;
+  index: SweepIndex;
+  /** One replica sweeps at a time. */
+  locks: Locks;
   db: Knex;
   publisher: EventPublisher;
   log: Logger;
@@ -74,39 +79,8 @@ export interface Sweeper {
 const LOCK = "sweeper";
 const REPORTED_IDS_KEPT = 100;
 
-/**
- * Wraps the stock store so that every sale that is loaded or takes a
- * reservation through it is in the sweep index (a global set, written here
- * rather than in the per-sale scripts so those stay on one cluster slot).
- */
-export function indexSalesForSweeping(store: StockStore, log: Logger): StockStore {
-  const indexed = new Set<string>();
-  const mark = async (saleId: string) => {
-    try {
-      await store.markSweepable(saleId);
-      if (indexed.size >= 10_000) indexed.clear();
-      indexed.add(saleId);
-    } catch (error) {
-      log.warn("could not add the sale to the sweep index", { saleId, err: errorMessage(error) });
-    }
-  };
-  return {
-    ...store,
-    async warm(saleId, rules, stockLeft, buyers) {
-      const result = await store.warm(saleId, rules, stockLeft, buyers);
-      await mark(saleId);
-      return result;
-    },
-    async reserve(saleId, nowMs, attempts) {
-      const answers = await store.reserve(saleId, nowMs, attempts);
-      if (!indexed.has(saleId) && answers.some((a) => a.outcome === "OK")) await mark(saleId);
-      return answers;
-    },
-  };
-}
-
 export function startSweeper(opts: SweeperOptions): Sweeper {
-  const { store, db, publisher, log } = opts;
+  const { stock, index, locks, db, publisher, log } = opts;
   const stats: SweeperStats = {
     sweeps: 0,
     confirmed: 0,
@@ -178,10 +152,10 @@ export function startSweeper(opts: SweeperOptions): Sweeper {
       if (nowMs >= deadlineMs || stopped) return false;
       // Only what the writer has certainly had the chance to write: a reservation
       // made before the writer caught up with the stream is not lost, only late.
-      const due = await store.unconfirmed(saleId, Math.min(nowMs - opts.afterMs, caughtUpToMs), opts.batchSize);
+      const due = await index.unconfirmed(saleId, Math.min(nowMs - opts.afterMs, caughtUpToMs), opts.batchSize);
       if (due.length === 0) break;
       const ids = due.map((d) => d.reservationId);
-      const records = await store.reservations(saleId, ids);
+      const records = await stock.reservations(saleId, ids);
       const settled: string[] = [];
       const open: StoredReservation[] = [];
       const seenBefore = new Set<string>();
@@ -214,9 +188,9 @@ export function startSweeper(opts: SweeperOptions): Sweeper {
           reservationIds: missing.map((r) => r.reservationId),
         });
       }
-      await store.confirm(saleId, settled);
+      await index.confirm(saleId, settled);
       // Looked at again after SWEEP_AFTER_MS, not at every sweep: a writer backlog costs one republish per period.
-      await store.deferUnconfirmed(saleId, later, nowMs);
+      await index.deferUnconfirmed(saleId, later, nowMs);
       if (ids.length < opts.batchSize) break;
     }
     await forgetIfFinished(saleId);
@@ -225,17 +199,17 @@ export function startSweeper(opts: SweeperOptions): Sweeper {
 
   /** Takes an ended (or no longer loaded) sale with nothing left to sweep out of the index. */
   async function forgetIfFinished(saleId: string) {
-    if ((await store.unconfirmedCount(saleId)) > 0) return;
-    const live = await store.live(saleId);
+    if ((await index.unconfirmedCount(saleId)) > 0) return;
+    const live = await stock.live(saleId);
     if (live.warm) {
       if (live.closedAtMs === 0 && opts.nowMs() < live.endsAtMs) return;
       // Ended: no new reservations can come.
-      await store.forgetSweepable(saleId);
+      await index.removeSale(saleId);
       return;
     }
-    await store.forgetSweepable(saleId);
+    await index.removeSale(saleId);
     // Loaded again meanwhile: put it back (the loader adds it too, but perhaps before our removal).
-    if ((await store.live(saleId)).warm) await store.markSweepable(saleId);
+    if ((await stock.live(saleId)).warm) await index.addSale(saleId);
   }
 
   /**
@@ -258,12 +232,12 @@ export function startSweeper(opts: SweeperOptions): Sweeper {
   }
 
   async function sweep(): Promise<boolean> {
-    if (!(await store.tryLock(LOCK, token, lockTtlMs))) return false;
+    if (!(await locks.tryLock(LOCK, token, lockTtlMs))) return false;
     const deadlineMs = opts.nowMs() + lockTtlMs / 2;
     try {
       stats.sweeps++;
       await advanceCaughtUp();
-      for (const saleId of await store.sweepableSales()) {
+      for (const saleId of await index.sales()) {
         try {
           if (!(await sweepSale(saleId, deadlineMs))) break;
         } catch (error) {
@@ -272,7 +246,7 @@ export function startSweeper(opts: SweeperOptions): Sweeper {
         }
       }
     } finally {
-      await store.unlock(LOCK, token).catch(() => undefined);
+      await locks.unlock(LOCK, token).catch(() => undefined);
     }
     return true;
   }

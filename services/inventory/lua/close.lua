@@ -7,7 +7,7 @@
 -- reserve.lua). An already closed sale keeps its close time.
 -- KEYS: 1 rules. ARGV: 1 now_ms, 2 epoch (run id of this Redis server).
 -- Returns the close time in ms, or 0 when the sale is not loaded on this
--- Redis server (load it first: see warm.lua and redis-epoch.ts).
+-- Redis server (load it first: see load.lua and redis-epoch.ts).
 local rules = redis.call('HMGET', KEYS[1], 'closed', 'last_reserved', 'epoch')
 if rules[3] ~= ARGV[2] then return 0 end
 local closed = tonumber(rules[1] or '0')

@@ -1,6 +1,6 @@
 -- Returns a reservation's units to stock, once. The buyer's count goes down
 -- too unless the sale's release policy is KEEP (the units stay counted against
--- the buyer's limit); a sale warmed without a policy is RESTORE.
+-- the buyer's limit); a sale loaded without a policy is RESTORE.
 -- KEYS: 1 rules, 2 stock, 3 buyers, 4 reservations, 5 released (set)
 -- ARGV: 1 reservation id
 -- Returns {outcome, stock left}: 1 released now, 0 released before,
