@@ -4,7 +4,7 @@
 // (x-user-id missing, empty, repeated, malformed, too long; stray tokens and
 // account times), and raw request bytes (random, and valid messages truncated,
 // flipped and extended). Every call must end with a status the RPC documents
-// (README, "Refusals" and the AccessService table), never INTERNAL or UNKNOWN;
+// (proto/README.md "Refusals", gateway/README.md's AccessService table), never INTERNAL or UNKNOWN;
 // the servers must still answer health afterwards; and a batch of invalid calls
 // must leave every Postgres row and every Redis key of the namespace as it was.
 //

@@ -1,5 +1,5 @@
 // Secrets the manifests reference but never contain: created with kubectl in
-// each namespace before the first apply (README "Kubernetes"), or, in the dev
+// each namespace before the first apply (k8s/README.md), or, in the dev
 // overlay, generated with dev-only values. Any other Secret a workload
 // references must be in the rendering.
 export const EXTERNAL_SECRETS: Record<string, { keys: string[] | "any"; what: string }> = {

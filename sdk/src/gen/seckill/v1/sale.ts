@@ -429,8 +429,8 @@ export interface SaleQueueView {
 /** One way the views of a sale disagree. */
 export interface SaleDifference {
   /**
-   * What differs, e.g. STOCK_MISMATCH or MISSING_IN_POSTGRES (see the README's
-   * reconcile section for the list).
+   * What differs, e.g. STOCK_MISMATCH or MISSING_IN_POSTGRES (see
+   * services/inventory/README.md, reconciling a sale, for the list).
    */
   kind: string;
   /** A sentence for operators. */
