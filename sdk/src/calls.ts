@@ -82,24 +82,27 @@ type ResponseOf<M> = M extends UnaryMethod<any, infer Res> ? Res : never;
  * `await callUnary(orders, "placeOrder", request, { metadata, deadlineMs: 2000 })`.
  * Rejects with the grpc-js ServiceError; read it with rejectionOf(). Metadata
  * over MAX_METADATA_BYTES is not sent: RESOURCE_EXHAUSTED (oversizedMetadata).
+ * Aborting `signal` cancels the call (CANCELLED).
  */
 export function callUnary<C extends Client, K extends UnaryMethodNames<C>>(
   client: C,
   method: K,
   request: RequestOf<C[K]>,
-  options: { metadata?: Metadata; deadlineMs?: number } = {},
+  options: { metadata?: Metadata; deadlineMs?: number; signal?: AbortSignal } = {},
 ): Promise<ResponseOf<C[K]>> {
   const fn = client[method] as unknown as UnaryMethod<RequestOf<C[K]>, ResponseOf<C[K]>>;
   const metadata = options.metadata ?? new Metadata();
   const oversized = oversizedMetadata(metadata);
   if (oversized) return Promise.reject(oversized);
+  const { signal } = options;
   return new Promise((resolve, reject) => {
-    fn.call(
-      client,
-      request,
-      metadata,
-      { deadline: Date.now() + (options.deadlineMs ?? 5000) },
-      (error, response) => (error ? reject(error) : resolve(response)),
-    );
+    const call = fn.call(client, request, metadata, { deadline: Date.now() + (options.deadlineMs ?? 5000) }, (error, response) => {
+      signal?.removeEventListener("abort", cancel);
+      if (error) reject(error);
+      else resolve(response);
+    }) as { cancel(): void };
+    const cancel = () => call.cancel();
+    if (signal?.aborted) cancel();
+    else signal?.addEventListener("abort", cancel, { once: true });
   });
 }

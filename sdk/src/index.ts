@@ -1,6 +1,7 @@
 // @seckill/sdk: the generated seckill.v1 messages and grpc-js clients, plus the
 // few helpers every caller needs (user metadata, deadlines, reading refusals,
-// watching an order across reconnects).
+// the edge's own among them, the purchase protocol with its retries, the
+// channel's service config, watching an order across reconnects).
 export * from "./gen/seckill/v1/reason.js";
 export * from "./gen/seckill/v1/sale.js";
 export * from "./gen/seckill/v1/inventory.js";
@@ -21,4 +22,30 @@ export {
   PURCHASE_TOKEN_HEADER,
   ACCOUNT_CREATED_AT_HEADER,
 } from "./calls.js";
+export { edgeRefusalOf, EDGE_REFUSALS, EDGE_LIMITED_HEADER, GLOBAL_LIMITED_HEADER, type EdgeRefusal, type GrpcErrorLike } from "./edge-refusal.js";
+export {
+  callWithRetries,
+  callFailureOf,
+  isRetryable,
+  retryDelayMs,
+  MAX_EDGE_HELD_RETRIES,
+  DEFAULT_MAX_ATTEMPTS,
+  type Attempted,
+  type AttemptRecord,
+  type CallFailure,
+  type RetryOptions,
+} from "./retries.js";
+export {
+  placeOrder,
+  issuePurchaseToken,
+  newRequestId,
+  DEFAULT_ATTEMPT_DEADLINE_MS,
+  type PlaceOrderOptions,
+  type PlaceOrderResult,
+  type IssuePurchaseTokenOptions,
+  type IssuePurchaseTokenResult,
+  type Refused,
+  type GaveUp,
+} from "./purchase.js";
+export { SERVICE_CONFIG, RETRYABLE_READS, clientOptions } from "./service-config.js";
 export { watchOrder, reconnectDelayMs, isFinalOrderStatus, FINAL_ORDER_STATUSES, type WatchOrderOptions, type ReconnectPolicy } from "./watch.js";
