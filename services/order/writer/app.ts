@@ -9,7 +9,8 @@ import { metricsFor } from "../../common/metrics.js";
 import { poll } from "../../common/poll.js";
 import type { Config } from "../../common/config.js";
 import type { Logger } from "../../common/log.js";
-import { deadLetterOps, deadLetterPublisher, deadLetterServiceRegistration } from "./dead-letters.js";
+import { deadLetterPublisher } from "./dead-letter-records.js";
+import { deadLetterOps, deadLetterServiceRegistration } from "./dead-letter-service.js";
 import { startOrderWriter, type OrderWriter } from "./order-writer.js";
 
 export interface WriterApp extends ServingApp {

@@ -5,20 +5,20 @@
 // and acked only after the commit, so a crash before the ack means a
 // redelivery, which ON CONFLICT turns into a no-op. Every message it holds
 // (buffered, being written, retried while Postgres is slow or down) is
-// reported in progress several times per AckWait, so the consumer's AckWait
-// can be short: the events a dead writer held come back within seconds, and
-// none is redelivered while a live writer is still working on it. Batch size and concurrency
-// are what bound the load on Postgres. What it gives up on (undecodable
+// reported in progress (held-messages.ts). Batch size and concurrency are
+// what bound the load on Postgres. What it gives up on (undecodable
 // messages, reservations Postgres refuses, messages still failing at their last
 // deliveries) is recorded as a DeadLetter, and only then terminated or acked.
-import { createHash } from "node:crypto";
 import type { Consumer, ConsumerMessages, JsMsg } from "@nats-io/jetstream";
 import { OrderStatus, ReservationBatch, type DeadLetter, type ReservationMade } from "@seckill/sdk";
 import type { Knex } from "knex";
+import { isPostgresOutage, postgresMessage, postgresRejection } from "../../common/dependency-errors.js";
+import { errorMessage } from "../../common/error-message.js";
 import type { EventPublisher } from "../../common/event-bus.js";
-import { isRequestId } from "../../common/ids.js";
+import { createLingerBatcher } from "../../common/linger-batcher.js";
 import type { Logger } from "../../common/log.js";
 import type { OrderMetrics, WriterMetrics } from "../../common/metrics.js";
+import { retryUntilStopped, type RetryOutcome } from "../../common/retry.js";
 import {
   existingOrderIds,
   existingSaleIds,
@@ -27,7 +27,8 @@ import {
   type InsertedOrder,
   type ReservationToPersist,
 } from "../order-repository.js";
-import { errorMessage } from "../../common/error-message.js";
+import { messageDeadLetter, reservationDeadLetter, type DeadLetterRecord } from "./dead-letter-records.js";
+import { holdMessages } from "./held-messages.js";
 
 export interface OrderWriterOptions {
   db: Knex;
@@ -91,75 +92,13 @@ interface Delivery {
   rejected: { reservation: ReservationMade; reason: string }[];
 }
 
-/**
- * Why something was given up on, as dead letters are counted: a message that is
- * not a ReservationBatch, a reservation missing a field, one Postgres or the
- * writer refused, a message still failing at its last deliveries.
- */
-type LetterKind = "undecodable" | "incomplete" | "refused" | "max_deliveries";
-
-/** A dead letter and its Nats-Msg-Id. */
-interface Letter {
-  letter: DeadLetter;
-  msgID: string;
-  kind: LetterKind;
-}
-
-/** A reservation id usable in a Nats-Msg-Id as is, else a digest of it. */
-const msgIdPart = (id: string) => (isRequestId(id) ? id : `h${createHash("sha256").update(id).digest("hex").slice(0, 20)}`);
-
-/** The whole message, given up on. */
-function messageLetter(msg: JsMsg, reason: string, kind: LetterKind): Letter {
-  return {
-    msgID: `dl-${msg.seq}`,
-    kind,
-    letter: {
-      subject: msg.subject,
-      streamSequence: msg.seq,
-      payload: Buffer.from(msg.data),
-      reason,
-      deliveryCount: msg.info.deliveryCount,
-      reservation: undefined,
-      deadLetteredAt: new Date(),
-    },
-  };
-}
-
-/** One reservation of a message, refused. */
-function reservationLetter(msg: JsMsg, reservation: ReservationMade, reason: string, kind: LetterKind): Letter {
-  return {
-    msgID: `dl-${msg.seq}-${msgIdPart(reservation.reservationId)}`,
-    kind,
-    letter: {
-      subject: msg.subject,
-      streamSequence: msg.seq,
-      payload: Buffer.from(ReservationBatch.encode({ reservations: [reservation] }).finish()),
-      reason,
-      deliveryCount: msg.info.deliveryCount,
-      reservation,
-      deadLetteredAt: new Date(),
-    },
-  };
-}
-
-/** An error's message without the SQL text knex puts in front of Postgres's own. */
-function errorText(error: unknown): string {
-  const message = errorMessage(error);
-  const own = /\s-\s([^\n]*)$/.exec(message);
-  return typeof (error as { severity?: unknown })?.severity === "string" && own ? own[1] : message;
-}
-
-/**
- * Whether a failed write is an outage (retried in place without spending
- * deliveries) rather than something wrong with the events. Anything that is not
- * an error reported by the Postgres server (refused connection, pool timeout,
- * dropped socket) is an outage; so are the server's connection, resource,
- * shutdown, concurrency, lock, authorization and privilege errors.
- */
-export function isTransient(error: unknown): boolean {
-  const e = error as { severity?: unknown; code?: unknown };
-  if (typeof e?.severity !== "string" || typeof e.code !== "string") return true;
-  return /^(08|28|3D|40|53|55|57|58)/.test(e.code) || e.code === "42501";
+/** Why Postgres (or the oversell guard) refused one reservation, for its dead letter. */
+function rejectionReason(error: unknown): string {
+  if (error instanceof OversellRefused) return error.message;
+  const { code, constraint } = error as { code?: string; constraint?: string };
+  return postgresRejection(error) === "data"
+    ? `refused by Postgres: ${postgresMessage(error)} (SQLSTATE ${code})`
+    : `refused by Postgres constraint ${constraint ?? "(unknown)"}`;
 }
 
 /** The sale and the first order ids of a message, for the lines logged about it. */
@@ -175,37 +114,13 @@ export async function startOrderWriter(opts: OrderWriterOptions): Promise<OrderW
   const stats: OrderWriterStats = { batches: 0, persisted: 0, duplicates: 0, poison: 0, failures: 0, deadLettered: 0 };
   /** Dead letters being recorded for messages outside a batch (undecodable ones). */
   const recording = new Set<Promise<unknown>>();
-  const buffer: Delivery[] = [];
-  let inFlight = 0;
-  let scheduled = false;
   let stopped = false;
-  const idle: (() => void)[] = [];
-  /** Messages delivered and not yet acked, nak'ed or terminated: kept alive by the heartbeat. */
-  const held = new Set<JsMsg>();
-  const ack = (msg: JsMsg) => {
-    held.delete(msg);
-    msg.ack();
-  };
-  const nak = (msg: JsMsg, delayMs?: number) => {
-    held.delete(msg);
-    msg.nak(delayMs);
-  };
-  const term = (msg: JsMsg) => {
-    held.delete(msg);
-    msg.term();
-  };
-  // Several times per AckWait, so that one late tick (a busy event loop) does
-  // not let a message held here go back to JetStream.
-  const heartbeat = setInterval(() => {
-    try {
-      for (const msg of held) msg.working();
-    } catch {
-      // The connection is closed: nothing to keep alive, JetStream redelivers.
-    }
-  }, Math.max(100, Math.floor(opts.ackWaitMs / 3)));
-  heartbeat.unref();
+  const held = holdMessages(opts.ackWaitMs);
+  /** How a failed step waits before it is tried again, until the writer stops. */
+  const backoff = { delayMs: retryDelayMs, maxDelayMs: maxRetryDelayMs, stopped: () => stopped };
 
-  const refuseReservation = (r: ReservationToPersist, reason: string) => {
+  /** Counts and logs a reservation that will not be written (its dead letter is recorded with its message). */
+  const logUnwritable = (r: ReservationToPersist, reason: string) => {
     stats.poison++;
     log.error("reservation refused; not written", { reservationId: r.reservationId, saleId: r.saleId, userId: r.userId, requestId: r.requestId, reason });
   };
@@ -215,29 +130,26 @@ export async function startOrderWriter(opts: OrderWriterOptions): Promise<OrderW
    * messages stay held meanwhile). false when the writer stopped first (the
    * messages are handed back).
    */
-  async function record(letters: Letter[], msgs: JsMsg[]): Promise<boolean> {
+  async function record(letters: DeadLetterRecord[], msgs: JsMsg[]): Promise<boolean> {
     if (letters.length === 0) return true;
-    for (let delay = retryDelayMs; ; delay = Math.min(delay * 2, maxRetryDelayMs)) {
-      try {
-        // The Nats-Msg-Id makes a retry or a redelivery record each letter once.
-        await Promise.all(letters.map((l) => opts.deadLetter(l.letter, l.msgID)));
-        stats.deadLettered += letters.length;
-        if (metrics) for (const l of letters) metrics.writer.deadLetters(l.kind, 1);
-        return true;
-      } catch (error) {
-        stats.failures++;
-        log.warn("dead letters not recorded; retrying", {
-          count: letters.length,
-          retryInMs: delay,
-          err: errorMessage(error),
-        });
-        if (stopped) {
-          for (const m of msgs) nak(m);
-          return false;
-        }
-        await new Promise((resolve) => setTimeout(resolve, delay));
-      }
+    const outcome = await retryUntilStopped(
+      // The Nats-Msg-Id makes a retry or a redelivery record each letter once.
+      () => Promise.all(letters.map((l) => opts.deadLetter(l.letter, l.msgID))),
+      {
+        ...backoff,
+        onRetry: (error, retryInMs) => {
+          stats.failures++;
+          log.warn("dead letters not recorded; retrying", { count: letters.length, retryInMs, err: errorMessage(error) });
+        },
+      },
+    );
+    if (!outcome.done) {
+      for (const m of msgs) held.nak(m);
+      return false;
     }
+    stats.deadLettered += letters.length;
+    if (metrics) for (const l of letters) metrics.writer.deadLetters(l.kind, 1);
+    return true;
   }
 
   /** Decodes a delivery; a message that is not a ReservationBatch is recorded, then terminated. */
@@ -251,10 +163,10 @@ export async function startOrderWriter(opts: OrderWriterOptions): Promise<OrderW
     if (batch.reservations.length === 0) {
       stats.poison++;
       log.error("undecodable reservation message dead-lettered", { subject: msg.subject, seq: msg.seq });
-      const recorded = record([messageLetter(msg, "undecodable message: not a ReservationBatch with reservations", "undecodable")], [msg]).then((ok) => {
+      const recorded = record([messageDeadLetter(msg, "undecodable message: not a ReservationBatch with reservations", "undecodable")], [msg]).then((ok) => {
         // No reason on the wire: older servers (2.9, as Debian ships) ignore
         // "+TERM <reason>", so the message stayed pending and was redelivered.
-        if (ok) term(msg);
+        if (ok) held.term(msg);
       });
       recording.add(recorded);
       void recorded.finally(() => recording.delete(recorded));
@@ -265,7 +177,7 @@ export async function startOrderWriter(opts: OrderWriterOptions): Promise<OrderW
     for (const r of batch.reservations) {
       if (isComplete(r)) reservations.push(r);
       else {
-        refuseReservation(r as ReservationToPersist, "incomplete reservation");
+        logUnwritable(r as ReservationToPersist, "incomplete reservation");
         rejected.push({ reservation: r, reason: "incomplete reservation: no reservation id, sale, user, quantity or time" });
       }
     }
@@ -281,22 +193,12 @@ export async function startOrderWriter(opts: OrderWriterOptions): Promise<OrderW
       metrics?.writer.commit((performance.now() - started) / 1000);
       return inserted;
     } catch (error) {
-      // A constraint (class 23) or a value Postgres cannot take (class 22, e.g.
-      // a NUL byte in a user id): something about the events, not an outage.
-      const code = (error as { code?: string }).code ?? "";
-      const transient = isTransient(error);
-      const dataError = !transient && /^22/.test(code);
-      const constraint = error instanceof OversellRefused || (!transient && /^23/.test(code)) || dataError;
-      if (!constraint) throw error;
+      // A constraint or a value Postgres cannot take (e.g. a NUL byte in a user
+      // id): something about the events, not an outage.
+      if (!(error instanceof OversellRefused) && !postgresRejection(error)) throw error;
       if (items.length === 1) {
-        const name = (error as { constraint?: string }).constraint;
-        const reason =
-          error instanceof OversellRefused
-            ? error.message
-            : dataError
-              ? `refused by Postgres: ${errorText(error)} (SQLSTATE ${code})`
-              : `refused by Postgres constraint ${name ?? "(unknown)"}`;
-        refuseReservation(items[0], reason);
+        const reason = rejectionReason(error);
+        logUnwritable(items[0], reason);
         refused.set(items[0], reason);
         return [];
       }
@@ -320,32 +222,35 @@ export async function startOrderWriter(opts: OrderWriterOptions): Promise<OrderW
     }
     const started = performance.now();
     const refused = new Map<ReservationToPersist, string>();
-    let inserted: InsertedOrder[] | undefined;
-    // Postgres down or slow: keep the batch and try again; the heartbeat tells
-    // JetStream we are still working on it. Nak'ing would count a delivery each
-    // time and an outage longer than MaxDeliver attempts would drop acknowledged orders.
-    for (let delay = retryDelayMs; inserted === undefined; delay = Math.min(delay * 2, maxRetryDelayMs)) {
-      try {
-        inserted = await write(
-          items.filter((r) => !refused.has(r)),
-          refused,
-        );
-      } catch (error) {
-        if (!isTransient(error)) return failedForGood(deliveries, error);
-        stats.failures++;
-        log.warn("batch not written; retrying", {
-          size: items.length,
-          retryInMs: delay,
-          err: errorMessage(error),
-        });
-        if (stopped) {
-          // Hand the events back; another writer (or this one, restarted) takes them.
-          for (const d of deliveries) nak(d.msg);
-          return;
-        }
-        await new Promise((resolve) => setTimeout(resolve, delay));
-      }
+    let written: RetryOutcome<InsertedOrder[]>;
+    try {
+      // Postgres down or slow: keep the batch and try again; the heartbeat tells
+      // JetStream we are still working on it. Nak'ing would count a delivery each
+      // time and an outage longer than MaxDeliver attempts would drop acknowledged orders.
+      written = await retryUntilStopped(
+        () =>
+          write(
+            items.filter((r) => !refused.has(r)),
+            refused,
+          ),
+        {
+          ...backoff,
+          retryable: isPostgresOutage,
+          onRetry: (error, retryInMs) => {
+            stats.failures++;
+            log.warn("batch not written; retrying", { size: items.length, retryInMs, err: errorMessage(error) });
+          },
+        },
+      );
+    } catch (error) {
+      return failedForGood(deliveries, error);
     }
+    if (!written.done) {
+      // Hand the events back; another writer (or this one, restarted) takes them.
+      for (const d of deliveries) held.nak(d.msg);
+      return;
+    }
+    const inserted = written.value;
     // Reservations neither inserted now nor stored before name a sale that does
     // not exist, or were refused by a unique key other than the order id (a
     // second reservation for one request).
@@ -356,16 +261,16 @@ export async function startOrderWriter(opts: OrderWriterOptions): Promise<OrderW
     const sales = missing.length > 0 ? await existingSaleIds(db, missing.map((r) => r.saleId)) : new Set<string>();
     for (const r of missing) {
       const reason = sales.has(r.saleId) ? "a different order already exists for this user and request id" : `unknown sale ${r.saleId}`;
-      refuseReservation(r, reason);
+      logUnwritable(r, reason);
       refused.set(r, reason);
     }
     // Every refused reservation is on record before its message is acked.
     const letters = [
-      ...deliveries.flatMap((d) => d.rejected.map((x) => reservationLetter(d.msg, x.reservation, x.reason, "incomplete"))),
-      ...[...refused].map(([r, reason]) => reservationLetter(owner.get(r)!, r, reason, "refused")),
+      ...deliveries.flatMap((d) => d.rejected.map((x) => reservationDeadLetter(d.msg, x.reservation, x.reason, "incomplete"))),
+      ...[...refused].map(([r, reason]) => reservationDeadLetter(owner.get(r)!, r, reason, "refused")),
     ];
     if (!(await record(letters, deliveries.map((d) => d.msg)))) return;
-    for (const d of deliveries) ack(d.msg);
+    for (const d of deliveries) held.ack(d.msg);
     stats.batches++;
     stats.persisted += inserted.length;
     stats.duplicates += stored.size;
@@ -394,7 +299,7 @@ export async function startOrderWriter(opts: OrderWriterOptions): Promise<OrderW
    */
   async function failedForGood(deliveries: Delivery[], error: unknown): Promise<void> {
     stats.failures++;
-    const err = errorText(error);
+    const err = postgresMessage(error);
     if (deliveries.length > 1) {
       log.warn("batch failed; writing its messages one by one", { messages: deliveries.length, err });
       for (const d of deliveries) await flush([d]);
@@ -407,77 +312,38 @@ export async function startOrderWriter(opts: OrderWriterOptions): Promise<OrderW
       log.error("message still failing at its last deliveries; dead-lettered", { seq: d.msg.seq, deliveries: count, ...idsOfDelivery(d), err });
       const code = (error as { code?: string }).code;
       const reason = `still failing after ${count} deliveries: ${err}${code ? ` (${code})` : ""}`;
-      const letters = [...d.rejected.map((x) => reservationLetter(d.msg, x.reservation, x.reason, "incomplete")), messageLetter(d.msg, reason, "max_deliveries")];
-      if (await record(letters, [d.msg])) term(d.msg);
+      const letters = [
+        ...d.rejected.map((x) => reservationDeadLetter(d.msg, x.reservation, x.reason, "incomplete")),
+        messageDeadLetter(d.msg, reason, "max_deliveries"),
+      ];
+      if (await record(letters, [d.msg])) held.term(d.msg);
       return;
     }
     const delay = Math.min(retryDelayMs * 2 ** count, maxRetryDelayMs);
     log.warn("message failed; redelivering later", { seq: d.msg.seq, deliveries: count, retryInMs: delay, ...idsOfDelivery(d), err });
-    nak(d.msg, delay);
+    held.nak(d.msg, delay);
   }
 
-  /** Takes deliveries up to batchSize reservations (at least one delivery). */
-  function takeBatch(): Delivery[] {
-    let count = 0;
-    let n = 0;
-    while (n < buffer.length && (n === 0 || count + buffer[n].reservations.length <= opts.batchSize)) {
-      count += buffer[n].reservations.length;
-      n++;
-    }
-    return buffer.splice(0, n);
-  }
-
-  const lingerMs = opts.lingerMs ?? 0;
-  let buffered = 0;
-  let lingering: NodeJS.Timeout | undefined;
-
-  /** Writes now when a batch is full, else once the linger is over. */
-  function schedule(): void {
-    if (scheduled || inFlight >= opts.concurrency) return;
-    scheduled = true;
-    if (buffered >= opts.batchSize || lingerMs === 0) setImmediate(pump);
-    else lingering = setTimeout(pump, lingerMs);
-  }
-
-  function pump(): void {
-    scheduled = false;
-    clearTimeout(lingering);
-    lingering = undefined;
-    while (buffer.length > 0 && inFlight < opts.concurrency) {
-      const batch = takeBatch();
-      for (const d of batch) buffered -= d.reservations.length;
-      inFlight++;
-      flush(batch)
-        .catch((error) => {
-          log.error("writer batch crashed", { err: error instanceof Error ? error : String(error) });
-          // Not kept alive any longer: JetStream delivers them again.
-          for (const d of batch) if (held.has(d.msg)) nak(d.msg);
-        })
-        .finally(() => {
-          inFlight--;
-          if (buffer.length > 0) schedule();
-          else if (inFlight === 0) idle.splice(0).forEach((resolve) => resolve());
-        });
-    }
-  }
+  const batches = createLingerBatcher<Delivery>({
+    maxSize: opts.batchSize,
+    maxConcurrent: opts.concurrency,
+    lingerMs: opts.lingerMs ?? 0,
+    sizeOf: (d) => d.reservations.length,
+    run: (batch) =>
+      flush(batch).catch((error) => {
+        log.error("writer batch crashed", { err: error instanceof Error ? error : String(error) });
+        // Not kept alive any longer: JetStream delivers them again.
+        for (const d of batch) if (held.has(d.msg)) held.nak(d.msg);
+      }),
+  });
 
   const messages: ConsumerMessages = await opts.consumer.consume({
     max_messages: opts.concurrency * 64,
     callback: (msg) => {
       if (stopped) return msg.nak(); // handed back at once
-      held.add(msg);
+      held.hold(msg);
       const delivery = decode(msg);
-      if (!delivery) return;
-      buffer.push(delivery);
-      buffered += delivery.reservations.length;
-      if (scheduled && buffered >= opts.batchSize && lingering) {
-        // A full batch does not wait out the linger.
-        clearTimeout(lingering);
-        lingering = undefined;
-        setImmediate(pump);
-        return;
-      }
-      schedule();
+      if (delivery) batches.add(delivery);
     },
   });
 
@@ -485,13 +351,13 @@ export async function startOrderWriter(opts: OrderWriterOptions): Promise<OrderW
     stats,
     async stop() {
       stopped = true;
-      clearTimeout(lingering);
+      batches.cancelLinger();
       await messages.close();
       // Buffered but unwritten events: hand them back at once.
-      for (const d of buffer.splice(0)) nak(d.msg);
-      if (inFlight > 0) await new Promise<void>((resolve) => idle.push(resolve));
+      for (const d of batches.takeWaiting()) held.nak(d.msg);
+      await batches.idle();
       await Promise.allSettled([...recording]);
-      clearInterval(heartbeat);
+      held.stop();
     },
   };
 }

@@ -1,5 +1,5 @@
-// Dead letters of the order writer: recording them in the dead-letter stream,
-// and seckill.v1.DeadLetterService for operators (list, replay).
+// seckill.v1.DeadLetterService: the order writer's dead letters for operators
+// (list, replay). Recording them is dead-letter-records.ts.
 import type { JetStreamClient, JetStreamManager, MsgRequest, StoredMsg } from "@nats-io/jetstream";
 import {
   DeadLetter,
@@ -29,15 +29,6 @@ const REPLAY_ALL_MAX = 500;
 const LIST_PAYLOAD_MAX = 64 * 1024;
 /** Replay answers remembered for their request id. */
 const REMEMBERED_REPLAYS = 1000;
-
-/** Publishes one dead letter; resolves after the PubAck. */
-export function deadLetterPublisher(js: JetStreamClient, names: DeadLetterNames, timeoutMs: number) {
-  return (letter: DeadLetter, msgID: string) =>
-    js.publish(names.deadLetters(letter.reservation?.saleId ?? letter.subject.slice(letter.subject.lastIndexOf(".") + 1)), DeadLetter.encode(letter).finish(), {
-      msgID,
-      timeout: timeoutMs,
-    });
-}
 
 export interface DeadLetterOps {
   list(request: ListDeadLettersRequest, maxResponseBytes: number): Promise<ListDeadLettersResponse>;
