@@ -1,4 +1,4 @@
-// Entry point of the `seckill` command (cli/bin/seckill.js loads it through tsx).
+// Entry point of the `seckill` command: cli/bin/seckill.js loads it through tsx in the repository, or its bundle (cli/dist) in the installed package.
 import { processIo, runCli } from "./program.js";
 
 process.once("SIGINT", () => {
