@@ -465,7 +465,7 @@ describe("after all the refused calls", () => {
 describe("refusals around real purchases", () => {
   const ordersOf = (saleId: string) => stack.db("orders").where({ sale_id: saleId }).select("id", "user_id", "quantity", "status");
   const reservationEvents = async (saleId: string) =>
-    (await streamInfo()).state.subjects?.[eventNames(stack.config.namespace).reservations(saleId)] ?? 0;
+    (await streamInfo()).state.subjects?.[eventNames(stack.config.namespace).reservationSubject(saleId)] ?? 0;
 
   it("a purchase token of exactly 2048 characters passes validation and is verified; a buyer at the limit is ALREADY_PURCHASED, more units than the limit itself INVALID_ARGUMENT", async () => {
     const sale = await stack.createSale({ totalStock: 10, perUserLimit: 2 });

@@ -46,7 +46,7 @@ afterAll(async () => {
 const names = () => eventNames(stack.config.namespace);
 
 async function publishRaw(saleId: string, data: Uint8Array): Promise<number> {
-  const ack = await js.publish(names().reservations(saleId), data, { msgID: `test-${ulid()}`, timeout: 5000 });
+  const ack = await js.publish(names().reservationSubject(saleId), data, { msgID: `test-${ulid()}`, timeout: 5000 });
   return ack.seq;
 }
 const publish = (...events: ReservationMade[]) => publishRaw(events[0].saleId, ReservationBatch.encode({ reservations: events }).finish());
@@ -88,7 +88,7 @@ describe("dead letters", () => {
     const letters = await allDeadLetters();
     const garbage = letters.find((d) => d.deadLetter?.streamSequence === garbageSeq);
     expect(garbage?.deadLetter).toMatchObject({ reason: expect.stringMatching(/undecodable/), deliveryCount: 1, reservation: undefined });
-    expect(garbage?.deadLetter?.subject).toBe(names().reservations(sale.saleId));
+    expect(garbage?.deadLetter?.subject).toBe(names().reservationSubject(sale.saleId));
     expect((await letterOf(ghost.reservationId))?.deadLetter?.reason).toMatch(/unknown sale/);
     const oversold = await letterOf(excess.reservationId);
     expect(oversold?.deadLetter?.reason).toMatch(/beyond the stock/);

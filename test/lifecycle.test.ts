@@ -70,7 +70,7 @@ const orderRow = (orderId: string) => stack.db("orders").where({ id: orderId }).
 async function releasesDrained(): Promise<void> {
   await eventually(
     async () => {
-      const info = await jsm.consumers.info(names().stream, names().inventoryReleasesConsumer);
+      const info = await jsm.consumers.info(names().stream, names().inventoryReleaseConsumer);
       return info.num_pending === 0 && info.num_ack_pending === 0;
     },
     10_000,
@@ -81,7 +81,7 @@ async function releasesDrained(): Promise<void> {
 /** Counts StockReleased publishes per order (core NATS sees every publish, duplicates included). */
 function countReleases(saleId: string) {
   const counts = new Map<string, number>();
-  const sub = nc.subscribe(names().releases(saleId), {
+  const sub = nc.subscribe(names().releaseSubject(saleId), {
     callback: (error, msg) => {
       if (error) return;
       const id = StockReleased.decode(msg.data).reservationId;
@@ -117,9 +117,9 @@ describe("cancel", () => {
       releasedAt: row.released_at,
     }).finish();
     const js = jetstream(nc);
-    const dup = await js.publish(names().releases(sale.saleId), event, { msgID: `release-${placed.orderId}` });
+    const dup = await js.publish(names().releaseSubject(sale.saleId), event, { msgID: `release-${placed.orderId}` });
     expect(dup.duplicate).toBe(true);
-    await js.publish(names().releases(sale.saleId), event, { msgID: `replay-${placed.orderId}` });
+    await js.publish(names().releaseSubject(sale.saleId), event, { msgID: `replay-${placed.orderId}` });
     await releasesDrained();
     expect(await stockLeft(sale.saleId)).toBe(1);
     expect(await redisBuyerUnits(sale.saleId, "alice")).toBe(0);

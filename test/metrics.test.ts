@@ -113,7 +113,7 @@ describe("GET /metrics", () => {
     const nc = await connectNats(stack.config.natsUrl, "metrics-test");
     try {
       const garbage = Buffer.concat([Buffer.from([0x0f]), randomBytes(16)]);
-      await jetstream(nc).publish(eventNames(stack.config.namespace).reservations(sale.saleId), garbage, { msgID: `junk-${randomBytes(6).toString("hex")}`, timeout: 5000 });
+      await jetstream(nc).publish(eventNames(stack.config.namespace).reservationSubject(sale.saleId), garbage, { msgID: `junk-${randomBytes(6).toString("hex")}`, timeout: 5000 });
     } finally {
       await nc.close();
     }

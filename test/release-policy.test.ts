@@ -208,7 +208,7 @@ describe("Postgres's per-user guard", () => {
   async function publishReservation(saleId: string, userId: string): Promise<{ reservationId: string; seq: number }> {
     const reservationId = newOrderId(saleId);
     const event = { reservationId, saleId, userId, requestId: nextRequestId(), quantity: 1, reservedAt: new Date() };
-    const ack = await js.publish(eventNames(stack.config.namespace).reservations(saleId), ReservationBatch.encode({ reservations: [event] }).finish(), {
+    const ack = await js.publish(eventNames(stack.config.namespace).reservationSubject(saleId), ReservationBatch.encode({ reservations: [event] }).finish(), {
       msgID: `rp-${reservationId}`,
     });
     return { reservationId, seq: ack.seq };

@@ -34,7 +34,7 @@ const stats = () => ({ ...stack.writer.writer.stats });
 
 /** Publishes raw bytes on the sale's reservation subject; returns the stream sequence. */
 async function publishRaw(saleId: string, data: Uint8Array, msgID = `test-${ulid()}`): Promise<number> {
-  const ack = await js.publish(names().reservations(saleId), data, { msgID, timeout: 5000 });
+  const ack = await js.publish(names().reservationSubject(saleId), data, { msgID, timeout: 5000 });
   expect(ack.duplicate).toBe(false);
   return ack.seq;
 }

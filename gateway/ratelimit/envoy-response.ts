@@ -8,7 +8,7 @@ import { RATE_LIMIT_UNITS } from "./limits-file.js";
 import type { DescriptorStatus, RateLimitResponse, RateLimitUnitName } from "./envoy-protos.js";
 
 export function toEnvoyResponse(results: DescriptorResult[]): RateLimitResponse {
-  const statuses = results.map(toStatus);
+  const statuses = results.map(descriptorStatus);
   return {
     overall_code: results.some((r) => r.limited && r.overLimit) ? "OVER_LIMIT" : "OK",
     statuses,
@@ -16,7 +16,7 @@ export function toEnvoyResponse(results: DescriptorResult[]): RateLimitResponse 
   };
 }
 
-function toStatus(result: DescriptorResult): DescriptorStatus {
+function descriptorStatus(result: DescriptorResult): DescriptorStatus {
   if (!result.limited) return { code: "OK", current_limit: null, limit_remaining: 0, duration_until_reset: null };
   return {
     code: result.overLimit ? "OVER_LIMIT" : "OK",

@@ -23,25 +23,29 @@ export interface EventNames {
   stream: string;
   writerConsumer: string;
   /** Inventory's durable consumer of stock releases (applies them to Redis). */
-  inventoryReleasesConsumer: string;
-  reservations(saleId: string): string;
-  releases(saleId: string): string;
+  inventoryReleaseConsumer: string;
+  /** The subject of a sale's ReservationBatch events. */
+  reservationSubject(saleId: string): string;
+  /** The subject of a sale's StockReleased events. */
+  releaseSubject(saleId: string): string;
   /** Order status notifications (core NATS, not stored). */
   orderStatus: string;
-  reservationsFilter: string;
-  releasesFilter: string;
+  /** Every sale's reservation subject (a wildcard). */
+  reservationSubjects: string;
+  /** Every sale's release subject (a wildcard). */
+  releaseSubjects: string;
 }
 
 export function eventNames(namespace: string): EventNames {
   return {
     stream: `${namespace}_events`,
     writerConsumer: `${namespace}_order_writer`,
-    inventoryReleasesConsumer: `${namespace}_inventory_releases`,
-    reservations: (saleId) => `${namespace}.reservations.${saleId}`,
-    releases: (saleId) => `${namespace}.releases.${saleId}`,
+    inventoryReleaseConsumer: `${namespace}_inventory_releases`,
+    reservationSubject: (saleId) => `${namespace}.reservations.${saleId}`,
+    releaseSubject: (saleId) => `${namespace}.releases.${saleId}`,
     orderStatus: `${namespace}.order-status`,
-    reservationsFilter: `${namespace}.reservations.*`,
-    releasesFilter: `${namespace}.releases.*`,
+    reservationSubjects: `${namespace}.reservations.*`,
+    releaseSubjects: `${namespace}.releases.*`,
   };
 }
 
@@ -54,7 +58,7 @@ export async function ensureStream(jsm: JetStreamManager, names: EventNames): Pr
   // Order-status notifications are not stored: they only wake watchers, who
   // read the truth from Postgres. Kept long enough for any backlog to drain;
   // never limited by count or size, which would drop unwritten reservations.
-  await upsertStream(jsm, names.stream, [names.reservationsFilter, names.releasesFilter], 7);
+  await upsertStream(jsm, names.stream, [names.reservationSubjects, names.releaseSubjects], 7);
 }
 
 /** The order writer's durable pull consumer of reservation events. */
@@ -65,7 +69,7 @@ export async function ensureWriterConsumer(
 ): Promise<void> {
   await upsertConsumer(jsm, names.stream, {
     durable_name: names.writerConsumer,
-    filter_subject: names.reservationsFilter,
+    filter_subject: names.reservationSubjects,
     ack_wait: opts.ackWaitMs * NANOS_PER_MS,
     max_deliver: opts.maxDeliver,
     max_ack_pending: opts.maxAckPending,
@@ -73,10 +77,10 @@ export async function ensureWriterConsumer(
 }
 
 /** Inventory's durable pull consumer of StockReleased events; releases are never given up. */
-export async function ensureReleasesConsumer(jsm: JetStreamManager, names: EventNames, opts: { ackWaitMs: number }): Promise<void> {
+export async function ensureInventoryReleaseConsumer(jsm: JetStreamManager, names: EventNames, opts: { ackWaitMs: number }): Promise<void> {
   await upsertConsumer(jsm, names.stream, {
-    durable_name: names.inventoryReleasesConsumer,
-    filter_subject: names.releasesFilter,
+    durable_name: names.inventoryReleaseConsumer,
+    filter_subject: names.releaseSubjects,
     ack_wait: opts.ackWaitMs * NANOS_PER_MS,
     max_deliver: -1,
     max_ack_pending: 1000,
@@ -182,12 +186,12 @@ export interface EventPublisher {
 export function createEventPublisher(nc: NatsConnection, js: JetStreamClient, names: EventNames, timeoutMs: number): EventPublisher {
   return {
     reservationsMade: (saleId, events) =>
-      js.publish(names.reservations(saleId), ReservationBatch.encode({ reservations: events }).finish(), {
+      js.publish(names.reservationSubject(saleId), ReservationBatch.encode({ reservations: events }).finish(), {
         msgID: events.length === 1 ? events[0].reservationId : `batch-${ulid()}`,
         timeout: timeoutMs,
       }),
     stockReleased: (event) =>
-      js.publish(names.releases(event.saleId), StockReleased.encode(event).finish(), {
+      js.publish(names.releaseSubject(event.saleId), StockReleased.encode(event).finish(), {
         msgID: `release-${event.reservationId}`,
         timeout: timeoutMs,
       }),

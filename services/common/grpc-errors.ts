@@ -36,8 +36,8 @@ export function refusalStatus(refusal: Refusal): StatusObject {
 
 const DEPENDENCY_DOWN = new Refusal("OVERLOADED", "a dependency is unavailable; retry with the same request id", { retryDelayMs: 500 });
 
-/** `context`: the fields logged with the call (built only when a line is written: refusals log at debug). */
-export function toStatus(error: unknown, log: Logger, context: LogFields = {}): StatusObject | Partial<ServiceError> {
+/** The status a call that failed with `error` answers. `context`: the fields logged with the call (built only when a line is written: refusals log at debug). */
+export function errorStatus(error: unknown, log: Logger, context: LogFields = {}): StatusObject | Partial<ServiceError> {
   if (error instanceof Refusal) {
     log.debug("call refused", () => ({ ...fieldsOf(context), reason: error.reason, details: error.message }));
     return refusalStatus(error);

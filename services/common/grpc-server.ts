@@ -17,7 +17,7 @@ import { HealthImplementation, protoPath as healthProtoPath } from "grpc-health-
 import { MAX_METADATA_BYTES } from "@seckill/sdk";
 import { http2ServersOf, installAdmissionGate, type QuickAnswer } from "./admission.js";
 import { assetPath } from "./assets.js";
-import { toStatus, type StatusObject } from "./grpc-errors.js";
+import { errorStatus, type StatusObject } from "./grpc-errors.js";
 import type { GrpcMetrics } from "./metrics.js";
 import { invalid, Refusal } from "./refusal.js";
 import type { Logger } from "./log.js";
@@ -281,7 +281,7 @@ export function unary<Req, Res>(
     // non-async handler) is mapped too, not answered UNKNOWN by grpc-js.
     new Promise<Res>((resolve) => resolve(fn(checkDecoded(call.request), call))).then(
       (response) => callback(null, response),
-      (error: unknown) => callback(toStatus(error, log, () => ({ method, ...idsOf(call.request) }))),
+      (error: unknown) => callback(errorStatus(error, log, () => ({ method, ...idsOf(call.request) }))),
     );
   };
 }

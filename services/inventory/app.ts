@@ -2,7 +2,7 @@
 // Postgres, Redis, JetStream, then the gRPC server; SERVING once all three are
 // connected. Used by main.ts and by the tests.
 import { redisReady, untilReachable } from "../common/startup.js";
-import { ensureReleasesConsumer, openEventBus, readJetStreamProgress } from "../common/event-bus.js";
+import { ensureInventoryReleaseConsumer, openEventBus, readJetStreamProgress } from "../common/event-bus.js";
 import { createDb } from "../common/db.js";
 import { serve, type ServingApp } from "../common/serve.js";
 import { ulid } from "../common/ids.js";
@@ -59,9 +59,9 @@ export async function startInventory(config: Config, log: Logger, clock: () => n
     metrics: metrics.inventory(),
   });
   // Stock releases (cancel, expiry) published by the order service, applied to Redis once.
-  await ensureReleasesConsumer(bus.jsm, bus.names, { ackWaitMs: 30_000 });
-  const releases = await startReleaseConsumer({
-    consumer: await bus.js.consumers.get(bus.names.stream, bus.names.inventoryReleasesConsumer),
+  await ensureInventoryReleaseConsumer(bus.jsm, bus.names, { ackWaitMs: 30_000 });
+  const releaseConsumer = await startReleaseConsumer({
+    consumer: await bus.js.consumers.get(bus.names.stream, bus.names.inventoryReleaseConsumer),
     stock,
     log,
   });
@@ -102,7 +102,7 @@ export async function startInventory(config: Config, log: Logger, clock: () => n
     // A live sale sells from Redis and JetStream alone.
     ungated: ["postgres"],
     metrics,
-    drain: () => releases.stop(),
+    drain: () => releaseConsumer.stop(),
     close: async () => {
       await Promise.all([sweeper.stop(), redisLossWatch.stop()]);
       return Promise.allSettled([bus.close(), redis.quit(), db.destroy()]);

@@ -36,7 +36,8 @@ export interface ReservationDeps {
   metrics?: InventoryMetrics;
 }
 
-const refused = (reason: Reason, stockLeft = 0): ReserveResult => ({
+/** The ReserveResult of an item not reserved, for this reason. */
+const notReserved = (reason: Reason, stockLeft = 0): ReserveResult => ({
   reason,
   reservationId: "",
   replayed: false,
@@ -140,7 +141,7 @@ export function createReservationService(deps: ReservationDeps) {
       switch (answer.outcome) {
         case "OK":
         case "REPLAY":
-          if (!published) return refused(Reason.REASON_OVERLOADED, answer.stockLeft);
+          if (!published) return notReserved(Reason.REASON_OVERLOADED, answer.stockLeft);
           return {
             reason: Reason.REASON_UNSPECIFIED,
             reservationId: answer.reservationId,
@@ -151,11 +152,11 @@ export function createReservationService(deps: ReservationDeps) {
             perUserLimit: 0,
           };
         case "QUANTITY_OVER_LIMIT":
-          return { ...refused(Reason.REASON_INVALID_ARGUMENT, answer.stockLeft), perUserLimit: answer.quantity };
+          return { ...notReserved(Reason.REASON_INVALID_ARGUMENT, answer.stockLeft), perUserLimit: answer.quantity };
         case "COLD":
-          return refused(Reason.REASON_NOT_FOUND);
+          return notReserved(Reason.REASON_NOT_FOUND);
         default:
-          return refused(reasonFromName(answer.outcome), answer.stockLeft);
+          return notReserved(reasonFromName(answer.outcome), answer.stockLeft);
       }
     });
   }
@@ -168,7 +169,7 @@ export function createReservationService(deps: ReservationDeps) {
       const bySale = new Map<string, number[]>();
       items.forEach((item, index) => {
         if (attemptProblem(item)) {
-          results[index] = refused(Reason.REASON_INVALID_ARGUMENT);
+          results[index] = notReserved(Reason.REASON_INVALID_ARGUMENT);
           return;
         }
         const group = bySale.get(item.saleId);
@@ -184,7 +185,7 @@ export function createReservationService(deps: ReservationDeps) {
           } catch (error) {
             // One sale refusing (e.g. being rebuilt after a Redis loss) must not fail the others in the batch.
             if (!(error instanceof Refusal)) throw error;
-            answered = group.map(() => refused(reasonFromName(error.reason)));
+            answered = group.map(() => notReserved(reasonFromName(error.reason)));
           }
           indexes.forEach((itemIndex, k) => (results[itemIndex] = answered[k]));
         }),

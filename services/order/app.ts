@@ -11,7 +11,7 @@ import type { Config } from "../common/config.js";
 import type { Logger } from "../common/log.js";
 import { orderServiceRegistration } from "./handlers.js";
 import { createInventoryClient } from "./inventory-client.js";
-import { startLifecycleLoop } from "./expiry.js";
+import { startExpiryLoop } from "./expiry.js";
 import { createConnectionWatchLimit, createOrderWatchHub } from "./order-watch.js";
 import { createOrderService } from "./orders.js";
 import { createReleaseOutbox } from "./release-outbox.js";
@@ -58,9 +58,9 @@ export async function startOrder(config: Config, log: Logger, clock: () => numbe
     checkIntervalMs: config.redisCheckIntervalMs,
     nowMs: clock,
   });
-  const orders = createOrderService({ db, inventory, publisher: bus.publisher, releases: outbox, purchaseTokens, soldOut, now, log, metrics: metrics.orders() });
+  const orders = createOrderService({ db, inventory, publisher: bus.publisher, releaseOutbox: outbox, purchaseTokens, soldOut, now, log, metrics: metrics.orders() });
   // Unpaid orders past pay_by expire, and releases left unpublished are relayed, on every replica.
-  const lifecycle = startLifecycleLoop({
+  const expiry = startExpiryLoop({
     db,
     outbox,
     now,
@@ -73,7 +73,7 @@ export async function startOrder(config: Config, log: Logger, clock: () => numbe
   metrics.observe("order_watchers", "WatchOrder streams open on this process.", () => hub.size);
   const perConnection = createConnectionWatchLimit(config.maxWatchesPerConnection);
   // Stock coming back (cancel, expiry) lifts this process's sold-out shortcut.
-  const releases = bus.nc.subscribe(bus.names.releasesFilter, {
+  const releaseSubscription = bus.nc.subscribe(bus.names.releaseSubjects, {
     callback: (error, msg) => {
       if (error) return;
       try {
@@ -95,11 +95,11 @@ export async function startOrder(config: Config, log: Logger, clock: () => numbe
     metrics,
     drain: async () => {
       shutdown.abort();
-      await Promise.all([lifecycle.stop(), soldOut.stop()]);
+      await Promise.all([expiry.stop(), soldOut.stop()]);
     },
     close: async () => {
       hub.close();
-      releases.unsubscribe();
+      releaseSubscription.unsubscribe();
       inventory.close();
       await Promise.allSettled([bus.close(), redis.quit(), db.destroy()]);
     },

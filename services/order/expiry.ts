@@ -41,12 +41,12 @@ export async function expireDue(deps: ExpiryDeps, limit = EXPIRY_BATCH): Promise
   return expired;
 }
 
-export interface LifecycleLoop {
+export interface ExpiryLoop {
   stop(): Promise<void>;
 }
 
-/** Every intervalMs: expire due orders (batch after batch while full), then relay unpublished releases. */
-export function startLifecycleLoop(deps: ExpiryDeps & { intervalMs: number }): LifecycleLoop {
+/** Every intervalMs: expire due orders (batch after batch while full), then relay unpublished releases (their outbox rides the same tick). */
+export function startExpiryLoop(deps: ExpiryDeps & { intervalMs: number }): ExpiryLoop {
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> | undefined;

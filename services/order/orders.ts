@@ -39,7 +39,7 @@ export interface OrderDeps {
   inventory: InventoryPort;
   publisher: EventPublisher;
   /** Publishes committed releases (cancel) to JetStream. */
-  releases: Pick<ReleaseOutbox, "publish">;
+  releaseOutbox: Pick<ReleaseOutbox, "publish">;
   /** Purchase-token verification (purchase-token.ts). */
   purchaseTokens: PurchaseTokenCheck;
   /** Sales this process saw sell out, and their winners (sold-out.ts). */
@@ -120,7 +120,7 @@ function checkRequestId(requestId: string): void {
 }
 
 export function createOrderService(deps: OrderDeps) {
-  const { db, inventory, publisher, releases, soldOut } = deps;
+  const { db, inventory, publisher, releaseOutbox, soldOut } = deps;
   const stockReturned = (saleId: string) => soldOut.stockReturned(saleId);
 
   function publishStatus(row: OrderRow): void {
@@ -251,7 +251,7 @@ export function createOrderService(deps: OrderDeps) {
       deps.metrics?.transitioned("cancelled");
       // Committed: the release reaches Redis through JetStream (the outbox relay
       // republishes it if this publish fails or the process dies first).
-      await releases.publish([cancelled]);
+      await releaseOutbox.publish([cancelled]);
       stockReturned(cancelled.sale_id);
       publishStatus(cancelled);
       return toOrder(cancelled);

@@ -85,7 +85,7 @@ export function deadLetterOps(opts: {
     }
     const again = replayable(letter);
     if (!again) return { sequence: m.seq, outcome: ReplayOutcome.REPLAY_OUTCOME_NOT_REPLAYABLE, reservations: 0, replayedSequence: 0 };
-    const ack = await opts.js.publish(opts.events.reservations(again.saleId), again.batch, {
+    const ack = await opts.js.publish(opts.events.reservationSubject(again.saleId), again.batch, {
       msgID: `replay-${m.seq}`,
       timeout: opts.publishTimeoutMs,
     });
