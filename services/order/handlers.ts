@@ -1,7 +1,7 @@
 // gRPC handlers of the order service: identify the caller, call the domain,
 // encode. The caller is the x-user-id metadata entry set by the BFF.
 import type { IncomingHttpHeaders } from "node:http2";
-import { Metadata, type ServerWritableStream } from "@grpc/grpc-js";
+import { Metadata } from "@grpc/grpc-js";
 import {
   OrderServiceService,
   OrderStatus,
@@ -10,14 +10,12 @@ import {
   USER_ID_HEADER,
   type OrderServiceServer,
   type WatchOrderRequest,
-  type WatchOrderResponse,
 } from "@seckill/sdk";
-import { toStatus } from "../common/grpc-errors.js";
-import { checkDecoded, idsOf, unary, type ServiceRegistration } from "../common/grpc-server.js";
+import { checkDecoded, unary, type ServiceRegistration } from "../common/grpc-server.js";
 import { isUserId } from "../common/ids.js";
 import type { Logger } from "../common/log.js";
-import { invalid, overloaded, refuse, type Refusal } from "../common/refusal.js";
-import { tooManyWatches, watchOrder, type ConnectionWatchLimit, type OrderWatchHub } from "./order-watch.js";
+import { invalid, refuse, type Refusal } from "../common/refusal.js";
+import { streamOrderWatch, type ConnectionWatchLimit, type OrderWatchHub } from "./order-watch.js";
 import { MAX_TOKEN_LENGTH, type OrderService } from "./orders.js";
 
 const NO_USER = refuse("UNAUTHENTICATED", `missing or malformed ${USER_ID_HEADER} metadata`);
@@ -57,9 +55,6 @@ function purchaseTokenOf(metadata: Metadata): string | undefined {
   return values[0];
 }
 
-/** On shutdown, open WatchOrder streams end with UNAVAILABLE so clients reconnect to another replica. */
-const SHUTTING_DOWN = overloaded("the server is shutting down; reconnect and watch again", 0);
-
 const KNOWN_STATUSES = new Set<number>(Object.values(OrderStatus).filter((v): v is number => typeof v === "number" && v >= 0));
 
 function lastStatusOf(request: WatchOrderRequest): OrderStatus | undefined {
@@ -86,35 +81,18 @@ export function orderServiceRegistration(
     cancelOrder: unary(log, "CancelOrder", async (req, call) => ({
       order: await orders.cancel(userOf(call.metadata), req.orderId, req.requestId),
     })),
-    watchOrder: (call: ServerWritableStream<WatchOrderRequest, WatchOrderResponse>) => {
-      const cancelled = new AbortController();
-      call.on("cancelled", () => cancelled.abort());
-      const signal = AbortSignal.any([cancelled.signal, shutdown]);
-      (async () => {
-        const userId = userOf(call.metadata);
-        const request = checkDecoded(call.request);
-        const lastStatus = lastStatusOf(request);
-        const release = watchers.perConnection.acquire(call.getPeer());
-        if (!release) throw tooManyWatches(watchers.perConnection.max);
-        // Freed as soon as the client cancels, not after a read in progress returns.
-        signal.addEventListener("abort", release, { once: true });
-        try {
-          const read = () => orders.get(userId, request.orderId);
-          for await (const order of watchOrder(read, watchers.hub, request.orderId, { signal, lastStatus })) {
-            if (signal.aborted) break;
-            call.write({ order });
-          }
-        } finally {
-          signal.removeEventListener("abort", release);
-          release();
-        }
-        if (cancelled.signal.aborted) return;
-        if (shutdown.aborted) call.emit("error", toStatus(SHUTTING_DOWN, log));
-        else call.end();
-      })().catch((error: unknown) => {
-        if (!cancelled.signal.aborted) call.emit("error", toStatus(error, log, () => ({ method: "WatchOrder", ...idsOf(call.request) })));
-      });
-    },
+    watchOrder: (call) =>
+      streamOrderWatch(
+        call,
+        () => {
+          const userId = userOf(call.metadata);
+          const request = checkDecoded(call.request);
+          return { orderId: request.orderId, lastStatus: lastStatusOf(request), read: () => orders.get(userId, request.orderId) };
+        },
+        watchers,
+        shutdown,
+        log,
+      ),
   };
   return { name: "seckill.v1.OrderService", definition: OrderServiceService, implementation, quickAnswers: { placeOrder: quickPlaceOrder(orders) } };
 }

@@ -3,9 +3,15 @@
 // the streams by order id. A process with no watchers receives nothing.
 // Watchers also re-read the order on a slow timer, so a missed notification
 // only delays an update. Two bounds: watchers per process (the hub) and open
-// streams per client connection.
+// streams per client connection. A stream ends when the order reaches a final
+// status, when the client cancels, or on shutdown (UNAVAILABLE, to reconnect
+// to another replica).
+import type { ServerWritableStream } from "@grpc/grpc-js";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
-import { isFinalOrderStatus, OrderStatus, OrderStatusBatch, type Order } from "@seckill/sdk";
+import { isFinalOrderStatus, OrderStatus, OrderStatusBatch, type Order, type WatchOrderRequest, type WatchOrderResponse } from "@seckill/sdk";
+import { errorStatus } from "../common/grpc-errors.js";
+import { idsOf } from "../common/grpc-server.js";
+import type { Logger } from "../common/log.js";
 import { overloaded, refuse } from "../common/refusal.js";
 
 export interface OrderWatchHub {
@@ -146,4 +152,53 @@ export async function* watchOrder(
   } finally {
     unwatch();
   }
+}
+
+/** On shutdown, open WatchOrder streams end with UNAVAILABLE so clients reconnect to another replica. */
+const SHUTTING_DOWN = overloaded("the server is shutting down; reconnect and watch again", 0);
+
+/** One WatchOrder call, as the handler decoded it. */
+export interface WatchOrderCall {
+  orderId: string;
+  lastStatus: OrderStatus | undefined;
+  /** Reads the order as the caller may see it (NOT_FOUND for another user's order). */
+  read(): Promise<Order>;
+}
+
+/**
+ * Serves one WatchOrder stream: takes a slot of the client connection, writes
+ * the order each time it changes and ends the stream (or fails it with the
+ * error's status). `open` decodes the call; what it throws fails the stream.
+ */
+export function streamOrderWatch(
+  call: ServerWritableStream<WatchOrderRequest, WatchOrderResponse>,
+  open: () => WatchOrderCall,
+  watchers: { hub: OrderWatchHub; perConnection: ConnectionWatchLimit },
+  shutdown: AbortSignal,
+  log: Logger,
+): void {
+  const cancelled = new AbortController();
+  call.on("cancelled", () => cancelled.abort());
+  const signal = AbortSignal.any([cancelled.signal, shutdown]);
+  (async () => {
+    const { orderId, lastStatus, read } = open();
+    const release = watchers.perConnection.acquire(call.getPeer());
+    if (!release) throw tooManyWatches(watchers.perConnection.max);
+    // Freed as soon as the client cancels, not after a read in progress returns.
+    signal.addEventListener("abort", release, { once: true });
+    try {
+      for await (const order of watchOrder(read, watchers.hub, orderId, { signal, lastStatus })) {
+        if (signal.aborted) break;
+        call.write({ order });
+      }
+    } finally {
+      signal.removeEventListener("abort", release);
+      release();
+    }
+    if (cancelled.signal.aborted) return;
+    if (shutdown.aborted) call.emit("error", errorStatus(SHUTTING_DOWN, log));
+    else call.end();
+  })().catch((error: unknown) => {
+    if (!cancelled.signal.aborted) call.emit("error", errorStatus(error, log, () => ({ method: "WatchOrder", ...idsOf(call.request) })));
+  });
 }
