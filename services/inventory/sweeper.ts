@@ -3,7 +3,8 @@
 // records every new reservation in the sale's `unconfirmed` sorted set (score:
 // when it is next due, first its reserved time). Every SWEEP_INTERVAL_MS one
 // inventory replica (a short Redis lock) visits the sales in the sweep index
-// and, for reservations due (older than SWEEP_AFTER_MS), in chunks:
+// (sweep-index.ts: loading a sale and reserving from it put it there) and, for
+// reservations due (older than SWEEP_AFTER_MS), in chunks:
 //   released in Redis        -> dropped (settled, never an order to write)
 //   an order in Postgres     -> dropped (confirmed)
 //   otherwise                -> republished alone, Nats-Msg-Id = reservation id
