@@ -1,38 +1,16 @@
 // The edge (Envoy) as the CLI sees it: which calls a buyer's BFF sends through
-// it, and what Envoy answers in a service's place. The kinds are read from the
-// answers of a real Envoy 1.40 with the generated edge configuration
-// (envoy/src), as a grpc-js client receives them:
-//
-//   token bucket   RESOURCE_EXHAUSTED "local_rate_limited", header x-seckill-limited: edge
-//                  (local_ratelimit on the PlaceOrder route; its response_headers_to_add)
-//   global limit   RESOURCE_EXHAUSTED "", header x-envoy-ratelimited: true (sent by the
-//                  ratelimit filter although the router suppresses Envoy's headers) and the
-//                  gateway's ratelimit-limit / -remaining / -reset
-//   token check    UNAUTHENTICATED "Jwt is missing", "Jwt verification fails", ... with
-//                  www-authenticate: Bearer realm="..." (jwt_authn)
-//   connection     UNAVAILABLE without a service's reason: grpc-js's own "No connection
-//                  established" (refused, or closed by the listener's connection limit:
-//                  no metadata at all), a dropped or reset connection, or Envoy's
-//                  "upstream connect error or disconnect/reset before headers" when it
-//                  cannot reach the service (not its "upstream request timeout": the
-//                  service had the call, the answer was lost)
-//
-// A service's own refusals carry a google.rpc.ErrorInfo reason (RATE_LIMITED,
-// OVERLOADED, PURCHASE_TOKEN_INVALID, ...) and are never counted as the edge's.
+// it, and what is wrong with it when it does not answer. Reading Envoy's own
+// refusals apart from the services' (edgeRefusalOf) is the SDK's: a BFF
+// behind the edge needs it too.
 import { status } from "@grpc/grpc-js";
-import { rejectionOf } from "@seckill/sdk";
+import { rejectionOf, type EdgeRefusal, type GrpcErrorLike } from "@seckill/sdk";
 import type { Metadata } from "@grpc/grpc-js";
 
 /** Where `npm start` runs the edge (envoy/src/topology.ts LOCAL_TOPOLOGY's listener, h2c). */
 export const DEFAULT_EDGE_ADDRESS = "127.0.0.1:8080";
 
-/** The header the PlaceOrder token bucket adds to its refusals (envoy/src/routes.ts). */
-export const EDGE_LIMITED_HEADER = { name: "x-seckill-limited", value: "edge" } as const;
-/** The header Envoy's ratelimit filter adds to a refusal by the global RateLimitService. */
-export const GLOBAL_LIMITED_HEADER = { name: "x-envoy-ratelimited", value: "true" } as const;
-
-export const EDGE_REFUSALS = ["tokenBucket", "globalLimit", "tokenCheck", "connection"] as const;
-export type EdgeRefusal = (typeof EDGE_REFUSALS)[number];
+// Read from here by the CLI modules and tests that deal with the edge.
+export { EDGE_LIMITED_HEADER, EDGE_REFUSALS, GLOBAL_LIMITED_HEADER, edgeRefusalOf, type EdgeRefusal } from "@seckill/sdk";
 
 export const EDGE_REFUSAL_LABELS: Record<EdgeRefusal, string> = {
   tokenBucket: "token bucket",
@@ -67,39 +45,6 @@ export const DIRECT_METHODS = [
   "/seckill.v1.OrderService/ListOrders",
 ] as const;
 
-interface ErrorLike {
-  code: number;
-  details: string;
-  metadata?: Pick<Metadata, "get"> & Partial<Pick<Metadata, "getMap">>;
-}
-
-const header = (e: ErrorLike, name: string): string | undefined => {
-  const value = e.metadata?.get(name)[0];
-  return value === undefined ? undefined : String(value);
-};
-
-/**
- * Which refusal of the edge an error of a call made through it is, or
- * undefined when it is a service's own answer (or not a refusal).
- */
-export function edgeRefusalOf(error: ErrorLike): EdgeRefusal | undefined {
-  // A service's answer names its reason; Envoy's own replies never carry one.
-  if (rejectionOf({ code: error.code, details: error.details, metadata: error.metadata as Metadata }).reason !== undefined) return undefined;
-  switch (error.code) {
-    case status.RESOURCE_EXHAUSTED:
-      if (header(error, EDGE_LIMITED_HEADER.name) === EDGE_LIMITED_HEADER.value) return "tokenBucket";
-      if (header(error, GLOBAL_LIMITED_HEADER.name) !== undefined) return "globalLimit";
-      return undefined;
-    case status.UNAUTHENTICATED:
-      return header(error, "www-authenticate")?.startsWith("Bearer") || /^Jwt /.test(error.details) ? "tokenCheck" : undefined;
-    case status.UNAVAILABLE:
-      // The route timeout: the service had the call and did not answer in time. A lost answer, not a refusal.
-      return /^upstream request timeout/.test(error.details) ? undefined : "connection";
-    default:
-      return undefined;
-  }
-}
-
 /**
  * A connection refusal's message with what varies from one to the next taken
  * out (grpc-js's timestamps and resolution note), so that refusals of one
@@ -120,12 +65,12 @@ export function connectionCause(details: string): string {
  * connection that never carried a response have no metadata; every answer
  * from Envoy has at least content-type.
  */
-export const answered = (error: ErrorLike): boolean => Object.keys(error.metadata?.getMap?.() ?? {}).length > 0;
+export const answered = (error: GrpcErrorLike): boolean => Object.keys(error.metadata?.getMap?.() ?? {}).length > 0;
 
 /** What is wrong with the edge, judging by its answer to a probe routed to `behind`; undefined when that answered. */
 export function edgeProblem(address: string, behind: string, error: unknown): string | undefined {
   if (error === undefined) return undefined;
-  const e = error as ErrorLike;
+  const e = error as GrpcErrorLike;
   if (typeof e?.code !== "number") return `the edge at ${address} failed: ${String(error)}`;
   const refusal = rejectionOf({ code: e.code, details: e.details, metadata: e.metadata as Metadata });
   if (e.code === status.UNAVAILABLE && refusal.reason === "OVERLOADED") {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { planUsers, retryDelayMs, seededRandom } from "./plan.js";
+import { planUsers } from "./plan.js";
 
 describe("planUsers", () => {
   const plan = planUsers({ users: 2000, rampMs: 1000, impatient: 0.1, seed: 7 });
@@ -25,21 +25,5 @@ describe("planUsers", () => {
     expect(twice).toBeGreaterThan(120);
     expect(twice).toBeLessThan(280);
     expect(new Set(plan.map((u) => u.userId)).size).toBe(2000);
-  });
-});
-
-describe("retryDelayMs", () => {
-  const random = seededRandom(1);
-  it("waits at least the server's RetryInfo delay, at most half again", () => {
-    for (let i = 0; i < 100; i++) {
-      const d = retryDelayMs(1, 200, random);
-      expect(d).toBeGreaterThanOrEqual(200);
-      expect(d).toBeLessThanOrEqual(300);
-    }
-  });
-  it("backs off exponentially without a hint, capped", () => {
-    expect(retryDelayMs(1, undefined, () => 0.5)).toBe(50);
-    expect(retryDelayMs(3, undefined, () => 0.5)).toBe(200);
-    expect(retryDelayMs(20, undefined, () => 0.5)).toBe(2000);
   });
 });

@@ -101,10 +101,3 @@ export function planUsers(o: Pick<SimulationOptions, "users" | "rampMs" | "impat
   }
   return users.sort((a, b) => a.arrivalMs - b.arrivalMs || a.index - b.index);
 }
-
-/** Backoff before retry `attempt` (1 = the first retry): RetryInfo's delay when given, else exponential, with jitter. */
-export function retryDelayMs(attempt: number, hintMs: number | undefined, random: () => number): number {
-  if (hintMs !== undefined && hintMs >= 0) return Math.round(hintMs * (1 + 0.5 * random()));
-  const base = Math.min(2000, 50 * 2 ** (attempt - 1));
-  return Math.round(base * (0.5 + random()));
-}

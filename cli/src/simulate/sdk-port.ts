@@ -1,33 +1,23 @@
 // The simulation's calls to the backend, through @seckill/sdk only. A buyer's
-// calls (the page's status read, IssuePurchaseToken, PlaceOrder, WatchOrder
-// and GetOrder) use backend.buyer: through the edge unless --direct. The reads
+// calls (the page's status read, IssuePurchaseToken and PlaceOrder with the
+// SDK's purchase helpers, WatchOrder and GetOrder) use backend.buyer: through
+// the edge unless --direct. The reads
 // that check the result (GetSale, ListOrders) go to the services directly.
 import { setTimeout as sleep } from "node:timers/promises";
 import { credentials } from "@grpc/grpc-js";
-import { OrderServiceClient, OrderStatus, callUnary, purchaseMetadata, userMetadata, watchOrder, type Order } from "@seckill/sdk";
+import { OrderServiceClient, OrderStatus, callUnary, edgeRefusalOf, userMetadata, watchOrder, type GrpcErrorLike, type Order } from "@seckill/sdk";
 import type { Backend } from "../backend.js";
-import { edgeRefusalOf } from "../edge.js";
 import type { BuyerPort, EdgeRefusalListener } from "./user.js";
 import type { WatchResult } from "./stats.js";
 
 export function buyerPort(backend: Backend, saleId: string, deadlineMs: number): BuyerPort {
   const { buyer } = backend;
   return {
+    saleId,
+    deadlineMs,
     saleStatus: () => callUnary(buyer.sales, "getSaleStatus", { saleId }, { deadlineMs }),
-    async purchaseToken(userId) {
-      // The simulated sale has no challenge: nothing to answer.
-      const { token } = await callUnary(buyer.access, "issuePurchaseToken", { saleId, challengeId: "", challengeAnswer: "" }, { metadata: userMetadata(userId), deadlineMs });
-      return token;
-    },
-    async placeOrder(userId, r) {
-      const { order } = await callUnary(
-        buyer.orders,
-        "placeOrder",
-        { saleId, quantity: r.quantity, requestId: r.requestId, purchaseToken: "", retry: r.retry },
-        { metadata: purchaseMetadata(userId, saleId, r.token), deadlineMs },
-      );
-      return { orderId: order!.orderId, quantity: order!.quantity };
-    },
+    access: buyer.access,
+    orders: buyer.orders,
   };
 }
 
@@ -53,7 +43,7 @@ export async function watchUntilCreated(
   refusedAtEdge?: EdgeRefusalListener,
 ): Promise<WatchResult> {
   const atEdge = (call: "WatchOrder" | "GetOrder", error: unknown) => {
-    const kind = refusedAtEdge ? edgeRefusalOf(error as Parameters<typeof edgeRefusalOf>[0]) : undefined;
+    const kind = refusedAtEdge ? edgeRefusalOf(error as GrpcErrorLike) : undefined;
     if (kind) refusedAtEdge!(call, kind, (error as Error).message ?? "");
   };
   const started = since;
