@@ -1,6 +1,7 @@
 // AccessService on real servers (gRPC, Redis, Postgres, the JWKS over HTTP):
 // challenges are answered once, in time, by their own user; tokens go only to
 // eligible buyers of an open sale; every key in the directory is published.
+import { setTimeout as sleep } from "node:timers/promises";
 import { generateKeyPairSync } from "node:crypto";
 import { stat, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -138,7 +139,7 @@ describe("challenges", () => {
     try {
       const sale = await createSale({ challengeRequired: true });
       const c = await callUnary(short.client, "getChallenge", { saleId: sale.saleId }, as("erin"));
-      await new Promise((r) => setTimeout(r, 400));
+      await sleep(400);
       const r = await refusal(
         callUnary(short.client, "issuePurchaseToken", { saleId: sale.saleId, challengeId: c.challengeId, challengeAnswer: solve(c.question) }, as("erin")),
       );

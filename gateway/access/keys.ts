@@ -11,6 +11,7 @@ import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject 
 import { mkdir, readFile, readdir, stat, writeFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { ROOT } from "../../services/common/assets.js";
+import { errorMessage } from "../../services/common/error-message.js";
 import { ulid } from "../../services/common/ids.js";
 import type { PublicJwk } from "../../services/common/jwt.js";
 import type { Logger } from "../../services/common/log.js";
@@ -108,7 +109,7 @@ export async function loadKeyRing(opts: { dir: string; log: Logger; nowMs?: () =
         if (added.length > 0 || removed.length > 0) log.info("purchase-token keys changed", { added, removed });
         keys = next;
       } catch (error) {
-        log.warn("could not reload the purchase-token keys; keeping the previous ones", { dir, err: (error as Error).message });
+        log.warn("could not reload the purchase-token keys; keeping the previous ones", { dir, err: errorMessage(error) });
       }
     },
   };

@@ -13,6 +13,7 @@
 // the outage, which take effect when Postgres answers again. With nothing to
 // fall back on, the failure is the answer for FAILED_READ_TTL_MS, so a crowd
 // does not become one query per request.
+import { setTimeout as sleep } from "node:timers/promises";
 import type { Knex } from "knex";
 import { findSale, type SaleRow } from "../../services/inventory/sale-repository.js";
 import { eligibilityRulesOf, type EligibilityRules } from "./eligibility.js";
@@ -50,11 +51,6 @@ interface Entry {
   good?: { at: number; sale: CachedSale | undefined };
 }
 
-/** Resolves with `value` after ms (the timer does not hold the process open). */
-function servedAfter<T>(ms: number, value: T): Promise<T> {
-  return new Promise((resolve) => setTimeout(resolve, ms, value).unref());
-}
-
 export function createSaleCache(db: Knex, opts: SaleCacheOptions): SaleCache {
   const entries = new Map<string, Entry>();
 
@@ -87,7 +83,8 @@ export function createSaleCache(db: Knex, opts: SaleCacheOptions): SaleCache {
           throw error;
         },
       );
-      entry.value = good ? Promise.race([read, servedAfter(STALE_AFTER_MS, good.sale)]) : read;
+      // The timer does not hold the process open.
+      entry.value = good ? Promise.race([read, sleep(STALE_AFTER_MS, good.sale, { ref: false })]) : read;
       entries.set(saleId, entry);
       return entry.value;
     },

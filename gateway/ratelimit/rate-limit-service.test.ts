@@ -2,6 +2,7 @@
 // gateway on a loopback port, real Redis, and a client built from the same
 // Envoy protos sending Envoy-shaped requests (domain "seckill", descriptors
 // of entries, hits_addend).
+import { setTimeout as sleep } from "node:timers/promises";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { createServer, connect, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
@@ -281,7 +282,7 @@ async function eventuallyOk(call: () => Promise<RateLimitResponse>, timeoutMs = 
       return await call();
     } catch (error) {
       if (Date.now() > deadline) throw error;
-      await new Promise((r) => setTimeout(r, 100));
+      await sleep(100);
     }
   }
 }

@@ -1,6 +1,7 @@
 // Every Seckill Mesh gRPC server is built here: bounded messages and metadata, grpc.health.v1
 // (NOT_SERVING until the caller says its dependencies are up, and again on
 // shutdown before draining), server reflection, and graceful shutdown.
+import { setTimeout as sleep } from "node:timers/promises";
 import {
   Server,
   ServerCredentials,
@@ -139,7 +140,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
   const shutdown = (opts: { drainDelayMs: number; graceMs: number }) =>
     (stopping ??= (async () => {
       setServing(false);
-      if (opts.drainDelayMs > 0) await new Promise((r) => setTimeout(r, opts.drainDelayMs));
+      if (opts.drainDelayMs > 0) await sleep(opts.drainDelayMs);
       await new Promise<void>((resolve) => {
         const force = setTimeout(() => {
           options.log.warn("shutdown grace expired; cancelling in-flight calls");

@@ -1,6 +1,7 @@
 // The metrics module on real HTTP and gRPC servers: one registry per app, the
 // /metrics endpoint, bounded stock series, and the calls counted in one place
 // by the gRPC server (codes, latencies, refusals by reason, load shedding).
+import { setTimeout as sleep } from "node:timers/promises";
 import { sample } from "../../test/support/prometheus.js";
 import { afterEach, describe, expect, it } from "vitest";
 import { credentials, status, type ServerUnaryCall, type sendUnaryData } from "@grpc/grpc-js";
@@ -184,7 +185,7 @@ describe("the gRPC server's call metrics", () => {
       1,
     );
     const first = callUnary(client, "getStock", { saleId: "held" });
-    await new Promise((r) => setTimeout(r, 100));
+    await sleep(100);
     // Another connection: one connection's calls beyond the limit wait in the client (HTTP/2 stream limit).
     const other = new InventoryServiceClient(address, credentials.createInsecure(), { "grpc.use_local_subchannel_pool": 1 });
     cleanups.push(async () => other.close());

@@ -1,6 +1,7 @@
 // Start-up against dependencies that are not there yet: it waits for them,
 // then serves; it gives up after STARTUP_TIMEOUT_MS; it does not wait on an
 // error that waiting cannot fix.
+import { setTimeout as sleep } from "node:timers/promises";
 import net from "node:net";
 import { afterEach, expect, it } from "vitest";
 import { quietLogger } from "./log.js";
@@ -51,7 +52,7 @@ it("starts the order writer when Postgres only becomes reachable after it was st
   const db = new URL(config.databaseUrl);
   db.port = String(port);
   const starting = startWriter({ ...config, databaseUrl: db.toString() }, quietLogger());
-  await new Promise((r) => setTimeout(r, 1200));
+  await sleep(1200);
   expect(await isListening(port)).toBe(false);
   proxy = await startTcpProxy({ target: `${pgUrl.hostname}:${pgUrl.port || 5432}`, port });
   const writer = await starting;

@@ -1,6 +1,7 @@
 // The order service's cache of the gateway's keys, against a real JWKS HTTP
 // server whose answers the test holds back: a known kid never waits for the
 // JWKS (a stale cache is refreshed behind the purchase), an unknown kid does.
+import { setTimeout as sleep } from "node:timers/promises";
 import { generateKeyPairSync } from "node:crypto";
 import { createServer, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -80,7 +81,7 @@ describe("the purchase-token keys", () => {
     jwks.hold();
     jwks.publish(newerKey.jwk); // the old key is retired meanwhile
     // Resolves while the JWKS request is held (a fetch gives up after 1 s): the purchase did not wait for it.
-    const waited = new Promise((resolve) => setTimeout(resolve, 500, "waited for the JWKS"));
+    const waited = sleep(500, "waited for the JWKS");
     expect(await Promise.race([verify(tokenOf(oldKey, "bob"), "bob").then((claims) => claims?.sub), waited])).toBe("bob");
     expect((await verify(tokenOf(oldKey, "carol"), "carol"))?.sub).toBe("carol");
     await expect.poll(() => jwks.requests()).toBe(2); // one refresh, shared

@@ -13,8 +13,10 @@
 // fetched and a token must be checked, the answer is UNAVAILABLE (retry),
 // never a purchase on an unchecked token.
 import type { KeyObject } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
 import type { Redis } from "ioredis";
 import { decodeJwt, JwtError, publicKeyOf, verifyPurchaseToken, type PurchaseClaims } from "../common/jwt.js";
+import { errorMessage } from "../common/error-message.js";
 import type { Logger } from "../common/log.js";
 import { overloaded, refuse } from "../common/refusal.js";
 
@@ -72,7 +74,7 @@ export function createPurchaseTokenCheck(deps: PurchaseTokenDeps): PurchaseToken
       fetchedAtMs = deps.nowMs();
       return true;
     } catch (error) {
-      log.warn("could not fetch the purchase-token JWKS", { url: deps.jwksUrl, err: (error as Error).message });
+      log.warn("could not fetch the purchase-token JWKS", { url: deps.jwksUrl, err: errorMessage(error) });
       return false;
     }
   }
@@ -81,7 +83,7 @@ export function createPurchaseTokenCheck(deps: PurchaseTokenDeps): PurchaseToken
   function refetch(): Promise<boolean> {
     inFlight ??= (async () => {
       const wait = lastAttemptMs + REFETCH_MIN_INTERVAL_MS - deps.nowMs();
-      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      if (wait > 0) await sleep(wait);
       return fetchJwks();
     })().finally(() => {
       inFlight = undefined;

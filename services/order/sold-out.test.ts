@@ -2,6 +2,7 @@
 // answers for a sale only once the sale's winners are loaded and never for a
 // winner, a release lifts it (also while the winners load), and the periodic
 // check drops a sale whose state moved.
+import { setTimeout as sleep } from "node:timers/promises";
 import { describe, expect, it } from "vitest";
 import { quietLogger } from "../common/log.js";
 import { eventually } from "../../tools/stack/fixtures.js";
@@ -106,7 +107,7 @@ describe("the sold-out shortcut", () => {
       shortcut.soldOut("sale");
       loads[0].resolve();
       await shortcut.settled();
-      await new Promise((r) => setTimeout(r, 60));
+      await sleep(60);
       expect(shortcut.any()).toBe(true);
       state = moved;
       await eventually(() => !shortcut.any(), 2000, `the sale dropped after ${JSON.stringify(moved)}`, 10);
