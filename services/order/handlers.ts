@@ -15,7 +15,7 @@ import { checkDecoded, unary, type ServiceRegistration } from "../common/grpc-se
 import { isUserId } from "../common/ids.js";
 import type { Logger } from "../common/log.js";
 import { invalid, refuse, type Refusal } from "../common/refusal.js";
-import { streamOrderWatch, type ConnectionWatchLimit, type OrderWatchHub } from "./order-watch.js";
+import { streamOrderWatch, type OrderWatchers } from "./order-watch.js";
 import { MAX_TOKEN_LENGTH, type OrderService } from "./orders.js";
 
 const NO_USER = refuse("UNAUTHENTICATED", `missing or malformed ${USER_ID_HEADER} metadata`);
@@ -65,7 +65,7 @@ function lastStatusOf(request: WatchOrderRequest): OrderStatus | undefined {
 
 export function orderServiceRegistration(
   orders: OrderService,
-  watchers: { hub: OrderWatchHub; perConnection: ConnectionWatchLimit },
+  watchers: OrderWatchers,
   log: Logger,
   shutdown: AbortSignal,
 ): ServiceRegistration {

@@ -157,6 +157,12 @@ export async function* watchOrder(
 /** On shutdown, open WatchOrder streams end with UNAVAILABLE so clients reconnect to another replica. */
 const SHUTTING_DOWN = overloaded("the server is shutting down; reconnect and watch again", 0);
 
+/** The bounds every WatchOrder stream of the process shares. */
+export interface OrderWatchers {
+  hub: OrderWatchHub;
+  perConnection: ConnectionWatchLimit;
+}
+
 /** One WatchOrder call, as the handler decoded it. */
 export interface WatchOrderCall {
   orderId: string;
@@ -173,7 +179,7 @@ export interface WatchOrderCall {
 export function streamOrderWatch(
   call: ServerWritableStream<WatchOrderRequest, WatchOrderResponse>,
   open: () => WatchOrderCall,
-  watchers: { hub: OrderWatchHub; perConnection: ConnectionWatchLimit },
+  watchers: OrderWatchers,
   shutdown: AbortSignal,
   log: Logger,
 ): void {
