@@ -1,17 +1,19 @@
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { credentials, status, type ServiceError } from "@grpc/grpc-js";
+import { credentials, status } from "@grpc/grpc-js";
 import {
   AccessServiceClient,
   OrderServiceClient,
   OrderStatus,
   callUnary,
-  purchaseMetadata,
-  rejectionOf,
+  clientOptions,
+  issuePurchaseToken,
+  placeOrder,
   userMetadata,
   watchOrder,
+  type GaveUp,
   type GetChallengeResponse,
-  type Order,
+  type Refused,
 } from "@seckill/sdk";
 
 /** The BFF's clients, made once (connectClients). */
@@ -27,16 +29,35 @@ export const EDGE_ADDRESS = "127.0.0.1:8080";
  * Through the edge, as in production: both clients dial Envoy, which checks the
  * purchase token and the limits and routes PlaceOrder to the flash-sale order
  * service (in production over TLS with the BFF's client certificate:
- * credentials.createSsl(ca, key, cert)). Or `{ gateway, order }`: straight to
- * the services, past every check of the edge.
+ * credentials.createSsl(ca, key, cert)); clientOptions() spreads the calls over
+ * every address of the edge's name and lets grpc-js retry the reads. Or
+ * `{ gateway, order }`: straight to the services, past every check of the edge.
  */
 export function connectClients(via: { edge: string } | { gateway: string; order: string } = { edge: EDGE_ADDRESS }): Clients {
   const [gateway, order] = "edge" in via ? [via.edge, via.edge] : [via.gateway, via.order];
-  return { access: new AccessServiceClient(gateway, credentials.createInsecure()), orders: new OrderServiceClient(order, credentials.createInsecure()) };
+  return {
+    access: new AccessServiceClient(gateway, credentials.createInsecure(), clientOptions()),
+    orders: new OrderServiceClient(order, credentials.createInsecure(), clientOptions()),
+  };
 }
 
 /** Shows the challenge to the buyer (`image`, or `question` for screen readers) and resolves with what they typed. */
 export type AskBuyer = (challenge: GetChallengeResponse) => Promise<string>;
+
+/** Nothing answered after the SDK's retries: the page asks the buyer to try again (a PlaceOrder may have gone through: `gaveUp.mayHaveBeenAccepted`). */
+export class NoAnswer extends Error {
+  constructor(readonly gaveUp: GaveUp) {
+    super(gaveUp.message);
+  }
+}
+
+/** Why the buyer did not win: the service's reason (SOLD_OUT, CHALLENGE_FAILED, NOT_ELIGIBLE, ...), or the edge's code. */
+function reasonOf(result: Refused | GaveUp): string {
+  if (result.kind === "gaveUp") throw new NoAnswer(result);
+  // The edge's own refusals name no reason, only a code: RESOURCE_EXHAUSTED (over a limit: try again in a
+  // moment), UNAUTHENTICATED (no valid purchase token); result.edge says which of its checks refused.
+  return result.reason ?? status[result.code];
+}
 
 /**
  * A BFF buying one unit for a logged-in user, who clicked "buy" with `requestId`.
@@ -44,41 +65,23 @@ export type AskBuyer = (challenge: GetChallengeResponse) => Promise<string>;
  */
 export async function buy(clients: Clients, saleId: string, userId: string, requestId: string, askBuyer?: AskBuyer) {
   const { access, orders } = clients;
-  let placed: Order;
-  try {
-    // 1. A purchase token for this user and sale, with the answer to a challenge if the sale asks for one.
-    const challenge = { challengeId: "", challengeAnswer: "" };
-    if (askBuyer) {
-      const shown = await callUnary(access, "getChallenge", { saleId }, { metadata: userMetadata(userId) });
-      Object.assign(challenge, { challengeId: shown.challengeId, challengeAnswer: await askBuyer(shown) });
-    }
-    const { token } = await callUnary(access, "issuePurchaseToken", { saleId, ...challenge }, { metadata: userMetadata(userId) });
-
-    // 2. PlaceOrder with the token. A lost answer (UNAVAILABLE) is sent again: same request id and token, retry: true.
-    const metadata = purchaseMetadata(userId, saleId, token);
-    for (let attempt = 1; ; attempt++) {
-      try {
-        const request = { saleId, quantity: 1, requestId, purchaseToken: "", retry: attempt > 1 };
-        placed = (await callUnary(orders, "placeOrder", request, { metadata, deadlineMs: 2000 })).order!;
-        break;
-      } catch (error) {
-        const { code, retryDelayMs } = rejectionOf(error as ServiceError);
-        if (code !== status.UNAVAILABLE || attempt === 3) throw error;
-        await new Promise((resolve) => setTimeout(resolve, retryDelayMs ?? 100 * attempt));
-      }
-    }
-  } catch (error) {
-    const refusal = rejectionOf(error as ServiceError);
-    if (refusal.code === status.UNAVAILABLE) throw error; // still no answer: tell the buyer to try again
-    // e.g. SOLD_OUT, CHALLENGE_FAILED, NOT_ELIGIBLE; the edge's own refusals name no reason, only a code:
-    // RESOURCE_EXHAUSTED (over a limit: try again in a moment), UNAUTHENTICATED (no valid purchase token).
-    return { won: false, reason: refusal.reason ?? status[refusal.code] };
+  // 1. A purchase token for this user and sale, with the answer to a challenge if the sale asks for one.
+  const challenge = { challengeId: "", challengeAnswer: "" };
+  if (askBuyer) {
+    const shown = await callUnary(access, "getChallenge", { saleId }, { metadata: userMetadata(userId) });
+    Object.assign(challenge, { challengeId: shown.challengeId, challengeAnswer: await askBuyer(shown) });
   }
+  const issued = await issuePurchaseToken(access, { saleId, userId, ...challenge });
+  if (issued.kind !== "issued") return { won: false, reason: reasonOf(issued) };
+
+  // 2. PlaceOrder with the token. The SDK sends a lost answer again: same request id and token, retry: true.
+  const placed = await placeOrder(orders, { saleId, userId, purchaseToken: issued.token, requestId });
+  if (placed.kind !== "won") return { won: false, reason: reasonOf(placed) };
 
   // 3. Won; the order is PENDING until it is stored. Watch it (the SDK reconnects) until then, for at most 10 s.
-  let order = placed;
+  let order = placed.order;
   try {
-    for await (const update of watchOrder(orders, placed.orderId, { userId, signal: AbortSignal.timeout(10_000) })) {
+    for await (const update of watchOrder(orders, order.orderId, { userId, signal: AbortSignal.timeout(10_000) })) {
       order = update;
       if (order.status !== OrderStatus.ORDER_STATUS_PENDING) break;
     }
@@ -99,12 +102,10 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
   try {
     console.log(await buy(clients, saleId, userId, `req-${Date.now()}`));
   } catch (error) {
-    const { code, metadata, message } = error as ServiceError;
-    // Nothing answered: grpc-js's own UNAVAILABLE, without a single header from a server.
-    const unreachable = code === status.UNAVAILABLE && Object.keys(metadata?.getMap() ?? {}).length === 0;
+    if (!(error instanceof NoAnswer)) throw error;
     const where = direct ? `the gateway at ${gateway} or the order service at ${order}` : `the edge (Envoy) at ${edge}`;
     const hint = direct ? "is npm start running?" : "is npm start running, with Envoy (npm run envoy:install)? To call the services directly: --direct";
-    console.error(unreachable ? `cannot reach ${where}: ${hint}` : `no answer: ${message}`);
+    console.error(error.gaveUp.unreachable ? `cannot reach ${where}: ${hint}` : `no answer: ${error.message}`);
     process.exitCode = 1;
   } finally {
     clients.access.close();

@@ -39,6 +39,8 @@ export interface GaveUp {
   message: string;
   /** The call may have been carried out: an answer was lost (for PlaceOrder: ask again with the same request id). */
   mayHaveBeenAccepted: boolean;
+  /** Nothing answered at all, not even the edge: every attempt failed UNAVAILABLE before reaching a server. */
+  unreachable: boolean;
   calls: number;
 }
 
@@ -84,7 +86,7 @@ function unanswered(attempted: Exclude<Attempted<unknown>, { ok: true }>): Refus
       ...(error.retryDelayMs !== undefined ? { retryDelayMs: error.retryDelayMs } : {}),
     };
   }
-  return { kind: "gaveUp", code: error.code, message: error.message, mayHaveBeenAccepted: attempted.mayHaveBeenAccepted, calls };
+  return { kind: "gaveUp", code: error.code, message: error.message, mayHaveBeenAccepted: attempted.mayHaveBeenAccepted, unreachable: attempted.unreachable, calls };
 }
 
 /**

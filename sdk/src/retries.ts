@@ -50,6 +50,9 @@ export function callFailureOf(error: unknown, throughEdge: boolean): CallFailure
   return { code: status.UNKNOWN, message: error instanceof Error ? error.message : String(error) };
 }
 
+/** grpc-js's own errors for a connection that never carried a response have no metadata; any answer has some (content-type at least). */
+const answeredAtAll = (error: unknown): boolean => Object.keys((error as Partial<GrpcErrorLike> | null)?.metadata?.getMap?.() ?? {}).length > 0;
+
 /** One call as sent and answered: what onAttempt is told. Times are `now()`'s. */
 export interface AttemptRecord {
   /** 1 for the first call, then counting every retry (those the edge refused in the service's place too). */
@@ -92,6 +95,8 @@ export type Attempted<T> =
       calls: number;
       /** The service (or the edge, in its place) answered with a refusal: the click's answer. */
       refused: boolean;
+      /** Every attempt failed UNAVAILABLE without a single header from anything: nothing could be reached (no server listening, no route). */
+      unreachable: boolean;
       /**
        * No answer tells whether the call was carried out: an attempt's answer
        * was lost and no later one came from the service (or the last was cut
@@ -123,11 +128,13 @@ export async function callWithRetries<T>(send: (retry: boolean) => Promise<T>, o
   const random = options.random ?? Math.random;
   let lost = false;
   let held = 0;
+  let reached = false;
   const unanswered = (error: CallFailure, calls: number) => ({
     ok: false as const,
     error,
     calls,
     refused: false,
+    unreachable: !reached && error.code === status.UNAVAILABLE,
     mayHaveBeenAccepted: lost || error.code === status.CANCELLED || error.code === status.UNKNOWN || error.code === status.INTERNAL,
   });
   for (let call = 1; ; call++) {
@@ -141,6 +148,7 @@ export async function callWithRetries<T>(send: (retry: boolean) => Promise<T>, o
       return { ok: true, value, calls: call, atMs: endMs };
     } catch (error) {
       const e = callFailureOf(error, throughEdge);
+      reached ||= answeredAtAll(error);
       onAttempt?.({ call, retry: call > 1, startMs, endMs: now(), code: e.code, reason: e.reason, ...(e.edge ? { edge: e.edge } : {}), message: e.message });
       if (lost && (e.edge === "tokenBucket" || e.edge === "globalLimit")) {
         if (held === MAX_EDGE_HELD_RETRIES) return unanswered(e, call);
@@ -155,7 +163,7 @@ export async function callWithRetries<T>(send: (retry: boolean) => Promise<T>, o
         continue;
       }
       // A refusal is an answer: the service's names its reason; the edge's limits and token check are Envoy's answer in its place.
-      if ((e.reason !== undefined || e.edge !== undefined) && !isRetryable(e.code)) return { ok: false, error: e, calls: call, refused: true, mayHaveBeenAccepted: false };
+      if ((e.reason !== undefined || e.edge !== undefined) && !isRetryable(e.code)) return { ok: false, error: e, calls: call, refused: true, unreachable: false, mayHaveBeenAccepted: false };
       return unanswered(e, call);
     }
   }

@@ -4,6 +4,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { credentials, status } from "@grpc/grpc-js";
 import { AccessServiceClient, IssuePurchaseTokenResponse, OrderServiceClient, PlaceOrderResponse, issuePurchaseToken, placeOrder, type RetryOptions } from "@seckill/sdk";
+import { freePort } from "../../tools/stack/ports.js";
 import { NO_ANSWER, grpcError, startScriptedServer, type ScriptedServer } from "./scripted-server.js";
 
 let server: ScriptedServer | undefined;
@@ -71,8 +72,15 @@ describe("placeOrder", () => {
     const { orders } = await clients({ placeOrder: Array.from({ length: 2 }, () => grpcError(status.UNAVAILABLE, "restarting", "OVERLOADED", { retryDelayMs: 10 })) });
     const attempts: number[] = [];
     const result = await placeOrder(orders, { saleId: "s1", userId: "dan", purchaseToken: "tok", maxAttempts: 2, onAttempt: (a) => attempts.push(a.code), ...quickRetries() });
-    expect(result).toMatchObject({ kind: "gaveUp", code: status.UNAVAILABLE, mayHaveBeenAccepted: true, calls: 2 });
+    expect(result).toMatchObject({ kind: "gaveUp", code: status.UNAVAILABLE, mayHaveBeenAccepted: true, unreachable: false, calls: 2 });
     expect(attempts).toEqual([status.UNAVAILABLE, status.UNAVAILABLE]);
+  });
+
+  it("says when nothing could be reached at all", async () => {
+    const orders = new OrderServiceClient(`127.0.0.1:${await freePort()}`, credentials.createInsecure());
+    closers.push(orders);
+    const result = await placeOrder(orders, { saleId: "s1", userId: "dan", purchaseToken: "tok", maxAttempts: 2, ...quickRetries() });
+    expect(result).toMatchObject({ kind: "gaveUp", code: status.UNAVAILABLE, unreachable: true, calls: 2 });
   });
 
   it("gives each attempt its deadline", async () => {

@@ -9,7 +9,7 @@ const refusal = (code: status, message: string, reason?: string, retryDelayMs?: 
   Object.assign(new Error(message), { code, details: message, metadata: reason ? rejectionMetadata(code, message, reason, { retryDelayMs }) : new Metadata() });
 const lost = () => Object.assign(new Error("Deadline exceeded"), { code: status.DEADLINE_EXCEEDED, details: "Deadline exceeded", metadata: new Metadata() });
 
-// Envoy's own answers, as a grpc-js client receives them (see edge-refusal.test.ts).
+// Envoy's own answers, as a grpc-js client receives them (see cli/src/edge.test.ts, checked against a real Envoy in cli/test/edge.test.ts).
 const envoy = (code: status, details: string, headers: Record<string, string>) => {
   const metadata = new Metadata();
   for (const [k, v] of Object.entries({ "content-type": "application/grpc", server: "seckill-edge", ...headers })) metadata.set(k, v);
@@ -65,7 +65,7 @@ describe("callWithRetries", () => {
     const s = scripted(Array.from({ length: 3 }, () => () => Promise.reject(refusal(status.UNAVAILABLE, "no connection"))));
     const result = await callWithRetries(s.send, s.options({ maxAttempts: 3, throughEdge: false, random: () => 0.5 }));
     expect(s.retries).toHaveLength(3);
-    expect(result).toMatchObject({ ok: false, calls: 3, refused: false, mayHaveBeenAccepted: true, error: { code: status.UNAVAILABLE, message: "no connection" } });
+    expect(result).toMatchObject({ ok: false, calls: 3, refused: false, mayHaveBeenAccepted: true, unreachable: true, error: { code: status.UNAVAILABLE, message: "no connection" } });
   });
 
   it("takes a refusal as the answer: no retry", async () => {
