@@ -167,7 +167,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
  * node:http2 takes any header list its HPACK decoder can read. What that
  * decoder cannot read (a field over 64 KiB HPACK-encoded, a block in more
  * than nine frames) closes the connection whatever the settings: the SDK
- * does not send it (README, request metadata).
+ * does not send it (proto/README.md, request metadata).
  */
 function capMetadata(server: Server, maxBytes: number): void {
   for (const h2 of http2ServersOf(server)) h2.updateSettings({ maxHeaderListSize: maxBytes });
