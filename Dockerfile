@@ -4,7 +4,10 @@
 # file system: nothing is written outside /tmp, and the gateway's
 # purchase-token keys come from a Secret mounted at PURCHASE_TOKEN_KEYS_DIR.
 
-FROM node:20-bookworm-slim AS build
+# Node 22 LTS, the line CI also runs the services' tests on (tools/ci/node22.sh).
+ARG NODE_IMAGE=node:22-bookworm-slim
+
+FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 COPY sdk/package.json sdk/
@@ -13,14 +16,14 @@ RUN npm ci --no-audit --no-fund --ignore-scripts
 COPY . .
 RUN npm run build
 
-FROM node:20-bookworm-slim AS runtime-deps
+FROM ${NODE_IMAGE} AS runtime-deps
 WORKDIR /app
 COPY package.json package-lock.json ./
 COPY sdk/package.json sdk/
 COPY cli/package.json cli/
 RUN npm ci --omit=dev --no-audit --no-fund --ignore-scripts
 
-FROM node:20-bookworm-slim
+FROM ${NODE_IMAGE}
 ENV NODE_ENV=production
 WORKDIR /app
 # npm packages stay imports of the bundles, resolved from node_modules.
