@@ -19,6 +19,13 @@ describe("the documentation", () => {
     expect(read("sdk/README.md")).toContain(read("sdk/examples/place-order.ts").trim());
   });
 
+  it("shows the Python purchase in sdk-python/README.md exactly as buy() is in sdk-python/examples/place_order.py", () => {
+    const example = read("sdk-python/examples/place_order.py");
+    const buyFunction = example.slice(example.indexOf("def buy("), example.indexOf("\n\n\nif __name__"));
+    expect(buyFunction).toMatch(/^def buy\(/);
+    expect(read("sdk-python/README.md")).toContain(buyFunction);
+  });
+
   it("documents every configuration variable with its default in docs/operations.md", () => {
     const source = read("services/common/config.ts");
     const variables = [...source.matchAll(/(?:str|int)\("([A-Z_]+)"/g)].map((m) => m[1]);

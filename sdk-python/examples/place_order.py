@@ -44,6 +44,8 @@ def buy(access, orders, sale_id, user_id, request_id):
 
 
 if __name__ == "__main__":
+    if len(sys.argv) not in (3, 4) or sys.argv[3:] not in ([], ["--direct"]):
+        sys.exit("usage: place_order.py <sale-id> <user-id> [--direct]")
     sale_id, user_id = sys.argv[1], sys.argv[2]
     edge = os.environ.get("EDGE_ADDR", "127.0.0.1:8080")
     direct = sys.argv[3:] == ["--direct"]
