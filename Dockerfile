@@ -21,7 +21,10 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 COPY sdk/package.json sdk/
 COPY cli/package.json cli/
-RUN npm ci --omit=dev --no-audit --no-fund --ignore-scripts
+# Only what the bundles import at run time: no build tools (esbuild, tsx and
+# TypeScript are dev dependencies), and not the workspaces (the bundles inline
+# the SDK; the CLI is not part of the image).
+RUN npm ci --omit=dev --workspaces=false --no-audit --no-fund --ignore-scripts
 
 FROM ${NODE_IMAGE}
 ENV NODE_ENV=production
