@@ -210,7 +210,8 @@ export class Bench {
       rssMax = {};
       rssSeries = rss.stop();
       for (const [n, series] of Object.entries(rssSeries)) {
-        (this.rss[n] ??= []).push(...series);
+        this.rss[n] ??= [];
+        this.rss[n].push(...series);
         if (series.length > 0) rssMax[n] = Math.max(...series);
       }
     }

@@ -269,7 +269,11 @@ export async function figureEdgeE(bench: Bench, sustainable: number | undefined)
   const series: Record<string, number[]> = {};
   const skipWarmup = Math.ceil((settings.warmup * 1000) / RSS_SAMPLE_MS);
   bench.runs.slice(runsBefore).forEach((run, i) => {
-    for (const [n, samples] of Object.entries(run.rssSeries ?? {})) if (n !== "noop") (series[n] ??= []).push(...(i === 0 ? samples.slice(skipWarmup) : samples));
+    for (const [n, samples] of Object.entries(run.rssSeries ?? {})) {
+      if (n === "noop") continue;
+      series[n] ??= [];
+      series[n].push(...(i === 0 ? samples.slice(skipWarmup) : samples));
+    }
   });
   const names = Object.keys(series).filter((n) => series[n].length > 0);
   const flat = names.every((n) => series[n][series[n].length - 1] <= 1.25 * series[n][0]);

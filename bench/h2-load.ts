@@ -365,7 +365,10 @@ export async function runLoad(options: LoadOptions, hooks: RunHooks = {}): Promi
     else if (call.details) bump(reasons, reasonOf(call.details, call.code));
     if (countMode || inWindow(call.start)) {
       let h = histograms.get(name);
-      if (!h) histograms.set(name, (h = new Histogram()));
+      if (!h) {
+        h = new Histogram();
+        histograms.set(name, h);
+      }
       h.record((now - call.start) * 1000);
     }
     if (countMode || inWindow(now)) bump(windowCounts, name);

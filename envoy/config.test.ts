@@ -19,20 +19,22 @@ const envoyBin = envoyForTests("the tests of validation by Envoy");
 
 const root = resolve(import.meta.dirname, "..");
 const committed = (variant: Variant) => readFileSync(resolve(root, OUTPUT_FILES[variant]), "utf8");
-const loadDoc = (variant: Variant = "local") => parse(committed(variant)) as Record<string, any>;
+// biome-ignore lint/suspicious/noExplicitAny: a parsed bootstrap, edited freely to break one rule at a time
+type Doc = Record<string, any>;
+const loadDoc = (variant: Variant = "local") => parse(committed(variant)) as Doc;
 
 const HCM = "static_resources.listeners[0].filter_chains[0].filters[1].typed_config(envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager)";
-const hcm = (doc: Record<string, any>) => doc.static_resources.listeners[0].filter_chains[0].filters[1].typed_config;
-const routes = (doc: Record<string, any>) => hcm(doc).route_config.virtual_hosts[0].routes as Record<string, any>[];
-const routeOf = (doc: Record<string, any>, path: string) => routes(doc).find((r) => r.match.path === path)!;
-const filterAt = (doc: Record<string, any>, name: string) => (hcm(doc).http_filters as any[]).findIndex((f) => f.name === name);
+const hcm = (doc: Doc) => doc.static_resources.listeners[0].filter_chains[0].filters[1].typed_config;
+const routes = (doc: Doc) => hcm(doc).route_config.virtual_hosts[0].routes as Doc[];
+const routeOf = (doc: Doc, path: string) => routes(doc).find((r) => r.match.path === path)!;
+const filterAt = (doc: Doc, name: string) => (hcm(doc).http_filters as Doc[]).findIndex((f) => f.name === name);
 const LOCAL_RL = "envoy.filters.http.local_ratelimit";
 const GLOBAL_RL = "envoy.filters.http.ratelimit";
 const READS = ["/seckill.v1.SaleService/GetSaleStatus", "/seckill.v1.OrderService/GetOrder", "/seckill.v1.OrderService/ListOrders", "/seckill.v1.SaleService/GetSale", "/seckill.v1.SaleService/ListSales"];
-const clusterOf = (doc: Record<string, any>, name: string) => doc.static_resources.clusters.find((c: any) => c.name === name);
+const clusterOf = (doc: Doc, name: string) => doc.static_resources.clusters.find((c: Doc) => c.name === name);
 
 /** Validates a mutated copy and returns its issues. */
-function issuesAfter(mutate: (doc: Record<string, any>) => void, variant: Variant = "local"): CheckIssue[] {
+function issuesAfter(mutate: (doc: Doc) => void, variant: Variant = "local"): CheckIssue[] {
   const doc = loadDoc(variant);
   mutate(doc);
   return validateBootstrap(doc, variant);
@@ -66,7 +68,7 @@ describe("the generated bootstraps", () => {
 });
 
 describe("validation by Envoy itself (envoy --mode validate)", () => {
-  const refusedBy = (mutate: (doc: Record<string, any>) => void, variant: Variant = "local") => {
+  const refusedBy = (mutate: (doc: Doc) => void, variant: Variant = "local") => {
     const doc = loadDoc(variant);
     mutate(doc);
     return validateWithEnvoy(envoyBin!, stringify(doc), variant, "edited.yaml");
@@ -84,7 +86,7 @@ describe("validation by Envoy itself (envoy --mode validate)", () => {
   });
 
   it.skipIf(!envoyBin)("refuses an unknown field, a wrong type, a bad enum, an unknown @type and a broken constraint", () => {
-    const cases: [(d: Record<string, any>) => void, RegExp][] = [
+    const cases: [(d: Doc) => void, RegExp][] = [
       [(d) => { clusterOf(d, "order_flash").max_requests_per_second = 5; }, /no such field: 'max_requests_per_second'/],
       [(d) => { clusterOf(d, "order_flash").connect_timeout = 1; }, /connect_timeout: message google\.protobuf\.Duration/],
       [(d) => { hcm(d).common_http_protocol_options.headers_with_underscores_action = "REJECT"; }, /unknown enum value: 'REJECT'/],
@@ -149,7 +151,7 @@ describe("the edge's rules", () => {
 
   it("rejects upstream HTTP/2 connections that would carry more watches than a service takes on one connection", () => {
     const issues = issuesAfter((d) => {
-      const options = Object.values<any>(clusterOf(d, "order_flash").typed_extension_protocol_options)[0];
+      const options = Object.values<Doc>(clusterOf(d, "order_flash").typed_extension_protocol_options)[0];
       options.explicit_http_config.http2_protocol_options.max_concurrent_streams = 1024;
     });
     expect(semantic(issues)).toContainEqual(expect.objectContaining({ message: expect.stringContaining('"order_flash": upstream max_concurrent_streams must be set and at most the services\' MAX_WATCHES_PER_CONNECTION') }));
@@ -195,7 +197,7 @@ describe("the edge's rules", () => {
 
   it("rejects a purchase token check before the PlaceOrder token bucket (every refused call would pay for a signature)", () => {
     const issues = issuesAfter((d) => {
-      const filters = hcm(d).http_filters as any[];
+      const filters = hcm(d).http_filters as Doc[];
       const [jwt] = filters.splice(filterAt(d, "envoy.filters.http.jwt_authn"), 1);
       filters.splice(filterAt(d, LOCAL_RL), 0, jwt);
     });

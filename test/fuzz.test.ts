@@ -251,6 +251,7 @@ interface Target {
   /** Codes the RPC documents for these inputs (RESOURCE_EXHAUSTED is added for a message over the limit). */
   codes: status[];
   /** Further checks of one outcome. */
+  // biome-ignore lint/suspicious/noExplicitAny: the request this case's own input generated, read by its check
   check?: (outcome: CallOutcome, input: { request: any; headers: Headers }) => void;
 }
 

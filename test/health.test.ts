@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   credentials,
   loadPackageDefinition,
-  Metadata,
+  type Metadata,
   status,
   type CallOptions,
   type Client,

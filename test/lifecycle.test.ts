@@ -56,7 +56,11 @@ function api(client: OrderServiceClient = stack.orders) {
 
 async function created(orderId: string, userId: string): Promise<Order> {
   let order: Order | undefined;
-  await eventually(async () => (order = await api().get(orderId, userId)).status !== PENDING, 10_000, `order ${orderId} persisted`);
+  const persisted = async () => {
+    order = await api().get(orderId, userId);
+    return order.status !== PENDING;
+  };
+  await eventually(persisted, 10_000, `order ${orderId} persisted`);
   return order!;
 }
 

@@ -52,7 +52,11 @@ const cancel = (orderId: string, userId: string) =>
 
 async function created(orderId: string, userId: string): Promise<Order> {
   let order: Order | undefined;
-  await eventually(async () => (order = await getOrder(orderId, userId)).status !== OrderStatus.ORDER_STATUS_PENDING, 10_000, `order ${orderId} persisted`);
+  const persisted = async () => {
+    order = await getOrder(orderId, userId);
+    return order.status !== OrderStatus.ORDER_STATUS_PENDING;
+  };
+  await eventually(persisted, 10_000, `order ${orderId} persisted`);
   return order!;
 }
 

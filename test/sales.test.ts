@@ -209,7 +209,7 @@ describe("CloseSale", () => {
       expect(wins.filter((w) => w.sentAt > closeReturnedAt)).toEqual([]);
       const closedAt = (await saleRow(sale.saleId)).closed_at as Date;
       expect(closedAt).toEqual(closed!.closedAt);
-      await eventually(async () => (await stack.db("orders").where({ sale_id: sale.saleId }).count({ n: "*" }))[0].n == wins.length, 15_000, "every order in Postgres");
+      await eventually(async () => Number((await stack.db("orders").where({ sale_id: sale.saleId }).count({ n: "*" }))[0].n) === wins.length, 15_000, "every order in Postgres");
       const late = (await stack.db("orders").where({ sale_id: sale.saleId }).andWhere("reserved_at", ">", closedAt).count({ n: "*" }).max({ latest: "reserved_at" }).first())!;
       expect({ late: Number(late.n), latest: late.latest }, `closed_at ${closedAt.toISOString()}, ${wins.length} orders`).toEqual({ late: 0, latest: null });
     }

@@ -4,7 +4,7 @@
 // database named in DATABASE_URL when missing, as DATABASE_ADMIN_URL (a
 // superuser): for a Postgres of its own (dev, tests); where the role and
 // database already exist, run it without the flag and without admin rights.
-import { ConfigError, readConfig } from "../services/common/config.js";
+import { type Config, ConfigError, readConfig } from "../services/common/config.js";
 import { createDb, ensureDatabase, migrate } from "../services/common/db.js";
 import { createLogger } from "../services/common/log.js";
 
@@ -15,7 +15,7 @@ if (unknown.length > 0) {
   process.exit(2);
 }
 
-let config;
+let config: Config;
 try {
   config = readConfig();
 } catch (error) {

@@ -1,5 +1,5 @@
 // Human-readable output: aligned tables, money, timestamps and enum names.
-import { OrderStatus, ReleasePolicy, SalePhase, orderStatusToJSON, salePhaseToJSON, type Sale } from "@seckill/sdk";
+import { type OrderStatus, ReleasePolicy, type SalePhase, orderStatusToJSON, salePhaseToJSON, type Sale } from "@seckill/sdk";
 
 export type Cell = string | number | undefined | null;
 
@@ -28,7 +28,7 @@ function cellText(value: Cell): string {
 }
 
 /** At most n characters (code points), the last one an ellipsis when cut. */
-export const truncate = (s: string, n: number): string => ([...s].length > n ? [...s].slice(0, n - 1).join("") + "…" : s);
+export const truncate = (s: string, n: number): string => ([...s].length > n ? `${[...s].slice(0, n - 1).join("")}…` : s);
 
 export function formatNumber(n: number): string {
   if (!Number.isFinite(n)) return String(n);

@@ -15,6 +15,7 @@ export interface ConfigIssue {
   message: string;
 }
 
+// biome-ignore lint/suspicious/noExplicitAny: a parsed bootstrap, whose shape is what this module checks
 type Obj = Record<string, any>;
 
 /** The gRPC services of the contract and their methods (from proto/). */
@@ -189,8 +190,9 @@ function checkClustersExist(f: BootstrapFacts) {
     for (const [i, c] of (action.weighted_clusters?.clusters ?? []).entries()) refer(`${r.path}.route.weighted_clusters.clusters[${i}].name`, c.name);
   }
   const walk = (node: unknown, path: string) => {
-    if (Array.isArray(node)) node.forEach((v, i) => walk(v, `${path}[${i}]`));
-    else if (node && typeof node === "object") {
+    if (Array.isArray(node)) {
+      for (const [i, v] of node.entries()) walk(v, `${path}[${i}]`);
+    } else if (node && typeof node === "object") {
       for (const [k, v] of Object.entries(node as Obj)) {
         const at = path ? `${path}.${k}` : k;
         if (k === "envoy_grpc") refer(`${at}.cluster_name`, (v as Obj).cluster_name);

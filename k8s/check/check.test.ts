@@ -21,7 +21,10 @@ function devWith(edit: (objects: K8sObject[]) => void): K8sObject[] {
   return objects;
 }
 
-const named = (objects: K8sObject[], kind: string, name: string): any => {
+// biome-ignore lint/suspicious/noExplicitAny: a rendered object, edited freely to break one check at a time
+type Edited = any;
+
+const named = (objects: K8sObject[], kind: string, name: string): Edited => {
   const found = objects.find((o) => o.kind === kind && o.metadata.name === name);
   if (!found) throw new Error(`${kind}/${name} not rendered`);
   return found;
@@ -119,7 +122,7 @@ describe("a mistake in the manifests fails with a message naming it", () => {
   });
 
   it("a Secret referenced but neither rendered nor documented", () => {
-    const objects = devWith((o) => (container(o, "order-default").env.find((e: any) => e.name === "REDIS_URL").valueFrom.secretKeyRef.name = "redis-password"));
+    const objects = devWith((o) => (container(o, "order-default").env.find((e: Edited) => e.name === "REDIS_URL").valueFrom.secretKeyRef.name = "redis-password"));
     expect(problemsOf(objects)).toEqual([
       expect.stringMatching(/^Deployment\/seckill\/order-default \/spec\/template\/spec\/containers\/0\/env\/\d+: Secret redis-password is not in the rendering nor a documented external Secret/),
     ]);
@@ -127,7 +130,7 @@ describe("a mistake in the manifests fails with a message naming it", () => {
 
   it("a documented Secret asked for a key it does not have, and a missing ConfigMap", () => {
     const objects = devWith((o) => {
-      named(o, "Deployment", "envoy").spec.template.spec.volumes.find((v: any) => v.name === "envoy-config").projected.sources[2].secret.items[0].key = "cert.pem";
+      named(o, "Deployment", "envoy").spec.template.spec.volumes.find((v: Edited) => v.name === "envoy-config").projected.sources[2].secret.items[0].key = "cert.pem";
       container(o, "order-writer").envFrom[0].configMapRef.name = "seckill-settings";
     });
     const problems = problemsOf(objects);

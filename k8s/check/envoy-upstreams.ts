@@ -73,8 +73,9 @@ function* socketAddresses(node: unknown): Generator<SocketAddress> {
 
 /** Absolute paths of the files the bootstrap names (TLS `filename`s, the descriptor). */
 function filesRead(node: unknown, out = new Set<string>()): Set<string> {
-  if (Array.isArray(node)) node.forEach((n) => filesRead(n, out));
-  else if (node && typeof node === "object") {
+  if (Array.isArray(node)) {
+    for (const n of node) filesRead(n, out);
+  } else if (node && typeof node === "object") {
     for (const [k, v] of Object.entries(node)) {
       if ((k === "filename" || k === "proto_descriptor") && typeof v === "string" && v.startsWith("/")) out.add(v);
       else filesRead(v, out);

@@ -56,7 +56,7 @@ function walk(checker: ts.TypeChecker, value: unknown, declared: ts.Type, path: 
   if (Array.isArray(value)) {
     if (!checker.isArrayType(type)) return;
     const element = checker.getTypeArguments(type as ts.TypeReference)[0];
-    value.forEach((item, i) => walk(checker, item, element, `${path}/${i}`, found));
+    for (const [i, item] of value.entries()) walk(checker, item, element, `${path}/${i}`, found);
     return;
   }
   const index = checker.getIndexTypeOfType(type, ts.IndexKind.String);

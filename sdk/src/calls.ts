@@ -72,11 +72,11 @@ type UnaryMethod<Req, Res> = (
 ) => unknown;
 
 type UnaryMethodNames<C> = {
-  [K in keyof C]: C[K] extends UnaryMethod<any, any> ? K : never;
+  [K in keyof C]: C[K] extends UnaryMethod<never, unknown> ? K : never;
 }[keyof C];
 
-type RequestOf<M> = M extends UnaryMethod<infer Req, any> ? Req : never;
-type ResponseOf<M> = M extends UnaryMethod<any, infer Res> ? Res : never;
+type RequestOf<M> = M extends UnaryMethod<infer Req, unknown> ? Req : never;
+type ResponseOf<M> = M extends UnaryMethod<never, infer Res> ? Res : never;
 
 /**
  * `await callUnary(orders, "placeOrder", request, { metadata, deadlineMs: 2000 })`.

@@ -1,6 +1,6 @@
 // Reading a refusal on the client side: the gRPC code plus the machine-readable
 // details (google.rpc.Status in the grpc-status-details-bin trailer).
-import { Metadata, status, type ServiceError } from "@grpc/grpc-js";
+import { Metadata, type status, type ServiceError } from "@grpc/grpc-js";
 import { Status } from "./gen/google/rpc/status.js";
 import { BadRequest, ErrorInfo, RetryInfo } from "./gen/google/rpc/error_details.js";
 import { ERROR_DOMAIN } from "./reasons.js";

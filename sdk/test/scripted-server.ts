@@ -8,6 +8,7 @@ import { AccessServiceService, OrderServiceService, SaleServiceService, rejectio
 export interface Received {
   /** The method's name as in the generated client ("placeOrder"). */
   method: string;
+  // biome-ignore lint/suspicious/noExplicitAny: the request of whichever method was called; a test reads the fields of the one it called
   request: any;
   metadata: Metadata;
 }

@@ -4,7 +4,11 @@ import { createBatcher } from "./batcher.js";
 describe("createBatcher", () => {
   it("merges calls made in the same tick into one batch and keeps the order", async () => {
     const batches: number[][] = [];
-    const call = createBatcher<number, number>({ maxBatch: 100, run: async (xs) => (batches.push(xs), xs.map((x) => x * 2)) });
+    const call = createBatcher<number, number>({ maxBatch: 100, run: async (xs) => {
+        batches.push(xs);
+        return xs.map((x) => x * 2);
+      },
+    });
     const results = await Promise.all([1, 2, 3].map(call));
     expect(results).toEqual([2, 4, 6]);
     expect(batches).toEqual([[1, 2, 3]]);
@@ -12,7 +16,11 @@ describe("createBatcher", () => {
 
   it("cuts batches at maxBatch", async () => {
     const sizes: number[] = [];
-    const call = createBatcher<number, number>({ maxBatch: 4, run: async (xs) => (sizes.push(xs.length), xs) });
+    const call = createBatcher<number, number>({ maxBatch: 4, run: async (xs) => {
+        sizes.push(xs.length);
+        return xs;
+      },
+    });
     await Promise.all(Array.from({ length: 10 }, (_, i) => call(i)));
     expect(sizes).toEqual([4, 4, 2]);
   });

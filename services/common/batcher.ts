@@ -26,7 +26,7 @@ export function createBatcher<I, R>(options: BatcherOptions<I, R>): (item: I) =>
           for (const w of batchWaiters) w.reject(error);
           return;
         }
-        batchWaiters.forEach((w, i) => w.resolve(results[i]));
+        for (const [i, w] of batchWaiters.entries()) w.resolve(results[i]);
       },
       (error) => {
         for (const w of batchWaiters) w.reject(error);

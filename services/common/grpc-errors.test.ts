@@ -40,7 +40,10 @@ describe("errorStatus", () => {
 
   it("builds a refusal's logged context only when the debug line is written", () => {
     let built = 0;
-    const context = () => (built++, { method: "PlaceOrder", requestId: "r-1" });
+    const context = () => {
+      built++;
+      return { method: "PlaceOrder", requestId: "r-1" };
+    };
     errorStatus(refuse("SOLD_OUT", "gone"), createLogger({}, "info", () => undefined), context);
     expect(built).toBe(0);
     const debugLines: string[] = [];

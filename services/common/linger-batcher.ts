@@ -65,7 +65,7 @@ export function createLingerBatcher<T>(opts: LingerBatcherOptions<T>): LingerBat
       void opts.run(batch).finally(() => {
         running--;
         if (waiting.length > 0) schedule();
-        else if (running === 0) idleWaiters.splice(0).forEach((resolve) => resolve());
+        else if (running === 0) for (const resolve of idleWaiters.splice(0)) resolve();
       });
     }
   }

@@ -22,7 +22,7 @@ export const fieldsOf = (fields: LogFields | undefined): Record<string, unknown>
 export function createLogger(
   base: Record<string, unknown>,
   level: Level = "info",
-  write: (line: string) => void = (line) => process.stderr.write(line + "\n"),
+  write: (line: string) => void = (line) => process.stderr.write(`${line}\n`),
 ): Logger {
   const min = RANK[level];
   const emit = (lvl: Level, msg: string, fields?: LogFields) => {

@@ -93,7 +93,10 @@ function children<T>(make: (label: string) => T): (label: string) => T {
   const cache = new Map<string, T>();
   return (label) => {
     let child = cache.get(label);
-    if (child === undefined) cache.set(label, (child = make(label)));
+    if (child === undefined) {
+      child = make(label);
+      cache.set(label, child);
+    }
     return child;
   };
 }
@@ -127,7 +130,8 @@ export function createMetrics(options: MetricsOptions): Metrics {
       const byCode: Counter.Internal[] = [];
       return {
         done(code, seconds) {
-          (byCode[code] ??= requests.labels(m, CODE_NAMES[code] ?? String(code))).inc();
+          byCode[code] ??= requests.labels(m, CODE_NAMES[code] ?? String(code));
+          byCode[code].inc();
           if (seconds !== undefined) timer.observe(seconds);
         },
       };
@@ -166,7 +170,10 @@ export function createMetrics(options: MetricsOptions): Metrics {
       stockLeft(saleId, left) {
         let sale = seen.get(saleId);
         if (sale) sale.at = nowMs();
-        else seen.set(saleId, (sale = { at: nowMs(), child: stock.labels(saleId) }));
+        else {
+          sale = { at: nowMs(), child: stock.labels(saleId) };
+          seen.set(saleId, sale);
+        }
         sale.child.set(left);
       },
       saleEnded(saleId) {

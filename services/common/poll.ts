@@ -16,18 +16,21 @@ export function poll(task: () => Promise<void>, intervalMs: number, log: Logger,
   let running: Promise<void> | undefined;
   let failing = false;
   let stopped = false;
-  const run = () =>
-    stopped
-      ? Promise.resolve()
-      : (running ??= task()
-          .then(
-            () => void (failing = false),
-            (error: unknown) => {
-              if (!failing) log.warn(`${failed}; retrying`, { err: errorMessage(error) });
-              failing = true;
-            },
-          )
-          .finally(() => (running = undefined)));
+  const run = (): Promise<void> => {
+    if (stopped) return Promise.resolve();
+    running ??= task()
+      .then(
+        () => {
+          failing = false;
+        },
+        (error: unknown) => {
+          if (!failing) log.warn(`${failed}; retrying`, { err: errorMessage(error) });
+          failing = true;
+        },
+      )
+      .finally(() => (running = undefined));
+    return running;
+  };
   const timer = setInterval(() => void run(), intervalMs);
   timer.unref();
   return {

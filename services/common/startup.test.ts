@@ -32,7 +32,11 @@ it("gives up after the start-up timeout with the last error", async () => {
 it("fails at once on an error that waiting cannot fix", async () => {
   let calls = 0;
   const denied = Object.assign(new Error('password authentication failed for user "seckill"'), { code: "28P01" });
-  await expect(untilReachable("postgres", async () => Promise.reject((calls++, denied)), o)).rejects.toThrow(/password/);
+  const connect = async () => {
+    calls++;
+    throw denied;
+  };
+  await expect(untilReachable("postgres", connect, o)).rejects.toThrow(/password/);
   expect(calls).toBe(1);
 });
 
@@ -68,7 +72,10 @@ it("starts the order writer when Postgres only becomes reachable after it was st
 function isListening(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = net.connect({ host: "127.0.0.1", port });
-    socket.once("connect", () => (socket.destroy(), resolve(true)));
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve(true);
+    });
     socket.once("error", () => resolve(false));
   });
 }

@@ -47,7 +47,10 @@ export function createLostSaleRebuild(deps: LostSaleRebuildDeps): (row: SaleRow)
     // the writer has handled the stream up to that point.
     const progress = await deps.jetstreamProgress();
     let mark = rebuildMarks.get(row.id);
-    if (mark === undefined) rebuildMarks.set(row.id, (mark = progress.published));
+    if (mark === undefined) {
+      mark = progress.published;
+      rebuildMarks.set(row.id, mark);
+    }
     if (!progress.idle && progress.written < mark) throw REBUILDING;
     rebuildMarks.delete(row.id);
     // Re-read: the drained backlog may have moved the sold counter.

@@ -40,7 +40,12 @@ describe("compareSale", () => {
 
   it("checks Postgres against itself whatever Redis holds", () => {
     expect(kinds(views((v) => (v.sale.sold = 2)))).toEqual(["SOLD_MISMATCH"]);
-    expect(kinds(views((v) => ((v.sale.total_stock = 0), (v.sale.sold = 1), (v.redis.live = { warm: false }))))).toEqual(["OVERSOLD", "REDIS_NOT_LOADED"]);
+    const oversoldAndUnloaded = (v: SaleViews) => {
+      v.sale.total_stock = 0;
+      v.sale.sold = 1;
+      v.redis.live = { warm: false };
+    };
+    expect(kinds(views(oversoldAndUnloaded))).toEqual(["OVERSOLD", "REDIS_NOT_LOADED"]);
     expect(kinds(views((v) => v.orders.push(order("3", "a"))))).toContain("OVER_LIMIT");
     expect(kinds(views((v) => (v.orders[1].release_stuck = true)))).toEqual(["RELEASE_UNPUBLISHED"]);
   });
@@ -55,11 +60,18 @@ describe("compareSale", () => {
       v.redis.live = { ...v.redis.live, stockLeft: 3 } as SaleViews["redis"]["live"];
     };
     expect(kinds(views(rebuy))).toEqual([]);
-    expect(kinds(views((v) => (rebuy(v), (v.sale.release_policy = "KEEP"))))).toEqual(["OVER_LIMIT"]);
+    const rebuyKeepingAllowance = (v: SaleViews) => {
+      rebuy(v);
+      v.sale.release_policy = "KEEP";
+    };
+    expect(kinds(views(rebuyKeepingAllowance))).toEqual(["OVER_LIMIT"]);
   });
 
   it("compares Redis with Postgres only once the writer has drained", () => {
-    const behind = views((v) => ((v.queue = { published: 12, written: 10, idle: false }), v.redis.reservations.push(reservation("9", "z"))));
+    const behind = views((v) => {
+      v.queue = { published: 12, written: 10, idle: false };
+      v.redis.reservations.push(reservation("9", "z"));
+    });
     expect(compareSale(behind)).toEqual([expect.objectContaining({ kind: "QUEUE_NOT_DRAINED", description: expect.stringContaining("2 events") })]);
     expect(kinds(views((v) => v.redis.reservations.push(reservation("9", "z"))))).toEqual(["MISSING_IN_POSTGRES"]);
   });

@@ -68,8 +68,9 @@ export async function startReleaseConsumer(opts: {
     callback: (msg) => {
       if (stopped) return; // not acked: redelivered after AckWait
       inFlight++;
-      apply(msg).finally(() => {
-        if (--inFlight === 0) idle.splice(0).forEach((resolve) => resolve());
+      // apply settles every failure itself (nak or term), so this cannot reject.
+      void apply(msg).finally(() => {
+        if (--inFlight === 0) for (const resolve of idle.splice(0)) resolve();
       });
     },
   });

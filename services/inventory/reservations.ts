@@ -187,7 +187,7 @@ export function createReservationService(deps: ReservationDeps) {
             if (!(error instanceof Refusal)) throw error;
             answered = group.map(() => notReserved(reasonFromName(error.reason)));
           }
-          indexes.forEach((itemIndex, k) => (results[itemIndex] = answered[k]));
+          for (const [k, itemIndex] of indexes.entries()) results[itemIndex] = answered[k];
         }),
       );
       if (metrics) for (const result of results) metrics.reservation(outcomeOf(result));

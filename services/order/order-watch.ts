@@ -45,7 +45,10 @@ export function createOrderWatchHub(nc: NatsConnection, subject: string, maxWatc
         },
       });
       let callbacks = watchers.get(orderId);
-      if (!callbacks) watchers.set(orderId, (callbacks = new Set()));
+      if (!callbacks) {
+        callbacks = new Set();
+        watchers.set(orderId, callbacks);
+      }
       callbacks.add(onChange);
       size++;
       let removed = false;

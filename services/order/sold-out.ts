@@ -176,7 +176,7 @@ export function createSoldOutShortcut(opts: { source: SoldOutSource; log: Logger
     const states = await source.states([...active.keys()]);
     for (const [saleId, winners] of active) {
       const state = states.get(saleId);
-      if (!state || !state.soldOut || state.count !== winners.count || state.epoch !== winners.epoch) active.delete(saleId);
+      if (!state?.soldOut || state.count !== winners.count || state.epoch !== winners.epoch) active.delete(saleId);
     }
   }
 

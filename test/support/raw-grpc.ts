@@ -15,6 +15,7 @@ export interface CallOutcome {
   messages: unknown[];
 }
 
+// biome-ignore lint/suspicious/noExplicitAny: any method of the contract (its request and response types appear both as inputs and outputs)
 export type AnyMethod = MethodDefinition<any, any>;
 
 /** One plain grpc-js client per address (no service of its own: it calls paths). */

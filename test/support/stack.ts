@@ -17,7 +17,7 @@ import {
   callUnary,
   rejectionOf,
   type Rejection,
-  ReleasePolicy,
+  type ReleasePolicy,
   type Sale,
 } from "@seckill/sdk";
 import { JWKS_PATH } from "../../gateway/access/jwks-server.js";

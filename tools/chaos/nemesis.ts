@@ -121,7 +121,15 @@ export function runNemesis(stack: FaultStack, plan: readonly PlannedFault[], opt
     }
     active++;
     let release: () => void = () => undefined;
-    busy.set(r.target, new Promise<void>((resolve) => (release = () => (busy.delete(r.target), resolve()))));
+    busy.set(
+      r.target,
+      new Promise<void>((resolve) => {
+        release = () => {
+          busy.delete(r.target);
+          resolve();
+        };
+      }),
+    );
     try {
       r.injectedAtMs = Date.now() - t0;
       log(`+${(r.injectedAtMs / 1000).toFixed(1)}s ${describe(r)}`);

@@ -24,7 +24,10 @@ afterAll(() => {
 function isOpen(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = net.connect({ host: '127.0.0.1', port });
-    socket.once('connect', () => (socket.destroy(), resolve(true)));
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
     socket.once('error', () => resolve(false));
   });
 }
@@ -36,7 +39,10 @@ function firstLine(port: number): Promise<string> {
     let text = '';
     socket.on('data', (chunk) => {
       text += chunk.toString();
-      if (text.includes('\n')) (socket.destroy(), resolve(text.split('\n')[0]));
+      if (text.includes('\n')) {
+        socket.destroy();
+        resolve(text.split('\n')[0]);
+      }
     });
     socket.once('error', reject);
   });

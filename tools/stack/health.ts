@@ -51,7 +51,10 @@ export function isListening(address: string): Promise<boolean> {
   const host = address.slice(0, at).replace(/^\[(.*)\]$/, "$1");
   return new Promise((resolve) => {
     const socket = net.connect({ host, port: Number(address.slice(at + 1)) });
-    const done = (open: boolean) => (socket.destroy(), resolve(open));
+    const done = (open: boolean) => {
+      socket.destroy();
+      resolve(open);
+    };
     socket.setTimeout(500, () => done(false));
     socket.once("connect", () => done(true));
     socket.once("error", () => done(false));

@@ -31,7 +31,7 @@ import { Supervisor } from "./supervisor.js";
 const REPO_ROOT = fileURLToPath(new URL("../..", import.meta.url));
 
 const insecure = grpc.credentials.createInsecure();
-const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 
 /**
  * Health of each address every 200 ms until stopped: what was not SERVING
@@ -163,7 +163,7 @@ describe("npm start when a process dies", () => {
       process.kill(pids.get(name)!, "SIGKILL");
 
       await waitForOutput(stack, new RegExp(`^\\[stack\\] ${name} exited \\(signal SIGKILL\\); restarting in 0\\.5 s \\(restart 1\\)$`, "m"), 10_000, from);
-      const back = await waitForOutput(stack, new RegExp(`^\\[stack\\] ${name} is SERVING on ${escape(address)} again \\(pid (\\d+), restart 1\\)$`, "m"), 30_000, from);
+      const back = await waitForOutput(stack, new RegExp(`^\\[stack\\] ${name} is SERVING on ${escapeRegExp(address)} again \\(pid (\\d+), restart 1\\)$`, "m"), 30_000, from);
       const downMs = Date.now() - killedAt;
       const { failures, checks, slow } = await health.stop();
       expect(failures, `the others while ${name} was down`).toEqual([]);
@@ -287,7 +287,7 @@ describe("npm start when a process dies", () => {
     expect(out.match(/^\[stack\] inventory-flash exited \(exit code 2\); restarting in/gm)).toHaveLength(4);
     expect(out).toMatch(
       new RegExp(
-        `^\\[stack\\] inventory-flash keeps failing at start: 5 runs in a row ended before it was SERVING on ${escape(addrs.flashInventory)} \\(the last: exit code 2\\); giving up\\. Its last lines:\\n(\\[stack\\]     .*\\n)*\\[stack\\]     .*ORDER_ADDR="nowhere"`,
+        `^\\[stack\\] inventory-flash keeps failing at start: 5 runs in a row ended before it was SERVING on ${escapeRegExp(addrs.flashInventory)} \\(the last: exit code 2\\); giving up\\. Its last lines:\\n(\\[stack\\]     .*\\n)*\\[stack\\]     .*ORDER_ADDR="nowhere"`,
         "m",
       ),
     );

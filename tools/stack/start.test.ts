@@ -16,15 +16,22 @@ const REFLECTION_PROTO = fileURLToPath(
   new URL("../../node_modules/@grpc/reflection/build/proto/grpc/reflection/v1/reflection.proto", import.meta.url),
 );
 
+interface ReflectionReply {
+  list_services_response?: { service: { name: string }[] };
+  error_response?: unknown;
+}
+
 /** Service names the server lists over grpc.reflection.v1. */
 async function listServices(address: string): Promise<string[]> {
   const definition = protoLoader.loadSync(REFLECTION_PROTO, { keepCase: true });
-  const pkg = grpc.loadPackageDefinition(definition) as any;
-  const client = new pkg.grpc.reflection.v1.ServerReflection(address, grpc.credentials.createInsecure());
+  const pkg = grpc.loadPackageDefinition(definition) as unknown as { grpc: { reflection: { v1: { ServerReflection: grpc.ServiceClientConstructor } } } };
+  const client = new pkg.grpc.reflection.v1.ServerReflection(address, grpc.credentials.createInsecure()) as unknown as grpc.Client & {
+    ServerReflectionInfo(options: { deadline: number }): grpc.ClientDuplexStream<{ list_services: string }, ReflectionReply>;
+  };
   try {
     return await new Promise<string[]>((resolve, reject) => {
       const call = client.ServerReflectionInfo({ deadline: Date.now() + 5000 });
-      call.on("data", (reply: { list_services_response?: { service: { name: string }[] }; error_response?: unknown }) => {
+      call.on("data", (reply: ReflectionReply) => {
         if (reply.list_services_response) resolve(reply.list_services_response.service.map((s) => s.name));
         else reject(new Error(`reflection error: ${JSON.stringify(reply.error_response)}`));
         call.end();

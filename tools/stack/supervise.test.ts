@@ -30,7 +30,11 @@ const childrenOf = (pid: number): number[] => {
 it("stops the program when the supervisor's pipe on stdin closes (a supervisor killed with -9)", async () => {
   const wrapper = spawn(process.execPath, [SUPERVISE, "sleep", "60"], { stdio: ["pipe", "ignore", "ignore"] });
   let program = 0;
-  await eventually(async () => (program = childrenOf(wrapper.pid!)[0] ?? 0) > 0, 5000, "the program to start");
+  const started = async () => {
+    program = childrenOf(wrapper.pid!)[0] ?? 0;
+    return program > 0;
+  };
+  await eventually(started, 5000, "the program to start");
   expect(alive(program)).toBe(true);
   wrapper.stdin!.end(); // what the supervisor's death does to the pipe
   await eventually(async () => !alive(program) && (wrapper.exitCode !== null || wrapper.signalCode !== null), 8000, "the program to stop");

@@ -154,7 +154,8 @@ describe("Supervisor", () => {
 
     // Died again soon after: twice the delay.
     h.last().end("exit code 1");
-    expect((await h.clock.advance(0), h.logs[2])).toMatch(/^order-writer exited \(exit code 1\); restarting in 1 s \(restart 2\)/);
+    await h.clock.advance(0);
+    expect(h.logs[2]).toMatch(/^order-writer exited \(exit code 1\); restarting in 1 s \(restart 2\)/);
     await h.clock.advance(1000);
     expect(h.runs).toHaveLength(3);
     expect(h.giveUps).toEqual([]);

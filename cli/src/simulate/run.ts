@@ -79,8 +79,8 @@ export async function simulate(backend: Backend, o: SimulationOptions, io: Simul
 
   // GetSale.sold over time, from the opening until Postgres has settled.
   const persistSamples: PersistSample[] = [];
-  const persist = { buyingDone: false, doneAt: 0, expected: 0, waitForStable: false, settled: "timeout" as "equal" | "stable" | "timeout" };
-  const poller = (async () => {
+  const persist = { buyingDone: false, doneAt: 0, expected: 0, waitForStable: false };
+  const poller = (async (): Promise<"equal" | "stable" | "timeout"> => {
     let lastChange = clock.now();
     let last = -1;
     for (;;) {
@@ -95,9 +95,9 @@ export async function simulate(backend: Backend, o: SimulationOptions, io: Simul
         }
       }
       if (persist.buyingDone) {
-        if (!persist.waitForStable && last === persist.expected) return (persist.settled = "equal");
-        if (at - lastChange >= PERSIST_STABLE_MS && at - persist.doneAt >= PERSIST_STABLE_MS) return (persist.settled = "stable");
-        if (at - persist.doneAt >= o.persistTimeoutMs) return (persist.settled = "timeout");
+        if (!persist.waitForStable && last === persist.expected) return "equal";
+        if (at - lastChange >= PERSIST_STABLE_MS && at - persist.doneAt >= PERSIST_STABLE_MS) return "stable";
+        if (at - persist.doneAt >= o.persistTimeoutMs) return "timeout";
       }
       await sleep(PERSIST_POLL_MS - (clock.now() - at));
     }
@@ -161,7 +161,7 @@ export async function simulate(backend: Backend, o: SimulationOptions, io: Simul
     doneAt: clock.now(),
     buyingDone: true,
   });
-  const [watchResults] = await Promise.all([Promise.all(watches), poller]);
+  const [watchResults, settled] = await Promise.all([Promise.all(watches), poller]);
 
   const verification = await verify(backend, saleId, clicks, o.verifyUsers, deadlineMs);
   const finalSold = persistSamples.at(-1)?.sold ?? 0;
@@ -174,7 +174,7 @@ export async function simulate(backend: Backend, o: SimulationOptions, io: Simul
     statusFailures,
     edge: throughEdge ? { address: backend.options.edge!, refusals: edgeRefusals } : undefined,
     watches: watchResults,
-    persist: { samples: persistSamples, finalSold, settled: persist.settled },
+    persist: { samples: persistSamples, finalSold, settled },
     verification,
     waitedForOpenMs,
     totalMs: performance.now() - runStarted,
