@@ -7,7 +7,18 @@ export default defineConfig({
     alias: [{ find: /^@seckill\/sdk$/, replacement: fileURLToPath(new URL("./sdk/src/index.ts", import.meta.url)) }],
   },
   test: {
-    include: ["services/**/*.test.ts", "gateway/**/*.test.ts", "envoy/**/*.test.ts", "sdk/**/*.test.ts", "sdk-python/**/*.test.ts", "cli/**/*.test.ts", "bench/**/*.test.ts", "tools/**/*.test.ts", "k8s/**/*.test.ts", "test/**/*.test.ts"],
+    include: [
+      "services/**/*.test.ts",
+      "gateway/**/*.test.ts",
+      "envoy/**/*.test.ts",
+      "sdk/**/*.test.ts",
+      "sdk-python/**/*.test.ts",
+      "cli/**/*.test.ts",
+      "bench/**/*.test.ts",
+      "tools/**/*.test.ts",
+      "k8s/**/*.test.ts",
+      "test/**/*.test.ts",
+    ],
     // Finds or starts Redis, Postgres and NATS once for the whole run.
     globalSetup: ["test/support/global-setup.ts"],
     testTimeout: 60_000,

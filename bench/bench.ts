@@ -164,12 +164,7 @@ export class Bench {
   }
 
   /** Runs the generator against `address`; samples RSS when `sampleMemory`. */
-  async load(
-    name: string,
-    address: string,
-    options: Pick<LoadOptions, "saleId" | "mode"> & Partial<LoadOptions>,
-    sampleMemory = false,
-  ): Promise<LoadResult> {
+  async load(name: string, address: string, options: Pick<LoadOptions, "saleId" | "mode"> & Partial<LoadOptions>, sampleMemory = false): Promise<LoadResult> {
     const s = this.settings;
     const full: LoadOptions = {
       address,
@@ -235,7 +230,11 @@ export class Bench {
     for (const [service, child] of Object.entries(this.stack.services) as [keyof BenchStack["services"], BenchStack["services"][keyof BenchStack["services"]]][]) {
       if (child.running() || this.stack.stopped.has(service)) continue;
       const how = await child.exited;
-      const last = child.lastLines().filter((l) => l.trim() !== "").slice(-6).join(" ⏎ ");
+      const last = child
+        .lastLines()
+        .filter((l) => l.trim() !== "")
+        .slice(-6)
+        .join(" ⏎ ");
       this.crashes.push(`${service} exited (${how}) during "${run}"; its last lines: ${last.slice(0, 1200)}`);
       log(`${service} exited (${how}) during ${run}: starting it again`);
       await this.stack.startService(service);

@@ -112,7 +112,12 @@ export async function buyThroughEdge(edge: BenchEdge, stack: BenchStack, saleId:
         const { token } = await callUnary(access, "issuePurchaseToken", { saleId, challengeId: "", challengeAnswer: "" }, { metadata: userMetadata(user), deadlineMs: 5000 });
         const kid = decodeJwt(token).header.kid;
         if (kid !== stack.signer.kid) throw new Error(`the gateway signed with key ${kid}, the generator with ${stack.signer.kid}`);
-        await callUnary(orders, "placeOrder", { saleId, quantity: 1, requestId: `${user}-r`, purchaseToken: "", retry: false }, { metadata: purchaseMetadata(user, saleId, token), deadlineMs: 5000 });
+        await callUnary(
+          orders,
+          "placeOrder",
+          { saleId, quantity: 1, requestId: `${user}-r`, purchaseToken: "", retry: false },
+          { metadata: purchaseMetadata(user, saleId, token), deadlineMs: 5000 },
+        );
         return attempts;
       } catch (error) {
         if ((error as Error).message.includes("the gateway signed")) throw error;

@@ -148,15 +148,23 @@ export async function runH2load(
     const body = path.join(dir, "frame.bin");
     writeFileSync(body, frame);
     const args = [
-      "-c", String(opts.connections),
-      "-m", String(opts.streams),
-      "-t", "1",
-      "-D", String(opts.seconds),
+      "-c",
+      String(opts.connections),
+      "-m",
+      String(opts.streams),
+      "-t",
+      "1",
+      "-D",
+      String(opts.seconds),
       `--warm-up-time=${opts.warmupSeconds}`,
-      "-d", body,
-      "-H", "content-type: application/grpc",
-      "-H", "te: trailers",
-      "-H", "x-user-id: h2load-user",
+      "-d",
+      body,
+      "-H",
+      "content-type: application/grpc",
+      "-H",
+      "te: trailers",
+      "-H",
+      "x-user-id: h2load-user",
       `http://${address}${opts.path}`,
     ];
     const out = await run("h2load", args, process.env, (opts.seconds + opts.warmupSeconds + 60) * 1000);

@@ -64,7 +64,12 @@ export async function figuresAB(bench: Bench): Promise<Outcome> {
   const soldOutSale = await stack.createSale({ totalStock: 1 });
   const orders = new OrderServiceClient(stack.orderAddress, credentials.createInsecure());
   try {
-    await callUnary(orders, "placeOrder", { saleId: soldOutSale.saleId, quantity: 1, requestId: "first-buyer", purchaseToken: "", retry: false }, { metadata: userMetadata("first-buyer"), deadlineMs: 5000 });
+    await callUnary(
+      orders,
+      "placeOrder",
+      { saleId: soldOutSale.saleId, quantity: 1, requestId: "first-buyer", purchaseToken: "", retry: false },
+      { metadata: userMetadata("first-buyer"), deadlineMs: 5000 },
+    );
   } finally {
     orders.close();
   }
@@ -99,7 +104,12 @@ export async function figuresAB(bench: Bench): Promise<Outcome> {
       for (const via of ["direct", "envoy"] as const) {
         const sale = await stack.createSale({ totalStock: stock, perUserLimit: 1 });
         const address = via === "envoy" ? bench.edge!.address : stack.orderAddress;
-        const run = await bench.load(`a-edge. purchases with tokens, ${via === "envoy" ? "through Envoy" : "direct"} #${rep}`, address, { saleId: sale.saleId, mode: "closed", poolSize: stock, tokens }, true);
+        const run = await bench.load(
+          `a-edge. purchases with tokens, ${via === "envoy" ? "through Envoy" : "direct"} #${rep}`,
+          address,
+          { saleId: sale.saleId, mode: "closed", poolSize: stock, tokens },
+          true,
+        );
         (via === "envoy" ? edgeRates : directTokenRates).push(rateOf(run, "OK"));
         if (via === "envoy") {
           envoyCpu.push(cpuPerCall(bench, "envoy"));
@@ -129,11 +139,7 @@ export async function figuresAB(bench: Bench): Promise<Outcome> {
       ? ratioRow("a. accepted purchases/s (PlaceOrder, unique users)", okRates, 0.7)
       : skippedRow("a. accepted purchases/s", "≥ 0.7", "not in BENCH_FIGURES"),
   );
-  rows.push(
-    settings.figures.has("b")
-      ? ratioRow("b. sold-out answers/s", soldOutRates, 0.95)
-      : skippedRow("b. sold-out answers/s", "≥ 0.95", "not in BENCH_FIGURES"),
-  );
+  rows.push(settings.figures.has("b") ? ratioRow("b. sold-out answers/s", soldOutRates, 0.95) : skippedRow("b. sold-out answers/s", "≥ 0.95", "not in BENCH_FIGURES"));
   const aEdgeFigure = "a-edge. accepted purchases/s through Envoy ÷ direct (a purchase token per call on both sides)";
   if (edgeOn && edgeRates.length > 0) {
     const ratios = edgeRates.map((r, i) => r / directTokenRates[i]);
@@ -224,7 +230,12 @@ export async function figureEdgeE(bench: Bench, sustainable: number | undefined)
     const sale = await stack.createSale({ totalStock: Math.min(MAX_STOCK, pool) });
     const protocolErrors = () => edge.stat("http.edge.downstream_cx_protocol_error");
     const errorsBefore = await protocolErrors();
-    const r = await bench.load(`e-edge. ${k}× through Envoy at ${fmt.rate(offered)}`, edge.address, { saleId: sale.saleId, mode: "open", rate: offered, poolSize: pool, tokens }, true);
+    const r = await bench.load(
+      `e-edge. ${k}× through Envoy at ${fmt.rate(offered)}`,
+      edge.address,
+      { saleId: sale.saleId, mode: "open", rate: offered, poolSize: pool, tokens },
+      true,
+    );
     const envoyUs = cpuPerCall(bench, "envoy");
     const closedByEnvoy = (await protocolErrors()) - errorsBefore;
     if (closedByEnvoy > 0) {
@@ -243,7 +254,11 @@ export async function figureEdgeE(bench: Bench, sustainable: number | undefined)
       .sort((x, y) => y[1] - x[1])
       .map(([name, n]) => `${name} ${fmt.int(n)}`)
       .join(", ");
-    const reasons = Object.keys(r.reasons).length ? ` (reasons: ${Object.entries(r.reasons).map(([name, n]) => `${name} ${fmt.int(n)}`).join(", ")})` : "";
+    const reasons = Object.keys(r.reasons).length
+      ? ` (reasons: ${Object.entries(r.reasons)
+          .map(([name, n]) => `${name} ${fmt.int(n)}`)
+          .join(", ")})`
+      : "";
     const admitted = rateOf(r, "OK");
     rows.push({
       figure: figure(k),
@@ -257,7 +272,10 @@ export async function figureEdgeE(bench: Bench, sustainable: number | undefined)
       target,
       met: fmt.yes(ok.count > 0 && ok.percentile(99) <= 50_000 && refused.percentile(99) <= 10_000 && otherCount === 0),
     });
-    if (otherCount > 0) notes.push(`e-edge ${k}×: answers that are neither admitted nor a documented refusal: ${JSON.stringify(other)}${r.errors.length ? `; errors: ${r.errors.slice(0, 3).join("; ")}` : ""}`);
+    if (otherCount > 0)
+      notes.push(
+        `e-edge ${k}×: answers that are neither admitted nor a documented refusal: ${JSON.stringify(other)}${r.errors.length ? `; errors: ${r.errors.slice(0, 3).join("; ")}` : ""}`,
+      );
     if (r.poolExhausted || r.notSent > 0) notes.push(`e-edge ${k}×: ${fmt.int(r.notSent)} calls of the schedule not sent`);
   }
   notes.push(
@@ -455,10 +473,17 @@ export function cpuDetails(runs: Measured[]): string[] {
     const perCall = (seconds: number) => (result.sent > 0 ? Math.round((seconds * 1e6) / result.sent) : 0);
     const total = servers.reduce((sum, n) => sum + (cpu[n] ?? 0), 0);
     const other = Math.max(0, cpu.machine - total - cpu.generator);
-    const rss = rssMax ? Object.entries(rssMax).filter(([n]) => n !== "noop" || name.includes("no-op")).map(([n, mb]) => `${n} ${Math.round(mb)}`).join(", ") : "";
+    const rss = rssMax
+      ? Object.entries(rssMax)
+          .filter(([n]) => n !== "noop" || name.includes("no-op"))
+          .map(([n, mb]) => `${n} ${Math.round(mb)}`)
+          .join(", ")
+      : "";
     lines.push(
       `| ${name} | ${cpu.wall.toFixed(1)} | ${result.sent} | ${names.map((n) => perCall(cpu[n] ?? 0)).join(" | ")} | ${perCall(total)} | ${perCall(other)} | ` +
-        `${Object.entries(result.statuses).map(([k, v]) => `${k} ${v}`).join(", ")} | ${fmt.ms(ok.percentile(50))} / ${fmt.ms(ok.percentile(99))} | ` +
+        `${Object.entries(result.statuses)
+          .map(([k, v]) => `${k} ${v}`)
+          .join(", ")} | ${fmt.ms(ok.percentile(50))} / ${fmt.ms(ok.percentile(99))} | ` +
         `${result.mode === "open" ? `${result.late} (${result.maxLagMs} ms)` : "—"} | ${rss} |`,
     );
   }

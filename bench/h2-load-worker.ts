@@ -12,6 +12,6 @@ const go = () =>
 process.once("message", (message: { options: LoadOptions }) => {
   runLoad(message.options, { ready: go }).then(
     (result) => process.send!({ result }, () => process.exit(0)),
-    (error: unknown) => process.send!({ error: error instanceof Error ? error.stack ?? error.message : String(error) }, () => process.exit(1)),
+    (error: unknown) => process.send!({ error: error instanceof Error ? (error.stack ?? error.message) : String(error) }, () => process.exit(1)),
   );
 });

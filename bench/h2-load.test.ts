@@ -82,10 +82,7 @@ describe("against a real stack", () => {
 
   it("unique buyers: exactly the stock is sold, the rest hear SOLD_OUT, and every order is distinct", async () => {
     const sale = await stack.createSale({ totalStock: 100, perUserLimit: 1 });
-    const result = await runLoadInChild(
-      { address: stack.order.address, saleId: sale.saleId, mode: "closed", connections: 2, streams: 8, calls: 300, tag: "smoke-stack" },
-      30_000,
-    );
+    const result = await runLoadInChild({ address: stack.order.address, saleId: sale.saleId, mode: "closed", connections: 2, streams: 8, calls: 300, tag: "smoke-stack" }, 30_000);
     const ok = result.statuses.OK ?? 0;
     const soldOut = result.statuses.FAILED_PRECONDITION ?? 0;
     expect(result.sent).toBe(300);
@@ -97,7 +94,8 @@ describe("against a real stack", () => {
     const { stockLeft } = await callUnary(stack.inventoryClient, "getStock", { saleId: sale.saleId });
     expect(stockLeft).toBe(0);
     await eventually(async () => (await stack.db("sales").where({ id: sale.saleId }).first("sold")).sold === ok, 10_000, "the orders in Postgres");
-    const [row] = await stack.db("orders")
+    const [row] = await stack
+      .db("orders")
       .where({ sale_id: sale.saleId })
       .select(stack.db.raw("count(*)::int AS n, count(DISTINCT id)::int AS ids, count(DISTINCT user_id)::int AS users, count(DISTINCT request_id)::int AS requests"));
     expect(row).toEqual({ n: ok, ids: ok, users: ok, requests: ok });

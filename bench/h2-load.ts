@@ -548,9 +548,7 @@ export function runLoadInChild(options: LoadOptions, timeoutMs = 600_000, onRead
     });
     child.on("error", (error) => settle(() => reject(error)));
     // "exit" can come before the last IPC message has been read: give it a moment.
-    child.on("exit", (code, signal) =>
-      setTimeout(() => settle(() => reject(new Error(`load generator exited (${signal ?? `code ${code}`}) without a result`))), 2000),
-    );
+    child.on("exit", (code, signal) => setTimeout(() => settle(() => reject(new Error(`load generator exited (${signal ?? `code ${code}`}) without a result`))), 2000));
     child.send({ options });
   });
 }

@@ -133,9 +133,7 @@ describe("against node:http2", () => {
     );
     const { conn } = await client(port);
     const result = await call(conn, "/x").answer;
-    expect(result.blocks).toEqual([
-      { fields: expect.objectContaining({ ":status": "200", "grpc-status": "5", "grpc-message": "no such thing" }), endStream: true },
-    ]);
+    expect(result.blocks).toEqual([{ fields: expect.objectContaining({ ":status": "200", "grpc-status": "5", "grpc-message": "no such thing" }), endStream: true }]);
     expect(result.end).toEqual({ kind: "complete" });
   });
 
@@ -147,7 +145,11 @@ describe("against node:http2", () => {
       const n = Number(headers["x-n"]);
       answer(
         stream,
-        { "x-echo": `echo-${headers["x-user-id"]}`, "x-constant": "a fairly long constant value, the same every time", [`x-rotating-${n % 60}`]: `value ${n % 60} `.padEnd(150, "z") },
+        {
+          "x-echo": `echo-${headers["x-user-id"]}`,
+          "x-constant": "a fairly long constant value, the same every time",
+          [`x-rotating-${n % 60}`]: `value ${n % 60} `.padEnd(150, "z"),
+        },
         Buffer.alloc(0),
         { "grpc-status": String(n % 17), "grpc-message": `message number ${n}` },
       );
@@ -156,7 +158,13 @@ describe("against node:http2", () => {
     for (let batch = 0; batch < 10; batch++) {
       const calls = Array.from({ length: 40 }, (_, i) => {
         const n = batch * 40 + i;
-        return { n, result: call(conn, "/x", [["x-user-id", `user-${n}`], ["x-n", String(n)]]).answer };
+        return {
+          n,
+          result: call(conn, "/x", [
+            ["x-user-id", `user-${n}`],
+            ["x-n", String(n)],
+          ]).answer,
+        };
       });
       for (const { n, result } of calls) {
         const { blocks, end } = await result;
@@ -445,8 +453,19 @@ describe("against the no-op grpc-js server", () => {
     const frame = Buffer.alloc(5 + message.length);
     frame.writeUInt32BE(message.length, 1);
     frame.set(message, 5);
-    const calls = Array.from({ length: 600 }, (_, i) =>
-      call(conn, "/seckill.v1.OrderService/PlaceOrder", [["x-user-id", `u${i}`], ["grpc-timeout", "5000m"]], frame, noop.address).answer,
+    const calls = Array.from(
+      { length: 600 },
+      (_, i) =>
+        call(
+          conn,
+          "/seckill.v1.OrderService/PlaceOrder",
+          [
+            ["x-user-id", `u${i}`],
+            ["grpc-timeout", "5000m"],
+          ],
+          frame,
+          noop.address,
+        ).answer,
     );
     for (const { blocks, end } of await Promise.all(calls)) {
       expect(end).toEqual({ kind: "complete" });

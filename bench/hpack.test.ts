@@ -44,11 +44,9 @@ describe("RFC 7541 Appendix C", () => {
       },
     ]));
 
-  it("C.2.2 literal without indexing", () =>
-    decodeSeries(4096, [{ block: "040c 2f73 616d 706c 652f 7061 7468", fields: [[":path", "/sample/path"]], table: [], size: 0 }]));
+  it("C.2.2 literal without indexing", () => decodeSeries(4096, [{ block: "040c 2f73 616d 706c 652f 7061 7468", fields: [[":path", "/sample/path"]], table: [], size: 0 }]));
 
-  it("C.2.3 literal never indexed", () =>
-    decodeSeries(4096, [{ block: "1008 7061 7373 776f 7264 0673 6563 7265 74", fields: [["password", "secret"]], table: [], size: 0 }]));
+  it("C.2.3 literal never indexed", () => decodeSeries(4096, [{ block: "1008 7061 7373 776f 7264 0673 6563 7265 74", fields: [["password", "secret"]], table: [], size: 0 }]));
 
   it("C.2.4 indexed field", () => decodeSeries(4096, [{ block: "82", fields: [[":method", "GET"]], table: [], size: 0 }]));
 
@@ -91,19 +89,20 @@ describe("RFC 7541 Appendix C", () => {
   it("C.3 requests without Huffman", () =>
     decodeSeries(
       4096,
-      [
-        "8286 8441 0f77 7777 2e65 7861 6d70 6c65 2e63 6f6d",
-        "8286 84be 5808 6e6f 2d63 6163 6865",
-        "8287 85bf 400a 6375 7374 6f6d 2d6b 6579 0c63 7573 746f 6d2d 7661 6c75 65",
-      ].map((block, i) => ({ block, fields: c3Fields[i], table: c3Tables[i], size: c3Sizes[i] })),
+      ["8286 8441 0f77 7777 2e65 7861 6d70 6c65 2e63 6f6d", "8286 84be 5808 6e6f 2d63 6163 6865", "8287 85bf 400a 6375 7374 6f6d 2d6b 6579 0c63 7573 746f 6d2d 7661 6c75 65"].map(
+        (block, i) => ({ block, fields: c3Fields[i], table: c3Tables[i], size: c3Sizes[i] }),
+      ),
     ));
 
   it("C.4 requests with Huffman", () =>
     decodeSeries(
       4096,
-      ["8286 8441 8cf1 e3c2 e5f2 3a6b a0ab 90f4 ff", "8286 84be 5886 a8eb 1064 9cbf", "8287 85bf 4088 25a8 49e9 5ba9 7d7f 8925 a849 e95b b8e8 b4bf"].map(
-        (block, i) => ({ block, fields: c3Fields[i], table: c3Tables[i], size: c3Sizes[i] }),
-      ),
+      ["8286 8441 8cf1 e3c2 e5f2 3a6b a0ab 90f4 ff", "8286 84be 5886 a8eb 1064 9cbf", "8287 85bf 4088 25a8 49e9 5ba9 7d7f 8925 a849 e95b b8e8 b4bf"].map((block, i) => ({
+        block,
+        fields: c3Fields[i],
+        table: c3Tables[i],
+        size: c3Sizes[i],
+      })),
     ));
 
   const date21 = "Mon, 21 Oct 2013 20:13:21 GMT";
@@ -271,7 +270,12 @@ describe("the encoder", () => {
   });
 
   it("literalField is encodeHeaders of one field with a new name", () => {
-    for (const [name, value] of [["x-user-id", "b1-u7"], ["x-purchase-token", "t".repeat(126)], ["x-purchase-token", "t".repeat(127)], ["x-".padEnd(300, "n"), "v".repeat(20_000)]] as const) {
+    for (const [name, value] of [
+      ["x-user-id", "b1-u7"],
+      ["x-purchase-token", "t".repeat(126)],
+      ["x-purchase-token", "t".repeat(127)],
+      ["x-".padEnd(300, "n"), "v".repeat(20_000)],
+    ] as const) {
       expect(literalField(name, value)).toEqual(encodeHeaders([[name, value]]));
     }
   });

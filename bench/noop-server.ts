@@ -10,11 +10,7 @@ import type { Config } from "../services/common/config.js";
 import type { Logger } from "../services/common/log.js";
 import type { RunningService } from "../services/common/runner.js";
 
-export async function startNoopServer(
-  address: string,
-  limits: Pick<Config, "grpcMaxMessageBytes" | "maxInFlight">,
-  log: Logger,
-): Promise<RunningService & { port: number }> {
+export async function startNoopServer(address: string, limits: Pick<Config, "grpcMaxMessageBytes" | "maxInFlight">, log: Logger): Promise<RunningService & { port: number }> {
   const definition = { placeOrder: OrderServiceService.placeOrder } as unknown as ServiceDefinition;
   const implementation: UntypedServiceImplementation = {
     placeOrder: (_call: unknown, callback: (error: null, response: object) => void) => callback(null, {}),

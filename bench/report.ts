@@ -41,7 +41,11 @@ export function spread(values: number[], format: (n: number) => string): string 
 
 export function textTable(rows: Row[]): string {
   const widths = HEADERS.map((h) => Math.max(TITLES[h].length, ...rows.map((r) => r[h].length)));
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join("  ").trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i]))
+      .join("  ")
+      .trimEnd();
   return [line(HEADERS.map((h) => TITLES[h])), line(widths.map((w) => "-".repeat(w))), ...rows.map((r) => line(HEADERS.map((h) => r[h])))].join("\n");
 }
 
@@ -78,7 +82,10 @@ export function writeResults(file: string, parts: { rows: Row[]; settings: Recor
     `- cores (nproc): ${os.availableParallelism()}`,
     `- node: ${process.version}`,
     `- cpu: ${os.cpus()[0]?.model ?? "unknown"}`,
-    `- load average at the end (1/5/15 min): ${os.loadavg().map((l) => l.toFixed(2)).join(" / ")}`,
+    `- load average at the end (1/5/15 min): ${os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(" / ")}`,
     "",
     markdownTable(parts.rows),
     "",

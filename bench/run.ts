@@ -90,9 +90,13 @@ async function main(): Promise<void> {
     await bench.stopEdge();
     const f = figureF(bench);
 
-    const h2 = await runH2load(noop.address, { connections: settings.connections, streams: settings.streams, seconds: settings.seconds, warmupSeconds: settings.warmup, path: PLACE_ORDER_PATH }).catch(
-      (error: Error): Missing => ({ missing: `h2load failed: ${error.message.split("\n")[0]}` }),
-    );
+    const h2 = await runH2load(noop.address, {
+      connections: settings.connections,
+      streams: settings.streams,
+      seconds: settings.seconds,
+      warmupSeconds: settings.warmup,
+      path: PLACE_ORDER_PATH,
+    }).catch((error: Error): Missing => ({ missing: `h2load failed: ${error.message.split("\n")[0]}` }));
     const h2Row = h2loadRow(h2, ab.noopRates && ab.noopRates.length > 0 ? median(ab.noopRates) : NaN);
     if (!isMissing(h2)) log(`h2load no-op: ${fmt.rate(h2.rate)}`);
 
@@ -109,7 +113,9 @@ async function main(): Promise<void> {
     if (envoyVersion) notes.push(`envoy: ${envoyVersion}`);
     for (const crash of bench.crashes) notes.push(`Crash: ${crash}`);
     if (bench.disturbed.length > 0) {
-      notes.push(`Disturbed: other processes (not started by the bench) were busy during ${bench.disturbed.join(", ")}; those figures are unreliable, run again on a quiet machine.`);
+      notes.push(
+        `Disturbed: other processes (not started by the bench) were busy during ${bench.disturbed.join(", ")}; those figures are unreliable, run again on a quiet machine.`,
+      );
     }
     notes.push(
       "f: warm = the largest sample of the first quarter of the load, end = last sample of the last loaded run; flat = end ≤ 1.25 × warm.",

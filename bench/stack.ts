@@ -161,9 +161,7 @@ export async function startBenchStack(log: (line: string) => void): Promise<Benc
     await Promise.allSettled(Object.values(services).map((s) => s.stop(STOP_GRACE_MS)));
     await db.destroy().catch(() => undefined);
     await cleanNamespace(config).catch((error: Error) => log(`cleanup of namespace ${config.namespace} failed: ${error.message}`));
-    await dropDatabase(config.databaseAdminUrl, dbUrl.pathname.slice(1)).catch((error: Error) =>
-      log(`dropping ${dbUrl.pathname.slice(1)} failed: ${error.message}`),
-    );
+    await dropDatabase(config.databaseAdminUrl, dbUrl.pathname.slice(1)).catch((error: Error) => log(`dropping ${dbUrl.pathname.slice(1)} failed: ${error.message}`));
     rmSync(scratch, { recursive: true, force: true });
   };
 

@@ -30,7 +30,13 @@ const routeOf = (doc: Doc, path: string) => routes(doc).find((r) => r.match.path
 const filterAt = (doc: Doc, name: string) => (hcm(doc).http_filters as Doc[]).findIndex((f) => f.name === name);
 const LOCAL_RL = "envoy.filters.http.local_ratelimit";
 const GLOBAL_RL = "envoy.filters.http.ratelimit";
-const READS = ["/seckill.v1.SaleService/GetSaleStatus", "/seckill.v1.OrderService/GetOrder", "/seckill.v1.OrderService/ListOrders", "/seckill.v1.SaleService/GetSale", "/seckill.v1.SaleService/ListSales"];
+const READS = [
+  "/seckill.v1.SaleService/GetSaleStatus",
+  "/seckill.v1.OrderService/GetOrder",
+  "/seckill.v1.OrderService/ListOrders",
+  "/seckill.v1.SaleService/GetSale",
+  "/seckill.v1.SaleService/ListSales",
+];
 const clusterOf = (doc: Doc, name: string) => doc.static_resources.clusters.find((c: Doc) => c.name === name);
 
 /** Validates a mutated copy and returns its issues. */
@@ -55,8 +61,10 @@ describe("the generated bootstraps", () => {
     const listener = doc.static_resources.listeners[0];
     expect(listener.address.socket_address).toEqual({ address: "0.0.0.0", port_value: 8443 });
     expect(listener.filter_chains[0].transport_socket.name).toBe("envoy.transport_sockets.tls");
-    expect(clusterOf(doc, "order_flash").load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address)
-      .toEqual({ address: "order-flash.seckill.svc.cluster.local", port_value: 50052 });
+    expect(clusterOf(doc, "order_flash").load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address).toEqual({
+      address: "order-flash.seckill.svc.cluster.local",
+      port_value: 50052,
+    });
     expect(doc.admin.address.socket_address).toEqual({ address: "127.0.0.1", port_value: 9901 });
   });
 
@@ -86,6 +94,7 @@ describe("validation by Envoy itself (envoy --mode validate)", () => {
   });
 
   it.skipIf(!envoyBin)("refuses an unknown field, a wrong type, a bad enum, an unknown @type and a broken constraint", () => {
+    // biome-ignore format: a table, one edit and what Envoy says of it per line
     const cases: [(d: Doc) => void, RegExp][] = [
       [(d) => { clusterOf(d, "order_flash").max_requests_per_second = 5; }, /no such field: 'max_requests_per_second'/],
       [(d) => { clusterOf(d, "order_flash").connect_timeout = 1; }, /connect_timeout: message google\.protobuf\.Duration/],
@@ -109,43 +118,67 @@ describe("the edge's rules", () => {
   const semantic = (issues: CheckIssue[]) => issues.filter((i) => i.kind === "semantic");
 
   it("rejects a route to a missing cluster", () => {
-    const issues = issuesAfter((d) => { routeOf(d, "/seckill.v1.OrderService/PlaceOrder").route.cluster = "order_flashy"; });
-    expect(semantic(issues)).toContainEqual(expect.objectContaining({
-      path: `${HCM.replace(/\(.*\)$/, "")}.route_config.virtual_hosts[0].routes[0].route.cluster`,
-      message: expect.stringContaining('cluster "order_flashy" is not defined'),
-    }));
+    const issues = issuesAfter((d) => {
+      routeOf(d, "/seckill.v1.OrderService/PlaceOrder").route.cluster = "order_flashy";
+    });
+    expect(semantic(issues)).toContainEqual(
+      expect.objectContaining({
+        path: `${HCM.replace(/\(.*\)$/, "")}.route_config.virtual_hosts[0].routes[0].route.cluster`,
+        message: expect.stringContaining('cluster "order_flashy" is not defined'),
+      }),
+    );
   });
 
   it("rejects a cluster that does not point at its service", () => {
     const issues = issuesAfter((d) => {
       clusterOf(d, "order_flash").load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address.port_value = 50052;
     });
-    expect(semantic(issues)).toContainEqual(expect.objectContaining({ message: expect.stringContaining('cluster "order_flash" points at 127.0.0.1:50052, its service is at 127.0.0.1:50056') }));
+    expect(semantic(issues)).toContainEqual(
+      expect.objectContaining({ message: expect.stringContaining('cluster "order_flash" points at 127.0.0.1:50052, its service is at 127.0.0.1:50056') }),
+    );
   });
 
   it("rejects a missing limit", () => {
-    const noConnectionLimit = issuesAfter((d) => { d.static_resources.listeners[0].filter_chains[0].filters.shift(); });
+    const noConnectionLimit = issuesAfter((d) => {
+      d.static_resources.listeners[0].filter_chains[0].filters.shift();
+    });
     expect(semantic(noConnectionLimit)).toContainEqual(expect.objectContaining({ message: expect.stringContaining("no envoy.filters.network.connection_limit") }));
 
-    const noOverload = issuesAfter((d) => { d.overload_manager.resource_monitors.shift(); });
-    expect(semantic(noOverload)).toContainEqual(expect.objectContaining({ path: "overload_manager.resource_monitors", message: expect.stringContaining("global_downstream_max_connections") }));
+    const noOverload = issuesAfter((d) => {
+      d.overload_manager.resource_monitors.shift();
+    });
+    expect(semantic(noOverload)).toContainEqual(
+      expect.objectContaining({ path: "overload_manager.resource_monitors", message: expect.stringContaining("global_downstream_max_connections") }),
+    );
 
-    const noBucket = issuesAfter((d) => { delete routeOf(d, "/seckill.v1.OrderService/PlaceOrder").typed_per_filter_config["envoy.filters.http.local_ratelimit"]; });
+    const noBucket = issuesAfter((d) => {
+      delete routeOf(d, "/seckill.v1.OrderService/PlaceOrder").typed_per_filter_config["envoy.filters.http.local_ratelimit"];
+    });
     expect(semantic(noBucket)).toContainEqual(expect.objectContaining({ message: expect.stringContaining("PlaceOrder needs a local_ratelimit token bucket") }));
 
-    const noBreaker = issuesAfter((d) => { delete clusterOf(d, "inventory_default").circuit_breakers; });
-    expect(semantic(noBreaker)).toContainEqual(expect.objectContaining({
-      path: "static_resources.clusters[3].circuit_breakers.thresholds[0].max_connections",
-      message: expect.stringContaining('cluster "inventory_default" needs a circuit breaker max_connections'),
-    }));
+    const noBreaker = issuesAfter((d) => {
+      delete clusterOf(d, "inventory_default").circuit_breakers;
+    });
+    expect(semantic(noBreaker)).toContainEqual(
+      expect.objectContaining({
+        path: "static_resources.clusters[3].circuit_breakers.thresholds[0].max_connections",
+        message: expect.stringContaining('cluster "inventory_default" needs a circuit breaker max_connections'),
+      }),
+    );
 
-    const noOutlier = issuesAfter((d) => { delete clusterOf(d, "gateway").outlier_detection; });
+    const noOutlier = issuesAfter((d) => {
+      delete clusterOf(d, "gateway").outlier_detection;
+    });
     expect(semantic(noOutlier)).toContainEqual(expect.objectContaining({ message: expect.stringContaining('service cluster "gateway" needs outlier detection') }));
 
-    const failClosed = issuesAfter((d) => { delete hcm(d).http_filters[filterAt(d, GLOBAL_RL)].typed_config.failure_mode_deny; });
+    const failClosed = issuesAfter((d) => {
+      delete hcm(d).http_filters[filterAt(d, GLOBAL_RL)].typed_config.failure_mode_deny;
+    });
     expect(semantic(failClosed)).toContainEqual(expect.objectContaining({ message: expect.stringContaining("must fail open") }));
 
-    const noTimeout = issuesAfter((d) => { delete hcm(d).http_filters[filterAt(d, GLOBAL_RL)].typed_config.timeout; });
+    const noTimeout = issuesAfter((d) => {
+      delete hcm(d).http_filters[filterAt(d, GLOBAL_RL)].typed_config.timeout;
+    });
     expect(semantic(noTimeout)).toContainEqual(expect.objectContaining({ message: expect.stringContaining("needs a timeout") }));
   });
 
@@ -154,17 +187,23 @@ describe("the edge's rules", () => {
       const options = Object.values<Doc>(clusterOf(d, "order_flash").typed_extension_protocol_options)[0];
       options.explicit_http_config.http2_protocol_options.max_concurrent_streams = 1024;
     });
-    expect(semantic(issues)).toContainEqual(expect.objectContaining({ message: expect.stringContaining('"order_flash": upstream max_concurrent_streams must be set and at most the services\' MAX_WATCHES_PER_CONNECTION') }));
+    expect(semantic(issues)).toContainEqual(
+      expect.objectContaining({
+        message: expect.stringContaining('"order_flash": upstream max_concurrent_streams must be set and at most the services\' MAX_WATCHES_PER_CONNECTION'),
+      }),
+    );
   });
 
   it("rejects a route that reaches the InventoryService", () => {
     const issues = issuesAfter((d) => {
       routes(d).unshift({ match: { prefix: "/seckill.v1.InventoryService/" }, route: { cluster: "inventory_default" } });
     });
-    expect(semantic(issues)).toContainEqual(expect.objectContaining({
-      path: `${HCM.replace(/\(.*\)$/, "")}.route_config.virtual_hosts[0].routes[0]`,
-      message: expect.stringContaining("/seckill.v1.InventoryService/Reserve is internal or for operators and must not be routed"),
-    }));
+    expect(semantic(issues)).toContainEqual(
+      expect.objectContaining({
+        path: `${HCM.replace(/\(.*\)$/, "")}.route_config.virtual_hosts[0].routes[0]`,
+        message: expect.stringContaining("/seckill.v1.InventoryService/Reserve is internal or for operators and must not be routed"),
+      }),
+    );
   });
 
   it("rejects a catch-all that forwards the admin methods", () => {
@@ -172,26 +211,36 @@ describe("the edge's rules", () => {
       routes(d).at(-1)!.route = { cluster: "inventory_default" };
       delete routes(d).at(-1)!.direct_response;
     });
-    expect(semantic(issues).map((i) => i.message)).toEqual(expect.arrayContaining([
-      expect.stringContaining("/seckill.v1.SaleService/CreateSale is internal or for operators"),
-      expect.stringContaining("/seckill.v1.DeadLetterService/ReplayDeadLetters is internal or for operators"),
-    ]));
+    expect(semantic(issues).map((i) => i.message)).toEqual(
+      expect.arrayContaining([
+        expect.stringContaining("/seckill.v1.SaleService/CreateSale is internal or for operators"),
+        expect.stringContaining("/seckill.v1.DeadLetterService/ReplayDeadLetters is internal or for operators"),
+      ]),
+    );
   });
 
   it("retries every call whose stream the service refused, and only the reads on UNAVAILABLE", () => {
-    const policies = routes(loadDoc()).filter((r) => r.route).map((r) => [r.match.path ?? r.match.prefix, r.route.retry_policy?.retry_on]);
+    const policies = routes(loadDoc())
+      .filter((r) => r.route)
+      .map((r) => [r.match.path ?? r.match.prefix, r.route.retry_policy?.retry_on]);
     for (const [path, on] of policies) {
       expect(on, path).toBe(READS.includes(path) ? "unavailable,refused-stream" : "refused-stream");
     }
   });
 
   it("rejects a retry of PlaceOrder on unavailable, and a retry on anything but unavailable or a refused stream", () => {
-    const onPlaceOrder = issuesAfter((d) => { routeOf(d, "/seckill.v1.OrderService/PlaceOrder").route.retry_policy = { retry_on: "unavailable,refused-stream", num_retries: 1 }; });
-    expect(semantic(onPlaceOrder)).toContainEqual(expect.objectContaining({
-      path: `${HCM.replace(/\(.*\)$/, "")}.route_config.virtual_hosts[0].routes[0].route.retry_policy.retry_on`,
-      message: '/seckill.v1.OrderService/PlaceOrder is not an idempotent read and must not be retried on "unavailable"',
-    }));
-    const onReset = issuesAfter((d) => { routeOf(d, "/seckill.v1.SaleService/GetSale").route.retry_policy.retry_on = "unavailable,reset"; });
+    const onPlaceOrder = issuesAfter((d) => {
+      routeOf(d, "/seckill.v1.OrderService/PlaceOrder").route.retry_policy = { retry_on: "unavailable,refused-stream", num_retries: 1 };
+    });
+    expect(semantic(onPlaceOrder)).toContainEqual(
+      expect.objectContaining({
+        path: `${HCM.replace(/\(.*\)$/, "")}.route_config.virtual_hosts[0].routes[0].route.retry_policy.retry_on`,
+        message: '/seckill.v1.OrderService/PlaceOrder is not an idempotent read and must not be retried on "unavailable"',
+      }),
+    );
+    const onReset = issuesAfter((d) => {
+      routeOf(d, "/seckill.v1.SaleService/GetSale").route.retry_policy.retry_on = "unavailable,reset";
+    });
     expect(semantic(onReset)).toContainEqual(expect.objectContaining({ message: 'retries only on "unavailable" or "refused-stream", not "reset"' }));
   });
 
@@ -206,7 +255,9 @@ describe("the edge's rules", () => {
   });
 
   it("rejects a purchase token requirement on another route, or none on PlaceOrder", () => {
-    const none = issuesAfter((d) => { delete routeOf(d, "/seckill.v1.OrderService/PlaceOrder").typed_per_filter_config["envoy.filters.http.jwt_authn"]; });
+    const none = issuesAfter((d) => {
+      delete routeOf(d, "/seckill.v1.OrderService/PlaceOrder").typed_per_filter_config["envoy.filters.http.jwt_authn"];
+    });
     expect(semantic(none)).toContainEqual(expect.objectContaining({ message: expect.stringContaining("PlaceOrder must require a purchase token") }));
     const elsewhere = issuesAfter((d) => {
       routeOf(d, "/seckill.v1.OrderService/PayOrder").typed_per_filter_config = {
@@ -217,7 +268,9 @@ describe("the edge's rules", () => {
   });
 
   it("rejects a transcoder that would expose every SaleService method as JSON", () => {
-    const issues = issuesAfter((d) => { hcm(d).http_filters[filterAt(d, "envoy.filters.http.grpc_json_transcoder")].typed_config.auto_mapping = true; });
+    const issues = issuesAfter((d) => {
+      hcm(d).http_filters[filterAt(d, "envoy.filters.http.grpc_json_transcoder")].typed_config.auto_mapping = true;
+    });
     expect(semantic(issues)).toContainEqual(expect.objectContaining({ message: expect.stringContaining("auto_mapping would expose every method") }));
   });
 
@@ -225,11 +278,15 @@ describe("the edge's rules", () => {
     const contract = readContract();
     expect(contract.httpRules).toEqual(["/seckill.v1.SaleService/GetSale", "/seckill.v1.SaleService/GetSaleStatus"]);
     const issues = checkSemantics(loadDoc(), "local", { ...contract, httpRules: [...contract.httpRules, "/seckill.v1.SaleService/CloseSale"] });
-    expect(issues).toContainEqual(expect.objectContaining({ message: expect.stringContaining("/seckill.v1.SaleService/CloseSale has an HTTP rule in proto/ but is not a public read") }));
+    expect(issues).toContainEqual(
+      expect.objectContaining({ message: expect.stringContaining("/seckill.v1.SaleService/CloseSale has an HTTP rule in proto/ but is not a public read") }),
+    );
   });
 
   it("rejects a public method sent to the wrong group", () => {
-    const issues = issuesAfter((d) => { routeOf(d, "/seckill.v1.SaleService/GetSaleStatus").route.cluster = "inventory_default"; });
+    const issues = issuesAfter((d) => {
+      routeOf(d, "/seckill.v1.SaleService/GetSaleStatus").route.cluster = "inventory_default";
+    });
     expect(semantic(issues)).toContainEqual(expect.objectContaining({ message: "/seckill.v1.SaleService/GetSaleStatus goes to inventory_default, expected inventory_flash" }));
   });
 

@@ -21,16 +21,7 @@ import { readFile, rename, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { credentials, status, type ServiceError } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  AccessServiceClient,
-  callUnary,
-  OrderServiceClient,
-  OrderStatus,
-  purchaseMetadata,
-  rejectionOf,
-  userMetadata,
-  type Sale,
-} from "@seckill/sdk";
+import { AccessServiceClient, callUnary, OrderServiceClient, OrderStatus, purchaseMetadata, rejectionOf, userMetadata, type Sale } from "@seckill/sdk";
 import { KEY_RELOAD_MS } from "../gateway/access/index.js";
 import { signJwt, type SigningKey } from "../gateway/access/jwt.js";
 import { JWKS_CACHE_SECONDS, JWKS_REFETCH_SECONDS, TOKEN_AUDIENCE, TOKEN_ISSUER } from "./src/filters.js";
@@ -107,20 +98,32 @@ describe.skipIf(!envoyBin)("purchase tokens at the edge (jwt_authn)", () => {
 
   const unauthenticated: [string, () => Promise<string | undefined>, RegExp][] = [
     ["missing", async () => undefined, /^Jwt is missing$/],
-    ["expired (signed by the gateway's key, exp past the 5 s skew)", async () => {
-      const nowS = Math.floor(Date.now() / 1000);
-      return signJwt(await gatewayKey(), { ...claimsFor(sale.saleId, "bob", nowS - 120), exp: nowS - 30 });
-    }, /^Jwt is expired$/],
-    ["tampered (the payload names another user, the signature is the original's)", async () => {
-      const real = await issue(sale.saleId, "carol");
-      const [head, , signature] = real.split(".");
-      const payload = Buffer.from(JSON.stringify({ ...partOf(real, 1), sub: "bob" })).toString("base64url");
-      return `${head}.${payload}.${signature}`;
-    }, /^Jwt verification fails$/],
-    ["signed by a key the gateway never published (unknown kid)", async () => {
-      const stranger = { kid: "not-published", privateKey: generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey };
-      return signJwt(stranger, claimsFor(sale.saleId, "bob"));
-    }, /^Jwks doesn't have key to match kid or alg from Jwt$/],
+    [
+      "expired (signed by the gateway's key, exp past the 5 s skew)",
+      async () => {
+        const nowS = Math.floor(Date.now() / 1000);
+        return signJwt(await gatewayKey(), { ...claimsFor(sale.saleId, "bob", nowS - 120), exp: nowS - 30 });
+      },
+      /^Jwt is expired$/,
+    ],
+    [
+      "tampered (the payload names another user, the signature is the original's)",
+      async () => {
+        const real = await issue(sale.saleId, "carol");
+        const [head, , signature] = real.split(".");
+        const payload = Buffer.from(JSON.stringify({ ...partOf(real, 1), sub: "bob" })).toString("base64url");
+        return `${head}.${payload}.${signature}`;
+      },
+      /^Jwt verification fails$/,
+    ],
+    [
+      "signed by a key the gateway never published (unknown kid)",
+      async () => {
+        const stranger = { kid: "not-published", privateKey: generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey };
+        return signJwt(stranger, claimsFor(sale.saleId, "bob"));
+      },
+      /^Jwks doesn't have key to match kid or alg from Jwt$/,
+    ],
     ["from another issuer", async () => signJwt(await gatewayKey(), { ...claimsFor(sale.saleId, "bob"), iss: "someone-else" }), /^Jwt issuer is not configured$/],
     ["not a JWT", async () => "garbage", /^Jwt is not in the form of Header.Payload.Signature/],
     ["three parts, none of them JSON", async () => "not.a.token", /^Jwt header is an invalid JSON$/],
@@ -211,25 +214,35 @@ describe.skipIf(!envoyBin)("key rotation, Envoy running throughout", () => {
     let user = "";
     let token = "";
     let n = 0;
-    await eventually(async () => {
-      user = `judy-${++n}`;
-      token = await issue(sale.saleId, user);
-      return kidOf(token) === kid;
-    }, KEY_RELOAD_MS + 2000, "the gateway to sign with the new key", 200);
+    await eventually(
+      async () => {
+        user = `judy-${++n}`;
+        token = await issue(sale.saleId, user);
+        return kidOf(token) === kid;
+      },
+      KEY_RELOAD_MS + 2000,
+      "the gateway to sign with the new key",
+      200,
+    );
 
     // Envoy knows the kid after its next JWKS fetch; until then it refuses the token (no refetch on an unknown kid).
     const refusals: string[] = [];
     const requestId = `rotated-${user}`;
-    await eventually(async () => {
-      try {
-        await place(sale.saleId, user, token, requestId);
-        return true;
-      } catch (error) {
-        const r = rejectionOf(error as ServiceError);
-        refusals.push(`${status[r.code]}: ${r.message}`);
-        return false;
-      }
-    }, KEY_KNOWN_WITHIN_MS + 3000, "Envoy to accept the new key's token", 200);
+    await eventually(
+      async () => {
+        try {
+          await place(sale.saleId, user, token, requestId);
+          return true;
+        } catch (error) {
+          const r = rejectionOf(error as ServiceError);
+          refusals.push(`${status[r.code]}: ${r.message}`);
+          return false;
+        }
+      },
+      KEY_KNOWN_WITHIN_MS + 3000,
+      "Envoy to accept the new key's token",
+      200,
+    );
     const acceptedAfterMs = Date.now() - addedAt;
     expect(acceptedAfterMs).toBeLessThan(KEY_KNOWN_WITHIN_MS + 3000);
     expect(new Set(refusals)).toEqual(new Set(refusals.length ? ["UNAUTHENTICATED: Jwks doesn't have key to match kid or alg from Jwt"] : []));

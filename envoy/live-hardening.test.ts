@@ -17,15 +17,7 @@ import { connect as connectHttp2, type ClientHttp2Session, type IncomingHttpHead
 import { connect as connectTcp } from "node:net";
 import { credentials, Metadata, status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  callUnary,
-  DeadLetterServiceService,
-  InventoryServiceService,
-  SalePhase,
-  SaleServiceClient,
-  SaleServiceService,
-  type Sale,
-} from "@seckill/sdk";
+import { callUnary, DeadLetterServiceService, InventoryServiceService, SalePhase, SaleServiceClient, SaleServiceService, type Sale } from "@seckill/sdk";
 import { MAX_REQUEST_BODY_BYTES } from "./src/filters.js";
 import { LOCAL_LIMITS } from "./src/limits.js";
 import { stackClusters, startEdge, type Edge } from "../test/support/edge.js";
@@ -212,7 +204,9 @@ describe.skipIf(!envoyBin)("the edge's JSON reads (grpc_json_transcoder)", () =>
     expect({ status: malformed.status, type: malformed.headers["content-type"] }).toEqual({ status: 400, type: "application/json" });
     expect(JSON.parse(malformed.body)).toMatchObject({
       code: status.INVALID_ARGUMENT,
-      details: expect.arrayContaining([expect.objectContaining({ "@type": "type.googleapis.com/google.rpc.BadRequest", fieldViolations: [expect.objectContaining({ field: "sale_id" })] })]),
+      details: expect.arrayContaining([
+        expect.objectContaining({ "@type": "type.googleapis.com/google.rpc.BadRequest", fieldViolations: [expect.objectContaining({ field: "sale_id" })] }),
+      ]),
     });
   });
 
@@ -337,7 +331,8 @@ describe.skipIf(!envoyBin)("bad input refused at the edge", () => {
       try {
         const metadata = new Metadata();
         metadata.set("x-user-id", "u".repeat(MAX_HEADERS_BYTES + 4096));
-        const direct = () => new Promise<unknown>((resolve, reject) => client.getSale({ saleId: sale.saleId }, metadata, (error, response) => (error ? reject(error) : resolve(response))));
+        const direct = () =>
+          new Promise<unknown>((resolve, reject) => client.getSale({ saleId: sale.saleId }, metadata, (error, response) => (error ? reject(error) : resolve(response))));
         const r = await untouched(() => refusal(direct()));
         expect(r.code).toBe(status.INTERNAL);
         expect(r.message).toMatch(/RST_STREAM with code 2/);
@@ -369,13 +364,10 @@ describe.skipIf(!envoyBin)("bad input refused at the edge", () => {
     await untouched(async () => {
       for (const size of [MAX_HEADERS_BYTES + 4096, 1024 * 1024]) {
         const r = await new Promise<{ status: number; connection?: string }>((resolve, reject) => {
-          const req = httpRequest(
-            { host: "127.0.0.1", port: envoy.port, path: `/v1/sales/${sale.saleId}`, headers: { "x-user-id": "u".repeat(size) }, agent: false },
-            (res) => {
-              res.resume();
-              res.on("end", () => resolve({ status: res.statusCode!, connection: res.headers.connection }));
-            },
-          );
+          const req = httpRequest({ host: "127.0.0.1", port: envoy.port, path: `/v1/sales/${sale.saleId}`, headers: { "x-user-id": "u".repeat(size) }, agent: false }, (res) => {
+            res.resume();
+            res.on("end", () => resolve({ status: res.statusCode!, connection: res.headers.connection }));
+          });
           req.on("error", reject);
           req.end();
         });
@@ -581,7 +573,15 @@ beforeAll(async () => {
   });
   sales = new SaleServiceClient(envoy.address, credentials.createInsecure());
   sale = await stack.createSale({ totalStock: 7 });
-  await eventually(async () => callUnary(sales, "getSale", { saleId: sale.saleId }, { deadlineMs: 1000 }).then(() => true, () => false), 20_000, "envoy to route GetSale");
+  await eventually(
+    async () =>
+      callUnary(sales, "getSale", { saleId: sale.saleId }, { deadlineMs: 1000 }).then(
+        () => true,
+        () => false,
+      ),
+    20_000,
+    "envoy to route GetSale",
+  );
 });
 
 afterAll(async () => {

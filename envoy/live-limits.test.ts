@@ -57,7 +57,13 @@ function shippedLimit(entries: { key: string; value: string }[], unit: RateLimit
   return limit.requestsPerUnit;
 }
 const USER_PER_SECOND = shippedLimit([{ key: "user_id", value: "u" }], "second");
-const USER_SALE_PER_MINUTE = shippedLimit([{ key: "sale_id", value: "s" }, { key: "user_id", value: "u" }], "minute");
+const USER_SALE_PER_MINUTE = shippedLimit(
+  [
+    { key: "sale_id", value: "s" },
+    { key: "user_id", value: "u" },
+  ],
+  "minute",
+);
 /** A second loopback address with a small limit of its own, added to the shipped file for this test. */
 const OTHER_ADDRESS = "127.0.0.2";
 const OTHER_ADDRESS_PER_SECOND = 30;
@@ -75,9 +81,19 @@ let ruleDir: string;
 
 function purchaseToken(sub: string, sale: string): string {
   const now = Math.floor(Date.now() / 1000);
-  return signJwt({ kid: KID, privateKey }, {
-    iss: TOKEN_ISSUER, aud: TOKEN_AUDIENCE, sub, sale, iat: now, nbf: now, exp: now + 120, jti: randomBytes(12).toString("hex"),
-  });
+  return signJwt(
+    { kid: KID, privateKey },
+    {
+      iss: TOKEN_ISSUER,
+      aud: TOKEN_AUDIENCE,
+      sub,
+      sale,
+      iat: now,
+      nbf: now,
+      exp: now + 120,
+      jti: randomBytes(12).toString("hex"),
+    },
+  );
 }
 
 interface Outcome {
@@ -116,9 +132,14 @@ async function outcome(call: () => Promise<unknown>): Promise<Outcome> {
 }
 
 function placeOrder(orders: OrderServiceClient, saleId: string, userId: string, token = purchaseToken(userId, saleId)): Promise<Outcome> {
-  return outcome(() => callUnary(orders, "placeOrder",
-    { saleId, quantity: 1, requestId: `r-${randomBytes(6).toString("hex")}`, purchaseToken: token, retry: false },
-    { metadata: purchaseMetadata(userId, saleId, token), deadlineMs: 10_000 }));
+  return outcome(() =>
+    callUnary(
+      orders,
+      "placeOrder",
+      { saleId, quantity: 1, requestId: `r-${randomBytes(6).toString("hex")}`, purchaseToken: token, retry: false },
+      { metadata: purchaseMetadata(userId, saleId, token), deadlineMs: 10_000 },
+    ),
+  );
 }
 
 const getSale = (sales: SaleServiceClient, saleId: string, userId: string): Promise<Outcome> =>
@@ -177,7 +198,11 @@ function rawGetSale(session: ClientHttp2Session, saleId: string, userId: string)
     frame.writeUInt32BE(body.length, 1);
     frame.set(body, 5);
     const req = session.request({
-      ":method": "POST", ":path": "/seckill.v1.SaleService/GetSale", "content-type": "application/grpc", te: "trailers", "x-user-id": userId,
+      ":method": "POST",
+      ":path": "/seckill.v1.SaleService/GetSale",
+      "content-type": "application/grpc",
+      te: "trailers",
+      "x-user-id": userId,
     });
     let code: string | undefined;
     let globalLimit = false;
@@ -216,20 +241,23 @@ async function inOneWindow<T>(unitMs: number, needMs: number, burst: (attempt: n
  */
 function placeOrderLog(e: Edge, sinceMs: number): { at: number; limited: boolean }[] {
   const line = /^\[(\S+)\] "POST \/seckill\.v1\.OrderService\/PlaceOrder HTTP\/2" \d+ (\S+) /;
-  return e.output.join("").split("\n").flatMap((l) => {
-    const m = line.exec(l);
-    if (!m) return [];
-    const at = Date.parse(m[1]!);
-    return at >= sinceMs ? [{ at, limited: m[2]!.split(",").includes("RL") }] : [];
-  }).sort((a, b) => a.at - b.at);
+  return e.output
+    .join("")
+    .split("\n")
+    .flatMap((l) => {
+      const m = line.exec(l);
+      if (!m) return [];
+      const at = Date.parse(m[1]!);
+      return at >= sinceMs ? [{ at, limited: m[2]!.split(",").includes("RL") }] : [];
+    })
+    .sort((a, b) => a.at - b.at);
 }
 
 /** These counters of Envoy's admin, by name, for the deltas the tests compare. */
 async function stats(e: Edge, names: string[]): Promise<Record<string, number>> {
   return Object.fromEntries(await Promise.all(names.map(async (n) => [n, await e.stat(n)] as const)));
 }
-const delta = (before: Record<string, number>, after: Record<string, number>) =>
-  Object.fromEntries(Object.keys(after).map((k) => [k, after[k]! - (before[k] ?? 0)]));
+const delta = (before: Record<string, number>, after: Record<string, number>) => Object.fromEntries(Object.keys(after).map((k) => [k, after[k]! - (before[k] ?? 0)]));
 
 /** The upstreams of an edge in front of the stack. */
 const stackClusters = () => ({
@@ -245,8 +273,7 @@ async function untilTakingPurchases(e: Edge): Promise<void> {
   try {
     const probe = await stack.createSale({ totalStock: 1000 });
     let n = 0;
-    await eventually(async () => (await placeOrder(orders, probe.saleId, `probe-${randomBytes(4).toString("hex")}-${++n}`)).code === status.OK,
-      20_000, "envoy to take purchases");
+    await eventually(async () => (await placeOrder(orders, probe.saleId, `probe-${randomBytes(4).toString("hex")}-${++n}`)).code === status.OK, 20_000, "envoy to take purchases");
   } finally {
     orders.close();
   }
@@ -323,8 +350,11 @@ describe.skipIf(!envoyBin)("the edge's limits on a real Envoy and stack", () => 
       const counters = ["cluster.order_flash.upstream_rq_total", "place_order.http_local_rate_limit.rate_limited", "place_order.http_local_rate_limit.ok"];
       const before = await stats(edge, counters);
       const loadStart = Date.now();
-      const { offeredMs, results } = await openLoop(rate, (_, made) => made < total,
-        (i) => placeOrder(clients[i % BFF_CONNECTIONS]!, sale.saleId, `bff-${i}`, tokens[i]));
+      const { offeredMs, results } = await openLoop(
+        rate,
+        (_, made) => made < total,
+        (i) => placeOrder(clients[i % BFF_CONNECTIONS]!, sale.saleId, `bff-${i}`, tokens[i]),
+      );
       const d = delta(before, await stats(edge, counters));
 
       const admitted = count(results, status.OK);
@@ -383,11 +413,15 @@ describe.skipIf(!envoyBin)("the edge's limits on a real Envoy and stack", () => 
       for (const c of clients) c.close();
     }
     // Once the BFF's connections are gone, a new one is accepted.
-    await eventually(async () => {
-      const c = await openConnection(edge.port);
-      c.close();
-      return c.outcome === "open";
-    }, 10_000, "a connection under the limit");
+    await eventually(
+      async () => {
+        const c = await openConnection(edge.port);
+        c.close();
+        return c.outcome === "open";
+      },
+      10_000,
+      "a connection under the limit",
+    );
   });
 
   it("refuses calls over the per-user, per-address and per-user-and-sale limits of the gateway at the edge; others pass", async () => {
@@ -396,8 +430,13 @@ describe.skipIf(!envoyBin)("the edge's limits on a real Envoy and stack", () => 
     const other = await connectFrom(OTHER_ADDRESS, edge.port);
     try {
       const sale = await stack.createSale({ totalStock: 100 });
-      const counters = ["cluster.inventory_default.upstream_rq_total", "cluster.inventory_default.ratelimit.over_limit", "cluster.inventory_default.ratelimit.ok",
-        "cluster.order_flash.upstream_rq_total", "cluster.order_flash.ratelimit.over_limit"];
+      const counters = [
+        "cluster.inventory_default.upstream_rq_total",
+        "cluster.inventory_default.ratelimit.over_limit",
+        "cluster.inventory_default.ratelimit.ok",
+        "cluster.order_flash.upstream_rq_total",
+        "cluster.order_flash.ratelimit.over_limit",
+      ];
 
       // Per user: one user's calls over the limit in one second window, another user's 5.
       const floodSize = USER_PER_SECOND + 10;
@@ -445,12 +484,23 @@ describe.skipIf(!envoyBin)("the edge's limits on a real Envoy and stack", () => 
         return { attempts: out, frank: await placeOrder(orders, sale.saleId, `frank-${attempt}`) };
       });
       d = delta(before, await stats(edge, counters));
-      const perSale = { attempts: attempts.map((a) => `${status[a.code]}${a.reason ? `/${a.reason}` : ""}`), frank: status[frank.code], envoy: d, headers: attempts.at(-1)?.headers };
+      const perSale = {
+        attempts: attempts.map((a) => `${status[a.code]}${a.reason ? `/${a.reason}` : ""}`),
+        frank: status[frank.code],
+        envoy: d,
+        headers: attempts.at(-1)?.headers,
+      };
       // The first buys, the next ones up to the limit reach the service (which knows she bought), the rest
       // are stopped at the edge.
       expect(attempts[0]!.code).toBe(status.OK);
-      expect(attempts.slice(1, USER_SALE_PER_MINUTE).every((a) => a.code === status.ALREADY_EXISTS), JSON.stringify(perSale)).toBe(true);
-      expect(attempts.slice(USER_SALE_PER_MINUTE).every((a) => a.code === status.RESOURCE_EXHAUSTED && a.globalLimit), JSON.stringify(perSale)).toBe(true);
+      expect(
+        attempts.slice(1, USER_SALE_PER_MINUTE).every((a) => a.code === status.ALREADY_EXISTS),
+        JSON.stringify(perSale),
+      ).toBe(true);
+      expect(
+        attempts.slice(USER_SALE_PER_MINUTE).every((a) => a.code === status.RESOURCE_EXHAUSTED && a.globalLimit),
+        JSON.stringify(perSale),
+      ).toBe(true);
       expect(frank.code).toBe(status.OK);
       expect(d["cluster.order_flash.upstream_rq_total"]).toBe(USER_SALE_PER_MINUTE + 1);
       expect(d["cluster.order_flash.ratelimit.over_limit"]).toBe(attempts.length - USER_SALE_PER_MINUTE);
@@ -517,7 +567,10 @@ describe.skipIf(!envoyBin)("the edge's limits on a real Envoy and stack", () => 
         expect(r.ms, describeRun(hung, d)).toBeGreaterThanOrEqual(RATE_LIMIT_TIMEOUT_MS - 5);
         expect(r.ms, describeRun(hung, d)).toBeLessThan(RATE_LIMIT_TIMEOUT_MS + 750);
       }
-      expect(hung.open.every((r) => r.code === status.OK), describeRun(hung, d)).toBe(true);
+      expect(
+        hung.open.every((r) => r.code === status.OK),
+        describeRun(hung, d),
+      ).toBe(true);
       expect([hung.closed.code, hung.closed.reason], describeRun(hung, d)).toEqual([status.FAILED_PRECONDITION, "SALE_ENDED"]);
       expect(d["cluster.order_flash.ratelimit.failure_mode_allowed"]).toBe(6);
       expect(d["cluster.order_flash.ratelimit.over_limit"]).toBe(0);
@@ -530,7 +583,10 @@ describe.skipIf(!envoyBin)("the edge's limits on a real Envoy and stack", () => 
       const goneMs = [...gone.open, gone.closed].map((r) => r.ms).sort((a, b) => a - b);
       expect(goneMs[Math.floor(goneMs.length / 2)], describeRun(gone, d)).toBeLessThan(RATE_LIMIT_TIMEOUT_MS);
       expect(goneMs.at(-1), describeRun(gone, d)).toBeLessThan(RATE_LIMIT_TIMEOUT_MS + 750);
-      expect(gone.open.every((r) => r.code === status.OK), describeRun(gone, d)).toBe(true);
+      expect(
+        gone.open.every((r) => r.code === status.OK),
+        describeRun(gone, d),
+      ).toBe(true);
       expect([gone.closed.code, gone.closed.reason], describeRun(gone, d)).toEqual([status.FAILED_PRECONDITION, "SALE_ENDED"]);
       expect(d["cluster.order_flash.ratelimit.failure_mode_allowed"]).toBe(6);
 
@@ -561,7 +617,9 @@ describe.skipIf(!envoyBin)("the edge's limits on a real Envoy and stack", () => 
     let edge2: Edge;
     let orders: OrderServiceClient;
     const counters = [
-      "cluster.order_flash.upstream_rq_timeout", "cluster.order_flash.upstream_rq_active_overflow", "cluster.order_flash.upstream_cx_connect_fail",
+      "cluster.order_flash.upstream_rq_timeout",
+      "cluster.order_flash.upstream_rq_active_overflow",
+      "cluster.order_flash.upstream_cx_connect_fail",
       "cluster.order_flash.outlier_detection.ejections_enforced_consecutive_local_origin_failure",
     ];
 
@@ -583,12 +641,19 @@ describe.skipIf(!envoyBin)("the edge's limits on a real Envoy and stack", () => 
     });
 
     const load = (saleId: string, who: string, more: (elapsedMs: number) => boolean) =>
-      openLoop(RATE, (elapsed) => more(elapsed), (i) => placeOrder(orders, saleId, `${who}-${i}`));
-    const show = (results: Outcome[], d: Record<string, number>, marks: Record<string, number>) => JSON.stringify({
-      envoy: d,
-      marks: Object.fromEntries(Object.entries(marks).map(([k, v]) => [k, Math.round(v)])),
-      calls: results.map((r) => `${Math.round(r.at)}:${status[r.code]}:${Math.round(r.ms)}${r.details ? `:${r.details.replace(/^.*(reset reason|upstream request)/, "$1")}` : ""}`),
-    });
+      openLoop(
+        RATE,
+        (elapsed) => more(elapsed),
+        (i) => placeOrder(orders, saleId, `${who}-${i}`),
+      );
+    const show = (results: Outcome[], d: Record<string, number>, marks: Record<string, number>) =>
+      JSON.stringify({
+        envoy: d,
+        marks: Object.fromEntries(Object.entries(marks).map(([k, v]) => [k, Math.round(v)])),
+        calls: results.map(
+          (r) => `${Math.round(r.at)}:${status[r.code]}:${Math.round(r.ms)}${r.details ? `:${r.details.replace(/^.*(reset reason|upstream request)/, "$1")}` : ""}`,
+        ),
+      });
     const saying = (results: Outcome[], what: string) => results.filter((r) => r.code === status.UNAVAILABLE && r.details?.includes(what));
 
     it("answers UNAVAILABLE within the route timeout while the service hangs (route timeout, circuit breaker), and serves again when it resumes", async () => {
@@ -613,21 +678,36 @@ describe.skipIf(!envoyBin)("the edge's limits on a real Envoy and stack", () => 
       const across = (r: Outcome, mark: number) => r.at < mark && r.at + r.ms > mark;
       const inFlight = (r: Outcome) => across(r, marks.stopped!) || across(r, marks.resumed!);
       expect(codes(results.filter((r) => !inFlight(r))), why).toEqual(["OK", "UNAVAILABLE"]);
-      expect(results.filter((r) => r.code === status.INTERNAL).every((r) => inFlight(r) && r.ms >= ROUTE_TIMEOUT_MS), why).toBe(true);
+      expect(
+        results.filter((r) => r.code === status.INTERNAL).every((r) => inFlight(r) && r.ms >= ROUTE_TIMEOUT_MS),
+        why,
+      ).toBe(true);
       // Answered before the pause.
-      expect(results.filter((r) => r.at + r.ms < marks.stopped!).every((r) => r.code === status.OK), why).toBe(true);
+      expect(
+        results.filter((r) => r.at + r.ms < marks.stopped!).every((r) => r.code === status.OK),
+        why,
+      ).toBe(true);
       // While paused: the calls Envoy sent waited for the route timeout; once MAX_UPSTREAM_REQUESTS of
       // them were waiting, the circuit breaker refused the rest at once.
       const whilePaused = results.filter((r) => r.at > marks.stopped! + 50 && r.at + ROUTE_TIMEOUT_MS + SLACK_MS < marks.resumed!);
       expect(whilePaused.length, why).toBeGreaterThan(RATE / 2);
-      expect(whilePaused.every((r) => r.code === status.UNAVAILABLE), why).toBe(true);
+      expect(
+        whilePaused.every((r) => r.code === status.UNAVAILABLE),
+        why,
+      ).toBe(true);
       const timedOut = saying(results, TIMED_OUT);
       const overflowed = saying(results, OVERFLOW);
       const waited = [...timedOut, ...results.filter((r) => r.code === status.INTERNAL)];
       expect(timedOut.length, why).toBeGreaterThanOrEqual(MAX_UPSTREAM_REQUESTS);
-      expect(timedOut.every((r) => r.ms >= ROUTE_TIMEOUT_MS), why).toBe(true);
+      expect(
+        timedOut.every((r) => r.ms >= ROUTE_TIMEOUT_MS),
+        why,
+      ).toBe(true);
       expect(overflowed.length, why).toBeGreaterThan(whilePaused.length / 4);
-      expect(overflowed.every((r) => r.ms < SLACK_MS), why).toBe(true);
+      expect(
+        overflowed.every((r) => r.ms < SLACK_MS),
+        why,
+      ).toBe(true);
       // At no time (the middle of each waiting call) did more than the breaker's number wait; the client
       // sees each wait a little longer than Envoy does, so 25 ms at either end are not counted.
       const waitingAt = (t: number) => waited.filter((r) => r.at + 25 <= t && t <= r.at + r.ms - 25).length;
@@ -636,7 +716,10 @@ describe.skipIf(!envoyBin)("the edge's limits on a real Envoy and stack", () => 
       expect(d["cluster.order_flash.upstream_rq_timeout"], why).toBe(timedOut.length + count(results, status.INTERNAL));
       expect(d["cluster.order_flash.upstream_rq_active_overflow"], why).toBe(overflowed.length);
       // Served again soon after it resumed.
-      expect(results.filter((r) => r.at > marks.resumed! + 1000).every((r) => r.code === status.OK), why).toBe(true);
+      expect(
+        results.filter((r) => r.at > marks.resumed! + 1000).every((r) => r.code === status.OK),
+        why,
+      ).toBe(true);
     });
 
     it("answers UNAVAILABLE at once while the service is dead (outlier detection ejects it), and serves again once it is restarted on its port", async () => {
@@ -657,21 +740,33 @@ describe.skipIf(!envoyBin)("the edge's limits on a real Envoy and stack", () => 
       const why = show(results, d, marks);
 
       expect(Math.max(...results.map((r) => r.ms)), why).toBeLessThan(ROUTE_TIMEOUT_MS + SLACK_MS);
-      expect(results.filter((r) => r.at + r.ms < marks.killed!).every((r) => r.code === status.OK), why).toBe(true);
+      expect(
+        results.filter((r) => r.at + r.ms < marks.killed!).every((r) => r.code === status.OK),
+        why,
+      ).toBe(true);
       // The calls the service had when it died may end in a reset stream (INTERNAL) once it had begun
       // to answer; every later call ended OK or UNAVAILABLE.
       expect(codes(results.filter((r) => r.at > marks.killed! + 100)), why).toEqual(["OK", "UNAVAILABLE"]);
       // Dead: refused connections, answered at once; after 5 in a row, outlier detection ejected it.
       const whileDead = results.filter((r) => r.at > marks.killed! + 100 && r.at < marks.killed! + 1000);
       expect(whileDead.length, why).toBeGreaterThan(RATE / 2);
-      expect(whileDead.every((r) => r.code === status.UNAVAILABLE && r.details?.includes(CONNECT_FAILED) && r.ms < SLACK_MS), why).toBe(true);
+      expect(
+        whileDead.every((r) => r.code === status.UNAVAILABLE && r.details?.includes(CONNECT_FAILED) && r.ms < SLACK_MS),
+        why,
+      ).toBe(true);
       expect(d["cluster.order_flash.upstream_cx_connect_fail"], why).toBeGreaterThanOrEqual(whileDead.length);
       expect(d["cluster.order_flash.outlier_detection.ejections_enforced_consecutive_local_origin_failure"], why).toBeGreaterThanOrEqual(1);
       // Back on its port: served again (the restarted process is slow for a moment, and the circuit
       // breaker sheds what it cannot take meanwhile), then every call.
       const back = results.filter((r) => r.at > marks.restarted!);
-      expect(back.some((r) => r.code === status.OK && r.at < marks.restarted! + 1000), why).toBe(true);
-      expect(back.filter((r) => r.at > marks.restarted! + 2000).every((r) => r.code === status.OK), why).toBe(true);
+      expect(
+        back.some((r) => r.code === status.OK && r.at < marks.restarted! + 1000),
+        why,
+      ).toBe(true);
+      expect(
+        back.filter((r) => r.at > marks.restarted! + 2000).every((r) => r.code === status.OK),
+        why,
+      ).toBe(true);
     });
   });
 });

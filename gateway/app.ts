@@ -27,8 +27,7 @@ export interface GatewayOptions {
 }
 
 /** RATE_LIMIT_CONFIG: an absolute path, or one relative to the repository root. */
-export const rateLimitFilePath = (config: Config): string =>
-  isAbsolute(config.rateLimitConfig) ? config.rateLimitConfig : assetPath(config.rateLimitConfig);
+export const rateLimitFilePath = (config: Config): string => (isAbsolute(config.rateLimitConfig) ? config.rateLimitConfig : assetPath(config.rateLimitConfig));
 
 export async function startGateway(config: Config, log: Logger, opts: GatewayOptions = {}): Promise<GatewayApp> {
   const clock = opts.clock ?? Date.now;

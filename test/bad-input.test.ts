@@ -65,7 +65,6 @@ async function streamInfo() {
   }
 }
 
-
 async function expectRefused(call: Promise<unknown>, code: status, reason: string, field?: string): Promise<Rejection> {
   const r = await refusal(call);
   expect({ code: r.code, reason: r.reason }, r.message).toEqual({ code, reason });
@@ -224,10 +223,7 @@ describe("GetOrder, WatchOrder, ListOrders, PayOrder, CancelOrder", () => {
   it("PayOrder is INVALID_ARGUMENT naming payment_reference when it is empty or longer than 128", async () => {
     const orderId = unknownOrder();
     await expectInvalid(callUnary(stack.orders, "payOrder", { orderId, paymentReference: "", requestId: "pay-req" }, as("alice")), "payment_reference");
-    await expectInvalid(
-      callUnary(stack.orders, "payOrder", { orderId, paymentReference: "p".repeat(129), requestId: "pay-req" }, as("alice")),
-      "payment_reference",
-    );
+    await expectInvalid(callUnary(stack.orders, "payOrder", { orderId, paymentReference: "p".repeat(129), requestId: "pay-req" }, as("alice")), "payment_reference");
   });
 
   it("ListOrders is INVALID_ARGUMENT for a bad page_size, page_token or sale_id", async () => {
@@ -317,8 +313,7 @@ describe("SaleService", () => {
   });
 
   it("ListSales is INVALID_ARGUMENT for a bad page_size or page_token", async () => {
-    const list = (req: { pageSize?: number; pageToken?: string }) =>
-      callUnary(stack.sales, "listSales", { pageSize: 0, pageToken: "", ...req });
+    const list = (req: { pageSize?: number; pageToken?: string }) => callUnary(stack.sales, "listSales", { pageSize: 0, pageToken: "", ...req });
     await expectInvalid(list({ pageSize: -1 }), "page_size");
     await expectInvalid(list({ pageSize: 101 }), "page_size");
     await expectInvalid(list({ pageToken: "not a token" }), "page_token");
@@ -333,8 +328,7 @@ describe("SaleService", () => {
 // ---------------------------------------------------------------- InventoryService (internal)
 
 describe("InventoryService", () => {
-  const items = (n: number): ReserveItem[] =>
-    Array.from({ length: n }, (_, i) => ({ saleId: target.saleId, userId: `batch-user-${i}`, requestId: `batch-${i}`, quantity: 1 }));
+  const items = (n: number): ReserveItem[] => Array.from({ length: n }, (_, i) => ({ saleId: target.saleId, userId: `batch-user-${i}`, requestId: `batch-${i}`, quantity: 1 }));
 
   it("Reserve is INVALID_ARGUMENT naming items for 0 or 513 items, and reserves none of them", async () => {
     await expectInvalid(callUnary(stack.inventoryClient, "reserve", { items: [] }), "items");
@@ -464,16 +458,11 @@ describe("after all the refused calls", () => {
 
 describe("refusals around real purchases", () => {
   const ordersOf = (saleId: string) => stack.db("orders").where({ sale_id: saleId }).select("id", "user_id", "quantity", "status");
-  const reservationEvents = async (saleId: string) =>
-    (await streamInfo()).state.subjects?.[eventNames(stack.config.namespace).reservationSubject(saleId)] ?? 0;
+  const reservationEvents = async (saleId: string) => (await streamInfo()).state.subjects?.[eventNames(stack.config.namespace).reservationSubject(saleId)] ?? 0;
 
   it("a purchase token of exactly 2048 characters passes validation and is verified; a buyer at the limit is ALREADY_PURCHASED, more units than the limit itself INVALID_ARGUMENT", async () => {
     const sale = await stack.createSale({ totalStock: 10, perUserLimit: 2 });
-    await expectRefused(
-      place({ saleId: sale.saleId, quantity: 2, purchaseToken: "t".repeat(2048) }, userMetadata("carol")),
-      status.PERMISSION_DENIED,
-      "PURCHASE_TOKEN_INVALID",
-    );
+    await expectRefused(place({ saleId: sale.saleId, quantity: 2, purchaseToken: "t".repeat(2048) }, userMetadata("carol")), status.PERMISSION_DENIED, "PURCHASE_TOKEN_INVALID");
     const first = await place({ saleId: sale.saleId, quantity: 2 }, userMetadata("carol"));
     expect(first.order!.status).toBe(OrderStatus.ORDER_STATUS_PENDING);
     await expectRefused(place({ saleId: sale.saleId, quantity: 1 }, userMetadata("carol")), status.ALREADY_EXISTS, "ALREADY_PURCHASED");

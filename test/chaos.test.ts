@@ -69,7 +69,12 @@ it("reports a lost order (and fails) when an acknowledged order's row is deleted
       settleTimeoutMs: 5000,
       async beforeCheck({ stack: s, sales: [{ saleId, purchases }] }) {
         const won = purchases.find((p) => p.answer.kind === "accepted")!;
-        expect(await s.db("orders").where({ sale_id: saleId, id: won.answer.kind === "accepted" ? won.answer.orderId : "" }).delete()).toBe(1);
+        expect(
+          await s
+            .db("orders")
+            .where({ sale_id: saleId, id: won.answer.kind === "accepted" ? won.answer.orderId : "" })
+            .delete(),
+        ).toBe(1);
       },
     }),
   );

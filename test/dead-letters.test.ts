@@ -8,15 +8,7 @@ import { credentials, status, type ServiceError } from "@grpc/grpc-js";
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  callUnary,
-  DeadLetterServiceClient,
-  rejectionOf,
-  ReplayOutcome,
-  ReservationBatch,
-  type ReservationMade,
-  type StoredDeadLetter,
-} from "@seckill/sdk";
+import { callUnary, DeadLetterServiceClient, rejectionOf, ReplayOutcome, ReservationBatch, type ReservationMade, type StoredDeadLetter } from "@seckill/sdk";
 import type { Io } from "../cli/src/context.js";
 import { runCli } from "../cli/src/program.js";
 import { connectNats, deadLetterNames, eventNames } from "../services/common/event-bus.js";
@@ -154,7 +146,10 @@ describe("dead letters", () => {
 
   it("refuses bad requests with INVALID_ARGUMENT naming the field", async () => {
     const bad = async (call: Promise<unknown>) => {
-      const error = (await call.then(() => undefined, (e: unknown) => e)) as ServiceError;
+      const error = (await call.then(
+        () => undefined,
+        (e: unknown) => e,
+      )) as ServiceError;
       expect(error?.code).toBe(status.INVALID_ARGUMENT);
       return rejectionOf(error).fieldViolations.map((v) => v.field);
     };
@@ -163,9 +158,7 @@ describe("dead letters", () => {
     expect(await bad(callUnary(client, "replayDeadLetters", { sequences: [], all: false, requestId: "x" }))).toEqual(["sequences"]);
     expect(await bad(callUnary(client, "replayDeadLetters", { sequences: [1], all: true, requestId: "x" }))).toEqual(["sequences"]);
     expect(await bad(callUnary(client, "replayDeadLetters", { sequences: [1], all: false, requestId: "" }))).toEqual(["request_id"]);
-    expect(await bad(callUnary(client, "replayDeadLetters", { sequences: Array.from({ length: 101 }, (_, i) => i + 1), all: false, requestId: "x" }))).toEqual([
-      "sequences",
-    ]);
+    expect(await bad(callUnary(client, "replayDeadLetters", { sequences: Array.from({ length: 101 }, (_, i) => i + 1), all: false, requestId: "x" }))).toEqual(["sequences"]);
   });
 });
 

@@ -56,7 +56,8 @@ describe("the documentation", () => {
   });
 
   it("finds a broken link and a missing heading", () => {
-    const text = "[a](missing.md) `[b](in-code.md)` [c](#nowhere) [d](https://example.com/x.md)\n```\n[e](in-a-block.md)\n```\n1. list\n   ```\n   [f](indented-block.md)\n   ```\n## Somewhere: `here` (too)\n";
+    const text =
+      "[a](missing.md) `[b](in-code.md)` [c](#nowhere) [d](https://example.com/x.md)\n```\n[e](in-a-block.md)\n```\n1. list\n   ```\n   [f](indented-block.md)\n   ```\n## Somewhere: `here` (too)\n";
     expect(relativeLinks(text)).toEqual(["missing.md", "#nowhere"]);
     expect(headingAnchors(text)).toEqual(new Set(["somewhere-here-too"]));
   });

@@ -117,7 +117,10 @@ afterAll(async () => {
 async function snapshot(): Promise<Record<string, unknown>> {
   const state: Record<string, unknown> = {};
   for (const stream of [eventNames(stack.config.namespace).stream, deadLetterNames(stack.config.namespace).stream]) {
-    state[`stream:${stream}`] = await jsm.streams.info(stream).then((i) => i.state.last_seq, () => "none");
+    state[`stream:${stream}`] = await jsm.streams.info(stream).then(
+      (i) => i.state.last_seq,
+      () => "none",
+    );
   }
   const tables = await stack.db.raw<{ rows: { tablename: string }[] }>(
     "select tablename from pg_tables where schemaname = 'public' and tablename not like 'knex_%' order by tablename",
@@ -222,7 +225,13 @@ const userHeader: fc.Arbitrary<readonly string[]> = fc.oneof(
 const extraHeaders = fc.record(
   {
     [PURCHASE_TOKEN_HEADER]: fc.array(fc.string({ maxLength: 300 }), { maxLength: 2 }),
-    [ACCOUNT_CREATED_AT_HEADER]: fc.array(fc.oneof(fc.string({ maxLength: 40 }), fc.date({ noInvalidDate: true }).map((d) => d.toISOString())), { maxLength: 2 }),
+    [ACCOUNT_CREATED_AT_HEADER]: fc.array(
+      fc.oneof(
+        fc.string({ maxLength: 40 }),
+        fc.date({ noInvalidDate: true }).map((d) => d.toISOString()),
+      ),
+      { maxLength: 2 },
+    ),
     [SALE_ID_HEADER]: fc.array(fc.string({ maxLength: 40 }), { maxLength: 2 }),
   },
   { requiredKeys: [] },
@@ -256,8 +265,7 @@ interface Target {
 }
 
 // Services that do not read metadata get odd metadata all the same: it must change nothing.
-const withHeaders = (request: fc.Arbitrary<unknown>, headers: fc.Arbitrary<Headers> = metadataArb) =>
-  fc.record({ request, headers });
+const withHeaders = (request: fc.Arbitrary<unknown>, headers: fc.Arbitrary<Headers> = metadataArb) => fc.record({ request, headers });
 
 /** One field made invalid on an otherwise valid CreateSale, so the whole request is invalid whatever else is drawn. */
 const badCreateFields = fc.constantFrom<Record<string, unknown>>(
@@ -326,7 +334,16 @@ const TARGETS: Record<string, Target> = {
   ListSales: {
     server: "inventory",
     method: SaleServiceService.listSales,
-    input: () => withHeaders(fc.record({ pageSize: int32, pageToken: fc.oneof(textOrHuge, text.map((t) => Buffer.from(t).toString("base64url"))) })),
+    input: () =>
+      withHeaders(
+        fc.record({
+          pageSize: int32,
+          pageToken: fc.oneof(
+            textOrHuge,
+            text.map((t) => Buffer.from(t).toString("base64url")),
+          ),
+        }),
+      ),
     codes: [C.OK, C.INVALID_ARGUMENT],
   },
   GetSaleStatus: { server: "inventory", method: SaleServiceService.getSaleStatus, input: saleIdRequest, codes: READ_SALE },
@@ -349,7 +366,12 @@ const TARGETS: Record<string, Target> = {
         fc.record({
           items: fc.oneof(
             { weight: 5, arbitrary: fc.array(reserveItem(), { minLength: 0, maxLength: 8 }) },
-            { weight: 1, arbitrary: fc.integer({ min: 513, max: 600 }).map((n) => Array.from({ length: n }, (_, i) => ({ saleId: open.saleId, userId: `u${i}`, requestId: `r${i}`, quantity: 1 }))) },
+            {
+              weight: 1,
+              arbitrary: fc
+                .integer({ min: 513, max: 600 })
+                .map((n) => Array.from({ length: n }, (_, i) => ({ saleId: open.saleId, userId: `u${i}`, requestId: `r${i}`, quantity: 1 }))),
+            },
           ),
         }),
       ),
@@ -373,7 +395,15 @@ const TARGETS: Record<string, Target> = {
   GetReservation: {
     server: "inventory",
     method: InventoryServiceService.getReservation,
-    input: () => withHeaders(fc.record({ reservationId: fc.oneof(unknownOrderId, fc.constant(null).map(() => ownerOrder.orderId)) })),
+    input: () =>
+      withHeaders(
+        fc.record({
+          reservationId: fc.oneof(
+            unknownOrderId,
+            fc.constant(null).map(() => ownerOrder.orderId),
+          ),
+        }),
+      ),
     codes: [C.OK, C.INVALID_ARGUMENT, C.NOT_FOUND],
   },
 
@@ -387,14 +417,24 @@ const TARGETS: Record<string, Target> = {
           saleId: fc.oneof(unknownSaleId, fc.constantFrom(...realSaleIds())),
           quantity: int32,
           requestId: textOrHuge,
-          purchaseToken: fc.oneof(fc.constant(""), textOrHuge, fc.integer({ min: 2040, max: 2060 }).map((n) => "t".repeat(n))),
+          purchaseToken: fc.oneof(
+            fc.constant(""),
+            textOrHuge,
+            fc.integer({ min: 2040, max: 2060 }).map((n) => "t".repeat(n)),
+          ),
           retry: fc.boolean(),
         }),
         metadataArb,
       ),
     codes: [C.UNAUTHENTICATED, C.INVALID_ARGUMENT, C.NOT_FOUND, C.FAILED_PRECONDITION, C.PERMISSION_DENIED, C.ALREADY_EXISTS],
   },
-  GetOrder: { server: "order", method: OrderServiceService.getOrder, input: () => orderRequest({}), codes: [C.UNAUTHENTICATED, C.INVALID_ARGUMENT, C.NOT_FOUND], check: othersOrderNotFound },
+  GetOrder: {
+    server: "order",
+    method: OrderServiceService.getOrder,
+    input: () => orderRequest({}),
+    codes: [C.UNAUTHENTICATED, C.INVALID_ARGUMENT, C.NOT_FOUND],
+    check: othersOrderNotFound,
+  },
   WatchOrder: {
     server: "order",
     method: OrderServiceService.watchOrder,
@@ -412,8 +452,15 @@ const TARGETS: Record<string, Target> = {
       withHeaders(
         fc.record({
           pageSize: int32,
-          pageToken: fc.oneof(textOrHuge, text.map((t) => Buffer.from(t).toString("base64url"))),
-          saleId: fc.oneof(fc.constant(""), unknownSaleId, fc.constant(null).map(() => open.saleId)),
+          pageToken: fc.oneof(
+            textOrHuge,
+            text.map((t) => Buffer.from(t).toString("base64url")),
+          ),
+          saleId: fc.oneof(
+            fc.constant(""),
+            unknownSaleId,
+            fc.constant(null).map(() => open.saleId),
+          ),
         }),
         metadataArb,
       ),
@@ -457,7 +504,17 @@ const TARGETS: Record<string, Target> = {
   ListDeadLetters: {
     server: "writer",
     method: DeadLetterServiceService.listDeadLetters,
-    input: () => withHeaders(fc.record({ pageSize: int32, pageToken: fc.oneof(textOrHuge, fc.bigInt({ min: -5n, max: 10n ** 20n }).map((n) => Buffer.from(String(n)).toString("base64url"))), startSequence: uint64 })),
+    input: () =>
+      withHeaders(
+        fc.record({
+          pageSize: int32,
+          pageToken: fc.oneof(
+            textOrHuge,
+            fc.bigInt({ min: -5n, max: 10n ** 20n }).map((n) => Buffer.from(String(n)).toString("base64url")),
+          ),
+          startSequence: uint64,
+        }),
+      ),
     codes: [C.OK, C.INVALID_ARGUMENT],
   },
   ReplayDeadLetters: {
@@ -466,7 +523,10 @@ const TARGETS: Record<string, Target> = {
     input: () =>
       withHeaders(
         fc.record({
-          sequences: fc.oneof(fc.array(uint64, { maxLength: 5 }), fc.integer({ min: 99, max: 130 }).map((n) => Array.from({ length: n }, (_, i) => i + 1))),
+          sequences: fc.oneof(
+            fc.array(uint64, { maxLength: 5 }),
+            fc.integer({ min: 99, max: 130 }).map((n) => Array.from({ length: n }, (_, i) => i + 1)),
+          ),
           all: fc.boolean(),
           requestId: textOrHuge,
         }),
@@ -494,7 +554,16 @@ function reserveItem() {
 }
 
 function orderRequest(fields: Record<string, fc.Arbitrary<unknown>>) {
-  return withHeaders(fc.record({ orderId: fc.oneof(unknownOrderId, fc.constant(null).map(() => ownerOrder.orderId)), ...fields }), metadataArb);
+  return withHeaders(
+    fc.record({
+      orderId: fc.oneof(
+        unknownOrderId,
+        fc.constant(null).map(() => ownerOrder.orderId),
+      ),
+      ...fields,
+    }),
+    metadataArb,
+  );
 }
 
 /** Another user asking for the owner's order gets NOT_FOUND, never the order. */
@@ -512,7 +581,10 @@ function othersOrderNotFound(outcome: CallOutcome, input: { request: { orderId: 
  * time, or, on the guarded sale, an ineligible buyer ("mallory", or an account younger than a day).
  */
 function accessInput(fields: fc.Arbitrary<Record<string, unknown>>) {
-  const anySale = fc.oneof(unknownSaleId, fc.integer({ min: 0, max: 3 }).map((i) => realSaleIds()[i]));
+  const anySale = fc.oneof(
+    unknownSaleId,
+    fc.integer({ min: 0, max: 3 }).map((i) => realSaleIds()[i]),
+  );
   const badAccountTime = fc.constantFrom(["yesterday"], ["2024-13-01T00:00:00Z"], [""], ["2024-05-01T12:00:00Z", "2024-05-01T12:00:00Z"]);
   const cases = fc.oneof(
     fc.record({ saleId: unknownSaleId, headers: metadataArb }),
@@ -602,7 +674,10 @@ function bytesFor(sample: Buffer): fc.Arbitrary<Uint8Array> {
     fc.uint8Array({ minLength: 1, maxLength: 64 }).map((tail) => Buffer.concat([sample, tail])),
     // A varint field set beyond its type: 2^32, 2^53 + 1, 2^64 - 1 (what an int32, an enum or a uint64 cannot hold).
     fc
-      .tuple(fc.integer({ min: 1, max: 14 }), fc.constantFrom([0x80, 0x80, 0x80, 0x80, 0x10], [0x81, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x10], [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]))
+      .tuple(
+        fc.integer({ min: 1, max: 14 }),
+        fc.constantFrom([0x80, 0x80, 0x80, 0x80, 0x10], [0x81, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x10], [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]),
+      )
       .map(([field, varint]) => Buffer.concat([sample, Buffer.from([field << 3, ...varint])])),
   );
 }
@@ -681,10 +756,7 @@ describe("messages over GRPC_MAX_MESSAGE_BYTES", () => {
       for (let i = 0; i < n; i += 10) {
         const batch = Array.from({ length: 10 }, (_, j) => {
           const method = methods[(i + j) % methods.length];
-          return Promise.all([
-            callMethod(client, method, { bytes: oversized }),
-            callMethod(client, method, { bytes: malformed }),
-          ]);
+          return Promise.all([callMethod(client, method, { bytes: oversized }), callMethod(client, method, { bytes: malformed })]);
         });
         for (const [big, bad] of await Promise.all(batch)) {
           const key = `${status[big.code]}/${status[bad.code]}`;

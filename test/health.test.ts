@@ -20,9 +20,7 @@ import { protoPath as healthProtoPath } from "grpc-health-check";
 import { callUnary } from "@seckill/sdk";
 import { eventually, startTestStack, type TestStack } from "./support/stack.js";
 
-const REFLECTION_PROTO = fileURLToPath(
-  new URL("../node_modules/@grpc/reflection/build/proto/grpc/reflection/v1/reflection.proto", import.meta.url),
-);
+const REFLECTION_PROTO = fileURLToPath(new URL("../node_modules/@grpc/reflection/build/proto/grpc/reflection/v1/reflection.proto", import.meta.url));
 const LOAD_OPTIONS: protoLoader.Options = { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true };
 
 type ServingStatus = "UNKNOWN" | "SERVING" | "NOT_SERVING" | "SERVICE_UNKNOWN";

@@ -37,20 +37,11 @@ const names = () => eventNames(stack.config.namespace);
 function api(client: OrderServiceClient = stack.orders) {
   return {
     place: async (saleId: string, userId: string, retry = false) =>
-      (
-        await callUnary(
-          client,
-          "placeOrder",
-          { saleId, quantity: 1, requestId: nextRequestId(), purchaseToken: "", retry },
-          { metadata: userMetadata(userId) },
-        )
-      ).order!,
+      (await callUnary(client, "placeOrder", { saleId, quantity: 1, requestId: nextRequestId(), purchaseToken: "", retry }, { metadata: userMetadata(userId) })).order!,
     get: async (orderId: string, userId: string) => (await callUnary(client, "getOrder", { orderId }, { metadata: userMetadata(userId) })).order!,
     pay: async (orderId: string, userId: string) =>
-      (await callUnary(client, "payOrder", { orderId, paymentReference: `ref-${orderId.slice(-6)}`, requestId: nextRequestId() }, { metadata: userMetadata(userId) }))
-        .order!,
-    cancel: async (orderId: string, userId: string) =>
-      (await callUnary(client, "cancelOrder", { orderId, requestId: nextRequestId() }, { metadata: userMetadata(userId) })).order!,
+      (await callUnary(client, "payOrder", { orderId, paymentReference: `ref-${orderId.slice(-6)}`, requestId: nextRequestId() }, { metadata: userMetadata(userId) })).order!,
+    cancel: async (orderId: string, userId: string) => (await callUnary(client, "cancelOrder", { orderId, requestId: nextRequestId() }, { metadata: userMetadata(userId) })).order!,
   };
 }
 
@@ -65,8 +56,7 @@ async function created(orderId: string, userId: string): Promise<Order> {
 }
 
 const stockLeft = async (saleId: string) => (await callUnary(stack.inventoryClient, "getStock", { saleId })).stockLeft;
-const redisBuyerUnits = async (saleId: string, userId: string) =>
-  Number((await stack.redis.hget(`${stack.config.namespace}:{sale:${saleId}}:buyers`, userId)) ?? 0);
+const redisBuyerUnits = async (saleId: string, userId: string) => Number((await stack.redis.hget(`${stack.config.namespace}:{sale:${saleId}}:buyers`, userId)) ?? 0);
 const saleRow = (saleId: string) => stack.db("sales").where({ id: saleId }).first();
 const orderRow = (orderId: string) => stack.db("orders").where({ id: orderId }).first();
 
@@ -196,9 +186,7 @@ describe("expiry", () => {
     try {
       const total = 40;
       const sale = await stack.createSale({ totalStock: total, perUserLimit: 1 });
-      const placed = await Promise.all(
-        Array.from({ length: total }, (_, k) => api(k % 2 === 0 ? stack.orders : secondClient).place(sale.saleId, `buyer-${k}`)),
-      );
+      const placed = await Promise.all(Array.from({ length: total }, (_, k) => api(k % 2 === 0 ? stack.orders : secondClient).place(sale.saleId, `buyer-${k}`)));
       await eventually(async () => (await saleRow(sale.saleId)).sold === total, 10_000, "all orders persisted");
       expect(await stockLeft(sale.saleId)).toBe(0);
 
@@ -246,10 +234,9 @@ describe("the release outbox relay", () => {
 
     // What markReleased commits, with the process gone before the publish.
     await stack.db.transaction(async (trx) => {
-      await trx.raw(
-        `UPDATE orders SET status = 'CANCELLED', released_at = now() - interval '2 seconds', updated_at = now(), release_published_at = NULL WHERE id = ?`,
-        [placed.orderId],
-      );
+      await trx.raw(`UPDATE orders SET status = 'CANCELLED', released_at = now() - interval '2 seconds', updated_at = now(), release_published_at = NULL WHERE id = ?`, [
+        placed.orderId,
+      ]);
       await trx("sales").where({ id: sale.saleId }).decrement("sold", 1);
       await trx("sale_buyers").where({ sale_id: sale.saleId, user_id: "crashed" }).decrement("units", 1);
     });

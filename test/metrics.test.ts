@@ -35,7 +35,6 @@ async function scrape(app: ServingApp): Promise<string> {
   return response.text();
 }
 
-
 const place = (saleId: string, userId: string, requestId: string) =>
   callUnary(stack.orders, "placeOrder", { saleId, quantity: 1, requestId, purchaseToken: "", retry: false }, { metadata: userMetadata(userId) });
 
@@ -117,11 +116,7 @@ describe("GET /metrics", () => {
     } finally {
       await nc.close();
     }
-    await eventually(
-      async () => sample(await scrape(stack.writer), "seckill_writer_dead_letters_total", { reason: "undecodable" }) === 1,
-      15_000,
-      "the dead letter to be counted",
-    );
+    await eventually(async () => sample(await scrape(stack.writer), "seckill_writer_dead_letters_total", { reason: "undecodable" }) === 1, 15_000, "the dead letter to be counted");
   });
 
   it("follows the open order watches and counts a stream when it ends", async () => {
@@ -132,10 +127,14 @@ describe("GET /metrics", () => {
     await new Promise((resolve) => call.once("data", resolve));
     expect(sample(await scrape(stack.order), "seckill_order_watchers")).toBe(1);
     call.cancel();
-    await eventually(async () => {
-      const text = await scrape(stack.order);
-      return sample(text, "seckill_order_watchers") === 0 && sample(text, "seckill_grpc_requests_total", { method: "WatchOrder", code: "CANCELLED" }) === 1;
-    }, 10_000, "the watch to be counted as cancelled");
+    await eventually(
+      async () => {
+        const text = await scrape(stack.order);
+        return sample(text, "seckill_order_watchers") === 0 && sample(text, "seckill_grpc_requests_total", { method: "WatchOrder", code: "CANCELLED" }) === 1;
+      },
+      10_000,
+      "the watch to be counted as cancelled",
+    );
   });
 
   it("counts the gateway's rate-limit checks by result and the purchase tokens it issues", async () => {
@@ -186,10 +185,7 @@ describe("the Grafana dashboard", () => {
     for (const app of Object.values(apps())) {
       for (const metric of await app.metrics!.registry.getMetricsAsJSON()) registered.set(metric.name, String(metric.type));
     }
-    const queries = [
-      ...dashboard.panels.flatMap((p) => (p.targets ?? []).map((t) => t.expr)),
-      ...dashboard.templating.list.map((v) => JSON.stringify(v.query ?? "")),
-    ];
+    const queries = [...dashboard.panels.flatMap((p) => (p.targets ?? []).map((t) => t.expr)), ...dashboard.templating.list.map((v) => JSON.stringify(v.query ?? ""))];
     const used = new Set(queries.flatMap((q) => q.match(/\bseckill_[a-z0-9_]+/g) ?? []));
     expect(used.size).toBeGreaterThan(12);
     for (const name of used) {

@@ -3,22 +3,13 @@
 // cancelling, and the privacy of another user's order.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Metadata, status, type ServiceError } from "@grpc/grpc-js";
-import {
-  callUnary,
-  OrderStatus,
-  rejectionOf,
-  userMetadata,
-  type Order,
-  type OrderServiceClient,
-  type WatchOrderResponse,
-} from "@seckill/sdk";
+import { callUnary, OrderStatus, rejectionOf, userMetadata, type Order, type OrderServiceClient, type WatchOrderResponse } from "@seckill/sdk";
 import { quietLogger } from "../services/common/log.js";
 import { newOrderId } from "../services/common/ids.js";
 import { startWriter, type WriterApp } from "../services/order/writer/app.js";
 import { eventually, refusal, startTestStack, type TestStack } from "./support/stack.js";
 
-const { ORDER_STATUS_PENDING: PENDING, ORDER_STATUS_CREATED: CREATED, ORDER_STATUS_PAID: PAID, ORDER_STATUS_CANCELLED: CANCELLED } =
-  OrderStatus;
+const { ORDER_STATUS_PENDING: PENDING, ORDER_STATUS_CREATED: CREATED, ORDER_STATUS_PAID: PAID, ORDER_STATUS_CANCELLED: CANCELLED } = OrderStatus;
 const PAYMENT_WINDOW_MS = 900_000; // what stack.createSale() asks for
 
 let stack: TestStack;
@@ -36,20 +27,14 @@ function clientFor(s: TestStack = stack) {
   const orders = s.orders;
   return {
     place: async (saleId: string, userId: string, quantity = 1, requestId = nextRequestId(), retry = false) =>
-      (await callUnary(orders, "placeOrder", { saleId, quantity, requestId, purchaseToken: "", retry }, { metadata: userMetadata(userId) }))
-        .order!,
+      (await callUnary(orders, "placeOrder", { saleId, quantity, requestId, purchaseToken: "", retry }, { metadata: userMetadata(userId) })).order!,
     get: async (orderId: string, userId: string) => (await callUnary(orders, "getOrder", { orderId }, { metadata: userMetadata(userId) })).order!,
     pay: async (orderId: string, userId: string, paymentReference = `pay-${orderId.slice(-8)}`, requestId = `pay-${orderId.slice(-8)}`) =>
       (await callUnary(orders, "payOrder", { orderId, paymentReference, requestId }, { metadata: userMetadata(userId) })).order!,
     cancel: async (orderId: string, userId: string, requestId = `cancel-${orderId.slice(-8)}`) =>
       (await callUnary(orders, "cancelOrder", { orderId, requestId }, { metadata: userMetadata(userId) })).order!,
     list: (userId: string, req: { pageSize?: number; pageToken?: string; saleId?: string } = {}) =>
-      callUnary(
-        orders,
-        "listOrders",
-        { pageSize: req.pageSize ?? 0, pageToken: req.pageToken ?? "", saleId: req.saleId ?? "" },
-        { metadata: userMetadata(userId) },
-      ),
+      callUnary(orders, "listOrders", { pageSize: req.pageSize ?? 0, pageToken: req.pageToken ?? "", saleId: req.saleId ?? "" }, { metadata: userMetadata(userId) }),
     /** Waits until the order is persisted (GetOrder no longer PENDING). */
     created: async (orderId: string, userId: string): Promise<Order> => {
       let order: Order | undefined;
@@ -135,9 +120,7 @@ describe("reading an order", () => {
     const sale = await stack.createSale();
     const noUser = await refusal(callUnary(stack.orders, "getOrder", { orderId: newOrderId(sale.saleId) }, { metadata: new Metadata() }));
     expect(noUser).toMatchObject({ code: status.UNAUTHENTICATED, reason: "UNAUTHENTICATED" });
-    const noUserList = await refusal(
-      callUnary(stack.orders, "listOrders", { pageSize: 0, pageToken: "", saleId: "" }, { metadata: new Metadata() }),
-    );
+    const noUserList = await refusal(callUnary(stack.orders, "listOrders", { pageSize: 0, pageToken: "", saleId: "" }, { metadata: new Metadata() }));
     expect(noUserList).toMatchObject({ code: status.UNAUTHENTICATED, reason: "UNAUTHENTICATED" });
     expect(await refusal(api().get("not-an-order", "someone"))).toMatchObject({ code: status.INVALID_ARGUMENT, reason: "INVALID_ARGUMENT" });
     expect(await refusal(api().get(newOrderId(sale.saleId), "someone"))).toMatchObject({ code: status.NOT_FOUND, reason: "NOT_FOUND" });

@@ -19,10 +19,7 @@ it("refuses calls beyond the in-flight limit with OVERLOADED and a retry hint, a
   const sale = await stack.createSale({ totalStock: 1000 });
   // HTTP/2 lets one connection open only MAX_IN_FLIGHT streams (the client
   // queues the rest): the flood comes over several connections, as from many clients.
-  const clients = Array.from(
-    { length: 6 },
-    () => new OrderServiceClient(stack.order.address, credentials.createInsecure(), { "grpc.use_local_subchannel_pool": 1 }),
-  );
+  const clients = Array.from({ length: 6 }, () => new OrderServiceClient(stack.order.address, credentials.createInsecure(), { "grpc.use_local_subchannel_pool": 1 }));
   const outcomes = await Promise.all(
     Array.from({ length: 300 }, (_, i) =>
       callUnary(

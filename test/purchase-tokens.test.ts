@@ -35,12 +35,7 @@ const tokenFor = async (saleId: string, userId: string) =>
   (await callUnary(gw.client, "issuePurchaseToken", { saleId, challengeId: "", challengeAnswer: "" }, { metadata: userMetadata(userId) })).token;
 
 function place(client: OrderServiceClient, saleId: string, userId: string, token: string | undefined, requestId = nextRequestId(), field = "") {
-  return callUnary(
-    client,
-    "placeOrder",
-    { saleId, quantity: 1, requestId, purchaseToken: field, retry: false },
-    { metadata: purchaseMetadata(userId, saleId, token) },
-  );
+  return callUnary(client, "placeOrder", { saleId, quantity: 1, requestId, purchaseToken: field, retry: false }, { metadata: purchaseMetadata(userId, saleId, token) });
 }
 
 /** The signing key the gateway uses now, read from its directory (to forge tokens with a real key). */

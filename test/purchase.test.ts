@@ -116,9 +116,14 @@ describe("a storm of buyers", () => {
     const sale = await stack.createSale({ totalStock: 1 });
     await place(sale.saleId, "early", "q1");
     const answer = (userId: string, request: Partial<{ requestId: string; quantity: number; purchaseToken: string }>) =>
-      callUnary(stack.orders, "placeOrder", { saleId: sale.saleId, quantity: 1, requestId: "q2", purchaseToken: "", retry: false, ...request }, {
-        metadata: userMetadata(userId),
-      }).then(
+      callUnary(
+        stack.orders,
+        "placeOrder",
+        { saleId: sale.saleId, quantity: 1, requestId: "q2", purchaseToken: "", retry: false, ...request },
+        {
+          metadata: userMetadata(userId),
+        },
+      ).then(
         () => ({ code: status.OK, reason: undefined }),
         (error: ServiceError) => rejectionOf(error),
       );

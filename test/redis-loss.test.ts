@@ -26,12 +26,7 @@ afterAll(async () => {
 });
 
 const buy = (saleId: string, user: string, requestId: string, retry = false) =>
-  callUnary(
-    stack.orders,
-    "placeOrder",
-    { saleId, quantity: 1, requestId, purchaseToken: "", retry },
-    { metadata: userMetadata(user) },
-  );
+  callUnary(stack.orders, "placeOrder", { saleId, quantity: 1, requestId, purchaseToken: "", retry }, { metadata: userMetadata(user) });
 
 /** What a Redis restart without persistence does to one sale. */
 async function loseRedisState(saleId: string): Promise<void> {
@@ -54,14 +49,18 @@ it("fails closed while acknowledged reservations are still on their way to Postg
   try {
     await eventually(async () => ((await stack.db("sales").where({ id: sale.saleId }).first()).sold as number) === 3, 10_000, "the backlog");
     // Rebuilt from Postgres: 7 left, the early buyers still at their limit, their request ids remembered.
-    await eventually(async () => {
-      try {
-        await buy(sale.saleId, "after-loss", "after-req");
-        return true;
-      } catch {
-        return false;
-      }
-    }, 10_000, "the sale to be rebuilt");
+    await eventually(
+      async () => {
+        try {
+          await buy(sale.saleId, "after-loss", "after-req");
+          return true;
+        } catch {
+          return false;
+        }
+      },
+      10_000,
+      "the sale to be rebuilt",
+    );
     expect((await callUnary(stack.inventoryClient, "getStock", { saleId: sale.saleId })).stockLeft).toBe(6);
     expect((await refusal(buy(sale.saleId, "early-0", "early-again"))).reason).toBe("ALREADY_PURCHASED");
     const replay = await buy(sale.saleId, "early-1", "early-req-1", true);
@@ -117,8 +116,7 @@ it("while a lost sale waits for its rebuild, concurrent purchases and polls shar
     },
   });
   const sales = createSaleService({ db: stack.db, stock, warmer, now: () => new Date(nowMs), newSaleId: () => ulid(nowMs) });
-  const reasons = async (calls: Promise<unknown>[]) =>
-    (await Promise.allSettled(calls)).map((r) => (r.status === "rejected" ? (r.reason as Refusal).reason : "answered"));
+  const reasons = async (calls: Promise<unknown>[]) => (await Promise.allSettled(calls)).map((r) => (r.status === "rejected" ? (r.reason as Refusal).reason : "answered"));
   try {
     expect(new Set(await reasons(Array.from({ length: 40 }, () => warmer.warmOnDemand(sale.saleId))))).toEqual(new Set(["OVERLOADED"]));
     expect(looks).toBe(1);

@@ -37,18 +37,9 @@ const nextRequestId = () => `rp-${++requests}`;
 
 /** PlaceOrder with retry=true: a sold-out shortcut left from before a release must not answer for Redis. */
 const place = async (saleId: string, userId: string) =>
-  (
-    await callUnary(
-      stack.orders,
-      "placeOrder",
-      { saleId, quantity: 1, requestId: nextRequestId(), purchaseToken: "", retry: true },
-      { metadata: userMetadata(userId) },
-    )
-  ).order!;
-const getOrder = async (orderId: string, userId: string) =>
-  (await callUnary(stack.orders, "getOrder", { orderId }, { metadata: userMetadata(userId) })).order!;
-const cancel = (orderId: string, userId: string) =>
-  callUnary(stack.orders, "cancelOrder", { orderId, requestId: nextRequestId() }, { metadata: userMetadata(userId) });
+  (await callUnary(stack.orders, "placeOrder", { saleId, quantity: 1, requestId: nextRequestId(), purchaseToken: "", retry: true }, { metadata: userMetadata(userId) })).order!;
+const getOrder = async (orderId: string, userId: string) => (await callUnary(stack.orders, "getOrder", { orderId }, { metadata: userMetadata(userId) })).order!;
+const cancel = (orderId: string, userId: string) => callUnary(stack.orders, "cancelOrder", { orderId, requestId: nextRequestId() }, { metadata: userMetadata(userId) });
 
 async function created(orderId: string, userId: string): Promise<Order> {
   let order: Order | undefined;
@@ -170,41 +161,45 @@ describe("after the sale's Redis state is lost", () => {
   it.each([
     ["KEEP", KEEP],
     ["RESTORE", RESTORE],
-  ])("a %s sale is rebuilt from Postgres with the allowances Redis had", async (_name, releasePolicy) => {
-    const sale = await stack.createSale({ totalStock: 5, perUserLimit: 1, releasePolicy });
-    const keeps = releasePolicy === KEEP;
-    await cancelled(sale.saleId, await buy(sale.saleId, "canceller"), "canceller");
-    await expired(sale.saleId, await buy(sale.saleId, "expirer"), "expirer");
-    await buy(sale.saleId, "holder");
-    const buyersBefore = await redisBuyers(sale.saleId);
-    const stockBefore = await stockLeft(sale.saleId);
-    expect(buyersBefore).toEqual(keeps ? { canceller: "1", expirer: "1", holder: "1" } : { holder: "1" });
-    expect(stockBefore).toBe(4);
+  ])(
+    "a %s sale is rebuilt from Postgres with the allowances Redis had",
+    async (_name, releasePolicy) => {
+      const sale = await stack.createSale({ totalStock: 5, perUserLimit: 1, releasePolicy });
+      const keeps = releasePolicy === KEEP;
+      await cancelled(sale.saleId, await buy(sale.saleId, "canceller"), "canceller");
+      await expired(sale.saleId, await buy(sale.saleId, "expirer"), "expirer");
+      await buy(sale.saleId, "holder");
+      const buyersBefore = await redisBuyers(sale.saleId);
+      const stockBefore = await stockLeft(sale.saleId);
+      expect(buyersBefore).toEqual(keeps ? { canceller: "1", expirer: "1", holder: "1" } : { holder: "1" });
+      expect(stockBefore).toBe(4);
 
-    await stack.redis.del(...Object.values(keys(sale.saleId)));
-    await eventually(
-      async () => {
-        try {
-          return (await callUnary(stack.sales, "warmSale", { saleId: sale.saleId })).stockLeft >= 0;
-        } catch {
-          return false;
-        }
-      },
-      10_000,
-      "the sale to be rebuilt",
-    );
-    expect(await redisBuyers(sale.saleId)).toEqual(buyersBefore);
-    expect(await stockLeft(sale.saleId)).toBe(stockBefore);
-    expect(await stack.redis.hget(keys(sale.saleId).rules, "release")).toBe(keeps ? "KEEP" : "RESTORE");
+      await stack.redis.del(...Object.values(keys(sale.saleId)));
+      await eventually(
+        async () => {
+          try {
+            return (await callUnary(stack.sales, "warmSale", { saleId: sale.saleId })).stockLeft >= 0;
+          } catch {
+            return false;
+          }
+        },
+        10_000,
+        "the sale to be rebuilt",
+      );
+      expect(await redisBuyers(sale.saleId)).toEqual(buyersBefore);
+      expect(await stockLeft(sale.saleId)).toBe(stockBefore);
+      expect(await stack.redis.hget(keys(sale.saleId).rules, "release")).toBe(keeps ? "KEEP" : "RESTORE");
 
-    // And it behaves the same: the released buyers are refused under KEEP, served under RESTORE.
-    for (const user of ["canceller", "expirer"]) {
-      if (keeps) expect(await refusal(place(sale.saleId, user))).toMatchObject({ reason: "ALREADY_PURCHASED" });
-      else await buy(sale.saleId, user);
-    }
-    expect(await refusal(place(sale.saleId, "holder"))).toMatchObject({ reason: "ALREADY_PURCHASED" });
-    await buy(sale.saleId, "newcomer");
-  }, 40_000);
+      // And it behaves the same: the released buyers are refused under KEEP, served under RESTORE.
+      for (const user of ["canceller", "expirer"]) {
+        if (keeps) expect(await refusal(place(sale.saleId, user))).toMatchObject({ reason: "ALREADY_PURCHASED" });
+        else await buy(sale.saleId, user);
+      }
+      expect(await refusal(place(sale.saleId, "holder"))).toMatchObject({ reason: "ALREADY_PURCHASED" });
+      await buy(sale.saleId, "newcomer");
+    },
+    40_000,
+  );
 });
 
 describe("Postgres's per-user guard", () => {

@@ -2,16 +2,7 @@
 // of a sale, opening, closing, warming Redis from Postgres, and listing.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { status, type ServiceError } from "@grpc/grpc-js";
-import {
-  callUnary,
-  OrderStatus,
-  rejectionOf,
-  SalePhase,
-  userMetadata,
-  type CreateSaleRequest,
-  type GetSaleStatusResponse,
-  type Sale,
-} from "@seckill/sdk";
+import { callUnary, OrderStatus, rejectionOf, SalePhase, userMetadata, type CreateSaleRequest, type GetSaleStatusResponse, type Sale } from "@seckill/sdk";
 import { ulid } from "../services/common/ids.js";
 import { eventually, saleRequest, refusal, startTestStack, type TestStack } from "./support/stack.js";
 
@@ -28,13 +19,7 @@ const HOUR = 3600_000;
 const createRequest = (overrides: Partial<CreateSaleRequest> = {}) => saleRequest({ name: "Sales test", priceMinor: 2500, ...overrides });
 
 const place = (saleId: string, userId: string, quantity = 1) =>
-  callUnary(
-    stack.orders,
-    "placeOrder",
-    { saleId, quantity, requestId: `req-${ulid()}`, purchaseToken: "", retry: false },
-    { metadata: userMetadata(userId) },
-  );
-
+  callUnary(stack.orders, "placeOrder", { saleId, quantity, requestId: `req-${ulid()}`, purchaseToken: "", retry: false }, { metadata: userMetadata(userId) });
 
 /** GetSaleStatus, checking that server_time is the server's clock at the time of the call. */
 async function saleStatus(saleId: string): Promise<GetSaleStatusResponse> {

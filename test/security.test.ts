@@ -234,7 +234,10 @@ describe("another user's order", () => {
     sale = await createSale({ totalStock: 5 });
     erins = (await place(sale.saleId, "erin", await tokenFor(sale.saleId, "erin"))).order!;
     mallorys = (await place(sale.saleId, "mallory", await tokenFor(sale.saleId, "mallory"))).order!;
-    for (const [o, user] of [[erins, "erin"], [mallorys, "mallory"]] as const) {
+    for (const [o, user] of [
+      [erins, "erin"],
+      [mallorys, "mallory"],
+    ] as const) {
       await eventually(
         async () => (await callUnary(orders, "getOrder", { orderId: o.orderId }, { metadata: userMetadata(user) })).order!.status === OrderStatus.ORDER_STATUS_CREATED,
         15_000,
@@ -297,7 +300,10 @@ describe("another user's order", () => {
     for (const pageToken of tokens) {
       for (const saleId of ["", sale.saleId]) {
         const listed = await callUnary(orders, "listOrders", { pageSize: 100, pageToken, saleId }, { metadata: userMetadata("mallory") });
-        expect(listed.orders.every((o) => o.userId === "mallory"), pageToken).toBe(true);
+        expect(
+          listed.orders.every((o) => o.userId === "mallory"),
+          pageToken,
+        ).toBe(true);
         expect(listed.orders.map((o) => o.orderId)).not.toContain(erins.orderId);
       }
     }
@@ -350,18 +356,24 @@ describe("oversized request metadata", () => {
     stream.on("error", (e: ServiceError) => (ended ??= e));
     stream.on("end", () => (ended ??= null));
     await eventually(() => seen.includes(OrderStatus.ORDER_STATUS_CREATED), 15_000, "the watched order to be stored");
-    const stillServed = async () =>
-      expect((await callUnary(shared, "getOrder", { orderId }, { metadata: userMetadata("watcher") })).order!.orderId).toBe(orderId);
+    const stillServed = async () => expect((await callUnary(shared, "getOrder", { orderId }, { metadata: userMetadata("watcher") })).order!.orderId).toBe(orderId);
 
     // Sent as they are (no SDK check): the server refuses them, 20 KB and 60 KB x-user-id, ~90 KB in 9 entries.
     const placeOrder = { saleId: sale.saleId, quantity: 1, requestId: "oversized", purchaseToken: "", retry: false };
-    for (const [what, metadata] of [["20 KB x-user-id", bigUser(20_000)], ["60 KB x-user-id", bigUser(60_000)], ["9 entries of 10 KB", manyFields(9, 10_000)]] as const) {
+    for (const [what, metadata] of [
+      ["20 KB x-user-id", bigUser(20_000)],
+      ["60 KB x-user-id", bigUser(60_000)],
+      ["9 entries of 10 KB", manyFields(9, 10_000)],
+    ] as const) {
       const outcome = await callMethod(shared, OrderServiceService.placeOrder, { request: placeOrder }, metadata);
       expect(outcome.code, what).toBe(status.RESOURCE_EXHAUSTED);
       await stillServed();
     }
     // Through the SDK, metadata no server could even decode (it would close the connection) is not sent.
-    for (const [what, metadata] of [["1 MB x-user-id", bigUser(1 << 20)], ["20 entries of 10 KB", manyFields(20, 10_000)]] as const) {
+    for (const [what, metadata] of [
+      ["1 MB x-user-id", bigUser(1 << 20)],
+      ["20 entries of 10 KB", manyFields(20, 10_000)],
+    ] as const) {
       const r = await refusal(callUnary(shared, "placeOrder", placeOrder, { metadata }));
       expect(r.code, what).toBe(status.RESOURCE_EXHAUSTED);
       expect(r.message).toContain(`${MAX_METADATA_BYTES}-byte limit`);
@@ -378,7 +390,12 @@ describe("oversized request metadata", () => {
   });
 
   it("is capped by every server: inventory, gateway, order and writer", async () => {
-    for (const [name, app] of [["inventory", inventory], ["gateway", gateway], ["order", order], ["writer", writer]] as const) {
+    for (const [name, app] of [
+      ["inventory", inventory],
+      ["gateway", gateway],
+      ["order", order],
+      ["writer", writer],
+    ] as const) {
       const client = rawClient(app.address);
       try {
         const refused = await callMethod(client, health, { bytes: Buffer.alloc(0) }, manyFields(2, 10_000));
@@ -479,7 +496,13 @@ describe("flooding the RateLimitService with the shipped limits (gateway/ratelim
   it("a descriptor value cannot reach another value's counter through the key's separators", async () => {
     // The counter key is <ns>:rl:<domain>:<key>=<value>…:<window>; values are URI-encoded.
     const tricky = ["victim:1924992000", "victim/sale_id=x", "victim%3A1", "victim=", "victim\u0000", "victim "];
-    for (const value of tricky) expect(await allowed(Array.from({ length: 25 }, () => () => check([user(value)])), 25)).toBe(20);
+    for (const value of tricky)
+      expect(
+        await allowed(
+          Array.from({ length: 25 }, () => () => check([user(value)])),
+          25,
+        ),
+      ).toBe(20);
     expect((await check([user("victim")])).overall_code).toBe("OK");
     expect((await check([user("victim")])).statuses[0]!.limit_remaining).toBe(18);
   });
@@ -495,7 +518,8 @@ describe("secrets", () => {
     const { order: placed } = await place(sale.saleId, "logged-buyer", token, "logged-1");
     await refusal(place(sale.saleId, "logged-buyer", token, "logged-2"));
     await eventually(
-      async () => (await callUnary(orders, "getOrder", { orderId: placed!.orderId }, { metadata: userMetadata("logged-buyer") })).order!.status === OrderStatus.ORDER_STATUS_CREATED,
+      async () =>
+        (await callUnary(orders, "getOrder", { orderId: placed!.orderId }, { metadata: userMetadata("logged-buyer") })).order!.status === OrderStatus.ORDER_STATUS_CREATED,
       15_000,
       "the order to be stored",
     );

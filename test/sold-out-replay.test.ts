@@ -32,8 +32,7 @@ afterAll(async () => {
 
 /** PlaceOrder as a BFF that forgot the flag: never `retry: true`. */
 const place = async (client: OrderServiceClient, saleId: string, userId: string, requestId: string) =>
-  (await callUnary(client, "placeOrder", { saleId, quantity: 1, requestId, purchaseToken: "", retry: false }, { metadata: userMetadata(userId) }))
-    .order!;
+  (await callUnary(client, "placeOrder", { saleId, quantity: 1, requestId, purchaseToken: "", retry: false }, { metadata: userMetadata(userId) })).order!;
 
 /** Reservation attempts inventory has answered, whatever the outcome. */
 async function inventoryAttempts(): Promise<number> {
@@ -122,12 +121,16 @@ describe("a replay without retry after the sale sold out", () => {
     await stack.redis.incr(saleKeys(stack.config.namespace, sale.saleId).stock);
     // Each process's check (every REDIS_CHECK_INTERVAL_MS) finds stock left and stops answering for the sale.
     for (const client of [a, b]) {
-      await eventually(async () => {
-        const attempts = await inventoryAttempts();
-        const n = ++losers;
-        await place(client, sale.saleId, `probe-${n}`, `probe-${n}`).catch(() => undefined);
-        return (await inventoryAttempts()) > attempts;
-      }, 5000, "the process to stop answering for the sale");
+      await eventually(
+        async () => {
+          const attempts = await inventoryAttempts();
+          const n = ++losers;
+          await place(client, sale.saleId, `probe-${n}`, `probe-${n}`).catch(() => undefined);
+          return (await inventoryAttempts()) > attempts;
+        },
+        5000,
+        "the process to stop answering for the sale",
+      );
     }
     // A probe may have bought the unit; either way the sale is sold out again.
     if ((await stockLeft(sale.saleId)) > 0) await place(a, sale.saleId, "late-winner", "late-req");

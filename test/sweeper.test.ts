@@ -57,9 +57,7 @@ describe("the sweeper", () => {
     await eventually(async () => (await ordersOf(sale.saleId)).length > 0, SWEEP_AFTER_MS + 8000, "the swept order");
     const elapsed = Date.now() - started;
     expect(elapsed).toBeGreaterThanOrEqual(SWEEP_AFTER_MS - 50);
-    expect(await ordersOf(sale.saleId)).toEqual([
-      { id: reservationId, user_id: "orphan", request_id: "lost-publish", quantity: 2, status: "CREATED" },
-    ]);
+    expect(await ordersOf(sale.saleId)).toEqual([{ id: reservationId, user_id: "orphan", request_id: "lost-publish", quantity: 2, status: "CREATED" }]);
     expect(stats().republished).toBeGreaterThan(before.republished);
     // Confirmed on the next look: out of the unconfirmed set.
     await eventually(async () => (await unconfirmed(sale.saleId)).length === 0, SWEEP_AFTER_MS + 5000, "the reservation to be confirmed");

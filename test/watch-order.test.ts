@@ -105,8 +105,7 @@ describe("WatchOrder with real servers", () => {
     );
     return order!;
   };
-  const statusOf = async (userId: string, orderId: string) =>
-    (await callUnary(stack.orders, "getOrder", { orderId }, { metadata: userMetadata(userId) })).order!.status;
+  const statusOf = async (userId: string, orderId: string) => (await callUnary(stack.orders, "getOrder", { orderId }, { metadata: userMetadata(userId) })).order!.status;
   /** A CREATED order of a new user. */
   const createdOrder = async () => {
     const userId = `watcher-${++users}`;
@@ -117,15 +116,19 @@ describe("WatchOrder with real servers", () => {
   /** Pays, retrying UNAVAILABLE (the channel reconnecting after a restart) with the same request id. */
   const pay = async (userId: string, orderId: string) => {
     let paid: Order | undefined;
-    await eventually(async () => {
-      try {
-        paid = (await callUnary(stack.orders, "payOrder", { orderId, paymentReference: "psp-1", requestId: `pay-${orderId}` }, { metadata: userMetadata(userId) })).order;
-        return true;
-      } catch (error) {
-        if ((error as ServiceError).code !== status.UNAVAILABLE) throw error;
-        return false;
-      }
-    }, 15_000, "PayOrder to succeed");
+    await eventually(
+      async () => {
+        try {
+          paid = (await callUnary(stack.orders, "payOrder", { orderId, paymentReference: "psp-1", requestId: `pay-${orderId}` }, { metadata: userMetadata(userId) })).order;
+          return true;
+        } catch (error) {
+          if ((error as ServiceError).code !== status.UNAVAILABLE) throw error;
+          return false;
+        }
+      },
+      15_000,
+      "PayOrder to succeed",
+    );
     return paid!;
   };
   /** Collects what the SDK iterator yields, in the background. */

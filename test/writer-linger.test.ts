@@ -14,12 +14,7 @@ afterAll(async () => {
 });
 
 const buy = (saleId: string, i: number) =>
-  callUnary(
-    stack.orders,
-    "placeOrder",
-    { saleId, quantity: 1, requestId: `linger-${i}`, purchaseToken: "", retry: false },
-    { metadata: userMetadata(`linger-user-${i}`) },
-  );
+  callUnary(stack.orders, "placeOrder", { saleId, quantity: 1, requestId: `linger-${i}`, purchaseToken: "", retry: false }, { metadata: userMetadata(`linger-user-${i}`) });
 const persisted = async (saleId: string) => Number((await stack.db("orders").where({ sale_id: saleId }).count({ n: "*" }))[0].n);
 
 it("gathers purchases made one after another into one transaction, written as soon as the batch is full", async () => {

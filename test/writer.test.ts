@@ -52,8 +52,7 @@ function event(saleId: string, userId: string, o: Partial<ReservationMade> = {})
 }
 
 /** Publishes reservations of one sale as one message, as inventory does. */
-const publishBatch = (events: ReservationMade[], msgID?: string) =>
-  publishRaw(events[0].saleId, ReservationBatch.encode({ reservations: events }).finish(), msgID);
+const publishBatch = (events: ReservationMade[], msgID?: string) => publishRaw(events[0].saleId, ReservationBatch.encode({ reservations: events }).finish(), msgID);
 const publish = (e: ReservationMade, msgID?: string) => publishBatch([e], msgID);
 
 const drained = (seq: number) => writerDrained(jsm, stack.config.namespace, seq);

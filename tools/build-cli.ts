@@ -36,7 +36,12 @@ export async function importedPackages(file: string): Promise<string[]> {
   const names = Object.values(metafile.inputs)
     .flatMap((input) => input.imports)
     .filter((i) => i.external && !i.path.startsWith("node:") && !builtins.has(i.path.split("/")[0]))
-    .map((i) => i.path.split("/").slice(0, i.path.startsWith("@") ? 2 : 1).join("/"));
+    .map((i) =>
+      i.path
+        .split("/")
+        .slice(0, i.path.startsWith("@") ? 2 : 1)
+        .join("/"),
+    );
   return [...new Set(names)].sort();
 }
 

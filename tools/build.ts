@@ -57,5 +57,9 @@ export async function bundle(entryPoints: { in: string; out: string }[], outdir:
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   await buildServices();
-  console.log(`built ${Object.keys({ ...SERVICE_BUNDLES, ...TOOL_BUNDLES }).map((n) => `dist/${n}.mjs`).join(", ")}`);
+  console.log(
+    `built ${Object.keys({ ...SERVICE_BUNDLES, ...TOOL_BUNDLES })
+      .map((n) => `dist/${n}.mjs`)
+      .join(", ")}`,
+  );
 }

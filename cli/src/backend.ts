@@ -95,8 +95,7 @@ export type ServiceName = "inventory" | "order" | "gateway" | "edge";
 const PROBE_SALE_ID = "00000000000000000000000000";
 const PROBE_TIMEOUT_MS = 2000;
 
-export const isGrpcError = (error: unknown): error is ServiceError =>
-  typeof error === "object" && error !== null && "code" in error && "details" in error && "metadata" in error;
+export const isGrpcError = (error: unknown): error is ServiceError => typeof error === "object" && error !== null && "code" in error && "details" in error && "metadata" in error;
 
 /**
  * Makes one cheap call to each service with a short deadline. Any answer from
@@ -112,7 +111,11 @@ export async function checkReachable(backend: Backend, services: ServiceName[]):
     // Likewise a malformed sale id.
     gateway: () => callUnary(backend.access, "getChallenge", { saleId: "probe" }, { metadata: userMetadata("seckill-cli-probe"), deadlineMs }),
   };
-  const settle = (call: () => Promise<unknown>) => call().then(() => undefined, (e: unknown) => e);
+  const settle = (call: () => Promise<unknown>) =>
+    call().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
   const direct = services.filter((s): s is Exclude<ServiceName, "edge"> => s !== "edge");
   const [results, throughEdge] = await Promise.all([
     Promise.all(direct.map(async (name) => probeProblem(name, backend.options[name], await settle(probes[name])))),

@@ -58,7 +58,10 @@ export function chaosCommand(ctx: CommandContext): Command {
     .helpOption(false)
     .allowUnknownOption(true)
     .allowExcessArguments(true)
-    .argument("[options...]", "the campaign's options: --seed, --runs, --from-run, --sales, --users, --stock, --duration, --faults, --max-concurrent, --fault-ms, --settle, --json, --help")
+    .argument(
+      "[options...]",
+      "the campaign's options: --seed, --runs, --from-run, --sales, --users, --stock, --duration, --faults, --max-concurrent, --fault-ms, --settle, --json, --help",
+    )
     .action(async (args: string[]) => {
       ctx.exitCode = await runChaos(args, ctx.io);
     });

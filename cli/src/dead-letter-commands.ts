@@ -3,14 +3,7 @@
 import { randomBytes } from "node:crypto";
 import { credentials } from "@grpc/grpc-js";
 import { Command } from "commander";
-import {
-  callUnary,
-  DeadLetterServiceClient,
-  replayOutcomeToJSON,
-  ReservationBatch,
-  type ReplayDeadLettersResponse,
-  type StoredDeadLetter,
-} from "@seckill/sdk";
+import { callUnary, DeadLetterServiceClient, replayOutcomeToJSON, ReservationBatch, type ReplayDeadLettersResponse, type StoredDeadLetter } from "@seckill/sdk";
 import { CliError, describeError, isGrpcError, probeProblem } from "./backend.js";
 import type { CommandContext } from "./context.js";
 import { formatTime, json, table, truncate } from "./format.js";
@@ -60,7 +53,6 @@ export function deadLetterJson(d: StoredDeadLetter) {
     payloadTruncated: d.payloadTruncated,
   };
 }
-
 
 export function deadLettersTable(letters: StoredDeadLetter[]): string {
   return table(
@@ -136,7 +128,12 @@ export function deadLetterCommand(ctx: CommandContext): Command {
         if (opts.json) return ctx.io.out(json(replayJson(answer)));
         if (answer.results.length === 0) return ctx.io.out("no dead letters");
         const view = replayJson(answer);
-        ctx.io.out(table(["SEQ", "OUTCOME", "RESERVATIONS", "REPUBLISHED AS"], view.results.map((x) => [x.sequence, x.outcome, x.reservations, x.replayedSequence || ""])));
+        ctx.io.out(
+          table(
+            ["SEQ", "OUTCOME", "RESERVATIONS", "REPUBLISHED AS"],
+            view.results.map((x) => [x.sequence, x.outcome, x.reservations, x.replayedSequence || ""]),
+          ),
+        );
         if (answer.more) ctx.io.out("\nmore dead letters left: run seckill dead-letters replay --all again");
       });
     });

@@ -3,14 +3,25 @@ import { formatMoney, formatTime, keyValues, table } from "./format.js";
 
 describe("table", () => {
   it("aligns columns and right-aligns numbers", () => {
-    const out = table(["NAME", "UNITS"], [["socks", 5], ["sneakers", 120]]);
+    const out = table(
+      ["NAME", "UNITS"],
+      [
+        ["socks", 5],
+        ["sneakers", 120],
+      ],
+    );
     expect(out.split("\n")).toEqual(["NAME      UNITS", "--------  -----", "socks         5", "sneakers    120"]);
   });
 });
 
 describe("keyValues", () => {
   it("pads the labels", () => {
-    expect(keyValues([["a", 1], ["long label", "x"]])).toBe("a           1\nlong label  x");
+    expect(
+      keyValues([
+        ["a", 1],
+        ["long label", "x"],
+      ]),
+    ).toBe("a           1\nlong label  x");
   });
 });
 

@@ -51,7 +51,10 @@ export function formatMoney(minor: number, currency: string): string {
 /** "2026-11-22 21:04:05Z" in UTC, or "" when unset. */
 export function formatTime(date: Date | undefined): string {
   if (!date) return "";
-  return date.toISOString().replace("T", " ").replace(/\.\d{3}Z$/, "Z");
+  return date
+    .toISOString()
+    .replace("T", " ")
+    .replace(/\.\d{3}Z$/, "Z");
 }
 
 export const phaseName = (phase: SalePhase): string => salePhaseToJSON(phase).replace(/^SALE_PHASE_/, "");

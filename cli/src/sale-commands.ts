@@ -76,7 +76,6 @@ function saleRows(sale: Sale): [string, string | number][] {
 const releasePolicyEffect = (p: ReleasePolicy) =>
   p === ReleasePolicy.RELEASE_POLICY_KEEP_ALLOWANCE ? "a cancelled or expired order still counts against the limit" : "a cancelled or expired order frees the allowance";
 
-
 export function salesTable(sales: Sale[]): string {
   return table(
     ["SALE", "NAME", "SOLD", "STOCK", "LIMIT", "ON RELEASE", "PRICE", "STARTS (UTC)", "ENDS (UTC)", "CLOSED"],
@@ -101,7 +100,7 @@ export function saleCommand(ctx: CommandContext): Command {
   sale
     .command("create")
     .description("create a sale (stock is warmed into Redis before it returns)")
-    .option("--name <name>", "display name (default: \"Flash sale <start time>\")")
+    .option("--name <name>", 'display name (default: "Flash sale <start time>")')
     .option("--stock <units>", "units on sale", integer(1, 1_000_000), 100)
     .option("--price <minor>", "unit price in minor units (cents)", integer(0, 1e12), 1999)
     .option("--currency <code>", "ISO 4217 currency", "EUR")
@@ -218,8 +217,16 @@ export function reconcileReport(r: ReconcileSaleResponse): string {
   const views = keyValues([
     ["sale", r.saleId],
     ["checked at", formatTime(r.checkedAt)],
-    ["redis", redis.loaded ? `${redis.stockLeft} left, ${redis.reservedUnits} units reserved in ${redis.reservations} reservations (${redis.released} released, ${redis.unconfirmed} unconfirmed), ${redis.buyerUnits} units on buyers` : "not loaded"],
-    ["postgres", `${pg.totalStock - pg.liveUnits} left of ${pg.totalStock}, sold ${pg.sold}, ${pg.orders} orders (${pg.released} released), ${pg.usersOverLimit} users over the limit`],
+    [
+      "redis",
+      redis.loaded
+        ? `${redis.stockLeft} left, ${redis.reservedUnits} units reserved in ${redis.reservations} reservations (${redis.released} released, ${redis.unconfirmed} unconfirmed), ${redis.buyerUnits} units on buyers`
+        : "not loaded",
+    ],
+    [
+      "postgres",
+      `${pg.totalStock - pg.liveUnits} left of ${pg.totalStock}, sold ${pg.sold}, ${pg.orders} orders (${pg.released} released), ${pg.usersOverLimit} users over the limit`,
+    ],
     ["stream", `published up to ${queue.publishedSeq}, written up to ${queue.writtenSeq}${queue.drained ? ", drained" : ", writer busy"}`],
   ]);
   const repaired = r.repaired ? "\nrepaired: the sale's Redis state was rebuilt from Postgres\n" : "";

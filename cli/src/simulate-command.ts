@@ -56,35 +56,40 @@ export function simulateCommand(ctx: CommandContext): Command {
     .option("--quiet", "no progress or narration on stderr")
     .option("--direct", "buyers call the order service and the gateway directly (--order, --gateway), not through the edge")
     .action((flags: SimulateFlags, cmd: Command) =>
-      ctx.withBackend(cmd, flags.direct ? ["inventory", "order", "gateway"] : ["inventory", "order", "edge"], async (backend) => {
-        const options: SimulationOptions = {
-          users: flags.users,
-          stock: flags.stock,
-          perUserLimit: flags.perUserLimit,
-          quantity: flags.quantity,
-          concurrency: flags.concurrency,
-          startsInMs: flags.startsIn,
-          rampMs: flags.ramp,
-          impatient: flags.impatient,
-          seed: flags.seed ?? randomInt(0, 2 ** 32 - 1),
-          maxAttempts: flags.maxAttempts,
-          deadlineMs: backend.options.deadline,
-          watchTimeoutMs: flags.watchTimeout,
-          persistTimeoutMs: flags.persistTimeout,
-          verifyUsers: flags.verifyUsers,
-          name: flags.name,
-        };
-        const result = await simulate(backend, options, {
-          log: (line) => flags.quiet || ctx.io.err(line),
-          progress: ctx.io.stderr,
-          quiet: flags.quiet,
-        });
-        if (flags.report) {
-          writeFileSync(flags.report, renderReport({ summary: result.summary, calls: result.calls, clicks: result.clicks, persistSamples: result.persistSamples }));
-          if (!flags.quiet) ctx.io.err(`report written to ${flags.report}`);
-        }
-        ctx.io.out(flags.json ? json(result.summary) : renderSummary(result.summary));
-        ctx.exitCode = exitCodeOf(result.summary);
-      }, { throughEdge: !flags.direct }),
+      ctx.withBackend(
+        cmd,
+        flags.direct ? ["inventory", "order", "gateway"] : ["inventory", "order", "edge"],
+        async (backend) => {
+          const options: SimulationOptions = {
+            users: flags.users,
+            stock: flags.stock,
+            perUserLimit: flags.perUserLimit,
+            quantity: flags.quantity,
+            concurrency: flags.concurrency,
+            startsInMs: flags.startsIn,
+            rampMs: flags.ramp,
+            impatient: flags.impatient,
+            seed: flags.seed ?? randomInt(0, 2 ** 32 - 1),
+            maxAttempts: flags.maxAttempts,
+            deadlineMs: backend.options.deadline,
+            watchTimeoutMs: flags.watchTimeout,
+            persistTimeoutMs: flags.persistTimeout,
+            verifyUsers: flags.verifyUsers,
+            name: flags.name,
+          };
+          const result = await simulate(backend, options, {
+            log: (line) => flags.quiet || ctx.io.err(line),
+            progress: ctx.io.stderr,
+            quiet: flags.quiet,
+          });
+          if (flags.report) {
+            writeFileSync(flags.report, renderReport({ summary: result.summary, calls: result.calls, clicks: result.clicks, persistSamples: result.persistSamples }));
+            if (!flags.quiet) ctx.io.err(`report written to ${flags.report}`);
+          }
+          ctx.io.out(flags.json ? json(result.summary) : renderSummary(result.summary));
+          ctx.exitCode = exitCodeOf(result.summary);
+        },
+        { throughEdge: !flags.direct },
+      ),
     );
 }

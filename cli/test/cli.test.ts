@@ -52,7 +52,22 @@ describe("seckill simulate", () => {
   it("sells exactly the stock to a crowd, and every unit reaches Postgres", { timeout: 30_000 }, async () => {
     const report = path.join(dir, "report.html");
     const { code, stdout, stderr } = await cli(
-      "simulate", "--direct", "--users", "300", "--stock", "20", "--starts-in", "1s", "--ramp", "500ms", "--seed", "42", "--json", "--quiet", "--report", report,
+      "simulate",
+      "--direct",
+      "--users",
+      "300",
+      "--stock",
+      "20",
+      "--starts-in",
+      "1s",
+      "--ramp",
+      "500ms",
+      "--seed",
+      "42",
+      "--json",
+      "--quiet",
+      "--report",
+      report,
     );
     expect(stderr).toBe("");
     const summary = JSON.parse(stdout) as Summary;
@@ -161,7 +176,15 @@ describe("the seckill bin", () => {
   it("runs `sale list --json` against the stack", { timeout: 25_000 }, async () => {
     // Sale commands do not need the gateway: a --gateway nobody listens on does not matter.
     const { code, stdout, stderr } = await runBin([
-      "sale", "list", "--inventory", stack.inventory.address, "--order", stack.order.address, "--gateway", `127.0.0.1:${await freePort()}`, "--json",
+      "sale",
+      "list",
+      "--inventory",
+      stack.inventory.address,
+      "--order",
+      stack.order.address,
+      "--gateway",
+      `127.0.0.1:${await freePort()}`,
+      "--json",
     ]);
     expect(stderr).toBe("");
     expect(code).toBe(0);
@@ -174,9 +197,7 @@ describe("the seckill bin", () => {
     const port = await freePort();
     const { code, stderr } = await runBin(["sale", "list", "--inventory", `127.0.0.1:${port}`, "--order", `127.0.0.1:${port}`]);
     expect(code).toBe(1);
-    expect(stderr.trim()).toBe(
-      `seckill: cannot reach the inventory service at 127.0.0.1:${port} — is the backend running? start it with: npm start (or point --inventory at it)`,
-    );
+    expect(stderr.trim()).toBe(`seckill: cannot reach the inventory service at 127.0.0.1:${port} — is the backend running? start it with: npm start (or point --inventory at it)`);
   });
 
   it("names the order service when only it is missing", async () => {
@@ -206,8 +227,6 @@ describe("the seckill bin", () => {
     const io: Io = { out: () => {}, err: (t) => out.push(t), stderr: { write: () => true } };
     const code = await runCli(["--inventory", stack.inventory.address, "--order", stack.order.address, "--gateway", `127.0.0.1:${port}`, "simulate", "--direct"], io);
     expect(code).toBe(1);
-    expect(out.join("\n")).toBe(
-      `seckill: cannot reach the gateway at 127.0.0.1:${port} — is the backend running? start it with: npm start (or point --gateway at it)`,
-    );
+    expect(out.join("\n")).toBe(`seckill: cannot reach the gateway at 127.0.0.1:${port} — is the backend running? start it with: npm start (or point --gateway at it)`);
   });
 });

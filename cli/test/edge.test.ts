@@ -59,7 +59,11 @@ async function edgeCounters() {
     gatewayOverLimit: overLimit[clusters.indexOf("gateway")],
   };
 }
-const failure = (call: Promise<unknown>) => call.then(() => undefined, (e: ServiceError) => e);
+const failure = (call: Promise<unknown>) =>
+  call.then(
+    () => undefined,
+    (e: ServiceError) => e,
+  );
 
 describe.skipIf(!envoyBin)("seckill simulate through a real edge", () => {
   beforeAll(async () => {
@@ -110,8 +114,30 @@ describe.skipIf(!envoyBin)("seckill simulate through a real edge", () => {
     // --gateway is not used through the edge: a closed port does not matter.
     const code = await runCli(
       // A long deadline: on a busy machine an answer lost to a 2 s deadline leaves a click unanswered, and the check fails.
-      ["--inventory", stack.inventory.address, "--order", stack.order.address, "--gateway", closed, "--edge", edge.address, "--deadline", "5000",
-        "simulate", "--users", "300", "--stock", "20", "--starts-in", "1s", "--ramp", "500ms", "--seed", "7", "--json"],
+      [
+        "--inventory",
+        stack.inventory.address,
+        "--order",
+        stack.order.address,
+        "--gateway",
+        closed,
+        "--edge",
+        edge.address,
+        "--deadline",
+        "5000",
+        "simulate",
+        "--users",
+        "300",
+        "--stock",
+        "20",
+        "--starts-in",
+        "1s",
+        "--ramp",
+        "500ms",
+        "--seed",
+        "7",
+        "--json",
+      ],
       io,
     );
     const summary = JSON.parse(out.join("\n")) as Summary;

@@ -62,10 +62,7 @@ beforeAll(async () => {
   // A project of its own, outside the repository: nothing of the workspace is reachable from it.
   mkdirSync(project);
   writeFileSync(path.join(project, "package.json"), JSON.stringify({ name: "shop", version: "1.0.0", private: true }));
-  succeeded(
-    "npm install of the tarball",
-    await run(NPM, ["install", "--prefer-offline", "--no-audit", "--no-fund", path.join(dir, tarball)], project, 120_000),
-  );
+  succeeded("npm install of the tarball", await run(NPM, ["install", "--prefer-offline", "--no-audit", "--no-fund", path.join(dir, tarball)], project, 120_000));
 }, 180_000);
 
 afterAll(() => {
@@ -129,7 +126,20 @@ describe("the installed seckill package against a stack", () => {
 
   it("sells exactly the stock of a simulated sale, every unit in Postgres", async () => {
     const { code, stdout, stderr } = await seckill(
-      "simulate", "--direct", "--users", "60", "--stock", "6", "--starts-in", "1s", "--ramp", "200ms", "--seed", "7", "--json", "--quiet",
+      "simulate",
+      "--direct",
+      "--users",
+      "60",
+      "--stock",
+      "6",
+      "--starts-in",
+      "1s",
+      "--ramp",
+      "200ms",
+      "--seed",
+      "7",
+      "--json",
+      "--quiet",
     );
     expect(stderr).toBe("");
     expect(code).toBe(0);

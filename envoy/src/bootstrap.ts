@@ -117,12 +117,14 @@ export function buildBootstrap(t: Topology) {
     node: { id: `seckill-edge-${t.variant}`, cluster: "seckill-edge" },
     admin: { address: address(t.admin) },
     static_resources: {
-      listeners: [{
-        name: "edge",
-        address: address(t.listener),
-        per_connection_buffer_limit_bytes: 32 * 1024,
-        filter_chains: [{ filters: [connectionLimit(t), httpConnectionManager(t)], ...tlsSocket(t) }],
-      }],
+      listeners: [
+        {
+          name: "edge",
+          address: address(t.listener),
+          per_connection_buffer_limit_bytes: 32 * 1024,
+          filter_chains: [{ filters: [connectionLimit(t), httpConnectionManager(t)], ...tlsSocket(t) }],
+        },
+      ],
       clusters: buildClusters(t),
     },
     overload_manager: overloadManager(t),

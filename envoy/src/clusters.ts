@@ -46,24 +46,28 @@ function cluster(t: Topology, name: BootstrapCluster) {
     },
     typed_extension_protocol_options: protocolOptions(t, grpc),
     circuit_breakers: {
-      thresholds: [{
-        priority: "DEFAULT",
-        max_connections: l.upstreamMaxConnections,
-        max_pending_requests: l.upstreamMaxPendingRequests,
-        max_requests: l.upstreamMaxRequests,
-        max_retries: l.upstreamMaxRetries,
-      }],
+      thresholds: [
+        {
+          priority: "DEFAULT",
+          max_connections: l.upstreamMaxConnections,
+          max_pending_requests: l.upstreamMaxPendingRequests,
+          max_requests: l.upstreamMaxRequests,
+          max_retries: l.upstreamMaxRetries,
+        },
+      ],
     },
   };
   if (grpc) {
-    c.health_checks = [{
-      timeout: "1s",
-      interval: "5s",
-      no_traffic_interval: "5s",
-      unhealthy_threshold: 2,
-      healthy_threshold: 1,
-      grpc_health_check: { service_name: "" },
-    }];
+    c.health_checks = [
+      {
+        timeout: "1s",
+        interval: "5s",
+        no_traffic_interval: "5s",
+        unhealthy_threshold: 2,
+        healthy_threshold: 1,
+        grpc_health_check: { service_name: "" },
+      },
+    ];
     // Ejects a host quickly on failures seen by Envoy itself (connect
     // failures, resets, timeouts). Envoy counts a gRPC status as its HTTP
     // equivalent (UNAVAILABLE = 503, a gateway failure), and a service

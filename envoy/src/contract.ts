@@ -14,7 +14,9 @@ const PROTO_DIR = resolve(import.meta.dirname, "../../proto");
 const PROTOBUFJS_DIR = dirname(createRequire(import.meta.url).resolve("protobufjs/package.json"));
 
 export function readContract(dir = PROTO_DIR): Contract {
-  const files = readdirSync(join(dir, "seckill/v1")).filter((f) => f.endsWith(".proto")).map((f) => `seckill/v1/${f}`);
+  const files = readdirSync(join(dir, "seckill/v1"))
+    .filter((f) => f.endsWith(".proto"))
+    .map((f) => `seckill/v1/${f}`);
   const root = new protobuf.Root();
   root.resolvePath = (_origin, target) => {
     if (target in protobuf.common) return target;

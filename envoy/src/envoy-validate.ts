@@ -38,7 +38,13 @@ function makeCertificates(dir: string): { ca: string; cert: string; key: string 
 export function envoyRefusal(output: string): string {
   const lines = output.split("\n");
   const first = lines.findIndex((l) => l.includes("[critical]"));
-  const entry = first >= 0 ? lines.slice(first).join(" ") : lines.filter((l) => l.trim()).slice(-5).join(" ");
+  const entry =
+    first >= 0
+      ? lines.slice(first).join(" ")
+      : lines
+          .filter((l) => l.trim())
+          .slice(-5)
+          .join(" ");
   const message = entry
     .replace(/^(\[[^\]]*\])+\s*/, "") // [time][thread][critical][main]
     .replace(/^\[source\/[^\]]*\]\s*/, "")

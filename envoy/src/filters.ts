@@ -135,17 +135,19 @@ const requestBuffer = () => ({
  * RESOURCE_EXHAUSTED instead, as from a service whose message limit it passes.
  */
 export const localReplyConfig = () => ({
-  mappers: [{
-    filter: {
-      and_filter: {
-        filters: [
-          { status_code_filter: { comparison: { op: "EQ", value: { default_value: 413, runtime_key: "edge.local_reply.payload_too_large" } } } },
-          { header_filter: { header: { name: "content-type", string_match: { prefix: "application/grpc" } } } },
-        ],
+  mappers: [
+    {
+      filter: {
+        and_filter: {
+          filters: [
+            { status_code_filter: { comparison: { op: "EQ", value: { default_value: 413, runtime_key: "edge.local_reply.payload_too_large" } } } },
+            { header_filter: { header: { name: "content-type", string_match: { prefix: "application/grpc" } } } },
+          ],
+        },
       },
+      headers_to_add: [{ header: { key: "grpc-status", value: "8" }, append_action: "OVERWRITE_IF_EXISTS_OR_ADD" }],
     },
-    headers_to_add: [{ header: { key: "grpc-status", value: "8" }, append_action: "OVERWRITE_IF_EXISTS_OR_ADD" }],
-  }],
+  ],
 });
 
 const localRateLimit = () => ({

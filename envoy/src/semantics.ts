@@ -126,7 +126,9 @@ export class BootstrapFacts {
   networkFilters(): Located<Obj>[] {
     return this.listeners().flatMap((l) =>
       (l.value.filter_chains ?? []).flatMap((chain: Obj, c: number) =>
-        (chain.filters ?? []).map((value: Obj, f: number) => ({ path: `${l.path}.filter_chains[${c}].filters[${f}]`, value }))));
+        (chain.filters ?? []).map((value: Obj, f: number) => ({ path: `${l.path}.filter_chains[${c}].filters[${f}]`, value })),
+      ),
+    );
   }
 
   connectionManagers(): Located<Obj>[] {
@@ -137,7 +139,8 @@ export class BootstrapFacts {
 
   virtualHosts(): Located<Obj>[] {
     return this.connectionManagers().flatMap((m) =>
-      (m.value.route_config?.virtual_hosts ?? []).map((value: Obj, i: number) => ({ path: `${m.path}.route_config.virtual_hosts[${i}]`, value })));
+      (m.value.route_config?.virtual_hosts ?? []).map((value: Obj, i: number) => ({ path: `${m.path}.route_config.virtual_hosts[${i}]`, value })),
+    );
   }
 
   routes(): Located<Obj>[] {
@@ -220,8 +223,10 @@ function checkEndpoints(f: BootstrapFacts, variant: Variant) {
     endpoints.forEach((e: Obj, i: number) => {
       const socket = e.endpoint?.address?.socket_address ?? {};
       if (socket.address !== want.host || socket.port_value !== want.port) {
-        f.fail(`${c.path}.load_assignment.endpoints[*].lb_endpoints[${i}]`,
-          `cluster "${name}" points at ${socket.address}:${socket.port_value}, its service is at ${want.host}:${want.port} (${variant})`);
+        f.fail(
+          `${c.path}.load_assignment.endpoints[*].lb_endpoints[${i}]`,
+          `cluster "${name}" points at ${socket.address}:${socket.port_value}, its service is at ${want.host}:${want.port} (${variant})`,
+        );
       }
     });
   }
@@ -262,11 +267,19 @@ function checkConnectionManager(f: BootstrapFacts) {
     need(positive(h2.initial_stream_window_size), "http2_protocol_options.initial_stream_window_size", "the HTTP/2 stream window must be bounded");
     need(positive(h2.initial_connection_window_size), "http2_protocol_options.initial_connection_window_size", "the HTTP/2 connection window must be bounded");
     need(positive(m.max_request_headers_kb), "max_request_headers_kb", "request headers must be bounded");
-    need(m.common_http_protocol_options?.headers_with_underscores_action === "REJECT_REQUEST", "common_http_protocol_options.headers_with_underscores_action", "headers with underscores must be rejected (REJECT_REQUEST)");
+    need(
+      m.common_http_protocol_options?.headers_with_underscores_action === "REJECT_REQUEST",
+      "common_http_protocol_options.headers_with_underscores_action",
+      "headers with underscores must be rejected (REJECT_REQUEST)",
+    );
     need(typeof m.stream_idle_timeout === "string" && m.stream_idle_timeout !== "0s", "stream_idle_timeout", "a stream idle timeout is required");
     need(m.normalize_path === true, "normalize_path", "normalize_path must be true");
     need(m.merge_slashes === true, "merge_slashes", "merge_slashes must be true");
-    need(["REJECT_REQUEST", "UNESCAPE_AND_REDIRECT"].includes(m.path_with_escaped_slashes_action), "path_with_escaped_slashes_action", "escaped slashes must be rejected or redirected");
+    need(
+      ["REJECT_REQUEST", "UNESCAPE_AND_REDIRECT"].includes(m.path_with_escaped_slashes_action),
+      "path_with_escaped_slashes_action",
+      "escaped slashes must be rejected or redirected",
+    );
     need(m.use_remote_address === true, "use_remote_address", "the edge must use the peer address (use_remote_address: true)");
   }
 }
@@ -316,13 +329,20 @@ function checkPlaceOrder(f: BootstrapFacts) {
   const full = (p: Obj | undefined) => p?.default_value?.numerator === 100 && (p.default_value.denominator ?? "HUNDRED") === "HUNDRED";
   if (!local?.token_bucket) f.fail(`${path}.typed_per_filter_config`, "PlaceOrder needs a local_ratelimit token bucket");
   else {
-    if (!full(local.filter_enabled) || !full(local.filter_enforced)) f.fail(`${path}.typed_per_filter_config["${FILTER.localRateLimit}"]`, "the PlaceOrder token bucket must be enabled and enforced for 100 % of calls");
-    if (local.local_rate_limit_per_downstream_connection !== false) f.fail(`${path}.typed_per_filter_config["${FILTER.localRateLimit}"].local_rate_limit_per_downstream_connection`, "the PlaceOrder bucket is shared by all connections (false, set explicitly)");
-    if (local.rate_limited_as_resource_exhausted !== true) f.fail(`${path}.typed_per_filter_config["${FILTER.localRateLimit}"].rate_limited_as_resource_exhausted`, "limited purchases must get RESOURCE_EXHAUSTED");
+    if (!full(local.filter_enabled) || !full(local.filter_enforced))
+      f.fail(`${path}.typed_per_filter_config["${FILTER.localRateLimit}"]`, "the PlaceOrder token bucket must be enabled and enforced for 100 % of calls");
+    if (local.local_rate_limit_per_downstream_connection !== false)
+      f.fail(
+        `${path}.typed_per_filter_config["${FILTER.localRateLimit}"].local_rate_limit_per_downstream_connection`,
+        "the PlaceOrder bucket is shared by all connections (false, set explicitly)",
+      );
+    if (local.rate_limited_as_resource_exhausted !== true)
+      f.fail(`${path}.typed_per_filter_config["${FILTER.localRateLimit}"].rate_limited_as_resource_exhausted`, "limited purchases must get RESOURCE_EXHAUSTED");
   }
   const requirement = typed[FILTER.jwt]?.requirement_name;
   const jwt = f.httpFilters().find((x) => x.value.name === FILTER.jwt);
-  if (!requirement || !jwt?.value.typed_config?.requirement_map?.[requirement]) f.fail(`${path}.typed_per_filter_config`, "PlaceOrder must require a purchase token (jwt_authn requirement_name from requirement_map)");
+  if (!requirement || !jwt?.value.typed_config?.requirement_map?.[requirement])
+    f.fail(`${path}.typed_per_filter_config`, "PlaceOrder must require a purchase token (jwt_authn requirement_name from requirement_map)");
   const descriptors = (value.route?.rate_limits ?? []).map((r: Obj) => (r.actions ?? []).map((a: Obj) => a.request_headers?.descriptor_key ?? Object.keys(a)[0]).join(","));
   for (const want of ["user_id", "remote_address", "sale_id,user_id"]) {
     if (!descriptors.includes(want)) f.fail(`${path}.route.rate_limits`, `PlaceOrder needs the global rate limit descriptor [${want}]`);
@@ -344,7 +364,8 @@ function checkClusterLimits(f: BootstrapFacts) {
     if (typeof c.value.connect_timeout !== "string") f.fail(`${c.path}.connect_timeout`, `cluster "${name}" needs a connect timeout`);
     if (!GRPC_CLUSTERS.includes(name)) continue;
     const od = c.value.outlier_detection;
-    if (!od || !(positive(od.consecutive_5xx) || positive(od.consecutive_gateway_failure))) f.fail(`${c.path}.outlier_detection`, `service cluster "${name}" needs outlier detection`);
+    if (!od || !(positive(od.consecutive_5xx) || positive(od.consecutive_gateway_failure)))
+      f.fail(`${c.path}.outlier_detection`, `service cluster "${name}" needs outlier detection`);
     if (!(c.value.health_checks ?? []).some((h: Obj) => h.grpc_health_check)) f.fail(`${c.path}.health_checks`, `service cluster "${name}" needs a gRPC health check`);
     const http2 = Object.values<Obj>(c.value.typed_extension_protocol_options ?? {}).find((o) => o.explicit_http_config?.http2_protocol_options)?.explicit_http_config
       .http2_protocol_options;
@@ -400,7 +421,9 @@ function checkRetries(f: BootstrapFacts) {
     const read = READ_METHODS.includes(path);
     // A refused stream never reached the service: any call may be sent again. Only reads may be sent again after UNAVAILABLE.
     const allowed = read ? [RETRY_ON_UNAVAILABLE, RETRY_ON_REFUSED] : [RETRY_ON_REFUSED];
-    for (const on of String(policy.retry_on ?? "").split(",").map((s) => s.trim())) {
+    for (const on of String(policy.retry_on ?? "")
+      .split(",")
+      .map((s) => s.trim())) {
       if (allowed.includes(on)) continue;
       f.fail(
         `${r.path}.route.retry_policy.retry_on`,

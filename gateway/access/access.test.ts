@@ -7,14 +7,7 @@ import { stat, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Metadata, status } from "@grpc/grpc-js";
-import {
-  ACCOUNT_CREATED_AT_HEADER,
-  callUnary,
-  userMetadata,
-  type IssuePurchaseTokenResponse,
-  type Sale,
-  type SaleAccessRules,
-} from "@seckill/sdk";
+import { ACCOUNT_CREATED_AT_HEADER, callUnary, userMetadata, type IssuePurchaseTokenResponse, type Sale, type SaleAccessRules } from "@seckill/sdk";
 import { decodeJwt, publicKeyOf, verifyPurchaseToken } from "./jwt.js";
 import { CACHE_SECONDS } from "./jwks-server.js";
 import { refusal, saleRequest, startTestStack, type TestStack } from "../../test/support/stack.js";
@@ -45,8 +38,7 @@ const as = (userId: string, accountCreatedAt?: string) => {
   return { metadata };
 };
 
-const challenge = (saleId: string, userId: string, accountCreatedAt?: string) =>
-  callUnary(gw.client, "getChallenge", { saleId }, as(userId, accountCreatedAt));
+const challenge = (saleId: string, userId: string, accountCreatedAt?: string) => callUnary(gw.client, "getChallenge", { saleId }, as(userId, accountCreatedAt));
 
 const issue = (saleId: string, userId: string, challengeId = "", challengeAnswer = "", accountCreatedAt?: string) =>
   callUnary(gw.client, "issuePurchaseToken", { saleId, challengeId, challengeAnswer }, as(userId, accountCreatedAt));
@@ -140,9 +132,7 @@ describe("challenges", () => {
       const sale = await createSale({ challengeRequired: true });
       const c = await callUnary(short.client, "getChallenge", { saleId: sale.saleId }, as("erin"));
       await sleep(400);
-      const r = await refusal(
-        callUnary(short.client, "issuePurchaseToken", { saleId: sale.saleId, challengeId: c.challengeId, challengeAnswer: solve(c.question) }, as("erin")),
-      );
+      const r = await refusal(callUnary(short.client, "issuePurchaseToken", { saleId: sale.saleId, challengeId: c.challengeId, challengeAnswer: solve(c.question) }, as("erin")));
       expect(r).toMatchObject({ code: status.PERMISSION_DENIED, reason: "CHALLENGE_FAILED" });
     } finally {
       await short.stop();

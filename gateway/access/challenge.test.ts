@@ -3,7 +3,19 @@ import { describe, expect, it } from "vitest";
 import { generateQuestion, normalizeAnswer, renderSvg } from "./challenge.js";
 
 const WORDS: Record<string, number> = {
-  zero: 0, one: 1, two: 2, three: 3, four: 4, five: 5, six: 6, seven: 7, eight: 8, nine: 9, ten: 10, eleven: 11, twelve: 12,
+  zero: 0,
+  one: 1,
+  two: 2,
+  three: 3,
+  four: 4,
+  five: 5,
+  six: 6,
+  seven: 7,
+  eight: 8,
+  nine: 9,
+  ten: 10,
+  eleven: 11,
+  twelve: 12,
 };
 const value = (token: string) => (token in WORDS ? WORDS[token] : Number(token));
 
@@ -40,7 +52,7 @@ describe("challenge images", () => {
   it("are SVG drawing each character apart, so the question is not one string in the markup", () => {
     const text = "What is 7 plus 12?";
     const svg = renderSvg(text).toString();
-    expect(svg.startsWith("<svg xmlns=\"http://www.w3.org/2000/svg\"")).toBe(true);
+    expect(svg.startsWith('<svg xmlns="http://www.w3.org/2000/svg"')).toBe(true);
     expect(svg.endsWith("</svg>")).toBe(true);
     expect(svg).not.toContain("plus");
     const drawn = [...svg.matchAll(/<text[^>]*>([^<]*)<\/text>/g)].map((m) => m[1]).join("");

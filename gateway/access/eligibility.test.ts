@@ -24,9 +24,12 @@ describe("validateAccessRules", () => {
   it("stores nothing for no rules, and only the rules that are set", () => {
     expect(validateAccessRules(undefined)).toEqual({});
     expect(validateAccessRules({ challengeRequired: false, allowedUsers: [], blockedUsers: [], minAccountAge: undefined })).toEqual({});
-    expect(
-      validateAccessRules({ challengeRequired: true, allowedUsers: ["a", "b", "a"], blockedUsers: ["m@x.io"], minAccountAge: { seconds: 7 * DAY, nanos: 0 } }),
-    ).toEqual({ challenge_required: true, allowed_users: ["a", "b"], blocked_users: ["m@x.io"], min_account_age_seconds: 7 * DAY });
+    expect(validateAccessRules({ challengeRequired: true, allowedUsers: ["a", "b", "a"], blockedUsers: ["m@x.io"], minAccountAge: { seconds: 7 * DAY, nanos: 0 } })).toEqual({
+      challenge_required: true,
+      allowed_users: ["a", "b"],
+      blocked_users: ["m@x.io"],
+      min_account_age_seconds: 7 * DAY,
+    });
   });
 
   it("round-trips to the contract's shape", () => {

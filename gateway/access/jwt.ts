@@ -20,7 +20,10 @@ export function signJwt(key: SigningKey, claims: Record<string, unknown>, header
 }
 
 /** The purchase token for a user and a sale, valid from nowMs for ttlMs. */
-export function signPurchaseToken(key: SigningKey, input: { userId: string; saleId: string; nowMs: number; ttlMs: number }): {
+export function signPurchaseToken(
+  key: SigningKey,
+  input: { userId: string; saleId: string; nowMs: number; ttlMs: number },
+): {
   token: string;
   claims: PurchaseClaims;
 } {

@@ -33,7 +33,12 @@ descriptors:
         rate_limit: { unit: minute, requests_per_unit: 2, name: purchases }
 `;
 
-const saleUser = (sale: string, id: string) => ({ entries: [{ key: "sale_id", value: sale }, { key: "user_id", value: id }] });
+const saleUser = (sale: string, id: string) => ({
+  entries: [
+    { key: "sale_id", value: sale },
+    { key: "user_id", value: id },
+  ],
+});
 
 async function refusal(promise: Promise<unknown>): Promise<ServiceError> {
   try {
@@ -205,9 +210,7 @@ describe("RateLimitService/ShouldRateLimit", () => {
   it("serves health and describes the RateLimitService by reflection", async () => {
     expect(await checkHealth(gateway.address, "envoy.service.ratelimit.v3.RateLimitService", 3000)).toBe("SERVING");
     const listed = await reflect(gateway.address, { list_services: "" });
-    expect(listed.list_services_response?.service.map((s) => s.name)).toEqual(
-      expect.arrayContaining(["envoy.service.ratelimit.v3.RateLimitService", "grpc.health.v1.Health"]),
-    );
+    expect(listed.list_services_response?.service.map((s) => s.name)).toEqual(expect.arrayContaining(["envoy.service.ratelimit.v3.RateLimitService", "grpc.health.v1.Health"]));
     const files = await reflect(gateway.address, { file_containing_symbol: "envoy.service.ratelimit.v3.RateLimitService" });
     expect(files.error_response).toBeUndefined();
     expect(files.file_descriptor_response?.file_descriptor_proto.length).toBeGreaterThan(0);

@@ -61,9 +61,7 @@ describe("the rendered overlays", () => {
 describe("a mistake in the manifests fails with a message naming it", () => {
   it("a container without a readiness probe", () => {
     const objects = devWith((o) => delete container(o, "order-flash").readinessProbe);
-    expect(problemsOf(objects)).toEqual([
-      "Deployment/seckill/order-flash /spec/template/spec/containers/0/readinessProbe: container order: has no readinessProbe",
-    ]);
+    expect(problemsOf(objects)).toEqual(["Deployment/seckill/order-flash /spec/template/spec/containers/0/readinessProbe: container order: has no readinessProbe"]);
   });
 
   it("a service probed over HTTP instead of grpc.health.v1, or on a port it does not open", () => {
@@ -124,7 +122,9 @@ describe("a mistake in the manifests fails with a message naming it", () => {
   it("a Secret referenced but neither rendered nor documented", () => {
     const objects = devWith((o) => (container(o, "order-default").env.find((e: Edited) => e.name === "REDIS_URL").valueFrom.secretKeyRef.name = "redis-password"));
     expect(problemsOf(objects)).toEqual([
-      expect.stringMatching(/^Deployment\/seckill\/order-default \/spec\/template\/spec\/containers\/0\/env\/\d+: Secret redis-password is not in the rendering nor a documented external Secret/),
+      expect.stringMatching(
+        /^Deployment\/seckill\/order-default \/spec\/template\/spec\/containers\/0\/env\/\d+: Secret redis-password is not in the rendering nor a documented external Secret/,
+      ),
     ]);
   });
 
@@ -135,7 +135,9 @@ describe("a mistake in the manifests fails with a message naming it", () => {
     });
     const problems = problemsOf(objects);
     expect(problems).toContain("Deployment/seckill/order-writer /spec/template/spec/containers/0/envFrom/0: ConfigMap seckill-settings is not in the rendering");
-    expect(problems).toContain("Deployment/seckill/envoy /spec/template/spec/volumes/1/projected/sources/2: Secret envoy-tls is documented with the keys tls.crt, tls.key, not cert.pem");
+    expect(problems).toContain(
+      "Deployment/seckill/envoy /spec/template/spec/volumes/1/projected/sources/2: Secret envoy-tls is documented with the keys tls.crt, tls.key, not cert.pem",
+    );
   });
 
   it("an Envoy image other than the pinned release", () => {
@@ -151,9 +153,7 @@ describe("a mistake in the manifests fails with a message naming it", () => {
       expect.stringMatching(/^Deployment\/seckill\/envoy: ConfigMap envoy-config-\w+ key envoy\.yaml: cluster order_flash: no Service order-flash in the rendering$/),
     ]);
     const otherPort = devWith((o) => (named(o, "Service", "gateway").spec.ports[1].port = 8080));
-    expect(problemsOf(otherPort)).toEqual([
-      expect.stringMatching(/cluster gateway_jwks: Service gateway has no port 50058$/),
-    ]);
+    expect(problemsOf(otherPort)).toEqual([expect.stringMatching(/cluster gateway_jwks: Service gateway has no port 50058$/)]);
   });
 
   it("a Deployment without a PodDisruptionBudget, an autoscaler without its Deployment", () => {

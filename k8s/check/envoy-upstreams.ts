@@ -95,7 +95,10 @@ function mountedFiles(pod: IPodSpec, c: IContainer, ns: string | undefined, obje
     const picked = items && items.length > 0 ? items : keys.map((key) => ({ key, path: key }));
     for (const { key, path } of picked) {
       if (object && !(key in data)) continue;
-      files.set(posix.join(dir, path), { from: `${kind} ${name} key ${key}`, text: kind === "ConfigMap" && object?.data ? (object.data as Record<string, string>)[key] : undefined });
+      files.set(posix.join(dir, path), {
+        from: `${kind} ${name} key ${key}`,
+        text: kind === "ConfigMap" && object?.data ? (object.data as Record<string, string>)[key] : undefined,
+      });
     }
   };
   for (const m of c.volumeMounts ?? []) {

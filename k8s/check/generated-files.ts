@@ -41,10 +41,12 @@ export const GENERATED_FILES: GeneratedFile[] = [
 
 /** The generated files that are missing or differ from their source. */
 export function staleFiles(files: GeneratedFile[] = GENERATED_FILES): string[] {
-  return files.filter((f) => {
-    const path = join(K8S_DIR, f.path);
-    return !existsSync(path) || !readFileSync(path).equals(f.content());
-  }).map((f) => f.path);
+  return files
+    .filter((f) => {
+      const path = join(K8S_DIR, f.path);
+      return !existsSync(path) || !readFileSync(path).equals(f.content());
+    })
+    .map((f) => f.path);
 }
 
 export function writeGeneratedFiles(files: GeneratedFile[] = GENERATED_FILES): string[] {

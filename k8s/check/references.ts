@@ -38,7 +38,13 @@ export function checkReferences(objects: K8sObject[]): Problem[] {
       const external = ref.kind === "Secret" ? EXTERNAL_SECRETS[ref.name] : undefined;
       if (!external) {
         if (!ref.optional) {
-          found.push(problem(w.object, path, `${ref.kind} ${ref.name} is not in the rendering${ref.kind === "Secret" ? " nor a documented external Secret (k8s/check/external-secrets.ts)" : ""}`));
+          found.push(
+            problem(
+              w.object,
+              path,
+              `${ref.kind} ${ref.name} is not in the rendering${ref.kind === "Secret" ? " nor a documented external Secret (k8s/check/external-secrets.ts)" : ""}`,
+            ),
+          );
         }
       } else if (ref.key !== undefined && external.keys !== "any" && !external.keys.includes(ref.key)) {
         found.push(problem(w.object, path, `Secret ${ref.name} is documented with the keys ${external.keys.join(", ")}, not ${ref.key}`));

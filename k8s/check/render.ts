@@ -24,7 +24,8 @@ export function render(dir: string): K8sObject[] {
   try {
     text = execFileSync("kubectl", ["kustomize", dir], { encoding: "utf8", maxBuffer: 64 * 1024 * 1024, stdio: ["ignore", "pipe", "pipe"] });
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") throw new Error("kubectl is not on PATH: the checks render the overlays with kubectl kustomize (kubectl 1.27 or newer)");
+    if ((error as NodeJS.ErrnoException).code === "ENOENT")
+      throw new Error("kubectl is not on PATH: the checks render the overlays with kubectl kustomize (kubectl 1.27 or newer)");
     const stderr = (error as { stderr?: string }).stderr?.trim();
     throw new Error(`kubectl kustomize ${dir} failed${stderr ? `: ${stderr}` : ""}`);
   }

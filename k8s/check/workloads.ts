@@ -10,7 +10,9 @@ const PROBES = ["startupProbe", "readinessProbe", "livenessProbe"] as const;
 
 export function checkWorkloads(objects: K8sObject[]): Problem[] {
   return workloads(objects).flatMap((w) => [
-    ...(w.pod.automountServiceAccountToken === false ? [] : [problem(w.object, `${w.at}/spec/automountServiceAccountToken`, "must be false: no workload talks to the Kubernetes API")]),
+    ...(w.pod.automountServiceAccountToken === false
+      ? []
+      : [problem(w.object, `${w.at}/spec/automountServiceAccountToken`, "must be false: no workload talks to the Kubernetes API")]),
     ...containersOf(w.pod).flatMap(({ container, at }) => checkContainer(w, container, `${w.at}${at}`, objects)),
   ]);
 }
@@ -64,7 +66,10 @@ function checkServiceConfig(w: Workload, c: IContainer, objects: K8sObject[], fa
     const drainMs = config.drainDelayMs + config.shutdownGraceMs;
     const graceS = w.pod.terminationGracePeriodSeconds ?? 30;
     if (w.object.kind !== "Job" && graceS * 1000 <= drainMs) {
-      fail("/terminationGracePeriodSeconds", `terminationGracePeriodSeconds ${graceS} s must exceed SHUTDOWN_DRAIN_DELAY_MS + SHUTDOWN_GRACE_MS = ${drainMs} ms, or the kubelet kills calls still draining`);
+      fail(
+        "/terminationGracePeriodSeconds",
+        `terminationGracePeriodSeconds ${graceS} s must exceed SHUTDOWN_DRAIN_DELAY_MS + SHUTDOWN_GRACE_MS = ${drainMs} ms, or the kubelet kills calls still draining`,
+      );
     }
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;

@@ -60,7 +60,12 @@ describe.skipIf(!python)("a purchase from Python", () => {
       // jwt_authn fetches the gateway's keys after start-up: until then the edge answers UNAUTHENTICATED.
       const probe = await stack.createSale({ totalStock: 1000 });
       let n = 0;
-      await eventually(async () => (await placeOrder(probe.saleId, `probe-${++n}`, via.args, via.env)).outcome?.reason !== "UNAUTHENTICATED", 20_000, "the edge to fetch the purchase token keys", 200);
+      await eventually(
+        async () => (await placeOrder(probe.saleId, `probe-${++n}`, via.args, via.env)).outcome?.reason !== "UNAUTHENTICATED",
+        20_000,
+        "the edge to fetch the purchase token keys",
+        200,
+      );
     } else {
       via = direct();
     }

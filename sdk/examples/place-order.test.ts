@@ -54,7 +54,11 @@ describe.skipIf(!envoyBin)("the SDK example through a real edge", () => {
     // jwt_authn fetches the gateway's keys after start-up: until then the edge answers UNAUTHENTICATED.
     const probe = await stack.createSale({ totalStock: 1000 });
     let n = 0;
-    await eventually(async () => (await buy(clients, probe.saleId, `probe-${++n}`, `probe-${n}`)).reason !== "UNAUTHENTICATED", 20_000, "the edge to fetch the purchase token keys");
+    await eventually(
+      async () => (await buy(clients, probe.saleId, `probe-${++n}`, `probe-${n}`)).reason !== "UNAUTHENTICATED",
+      20_000,
+      "the edge to fetch the purchase token keys",
+    );
   });
 
   afterAll(async () => {

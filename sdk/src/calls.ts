@@ -64,12 +64,7 @@ export function purchaseMetadata(userId: string, saleId: string, token?: string)
   return metadata;
 }
 
-type UnaryMethod<Req, Res> = (
-  request: Req,
-  metadata: Metadata,
-  options: Partial<CallOptions>,
-  callback: (error: ServiceError | null, response: Res) => void,
-) => unknown;
+type UnaryMethod<Req, Res> = (request: Req, metadata: Metadata, options: Partial<CallOptions>, callback: (error: ServiceError | null, response: Res) => void) => unknown;
 
 type UnaryMethodNames<C> = {
   [K in keyof C]: C[K] extends UnaryMethod<never, unknown> ? K : never;

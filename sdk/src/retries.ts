@@ -163,7 +163,8 @@ export async function callWithRetries<T>(send: (retry: boolean) => Promise<T>, o
         continue;
       }
       // A refusal is an answer: the service's names its reason; the edge's limits and token check are Envoy's answer in its place.
-      if ((e.reason !== undefined || e.edge !== undefined) && !isRetryable(e.code)) return { ok: false, error: e, calls: call, refused: true, unreachable: false, mayHaveBeenAccepted: false };
+      if ((e.reason !== undefined || e.edge !== undefined) && !isRetryable(e.code))
+        return { ok: false, error: e, calls: call, refused: true, unreachable: false, mayHaveBeenAccepted: false };
       return unanswered(e, call);
     }
   }

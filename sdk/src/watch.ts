@@ -7,11 +7,7 @@ import { oversizedMetadata, userMetadata } from "./calls.js";
 import { rejectionOf } from "./rejection.js";
 
 /** Statuses an order never leaves (the order service stops watching there too). */
-export const FINAL_ORDER_STATUSES: ReadonlySet<OrderStatus> = new Set([
-  OrderStatus.ORDER_STATUS_PAID,
-  OrderStatus.ORDER_STATUS_CANCELLED,
-  OrderStatus.ORDER_STATUS_EXPIRED,
-]);
+export const FINAL_ORDER_STATUSES: ReadonlySet<OrderStatus> = new Set([OrderStatus.ORDER_STATUS_PAID, OrderStatus.ORDER_STATUS_CANCELLED, OrderStatus.ORDER_STATUS_EXPIRED]);
 
 export const isFinalOrderStatus = (s: OrderStatus): boolean => FINAL_ORDER_STATUSES.has(s);
 

@@ -128,7 +128,10 @@ beforeAll(async () => {
   writeFileSync(path.join(project, "consumer.ts"), CONSUMER);
   writeFileSync(
     path.join(project, "tsconfig.json"),
-    JSON.stringify({ compilerOptions: { module: "nodenext", moduleResolution: "nodenext", target: "es2022", strict: true, noEmit: true, types: ["node"] }, files: ["consumer.ts"] }),
+    JSON.stringify({
+      compilerOptions: { module: "nodenext", moduleResolution: "nodenext", target: "es2022", strict: true, noEmit: true, types: ["node"] },
+      files: ["consumer.ts"],
+    }),
   );
 }, 300_000);
 
@@ -148,7 +151,12 @@ describe("the packed SDK", () => {
   });
 
   it("loads with require() from CommonJS on plain node", async () => {
-    const { code, stdout, stderr } = await run(process.execPath, ["-e", "const sdk = require('@seckill/sdk'); console.log(typeof sdk.placeOrder, typeof sdk.OrderServiceClient)"], project, 30_000);
+    const { code, stdout, stderr } = await run(
+      process.execPath,
+      ["-e", "const sdk = require('@seckill/sdk'); console.log(typeof sdk.placeOrder, typeof sdk.OrderServiceClient)"],
+      project,
+      30_000,
+    );
     expect(stderr.replace(/^.*ExperimentalWarning.*\n|^\(Use `node --trace-warnings.*\n/gm, "")).toBe("");
     expect(code).toBe(0);
     expect(stdout.trim()).toBe("function function");

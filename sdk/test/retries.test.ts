@@ -44,11 +44,7 @@ function scripted<T>(answers: (() => Promise<T>)[]) {
 
 describe("callWithRetries", () => {
   it("sends a lost answer again with retry: true, after the RetryInfo delay, then a backoff", async () => {
-    const s = scripted([
-      () => Promise.reject(refusal(status.UNAVAILABLE, "redis down", "OVERLOADED", 300)),
-      () => Promise.reject(lost()),
-      () => Promise.resolve("o1"),
-    ]);
+    const s = scripted([() => Promise.reject(refusal(status.UNAVAILABLE, "redis down", "OVERLOADED", 300)), () => Promise.reject(lost()), () => Promise.resolve("o1")]);
     const result = await callWithRetries(s.send, s.options({ maxAttempts: 4, throughEdge: false }));
     expect(s.retries).toEqual([false, true, true]);
     expect(s.slept).toEqual([300, 50]); // the server's delay, then the backoff for the second retry
@@ -65,7 +61,14 @@ describe("callWithRetries", () => {
     const s = scripted(Array.from({ length: 3 }, () => () => Promise.reject(refusal(status.UNAVAILABLE, "no connection"))));
     const result = await callWithRetries(s.send, s.options({ maxAttempts: 3, throughEdge: false, random: () => 0.5 }));
     expect(s.retries).toHaveLength(3);
-    expect(result).toMatchObject({ ok: false, calls: 3, refused: false, mayHaveBeenAccepted: true, unreachable: true, error: { code: status.UNAVAILABLE, message: "no connection" } });
+    expect(result).toMatchObject({
+      ok: false,
+      calls: 3,
+      refused: false,
+      mayHaveBeenAccepted: true,
+      unreachable: true,
+      error: { code: status.UNAVAILABLE, message: "no connection" },
+    });
   });
 
   it("takes a refusal as the answer: no retry", async () => {
@@ -95,7 +98,9 @@ describe("callWithRetries through the edge", () => {
     const result = await callWithRetries(s.send, s.options());
     expect(s.retries).toHaveLength(1);
     expect(result).toMatchObject({ ok: false, refused: true, error: { code: status.RESOURCE_EXHAUSTED, edge: "tokenBucket" } });
-    expect(s.attempts).toEqual([{ call: 1, retry: false, startMs: 0, endMs: 0, code: status.RESOURCE_EXHAUSTED, reason: undefined, edge: "tokenBucket", message: "local_rate_limited" }]);
+    expect(s.attempts).toEqual([
+      { call: 1, retry: false, startMs: 0, endMs: 0, code: status.RESOURCE_EXHAUSTED, reason: undefined, edge: "tokenBucket", message: "local_rate_limited" },
+    ]);
   });
 
   it("retries a connection the edge refused, telling each refused call", async () => {

@@ -3,7 +3,19 @@
 // PlaceOrder (its retry says retry: true, and goes through placeOrder).
 import { afterEach, describe, expect, it } from "vitest";
 import { credentials, status } from "@grpc/grpc-js";
-import { GetSaleStatusResponse, OrderServiceClient, OrderServiceService, PlaceOrderResponse, RETRYABLE_READS, SERVICE_CONFIG, SaleServiceClient, SaleServiceService, AccessServiceService, callUnary, clientOptions } from "@seckill/sdk";
+import {
+  GetSaleStatusResponse,
+  OrderServiceClient,
+  OrderServiceService,
+  PlaceOrderResponse,
+  RETRYABLE_READS,
+  SERVICE_CONFIG,
+  SaleServiceClient,
+  SaleServiceService,
+  AccessServiceService,
+  callUnary,
+  clientOptions,
+} from "@seckill/sdk";
 import { grpcError, startScriptedServer, type ScriptedServer } from "./scripted-server.js";
 
 const unavailable = () => grpcError(status.UNAVAILABLE, "shutting down", "OVERLOADED");
@@ -51,7 +63,11 @@ describe("SERVICE_CONFIG", () => {
       "seckill.v1.OrderService": OrderServiceService,
       "seckill.v1.AccessService": AccessServiceService,
     };
-    const paths = Object.values(definitions).flatMap((d) => Object.values(d).filter((m) => !m.requestStream && !m.responseStream).map((m) => m.path));
+    const paths = Object.values(definitions).flatMap((d) =>
+      Object.values(d)
+        .filter((m) => !m.requestStream && !m.responseStream)
+        .map((m) => m.path),
+    );
     const named = SERVICE_CONFIG.methodConfig.flatMap((c) => c.name.map((n) => `/${n.service}/${n.method}`));
     expect(named.every((path) => paths.includes(path))).toBe(true);
     expect(named).toEqual(Object.entries(RETRYABLE_READS).flatMap(([service, methods]) => methods.map((m) => `/${service}/${m}`)));

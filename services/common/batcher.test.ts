@@ -4,7 +4,9 @@ import { createBatcher } from "./batcher.js";
 describe("createBatcher", () => {
   it("merges calls made in the same tick into one batch and keeps the order", async () => {
     const batches: number[][] = [];
-    const call = createBatcher<number, number>({ maxBatch: 100, run: async (xs) => {
+    const call = createBatcher<number, number>({
+      maxBatch: 100,
+      run: async (xs) => {
         batches.push(xs);
         return xs.map((x) => x * 2);
       },
@@ -16,7 +18,9 @@ describe("createBatcher", () => {
 
   it("cuts batches at maxBatch", async () => {
     const sizes: number[] = [];
-    const call = createBatcher<number, number>({ maxBatch: 4, run: async (xs) => {
+    const call = createBatcher<number, number>({
+      maxBatch: 4,
+      run: async (xs) => {
         sizes.push(xs.length);
         return xs;
       },

@@ -44,10 +44,18 @@ describe("errorStatus", () => {
       built++;
       return { method: "PlaceOrder", requestId: "r-1" };
     };
-    errorStatus(refuse("SOLD_OUT", "gone"), createLogger({}, "info", () => undefined), context);
+    errorStatus(
+      refuse("SOLD_OUT", "gone"),
+      createLogger({}, "info", () => undefined),
+      context,
+    );
     expect(built).toBe(0);
     const debugLines: string[] = [];
-    errorStatus(refuse("SOLD_OUT", "gone"), createLogger({}, "debug", (line) => debugLines.push(line)), context);
+    errorStatus(
+      refuse("SOLD_OUT", "gone"),
+      createLogger({}, "debug", (line) => debugLines.push(line)),
+      context,
+    );
     expect(built).toBe(1);
     expect(JSON.parse(debugLines[0])).toMatchObject({ msg: "call refused", method: "PlaceOrder", requestId: "r-1", reason: "SOLD_OUT" });
   });

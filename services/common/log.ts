@@ -16,14 +16,9 @@ export interface Logger {
 }
 
 /** The fields themselves, built if given as a function. */
-export const fieldsOf = (fields: LogFields | undefined): Record<string, unknown> | undefined =>
-  typeof fields === "function" ? fields() : fields;
+export const fieldsOf = (fields: LogFields | undefined): Record<string, unknown> | undefined => (typeof fields === "function" ? fields() : fields);
 
-export function createLogger(
-  base: Record<string, unknown>,
-  level: Level = "info",
-  write: (line: string) => void = (line) => process.stderr.write(`${line}\n`),
-): Logger {
+export function createLogger(base: Record<string, unknown>, level: Level = "info", write: (line: string) => void = (line) => process.stderr.write(`${line}\n`)): Logger {
   const min = RANK[level];
   const emit = (lvl: Level, msg: string, fields?: LogFields) => {
     if (RANK[lvl] < min) return;

@@ -5,15 +5,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { sample } from "../../test/support/prometheus.js";
 import { afterEach, describe, expect, it } from "vitest";
 import { credentials, status, type ServerUnaryCall, type sendUnaryData } from "@grpc/grpc-js";
-import {
-  callUnary,
-  InventoryServiceClient,
-  InventoryServiceService,
-  rejectionOf,
-  type GetStockRequest,
-  type GetStockResponse,
-  type InventoryServiceServer,
-} from "@seckill/sdk";
+import { callUnary, InventoryServiceClient, InventoryServiceService, rejectionOf, type GetStockRequest, type GetStockResponse, type InventoryServiceServer } from "@seckill/sdk";
 import { startGrpcServer, unary, type RunningGrpcServer } from "./grpc-server.js";
 import { createLogger, quietLogger } from "./log.js";
 import { createMetrics, serveMetrics, STOCK_IDLE_MS, type MetricsEndpoint } from "./metrics.js";
@@ -23,7 +15,6 @@ const cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
-
 
 async function serve(metrics: ReturnType<typeof createMetrics>): Promise<MetricsEndpoint> {
   const endpoint = await serveMetrics(metrics.registry, "127.0.0.1:0", quietLogger());

@@ -21,9 +21,7 @@ export class Refusal extends Error {
 export const refuse = (reason: ReasonName, message: string): Refusal => new Refusal(reason, message);
 
 /** INVALID_ARGUMENT naming the field, for malformed or out-of-range input. */
-export const invalid = (field: string, description: string): Refusal =>
-  new Refusal("INVALID_ARGUMENT", `${field}: ${description}`, { fieldViolations: [{ field, description }] });
+export const invalid = (field: string, description: string): Refusal => new Refusal("INVALID_ARGUMENT", `${field}: ${description}`, { fieldViolations: [{ field, description }] });
 
 /** UNAVAILABLE with a retry hint: a dependency is down or the process is shedding load. */
-export const overloaded = (message: string, retryDelayMs = 200): Refusal =>
-  new Refusal("OVERLOADED", message, { retryDelayMs });
+export const overloaded = (message: string, retryDelayMs = 200): Refusal => new Refusal("OVERLOADED", message, { retryDelayMs });

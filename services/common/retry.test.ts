@@ -43,9 +43,9 @@ describe("retryUntilStopped", () => {
     const poison = new Error("constraint");
     const step = failing(Infinity, poison);
     let retries = 0;
-    await expect(
-      retryUntilStopped(step.attempt, { delayMs: 1, maxDelayMs: 1, stopped: () => false, retryable: (e) => e !== poison, onRetry: () => retries++ }),
-    ).rejects.toBe(poison);
+    await expect(retryUntilStopped(step.attempt, { delayMs: 1, maxDelayMs: 1, stopped: () => false, retryable: (e) => e !== poison, onRetry: () => retries++ })).rejects.toBe(
+      poison,
+    );
     expect(step.calls()).toBe(1);
     expect(retries).toBe(0);
   });

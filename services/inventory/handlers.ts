@@ -1,10 +1,5 @@
 // gRPC handlers of the inventory service: decode, call the domain, encode.
-import {
-  InventoryServiceService,
-  SaleServiceService,
-  type InventoryServiceServer,
-  type SaleServiceServer,
-} from "@seckill/sdk";
+import { InventoryServiceService, SaleServiceService, type InventoryServiceServer, type SaleServiceServer } from "@seckill/sdk";
 import { unary, type ServiceRegistration } from "../common/grpc-server.js";
 import type { Logger } from "../common/log.js";
 import type { Reconcile } from "./reconcile.js";

@@ -69,7 +69,9 @@ export function compareSale(v: SaleViews): SaleDifference[] {
   }
   if (!v.queue.idle) {
     const behind = Math.max(0, v.queue.published - v.queue.written);
-    found.push(difference("QUEUE_NOT_DRAINED", `the writer has ${behind} events of the stream left to write: Redis and Postgres were not compared; reconcile again once it has drained`, []));
+    found.push(
+      difference("QUEUE_NOT_DRAINED", `the writer has ${behind} events of the stream left to write: Redis and Postgres were not compared; reconcile again once it has drained`, []),
+    );
     return found;
   }
 

@@ -19,11 +19,7 @@ export interface ReleaseConsumer {
 
 const RETRY_DELAY_MS = 1000;
 
-export async function startReleaseConsumer(opts: {
-  consumer: Consumer;
-  stock: Pick<StockStore, "release">;
-  log: Logger;
-}): Promise<ReleaseConsumer> {
+export async function startReleaseConsumer(opts: { consumer: Consumer; stock: Pick<StockStore, "release">; log: Logger }): Promise<ReleaseConsumer> {
   const { stock, log } = opts;
   const stats = { released: 0, skipped: 0 };
   let inFlight = 0;

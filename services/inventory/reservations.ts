@@ -3,15 +3,7 @@
 // made reservations in the sweep index, publish every reservation to JetStream
 // (all publishes in flight together) and answer each attempt only after its
 // PubAck.
-import {
-  Reason,
-  reasonFromName,
-  reasonName,
-  type GetReservationResponse,
-  type ReservationMade,
-  type ReserveItem,
-  type ReserveResult,
-} from "@seckill/sdk";
+import { Reason, reasonFromName, reasonName, type GetReservationResponse, type ReservationMade, type ReserveItem, type ReserveResult } from "@seckill/sdk";
 import { isRequestId, isSaleId, isUserId, newOrderId, saleOfOrderId } from "../common/ids.js";
 import { invalid, refuse, Refusal } from "../common/refusal.js";
 import type { EventPublisher } from "../common/event-bus.js";
@@ -57,8 +49,7 @@ export function attemptProblem(item: ReserveItem): string | undefined {
 }
 
 /** OK, REPLAY, or the reason of the refusal: the `outcome` a reservation is counted under. */
-const outcomeOf = (result: ReserveResult): string =>
-  result.reason === Reason.REASON_UNSPECIFIED ? (result.replayed ? "REPLAY" : "OK") : (reasonName(result.reason) ?? "UNKNOWN");
+const outcomeOf = (result: ReserveResult): string => (result.reason === Reason.REASON_UNSPECIFIED ? (result.replayed ? "REPLAY" : "OK") : (reasonName(result.reason) ?? "UNKNOWN"));
 
 /** How long a sale id found missing in Postgres is answered NOT_FOUND without asking again. */
 const UNKNOWN_SALE_TTL_MS = 1000;
@@ -223,9 +214,7 @@ export function createReservationService(deps: ReservationDeps) {
     async stock(saleId: string) {
       if (!isSaleId(saleId)) throw invalid("sale_id", "26 characters of Crockford base32");
       const live = await stock.live(saleId);
-      return live.warm
-        ? { saleId, totalStock: live.totalStock, stockLeft: live.stockLeft, warm: true }
-        : { saleId, totalStock: 0, stockLeft: 0, warm: false };
+      return live.warm ? { saleId, totalStock: live.totalStock, stockLeft: live.stockLeft, warm: true } : { saleId, totalStock: 0, stockLeft: 0, warm: false };
     },
 
     async reservation(reservationId: string): Promise<GetReservationResponse> {

@@ -174,8 +174,7 @@ function row(overrides: Partial<SaleRow> = {}): SaleRow {
 }
 
 describe("phaseOf", () => {
-  const { SALE_PHASE_NOT_STARTED: NOT_STARTED, SALE_PHASE_OPEN: OPEN, SALE_PHASE_SOLD_OUT: SOLD_OUT, SALE_PHASE_ENDED: ENDED } =
-    SalePhase;
+  const { SALE_PHASE_NOT_STARTED: NOT_STARTED, SALE_PHASE_OPEN: OPEN, SALE_PHASE_SOLD_OUT: SOLD_OUT, SALE_PHASE_ENDED: ENDED } = SalePhase;
   const cases: [string, Partial<SaleRow>, number, Date, SalePhase][] = [
     ["before starts_at", {}, 10, at(-1), NOT_STARTED],
     ["long before starts_at", {}, 10, at(-DAY_MS), NOT_STARTED],

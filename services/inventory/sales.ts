@@ -1,14 +1,7 @@
 // Sales: creating, reading, opening and closing them, and the phase a sale is
 // in. Postgres holds the sale; Redis holds a copy of its rules and the live
 // stock count, loaded by sale-warmer.ts.
-import {
-  ReleasePolicy,
-  SalePhase,
-  type CreateSaleRequest,
-  type GetSaleStatusResponse,
-  type Sale,
-  type SaleAccessRules,
-} from "@seckill/sdk";
+import { ReleasePolicy, SalePhase, type CreateSaleRequest, type GetSaleStatusResponse, type Sale, type SaleAccessRules } from "@seckill/sdk";
 import type { Knex } from "knex";
 import { isRequestId, isSaleId, isUserId, type IdSource } from "../common/ids.js";
 import { decodePageToken, pageLimit, pageOf } from "../common/page-token.js";

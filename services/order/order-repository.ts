@@ -112,7 +112,9 @@ export async function existingOrderIds(db: Knex, ids: string[]): Promise<Set<str
 
 /** Which of these sale ids exist. */
 export async function existingSaleIds(db: Knex, ids: string[]): Promise<Set<string>> {
-  const rows = await db("sales").whereIn("id", [...new Set(ids)]).select("id");
+  const rows = await db("sales")
+    .whereIn("id", [...new Set(ids)])
+    .select("id");
   return new Set(rows.map((r: { id: string }) => r.id));
 }
 
@@ -121,15 +123,13 @@ export async function findOrder(db: Knex, id: string): Promise<OrderRow | undefi
 }
 
 /** The user's orders, newest first; the cursor is the last row's (created_at, id). */
-export async function listOrders(
-  db: Knex,
-  userId: string,
-  limit: number,
-  opts: { saleId?: string; after?: Cursor },
-): Promise<OrderRow[]> {
+export async function listOrders(db: Knex, userId: string, limit: number, opts: { saleId?: string; after?: Cursor }): Promise<OrderRow[]> {
   const query = db<OrderRow>("orders")
     .where({ user_id: userId })
-    .orderBy([{ column: "created_at", order: "desc" }, { column: "id", order: "desc" }])
+    .orderBy([
+      { column: "created_at", order: "desc" },
+      { column: "id", order: "desc" },
+    ])
     .limit(limit);
   if (opts.saleId) query.andWhere({ sale_id: opts.saleId });
   if (opts.after) query.andWhereRaw("(created_at, id) < (?, ?)", [opts.after.createdAt, opts.after.id]);
@@ -137,13 +137,7 @@ export async function listOrders(
 }
 
 /** CREATED → PAID before pay_by; undefined when the guard did not match. */
-export async function markPaid(
-  db: Knex,
-  id: string,
-  userId: string,
-  payment: { reference: string; requestId: string },
-  now: Date,
-): Promise<OrderRow | undefined> {
+export async function markPaid(db: Knex, id: string, userId: string, payment: { reference: string; requestId: string }, now: Date): Promise<OrderRow | undefined> {
   const [row] = await db<OrderRow>("orders")
     .where({ id, user_id: userId, status: "CREATED" })
     .andWhere("pay_by", ">", now)
@@ -159,13 +153,7 @@ export async function markPaid(
  * units (sale_buyers) go down only when the sale's release policy is RESTORE:
  * under KEEP they stay counted against the per-user limit.
  */
-export async function markReleased(
-  trx: Knex.Transaction,
-  id: string,
-  status: "CANCELLED" | "EXPIRED",
-  guard: { userId?: string },
-  now: Date,
-): Promise<OrderRow | undefined> {
+export async function markReleased(trx: Knex.Transaction, id: string, status: "CANCELLED" | "EXPIRED", guard: { userId?: string }, now: Date): Promise<OrderRow | undefined> {
   const query = trx<OrderRow>("orders").where({ id, status: "CREATED" });
   if (guard.userId) query.andWhere({ user_id: guard.userId });
   const [row] = await query.update({ status, released_at: now, updated_at: now }).returning("*");
@@ -184,10 +172,7 @@ export async function markReleased(
  * other transaction holds: replicas running this at once each get other orders.
  */
 export async function lockDueOrders(trx: Knex.Transaction, limit: number): Promise<string[]> {
-  const result = await trx.raw(
-    `SELECT id FROM orders WHERE status = 'CREATED' AND pay_by <= now() ORDER BY pay_by LIMIT ? FOR UPDATE SKIP LOCKED`,
-    [limit],
-  );
+  const result = await trx.raw(`SELECT id FROM orders WHERE status = 'CREATED' AND pay_by <= now() ORDER BY pay_by LIMIT ? FOR UPDATE SKIP LOCKED`, [limit]);
   return (result.rows as { id: string }[]).map((r) => r.id);
 }
 
@@ -200,11 +185,7 @@ export async function lockDueOrders(trx: Knex.Transaction, limit: number): Promi
  */
 export async function markExpired(trx: Knex.Transaction, ids: string[], now: Date): Promise<OrderRow[]> {
   if (ids.length === 0) return [];
-  const rows = await trx<OrderRow>("orders")
-    .whereIn("id", ids)
-    .andWhere({ status: "CREATED" })
-    .update({ status: "EXPIRED", released_at: now, updated_at: now })
-    .returning("*");
+  const rows = await trx<OrderRow>("orders").whereIn("id", ids).andWhere({ status: "CREATED" }).update({ status: "EXPIRED", released_at: now, updated_at: now }).returning("*");
   if (rows.length === 0) return rows;
   const saleIds = [...new Set(rows.map((r) => r.sale_id))].sort();
   await trx.raw(`SELECT id FROM sales WHERE id = ANY(?::text[]) ORDER BY id FOR UPDATE`, [saleIds]);

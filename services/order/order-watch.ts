@@ -208,6 +208,10 @@ export function streamOrderWatch(
     if (shutdown.aborted) call.emit("error", errorStatus(SHUTTING_DOWN, log));
     else call.end();
   })().catch((error: unknown) => {
-    if (!cancelled.signal.aborted) call.emit("error", errorStatus(error, log, () => ({ method: "WatchOrder", ...idsOf(call.request) })));
+    if (!cancelled.signal.aborted)
+      call.emit(
+        "error",
+        errorStatus(error, log, () => ({ method: "WatchOrder", ...idsOf(call.request) })),
+      );
   });
 }

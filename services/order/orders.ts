@@ -1,16 +1,7 @@
 // The order domain: placing an order (the hot path), reading, paying and
 // cancelling. Plain functions over an inventory client, the order repository
 // and the event publisher; no gRPC types beyond the generated messages.
-import {
-  OrderStatus,
-  Reason,
-  reasonName,
-  type Order,
-  type PlaceOrderRequest,
-  type ReserveItem,
-  type ReserveResult,
-  type GetReservationResponse,
-} from "@seckill/sdk";
+import { OrderStatus, Reason, reasonName, type Order, type PlaceOrderRequest, type ReserveItem, type ReserveResult, type GetReservationResponse } from "@seckill/sdk";
 import type { Knex } from "knex";
 import { isRequestId, isSaleId, saleOfOrderId } from "../common/ids.js";
 import { decodePageToken, pageLimit, pageOf } from "../common/page-token.js";
@@ -124,9 +115,7 @@ export function createOrderService(deps: OrderDeps) {
   const stockReturned = (saleId: string) => soldOut.stockReturned(saleId);
 
   function publishStatus(row: OrderRow): void {
-    publisher.orderStatusChanged([
-      { orderId: row.id, saleId: row.sale_id, userId: row.user_id, status: STATUS[row.status], changedAt: row.updated_at },
-    ]);
+    publisher.orderStatusChanged([{ orderId: row.id, saleId: row.sale_id, userId: row.user_id, status: STATUS[row.status], changedAt: row.updated_at }]);
   }
 
   async function find(userId: string, orderId: string): Promise<Order> {
@@ -161,9 +150,7 @@ export function createOrderService(deps: OrderDeps) {
         if (name === "SOLD_OUT") throw SOLD_OUT;
         if (name === "OVERLOADED") throw overloaded("the reservation was not confirmed; retry with the same request id and retry=true");
         if (name === "INVALID_ARGUMENT") {
-          throw result.perUserLimit > 0
-            ? invalid("quantity", `at most ${result.perUserLimit}, the sale's per-user limit`)
-            : invalid("request", "rejected by inventory");
+          throw result.perUserLimit > 0 ? invalid("quantity", `at most ${result.perUserLimit}, the sale's per-user limit`) : invalid("request", "rejected by inventory");
         }
         throw refuse(name ?? "OVERLOADED", (name ?? "unknown").toLowerCase().replace(/_/g, " "));
       }
@@ -195,9 +182,7 @@ export function createOrderService(deps: OrderDeps) {
     /** Releases committed elsewhere (expiry): lift the shortcut here at once too. */
     releasedRows(rows: OrderRow[]): void {
       for (const saleId of new Set(rows.map((row) => row.sale_id))) stockReturned(saleId);
-      publisher.orderStatusChanged(
-        rows.map((row) => ({ orderId: row.id, saleId: row.sale_id, userId: row.user_id, status: STATUS[row.status], changedAt: row.updated_at })),
-      );
+      publisher.orderStatusChanged(rows.map((row) => ({ orderId: row.id, saleId: row.sale_id, userId: row.user_id, status: STATUS[row.status], changedAt: row.updated_at })));
     },
 
     get: find,
@@ -242,10 +227,7 @@ export function createOrderService(deps: OrderDeps) {
       if (!cancelled) {
         const current = await find(userId, orderId);
         if (current.status === OrderStatus.ORDER_STATUS_CANCELLED) return current;
-        const why =
-          current.status === OrderStatus.ORDER_STATUS_PENDING
-            ? "the order is not created yet; retry shortly"
-            : "only an order awaiting payment can be cancelled";
+        const why = current.status === OrderStatus.ORDER_STATUS_PENDING ? "the order is not created yet; retry shortly" : "only an order awaiting payment can be cancelled";
         throw refuse("ORDER_NOT_CANCELLABLE", why);
       }
       deps.metrics?.transitioned("cancelled");

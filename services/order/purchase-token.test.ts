@@ -89,7 +89,14 @@ describe("the purchase-token keys", () => {
     now += 1000; // past the one-fetch-a-second spacing, for the refetch of the retired kid below
 
     // Once the refresh has landed, the retired key is unknown: its tokens are refused.
-    await expect.poll(() => verify(tokenOf(oldKey)).then(() => "accepted", (error: Error) => error.message)).toMatch(/purchase token invalid/);
+    await expect
+      .poll(() =>
+        verify(tokenOf(oldKey)).then(
+          () => "accepted",
+          (error: Error) => error.message,
+        ),
+      )
+      .toMatch(/purchase token invalid/);
     expect((await verify(tokenOf(newerKey)))?.sub).toBe("alice");
   });
 

@@ -21,13 +21,7 @@ export interface ReleaseOutbox {
   relay(): Promise<number>;
 }
 
-export function createReleaseOutbox(deps: {
-  db: Knex;
-  publisher: EventPublisher;
-  now: () => Date;
-  log: Logger;
-  relayAfterMs: number;
-}): ReleaseOutbox {
+export function createReleaseOutbox(deps: { db: Knex; publisher: EventPublisher; now: () => Date; log: Logger; relayAfterMs: number }): ReleaseOutbox {
   const { db, publisher, log } = deps;
 
   async function publish(rows: OrderRow[]): Promise<number> {
@@ -48,7 +42,10 @@ export function createReleaseOutbox(deps: {
     if (failed) {
       log.warn("stock release publish failed; the relay publishes it later", {
         failed: rows.length - acked.length,
-        orderIds: rows.filter((_, k) => settled[k].status === "rejected").slice(0, 10).map((row) => row.id),
+        orderIds: rows
+          .filter((_, k) => settled[k].status === "rejected")
+          .slice(0, 10)
+          .map((row) => row.id),
         err: errorMessage(failed.reason),
       });
     }

@@ -14,8 +14,7 @@ const winnersOf = (fields: string[], epoch = "e1") => saleWinners(Uint32Array.fr
 function source(winners: () => SaleWinners | undefined, state: () => SoldOutState = () => ({ soldOut: true, count: 1, epoch: "e1" })) {
   const loads: { resolve: () => void; fail: (e: Error) => void }[] = [];
   const src: SoldOutSource = {
-    winners: () =>
-      new Promise((resolve, reject) => loads.push({ resolve: () => resolve(winners()), fail: reject })),
+    winners: () => new Promise((resolve, reject) => loads.push({ resolve: () => resolve(winners()), fail: reject })),
     states: async (saleIds) => new Map(saleIds.map((id) => [id, state()])),
   };
   return { src, loads };
@@ -102,7 +101,10 @@ describe("the sold-out shortcut", () => {
       { soldOut: true, count: 1, epoch: "e2" },
     ]) {
       let state: SoldOutState = { soldOut: true, count: 1, epoch: "e1" };
-      const { src, loads } = source(() => winnersOf(["alice|won"]), () => state);
+      const { src, loads } = source(
+        () => winnersOf(["alice|won"]),
+        () => state,
+      );
       const shortcut = createSoldOutShortcut({ source: src, log: quietLogger(), checkIntervalMs: 20 });
       shortcut.soldOut("sale");
       loads[0].resolve();

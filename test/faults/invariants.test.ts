@@ -17,12 +17,7 @@ afterAll(async () => {
 });
 
 async function buy(saleId: string, userId: string, requestId: string): Promise<Purchase> {
-  const { order } = await callUnary(
-    stack.orders,
-    "placeOrder",
-    { saleId, quantity: 1, requestId, purchaseToken: "", retry: false },
-    { metadata: userMetadata(userId) },
-  );
+  const { order } = await callUnary(stack.orders, "placeOrder", { saleId, quantity: 1, requestId, purchaseToken: "", retry: false }, { metadata: userMetadata(userId) });
   return { userId, requestId, quantity: 1, calls: 1, answer: { kind: "accepted", orderId: order!.orderId } };
 }
 

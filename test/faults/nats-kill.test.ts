@@ -41,9 +41,7 @@ it("loses no acknowledged reservation when NATS is killed mid-sale and restarted
 
   await stack.drained();
   const redis = { client: stack.redis, namespace: stack.config.namespace };
-  await eventually(async () => (await checkInvariants(stack.db, sale.saleId, purchases, { redis })).length === 0, 15_000, "the invariants").catch(
-    () => undefined,
-  );
+  await eventually(async () => (await checkInvariants(stack.db, sale.saleId, purchases, { redis })).length === 0, 15_000, "the invariants").catch(() => undefined);
   expect(await checkInvariants(stack.db, sale.saleId, purchases, { redis })).toEqual([]);
   expect(await stack.sold(sale.saleId)).toBe(stock);
 });

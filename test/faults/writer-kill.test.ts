@@ -75,8 +75,7 @@ it("loses and doubles no order when the writer is killed mid-sale and restarted"
   await stack.restart("writer");
   const servingAt = Date.now();
   const acknowledged = [...accepted, ...laterAccepted];
-  const createdRows = async () =>
-    Number(((await stack.db("orders").whereIn("id", acknowledged).andWhere({ status: "CREATED" }).count("* as n").first()) as { n: string }).n);
+  const createdRows = async () => Number(((await stack.db("orders").whereIn("id", acknowledged).andWhere({ status: "CREATED" }).count("* as n").first()) as { n: string }).n);
   // Waits well past the target, so that a miss reports how long it took.
   await eventually(async () => (await createdRows()) === acknowledged.length, 60_000, "every acknowledged order CREATED", 20);
   const createdAt = Date.now();

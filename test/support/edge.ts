@@ -47,9 +47,10 @@ export interface Edge extends RunningEnvoy {
 
 export async function startEdge(bin: string, options: EdgeOptions): Promise<Edge> {
   const [port, adminPort, closedPort] = await freePorts(3);
-  const clusters = Object.fromEntries(
-    (Object.keys(LOCAL_TOPOLOGY.clusters) as ClusterName[]).map((name) => [name, options.clusters[name] ?? loopback(closedPort)]),
-  ) as Record<ClusterName, HostPort>;
+  const clusters = Object.fromEntries((Object.keys(LOCAL_TOPOLOGY.clusters) as ClusterName[]).map((name) => [name, options.clusters[name] ?? loopback(closedPort)])) as Record<
+    ClusterName,
+    HostPort
+  >;
   const topology: Topology = {
     ...LOCAL_TOPOLOGY,
     protoDescriptor: resolve(import.meta.dirname, "../../envoy/seckill.pb"),

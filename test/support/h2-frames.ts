@@ -197,9 +197,14 @@ export function openRawH2(port: number, options: { ackSettings: boolean }): Prom
       socket.write(PREFACE);
       socket.write(frame(FRAME.SETTINGS, 0, 0));
     });
-    raw.waitFor((f) => f.type === FRAME.SETTINGS && !(f.flags & FLAG.ACK), 5000, "server SETTINGS").then(() => resolve(raw), (error) => {
-      socket.destroy();
-      reject(error);
-    });
+    raw
+      .waitFor((f) => f.type === FRAME.SETTINGS && !(f.flags & FLAG.ACK), 5000, "server SETTINGS")
+      .then(
+        () => resolve(raw),
+        (error) => {
+          socket.destroy();
+          reject(error);
+        },
+      );
   });
 }

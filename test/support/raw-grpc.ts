@@ -44,9 +44,7 @@ export function callMethod(
   const options = { deadline: Date.now() + deadlineMs };
   return new Promise((resolve) => {
     if (!method.responseStream) {
-      client.makeUnaryRequest(method.path, serialize, deserialize, argument, metadata, options, (error, response) =>
-        resolve(outcomeOf(error, error ? [] : [response])),
-      );
+      client.makeUnaryRequest(method.path, serialize, deserialize, argument, metadata, options, (error, response) => resolve(outcomeOf(error, error ? [] : [response])));
       return;
     }
     const messages: unknown[] = [];

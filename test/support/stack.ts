@@ -10,16 +10,7 @@ import { join } from "node:path";
 import { credentials } from "@grpc/grpc-js";
 import { Redis } from "ioredis";
 import type { ServiceError } from "@grpc/grpc-js";
-import {
-  InventoryServiceClient,
-  OrderServiceClient,
-  SaleServiceClient,
-  callUnary,
-  rejectionOf,
-  type Rejection,
-  type ReleasePolicy,
-  type Sale,
-} from "@seckill/sdk";
+import { InventoryServiceClient, OrderServiceClient, SaleServiceClient, callUnary, rejectionOf, type Rejection, type ReleasePolicy, type Sale } from "@seckill/sdk";
 import { JWKS_PATH } from "../../gateway/access/jwks-server.js";
 import { startGateway, type GatewayApp } from "../../gateway/app.js";
 import { readConfig, type Config } from "../../services/common/config.js";
@@ -45,9 +36,7 @@ export interface TestStack {
   orders: OrderServiceClient;
   inventoryClient: InventoryServiceClient;
   /** Creates an open sale (started a second ago, ends in an hour). */
-  createSale(
-    overrides?: Partial<{ totalStock: number; perUserLimit: number; startsAt: Date; endsAt: Date; priceMinor: number; releasePolicy: ReleasePolicy }>,
-  ): Promise<Sale>;
+  createSale(overrides?: Partial<{ totalStock: number; perUserLimit: number; startsAt: Date; endsAt: Date; priceMinor: number; releasePolicy: ReleasePolicy }>): Promise<Sale>;
   stop(): Promise<void>;
 }
 

@@ -152,9 +152,7 @@ async function oneRun(stack: FaultStack, opts: CampaignOptions, run: number, log
     for (let i = 0; i < opts.sales; i++) {
       await new Promise((r) => setTimeout(r, Math.max(0, t0 + i * waveMs - Date.now())));
       // CreateSale is retried like a buyer's call: a fault may be under way.
-      const sale = await retryUnavailable(() =>
-        stack.createSale({ totalStock: opts.stock, perUserLimit: 1, requestId: `chaos-${opts.seed}-${run}-${i}-${t0}` }),
-      );
+      const sale = await retryUnavailable(() => stack.createSale({ totalStock: opts.stock, perUserLimit: 1, requestId: `chaos-${opts.seed}-${run}-${i}-${t0}` }));
       result.saleIds.push(sale.saleId);
       const crowd = startCrowd(stack.orders, sale.saleId, {
         users: opts.users,
@@ -300,7 +298,10 @@ export function formatSummary(result: CampaignResult): string {
       for (const a of run.anomalies) row.anomalies[a.kind] = (row.anomalies[a.kind] ?? 0) + 1;
     }
   }
-  const table = [["fault", "runs", "injected", "failed", "anomalies"], ...[...byKind.values(), ...rows].map((r) => [r.fault, String(r.runs), String(r.injected), String(r.failed), anomalies(r.anomalies)])];
+  const table = [
+    ["fault", "runs", "injected", "failed", "anomalies"],
+    ...[...byKind.values(), ...rows].map((r) => [r.fault, String(r.runs), String(r.injected), String(r.failed), anomalies(r.anomalies)]),
+  ];
   const widths = table[0].map((_, i) => Math.max(...table.map((row) => row[i].length)));
   const lines = table.map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]))).join("  "));
   lines.splice(1 + byKind.size, 0, "");
@@ -317,7 +318,9 @@ export function formatSummary(result: CampaignResult): string {
   ];
   const tail = ["", total === 0 ? "PASS: no anomaly" : `FAIL: ${total} anomal${total === 1 ? "y" : "ies"}`];
   for (const r of result.runs.filter((x) => x.anomalies.length > 0)) {
-    tail.push(`  run ${r.run + 1} (replay it alone with --from-run ${r.run + 1} --runs ${r.run + 1}; run seed ${r.seed}, sales ${r.saleIds.join(", ")}); faults: ${r.faults.map((f) => `${f.kind} ${f.target} @${f.atMs}ms`).join(", ") || "none"}`);
+    tail.push(
+      `  run ${r.run + 1} (replay it alone with --from-run ${r.run + 1} --runs ${r.run + 1}; run seed ${r.seed}, sales ${r.saleIds.join(", ")}); faults: ${r.faults.map((f) => `${f.kind} ${f.target} @${f.atMs}ms`).join(", ") || "none"}`,
+    );
     for (const a of r.anomalies) tail.push(`    ${a.kind}: ${a.detail}`);
   }
   return [...head, ...lines, ...tail].join("\n");

@@ -116,12 +116,7 @@ export function startCrowd(orders: OrderServiceClient, saleId: string, opts: Cro
       token = issued.value.token;
     }
     const placed = await retrying(userId, requestId, startedAt, (attempt) =>
-      callUnary(
-        orders,
-        "placeOrder",
-        { saleId, quantity: 1, requestId, purchaseToken: "", retry: attempt > 0 },
-        { metadata: purchaseMetadata(userId, saleId, token), deadlineMs },
-      ),
+      callUnary(orders, "placeOrder", { saleId, quantity: 1, requestId, purchaseToken: "", retry: attempt > 0 }, { metadata: purchaseMetadata(userId, saleId, token), deadlineMs }),
     );
     if ("value" in placed) {
       progress.accepted++;

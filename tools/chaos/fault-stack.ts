@@ -105,7 +105,6 @@ export interface FaultStack {
   stop(): Promise<void>;
 }
 
-
 export async function startFaultStack(options: FaultStackOptions = {}): Promise<FaultStack> {
   const own = new Set(options.privateDependencies ?? []);
   const id = randomBytes(4).toString("hex");
@@ -135,10 +134,12 @@ export async function startFaultStack(options: FaultStackOptions = {}): Promise<
     clients?.orders.close();
     clients?.access?.close();
     clients?.redis.disconnect();
-    await Promise.all([...services.values()].map(async (s) => {
-      if (s.running()) process.kill(-s.pid, "SIGCONT");
-      await s.stop(STOP_GRACE_MS);
-    }));
+    await Promise.all(
+      [...services.values()].map(async (s) => {
+        if (s.running()) process.kill(-s.pid, "SIGCONT");
+        await s.stop(STOP_GRACE_MS);
+      }),
+    );
     for (const name of deps?.started ?? []) {
       if (deps!.pid(name as DependencyName)) process.kill(-deps!.pid(name as DependencyName)!, "SIGCONT");
     }

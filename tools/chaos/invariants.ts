@@ -60,16 +60,12 @@ export async function checkInvariants(db: Knex, saleId: string, purchases: Purch
   const anomalies: Anomaly[] = [];
   const add = (kind: Anomaly["kind"], detail: string) => anomalies.push({ kind, detail });
 
-  const sale = (await db("sales").where({ id: saleId }).first()) as
-    | { total_stock: number; sold: number; per_user_limit: number }
-    | undefined;
+  const sale = (await db("sales").where({ id: saleId }).first()) as { total_stock: number; sold: number; per_user_limit: number } | undefined;
   if (!sale) {
     add("unknown sale", `sale ${saleId} is not in Postgres`);
     return anomalies;
   }
-  const orders = (await db("orders")
-    .where({ sale_id: saleId })
-    .select("id", "user_id", "request_id", "quantity", "status", "released_at")) as OrderRow[];
+  const orders = (await db("orders").where({ sale_id: saleId }).select("id", "user_id", "request_id", "quantity", "status", "released_at")) as OrderRow[];
   const byId = new Map(orders.map((o) => [o.id, o]));
   const byRequest = new Map<string, OrderRow[]>();
   for (const o of orders) byRequest.set(key(o.user_id, o.request_id), [...(byRequest.get(key(o.user_id, o.request_id)) ?? []), o]);
@@ -98,14 +94,16 @@ export async function checkInvariants(db: Knex, saleId: string, purchases: Purch
       } else if (row.user_id !== p.userId || row.request_id !== p.requestId || row.quantity !== p.quantity) {
         add(
           "mismatch",
-          `order ${row.id} is user ${row.user_id} request ${row.request_id} quantity ${row.quantity}; ` +
-            `${who(p.userId, p.requestId)} quantity ${p.quantity} was told it`,
+          `order ${row.id} is user ${row.user_id} request ${row.request_id} quantity ${row.quantity}; ` + `${who(p.userId, p.requestId)} quantity ${p.quantity} was told it`,
         );
       } else if (!LIVE.has(row.status) && row.released_at === null) {
         add("lost", `order ${row.id} is ${row.status} without a recorded release`);
       }
     } else if (answer.kind === "refused" && byRequest.has(key(p.userId, p.requestId)) && !told.has(key(p.userId, p.requestId))) {
-      const ids = byRequest.get(key(p.userId, p.requestId))!.map((o) => o.id).join(", ");
+      const ids = byRequest
+        .get(key(p.userId, p.requestId))!
+        .map((o) => o.id)
+        .join(", ");
       add("refused but ordered", `${who(p.userId, p.requestId)} was refused (${answer.reason}) but has order ${ids}`);
     }
   }
@@ -152,11 +150,7 @@ async function checkRedis(
   add: (kind: Anomaly["kind"], detail: string) => void,
 ): Promise<void> {
   const keys = saleKeys(namespace, saleId);
-  const [reservations, released, stock] = await Promise.all([
-    redis.hkeys(keys.reservations),
-    redis.smembers(keys.released),
-    redis.get(keys.stock),
-  ]);
+  const [reservations, released, stock] = await Promise.all([redis.hkeys(keys.reservations), redis.smembers(keys.released), redis.get(keys.stock)]);
   const releasedSet = new Set(released);
   const stuck = reservations.filter((id) => !releasedSet.has(id) && !byId.has(id));
   if (stuck.length > 0) {

@@ -63,7 +63,10 @@ export function parseCampaignArgs(argv: string[]): Omit<CampaignOptions, "log"> 
     strict: true,
   });
   if (values.help) return "help";
-  const kinds = (values.faults ?? FAULT_KINDS.join(",")).split(",").map((k) => k.trim()).filter(Boolean);
+  const kinds = (values.faults ?? FAULT_KINDS.join(","))
+    .split(",")
+    .map((k) => k.trim())
+    .filter(Boolean);
   for (const k of kinds) {
     if (!(FAULT_KINDS as readonly string[]).includes(k)) throw new UsageError(`--faults: unknown fault "${k}" (known: ${FAULT_KINDS.join(", ")})`);
   }
@@ -81,4 +84,3 @@ export function parseCampaignArgs(argv: string[]): Omit<CampaignOptions, "log"> 
     faultMs: values["fault-ms"] === undefined ? undefined : range("fault-ms", values["fault-ms"]),
   };
 }
-

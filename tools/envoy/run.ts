@@ -80,10 +80,18 @@ export async function runEnvoy(bin: string, bootstrap: unknown, opts: RunOptions
     },
   };
   try {
-    await eventually(async () => {
-      if (!running()) throw new Error(`envoy exited (${child.exitCode ?? child.signalCode}):\n${logTail(30)}`);
-      return fetch(`${admin}/ready`).then((r) => r.ok, () => false);
-    }, opts.readyTimeoutMs ?? 20_000, "envoy to be ready", 100);
+    await eventually(
+      async () => {
+        if (!running()) throw new Error(`envoy exited (${child.exitCode ?? child.signalCode}):\n${logTail(30)}`);
+        return fetch(`${admin}/ready`).then(
+          (r) => r.ok,
+          () => false,
+        );
+      },
+      opts.readyTimeoutMs ?? 20_000,
+      "envoy to be ready",
+      100,
+    );
   } catch (error) {
     await envoy.stop();
     throw error;

@@ -68,9 +68,7 @@ export function spawnService(name: string, file: string | Program, opts: { cwd: 
   const extra = (opts.env.SERVICE_NODE_ARGS ?? "").split(/\s+/).filter(Boolean);
   // Another program (Envoy) runs under supervise.mjs, which gives it the same stdin rule.
   const args =
-    typeof file === "string"
-      ? [...SERVICE_HEAP_FLAGS, ...extra, ...(file.endsWith(".ts") ? ["--import", "tsx", file] : [file])]
-      : [SUPERVISE, file.command, ...file.args];
+    typeof file === "string" ? [...SERVICE_HEAP_FLAGS, ...extra, ...(file.endsWith(".ts") ? ["--import", "tsx", file] : [file])] : [SUPERVISE, file.command, ...file.args];
   const child = spawn(process.execPath, args, {
     cwd: opts.cwd,
     // stdin stays open while the supervisor lives: the service stops when it

@@ -72,7 +72,11 @@ function watchHealth(addresses: string[]): { stop: () => Promise<{ failures: str
 
 const childrenOf = (pid: number): number[] => {
   try {
-    return execFileSync("pgrep", ["-P", String(pid)], { encoding: "utf8" }).trim().split("\n").filter(Boolean).map(Number);
+    return execFileSync("pgrep", ["-P", String(pid)], { encoding: "utf8" })
+      .trim()
+      .split("\n")
+      .filter(Boolean)
+      .map(Number);
   } catch {
     return [];
   }
@@ -181,13 +185,16 @@ describe("npm start when a process dies", () => {
       if (name === "order-writer") {
         // The new writer writes the orders placed after it came back.
         await eventually(
-          async () => (await callUnary(client, "getOrder", { orderId: order.orderId }, { metadata: userMetadata(order.userId) })).order!.status === OrderStatus.ORDER_STATUS_CREATED,
+          async () =>
+            (await callUnary(client, "getOrder", { orderId: order.orderId }, { metadata: userMetadata(order.userId) })).order!.status === OrderStatus.ORDER_STATUS_CREATED,
           15_000,
           "the order placed after the writer came back to be CREATED",
           200,
         );
       }
-      console.log(`${name}: SERVING again ${downMs} ms after kill -9 (the others: ${checks - slow} checks SERVING, ${slow} unanswered in 3 s); the purchase after it was refused ${refused} time(s) (UNAVAILABLE) first`);
+      console.log(
+        `${name}: SERVING again ${downMs} ms after kill -9 (the others: ${checks - slow} checks SERVING, ${slow} unanswered in 3 s); the purchase after it was refused ${refused} time(s) (UNAVAILABLE) first`,
+      );
     }
 
     const out = stack.output();
@@ -236,12 +243,19 @@ describe("npm start when a process dies", () => {
       const viaEdge = () => purchase(edge, [grpc.status.UNAVAILABLE, grpc.status.UNAUTHENTICATED]);
       expect((await viaEdge()).order.saleId).toBe(saleId);
 
-      for (const [restart, target] of [[1, "the program"], [2, "its wrapper"]] as const) {
+      for (const [restart, target] of [
+        [1, "the program"],
+        [2, "its wrapper"],
+      ] as const) {
         const wrapper = envoy.pid;
         const [program] = childrenOf(wrapper);
         const health = watchHealth(Object.values(addrs));
         process.kill(target === "the program" ? program : wrapper, "SIGKILL");
-        await eventually(() => logs.some((l) => l.startsWith(`envoy is listening on ${listener} again (pid ${envoy.pid}, restart ${restart})`)), 20_000, `envoy to come back after ${target} was killed`);
+        await eventually(
+          () => logs.some((l) => l.startsWith(`envoy is listening on ${listener} again (pid ${envoy.pid}, restart ${restart})`)),
+          20_000,
+          `envoy to come back after ${target} was killed`,
+        );
         expect(logs.find((l) => l.includes(`(restart ${restart})`) && l.includes("restarting in"))).toMatch(
           new RegExp(`^envoy exited \\(signal SIGKILL\\); restarting in ${restart === 1 ? "0\\.5" : "1"} s \\(restart ${restart}\\)`),
         );

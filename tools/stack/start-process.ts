@@ -45,10 +45,7 @@ export async function waitForOutput(stack: Started, pattern: RegExp, timeoutMs: 
 }
 
 export function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  return Promise.race([
-    promise,
-    new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms)),
-  ]);
+  return Promise.race([promise, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms))]);
 }
 
 /** Whether a process runs: a zombie (dead, not yet reaped by its new parent) does not. */

@@ -12,9 +12,7 @@ import { dropDatabase } from "../../services/common/db.js";
 import { cleanNamespace, refusal, saleRequest } from "../../test/support/stack.js";
 import { checkHealth, isListening } from "./health.js";
 
-const REFLECTION_PROTO = fileURLToPath(
-  new URL("../../node_modules/@grpc/reflection/build/proto/grpc/reflection/v1/reflection.proto", import.meta.url),
-);
+const REFLECTION_PROTO = fileURLToPath(new URL("../../node_modules/@grpc/reflection/build/proto/grpc/reflection/v1/reflection.proto", import.meta.url));
 
 interface ReflectionReply {
   list_services_response?: { service: { name: string }[] };
@@ -56,7 +54,10 @@ async function expectPurchaseTokensRequired(addrs: { inventory: string; order: s
   try {
     const { sale } = await callUnary(sales, "createSale", saleRequest({ totalStock: 2 }));
     const saleId = sale!.saleId;
-    for (const [address, userId] of [[addrs.order, "start-alice"], [addrs.flashOrder, "start-bob"]]) {
+    for (const [address, userId] of [
+      [addrs.order, "start-alice"],
+      [addrs.flashOrder, "start-bob"],
+    ]) {
       const orders = new OrderServiceClient(address, insecure);
       try {
         const request = { saleId, quantity: 1, requestId: `req-${userId}`, purchaseToken: "", retry: false };
@@ -95,7 +96,9 @@ describe("npm start", () => {
     await cleanNamespace(config);
   }, 60_000);
 
-  it("brings up both RPC groups, the writer and the gateway, serves health and reflection, requires purchase tokens, and stops cleanly on SIGINT", { timeout: 90_000 }, async () => {
+  it("brings up both RPC groups, the writer and the gateway, serves health and reflection, requires purchase tokens, and stops cleanly on SIGINT", {
+    timeout: 90_000,
+  }, async () => {
     const { addrs, jwksPort, metricsPort, env: ports } = await stackPorts();
     stack = startStack({
       ...env,
@@ -126,9 +129,7 @@ describe("npm start", () => {
     const jwks = (await (await fetch(`http://127.0.0.1:${jwksPort}/.well-known/jwks.json`)).json()) as { keys: { kty: string; kid: string }[] };
     expect(jwks.keys.length).toBeGreaterThan(0);
     expect(jwks.keys[0].kty).toBe("EC");
-    expect(await listServices(addrs.inventory)).toEqual(
-      expect.arrayContaining(["seckill.v1.SaleService", "seckill.v1.InventoryService"]),
-    );
+    expect(await listServices(addrs.inventory)).toEqual(expect.arrayContaining(["seckill.v1.SaleService", "seckill.v1.InventoryService"]));
     expect(out).toMatch(/PlaceOrder requires a purchase token/);
     await expectPurchaseTokensRequired(addrs);
     // Each process serves its own metrics, labelled with its name and group.

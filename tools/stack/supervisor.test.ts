@@ -143,9 +143,7 @@ describe("Supervisor", () => {
     h.last().end("signal SIGKILL");
     await h.clock.advance(499);
     expect(h.runs).toHaveLength(1);
-    expect(h.logs).toEqual([
-      "order-writer exited (signal SIGKILL); restarting in 0.5 s (restart 1)\n  its last lines:\n    line of run 1\n    Error: boom",
-    ]);
+    expect(h.logs).toEqual(["order-writer exited (signal SIGKILL); restarting in 0.5 s (restart 1)\n  its last lines:\n    line of run 1\n    Error: boom"]);
     await h.clock.advance(1);
     expect(h.runs).toHaveLength(2);
     expect(h.supervisor.pid).toBe(1001);

@@ -94,7 +94,9 @@ export function stackedBarChart(spec: ChartSpec, stepMs: number): string {
       if (v <= 0) continue;
       const h = (v / top) * plotH;
       y -= h;
-      rects.push(`<rect x="${x.toFixed(1)}" y="${y.toFixed(1)}" width="${barW.toFixed(1)}" height="${h.toFixed(1)}" fill="${s.color}"><title>${escapeXml(s.name)}: ${fmt(v)} at ${fmt(xv / 1000)}s</title></rect>`);
+      rects.push(
+        `<rect x="${x.toFixed(1)}" y="${y.toFixed(1)}" width="${barW.toFixed(1)}" height="${h.toFixed(1)}" fill="${s.color}"><title>${escapeXml(s.name)}: ${fmt(v)} at ${fmt(xv / 1000)}s</title></rect>`,
+      );
     }
   });
   return frame(spec, yMax, xMin, xMax, rects.join(""));

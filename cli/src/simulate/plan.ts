@@ -79,8 +79,7 @@ export interface PlannedUser {
   clicks: Click[];
 }
 
-const hex = (random: () => number, chars: number) =>
-  Array.from({ length: chars }, () => Math.floor(random() * 16).toString(16)).join("");
+const hex = (random: () => number, chars: number) => Array.from({ length: chars }, () => Math.floor(random() * 16).toString(16)).join("");
 
 /**
  * The crowd: users sorted by arrival. Arrivals are front-loaded (density

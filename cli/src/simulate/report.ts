@@ -48,9 +48,7 @@ export function renderReport(input: ReportInput): string {
   });
 
   // Units won (by answer time) against units in Postgres (GetSale.sold samples), cumulative.
-  const winTimes = input.clicks
-    .flatMap((c) => (c.outcome.kind === "won" ? [{ at: c.outcome.atMs, units: c.outcome.quantity }] : []))
-    .sort((a, b) => a.at - b.at);
+  const winTimes = input.clicks.flatMap((c) => (c.outcome.kind === "won" ? [{ at: c.outcome.atMs, units: c.outcome.quantity }] : [])).sort((a, b) => a.at - b.at);
   const samples = input.persistSamples;
   const times = [...new Set([0, ...winTimes.map((w) => w.at), ...samples.map((p) => p.atMs)])].sort((a, b) => a - b);
   let wi = 0;

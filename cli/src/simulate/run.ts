@@ -138,7 +138,11 @@ export async function simulate(backend: Backend, o: SimulationOptions, io: Simul
                 counts.successes++;
                 const { orderId } = click.outcome;
                 const answeredAt = performance.now();
-                watches.push(watching.run(() => watchUntilCreated(backend, user.userId, orderId, o.watchTimeoutMs, deadlineMs, answeredAt, undefined, throughEdge ? refusedAtEdge : undefined)));
+                watches.push(
+                  watching.run(() =>
+                    watchUntilCreated(backend, user.userId, orderId, o.watchTimeoutMs, deadlineMs, answeredAt, undefined, throughEdge ? refusedAtEdge : undefined),
+                  ),
+                );
               } else if (toldSoldOut(click.outcome)) counts.soldOut++;
             }
             counts.done++;
@@ -238,7 +242,10 @@ async function verify(backend: Backend, saleId: string, clicks: ClickResult[], l
   await mapBounded(checked, 16, async (userId) => {
     try {
       const orders = await ordersOf(backend, userId, saleId, deadlineMs);
-      unitsPerUser.set(userId, orders.reduce((s, order) => s + order.quantity, 0));
+      unitsPerUser.set(
+        userId,
+        orders.reduce((s, order) => s + order.quantity, 0),
+      );
       for (const order of orders) orderIds.add(order.orderId);
     } catch {
       failedUsers++;

@@ -58,10 +58,24 @@ describe("oversold and per-user limits", () => {
   });
 
   it("sums units per user from the wins", () => {
-    const won = (userId: string, quantity: number): ClickResult => ({ userId, requestId: `${userId}-${quantity}`, tokenCalls: 1, calls: 1, outcome: { kind: "won", orderId: `o-${userId}-${quantity}`, quantity, atMs: 1 } });
-    const clicks: ClickResult[] = [won("a", 1), won("a", 2), won("b", 1), { userId: "c", requestId: "c1", tokenCalls: 1, calls: 1, outcome: { kind: "refused", code: 9, reason: "SOLD_OUT" } }];
+    const won = (userId: string, quantity: number): ClickResult => ({
+      userId,
+      requestId: `${userId}-${quantity}`,
+      tokenCalls: 1,
+      calls: 1,
+      outcome: { kind: "won", orderId: `o-${userId}-${quantity}`, quantity, atMs: 1 },
+    });
+    const clicks: ClickResult[] = [
+      won("a", 1),
+      won("a", 2),
+      won("b", 1),
+      { userId: "c", requestId: "c1", tokenCalls: 1, calls: 1, outcome: { kind: "refused", code: 9, reason: "SOLD_OUT" } },
+    ];
     const units = unitsPerUser(clicks);
-    expect([...units]).toEqual([["a", 3], ["b", 1]]);
+    expect([...units]).toEqual([
+      ["a", 3],
+      ["b", 1],
+    ]);
     expect(usersOverLimit(units, 2)).toEqual(["a"]);
     expect(usersOverLimit(units, 3)).toEqual([]);
   });

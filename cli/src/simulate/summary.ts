@@ -258,7 +258,11 @@ function edgeTally(edge: SimulationData["edge"]): Summary["edge"] {
 export const exitCodeOf = (s: Summary): number => (s.ok ? 0 : 2);
 
 const list = (counts: Record<string, number>) =>
-  Object.keys(counts).length === 0 ? "none" : Object.entries(counts).map(([k, n]) => `${k} ${n}`).join(", ");
+  Object.keys(counts).length === 0
+    ? "none"
+    : Object.entries(counts)
+        .map(([k, n]) => `${k} ${n}`)
+        .join(", ");
 const ms = (n: number) => (Number.isFinite(n) ? `${formatNumber(n)} ms` : "–");
 
 /** The summary as label/value rows (the text table and the HTML report show these). */

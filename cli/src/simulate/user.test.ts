@@ -44,7 +44,10 @@ async function scriptedPort(script: { tokens?: Answer[]; orders?: Answer[]; stat
     orders: orders as OrderServiceClient,
   };
   const received = server.received;
-  const sent = () => received.filter((r) => r.method === "placeOrder").map((r) => ({ requestId: r.request.requestId, retry: r.request.retry, token: String(r.metadata.get("x-purchase-token")[0]) }));
+  const sent = () =>
+    received
+      .filter((r) => r.method === "placeOrder")
+      .map((r) => ({ requestId: r.request.requestId, retry: r.request.retry, token: String(r.metadata.get("x-purchase-token")[0]) }));
   const issued = () => received.filter((r) => r.method === "issuePurchaseToken").map((r) => String(r.metadata.get("x-user-id")[0]));
   return { port, sent, issued };
 }
@@ -53,10 +56,21 @@ const won = (orderId: string) => PlaceOrderResponse.fromPartial({ order: { order
 
 describe("clickBuy", () => {
   it("gets a purchase token, retrying a lost answer, and places the order with it", async () => {
-    const { port, sent, issued } = await scriptedPort({ tokens: [grpcError(status.UNAVAILABLE, "gateway restarting"), IssuePurchaseTokenResponse.fromPartial({ token: "tok" })], orders: [won("o1")] });
+    const { port, sent, issued } = await scriptedPort({
+      tokens: [grpcError(status.UNAVAILABLE, "gateway restarting"), IssuePurchaseTokenResponse.fromPartial({ token: "tok" })],
+      orders: [won("o1")],
+    });
     const calls: CallRecord[] = [];
     const clock = fakeClock();
-    const result = await clickBuy("erin", "req-9", port, { quantity: 1, maxAttempts: 3 }, clock, () => 0, (c) => calls.push(c));
+    const result = await clickBuy(
+      "erin",
+      "req-9",
+      port,
+      { quantity: 1, maxAttempts: 3 },
+      clock,
+      () => 0,
+      (c) => calls.push(c),
+    );
     expect(issued()).toEqual(["erin", "erin"]);
     expect(sent()).toEqual([{ requestId: "req-9", retry: false, token: "tok" }]);
     expect(result).toEqual({ userId: "erin", requestId: "req-9", tokenCalls: 2, calls: 1, outcome: { kind: "won", orderId: "o1", quantity: 1, atMs: 25 } });
@@ -67,7 +81,15 @@ describe("clickBuy", () => {
   it("retries PlaceOrder's lost answer with the same request id and token, recording each call", async () => {
     const { port, sent } = await scriptedPort({ orders: [grpcError(status.UNAVAILABLE, "redis down", "OVERLOADED", { retryDelayMs: 300 }), won("o1")] });
     const calls: CallRecord[] = [];
-    const result = await clickBuy("alice", "req-1", port, { quantity: 1, maxAttempts: 4 }, fakeClock(), () => 0, (c) => calls.push(c));
+    const result = await clickBuy(
+      "alice",
+      "req-1",
+      port,
+      { quantity: 1, maxAttempts: 4 },
+      fakeClock(),
+      () => 0,
+      (c) => calls.push(c),
+    );
     expect(sent()).toEqual([
       { requestId: "req-1", retry: false, token: "token-1" },
       { requestId: "req-1", retry: true, token: "token-1" },
@@ -81,32 +103,92 @@ describe("clickBuy", () => {
 
   it("stops at a refused token: no PlaceOrder, the refusal kept apart from PlaceOrder's", async () => {
     const { port, sent } = await scriptedPort({ tokens: [grpcError(status.FAILED_PRECONDITION, "the sale is sold out", "SOLD_OUT")] });
-    const result = await clickBuy("fred", "r", port, { quantity: 1, maxAttempts: 3 }, fakeClock(), () => 0, () => {});
+    const result = await clickBuy(
+      "fred",
+      "r",
+      port,
+      { quantity: 1, maxAttempts: 3 },
+      fakeClock(),
+      () => 0,
+      () => {},
+    );
     expect(sent()).toEqual([]);
     expect(result).toEqual({ userId: "fred", requestId: "r", tokenCalls: 1, calls: 0, outcome: { kind: "tokenRefused", code: status.FAILED_PRECONDITION, reason: "SOLD_OUT" } });
   });
 
   it("gives up when the gateway never answers", async () => {
     const { port, sent } = await scriptedPort({ tokens: Array.from({ length: 2 }, () => grpcError(status.UNAVAILABLE, "no connection")) });
-    const result = await clickBuy("gina", "r", port, { quantity: 1, maxAttempts: 2 }, fakeClock(), () => 0, () => {});
+    const result = await clickBuy(
+      "gina",
+      "r",
+      port,
+      { quantity: 1, maxAttempts: 2 },
+      fakeClock(),
+      () => 0,
+      () => {},
+    );
     expect(sent()).toEqual([]);
     expect(result).toEqual({ userId: "gina", requestId: "r", tokenCalls: 2, calls: 0, outcome: { kind: "error", code: status.UNAVAILABLE, message: "no connection" } });
   });
 
   it("reports a refused PlaceOrder with its reason, and one that gave up with its error", async () => {
-    const { port } = await scriptedPort({ orders: [grpcError(status.ALREADY_EXISTS, "limit", "ALREADY_PURCHASED"), grpcError(status.UNAVAILABLE, "down"), grpcError(status.UNAVAILABLE, "down")] });
+    const { port } = await scriptedPort({
+      orders: [grpcError(status.ALREADY_EXISTS, "limit", "ALREADY_PURCHASED"), grpcError(status.UNAVAILABLE, "down"), grpcError(status.UNAVAILABLE, "down")],
+    });
     const settings = { quantity: 1, maxAttempts: 2 };
-    expect((await clickBuy("hal", "a", port, settings, fakeClock(), () => 0, () => {})).outcome).toEqual({ kind: "refused", code: status.ALREADY_EXISTS, reason: "ALREADY_PURCHASED" });
-    expect((await clickBuy("hal", "b", port, settings, fakeClock(), () => 0, () => {})).outcome).toEqual({ kind: "error", code: status.UNAVAILABLE, message: "down" });
+    expect(
+      (
+        await clickBuy(
+          "hal",
+          "a",
+          port,
+          settings,
+          fakeClock(),
+          () => 0,
+          () => {},
+        )
+      ).outcome,
+    ).toEqual({ kind: "refused", code: status.ALREADY_EXISTS, reason: "ALREADY_PURCHASED" });
+    expect(
+      (
+        await clickBuy(
+          "hal",
+          "b",
+          port,
+          settings,
+          fakeClock(),
+          () => 0,
+          () => {},
+        )
+      ).outcome,
+    ).toEqual({ kind: "error", code: status.UNAVAILABLE, message: "down" });
   });
 });
 
 describe("runBuyer", () => {
   it("reads the status once, then clicks each planned click even when the status read failed", async () => {
-    const { port, sent } = await scriptedPort({ status: [grpcError(status.INTERNAL, "down")], orders: [won("o1"), grpcError(status.ALREADY_EXISTS, "limit", "ALREADY_PURCHASED")] });
+    const { port, sent } = await scriptedPort({
+      status: [grpcError(status.INTERNAL, "down")],
+      orders: [won("o1"), grpcError(status.ALREADY_EXISTS, "limit", "ALREADY_PURCHASED")],
+    });
     const clock = fakeClock();
-    const user = { index: 0, userId: "dave", arrivalMs: 0, clicks: [{ requestId: "a", thinkMs: 0 }, { requestId: "b", thinkMs: 120 }] };
-    const { clicks, statusFailed } = await runBuyer(user, port, { quantity: 1, maxAttempts: 2 }, clock, () => 0, () => {});
+    const user = {
+      index: 0,
+      userId: "dave",
+      arrivalMs: 0,
+      clicks: [
+        { requestId: "a", thinkMs: 0 },
+        { requestId: "b", thinkMs: 120 },
+      ],
+    };
+    const { clicks, statusFailed } = await runBuyer(
+      user,
+      port,
+      { quantity: 1, maxAttempts: 2 },
+      clock,
+      () => 0,
+      () => {},
+    );
     expect(statusFailed).toBe(true);
     expect(sent().map((s) => s.requestId)).toEqual(["a", "b"]);
     expect(sent().map((s) => s.token)).toEqual(["token-1", "token-2"]); // a token per click: each serves one request id
@@ -126,7 +208,16 @@ describe("through the edge", () => {
     const { port, sent } = await scriptedPort({ orders: [tokenBucket()] });
     const calls: CallRecord[] = [];
     const told: string[] = [];
-    const result = await clickBuy("hal", "r", port, edge, fakeClock(), () => 0, (c) => calls.push(c), (call, kind) => told.push(`${call} ${kind}`));
+    const result = await clickBuy(
+      "hal",
+      "r",
+      port,
+      edge,
+      fakeClock(),
+      () => 0,
+      (c) => calls.push(c),
+      (call, kind) => told.push(`${call} ${kind}`),
+    );
     expect(sent()).toHaveLength(1);
     expect(result.outcome).toEqual({ kind: "refused", code: status.RESOURCE_EXHAUSTED, edge: "tokenBucket" });
     expect(calls).toEqual([{ startMs: 0, endMs: 0, code: status.RESOURCE_EXHAUSTED, reason: undefined, edge: "tokenBucket" }]);
@@ -137,7 +228,15 @@ describe("through the edge", () => {
     const { port, sent } = await scriptedPort({ status: [globalLimit()], tokens: [globalLimit()] });
     const told: string[] = [];
     const user = { index: 0, userId: "jon", arrivalMs: 0, clicks: [{ requestId: "a", thinkMs: 0 }] };
-    const { clicks, statusFailed } = await runBuyer(user, port, edge, fakeClock(), () => 0, () => {}, (call, kind) => told.push(`${call} ${kind}`));
+    const { clicks, statusFailed } = await runBuyer(
+      user,
+      port,
+      edge,
+      fakeClock(),
+      () => 0,
+      () => {},
+      (call, kind) => told.push(`${call} ${kind}`),
+    );
     expect(statusFailed).toBe(true);
     expect(sent()).toEqual([]);
     expect(clicks[0].outcome).toEqual({ kind: "tokenRefused", code: status.RESOURCE_EXHAUSTED, edge: "globalLimit" });
@@ -147,7 +246,16 @@ describe("through the edge", () => {
   it("reads no edge refusals when the calls go direct", async () => {
     const { port } = await scriptedPort({ orders: [tokenBucket()] });
     const told: string[] = [];
-    const result = await clickBuy("kim", "r", port, { quantity: 1, maxAttempts: 3 }, fakeClock(), () => 0, () => {}, (call, kind) => told.push(`${call} ${kind}`));
+    const result = await clickBuy(
+      "kim",
+      "r",
+      port,
+      { quantity: 1, maxAttempts: 3 },
+      fakeClock(),
+      () => 0,
+      () => {},
+      (call, kind) => told.push(`${call} ${kind}`),
+    );
     expect(result.outcome).toEqual({ kind: "error", code: status.RESOURCE_EXHAUSTED, message: "local_rate_limited" });
     expect(told).toEqual([]);
   });

@@ -61,7 +61,14 @@ export async function runBuyer(
 }
 
 /** The SDK's retry options for one of a click's calls: simulate's clock and random, each call told. */
-function retries(call: BuyerCall, settings: BuyerSettings, clock: Clock, random: () => number, record?: (call: CallRecord) => void, refusedAtEdge?: EdgeRefusalListener): RetryOptions {
+function retries(
+  call: BuyerCall,
+  settings: BuyerSettings,
+  clock: Clock,
+  random: () => number,
+  record?: (call: CallRecord) => void,
+  refusedAtEdge?: EdgeRefusalListener,
+): RetryOptions {
   return {
     maxAttempts: settings.maxAttempts,
     throughEdge: settings.throughEdge ?? false,
@@ -75,7 +82,11 @@ function retries(call: BuyerCall, settings: BuyerSettings, clock: Clock, random:
   };
 }
 
-const refusal = (r: { code: number; reason?: string; edge?: EdgeRefusal }) => ({ code: r.code, ...(r.reason !== undefined ? { reason: r.reason } : {}), ...(r.edge ? { edge: r.edge } : {}) });
+const refusal = (r: { code: number; reason?: string; edge?: EdgeRefusal }) => ({
+  code: r.code,
+  ...(r.reason !== undefined ? { reason: r.reason } : {}),
+  ...(r.edge ? { edge: r.edge } : {}),
+});
 
 /** One click: a purchase token (each click its own: a token serves one request id), then PlaceOrder with it. */
 export async function clickBuy(

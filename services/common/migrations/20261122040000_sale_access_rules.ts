@@ -9,9 +9,7 @@ export async function up(knex: Knex): Promise<void> {
     t.jsonb("access_rules")
       .notNullable()
       .defaultTo(knex.raw(`'{}'::jsonb`))
-      .comment(
-        "who may get a purchase token: {challenge_required, allowed_users, blocked_users, min_account_age_seconds}; {} means anyone, no challenge",
-      );
+      .comment("who may get a purchase token: {challenge_required, allowed_users, blocked_users, min_account_age_seconds}; {} means anyone, no challenge");
   });
   await knex.raw(`ALTER TABLE sales ADD CONSTRAINT sales_access_rules_object CHECK (jsonb_typeof(access_rules) = 'object')`);
 }

@@ -47,8 +47,7 @@ export function deadLetterOps(opts: {
   const replays = new Map<string, Promise<ReplayDeadLettersResponse>>();
 
   /** The first dead letter at or after seq, or null. */
-  const nextFrom = (seq: number): Promise<StoredMsg | null> =>
-    jsm.streams.getMessage(names.stream, { seq, next_by_subj: names.filter } as unknown as MsgRequest);
+  const nextFrom = (seq: number): Promise<StoredMsg | null> => jsm.streams.getMessage(names.stream, { seq, next_by_subj: names.filter } as unknown as MsgRequest);
 
   const at = async (seq: number): Promise<StoredMsg | null> => {
     const m = await jsm.streams.getMessage(names.stream, { seq });
@@ -142,7 +141,15 @@ export function deadLetterOps(opts: {
         try {
           letter = DeadLetter.decode(m.data);
         } catch {
-          letter = { subject: m.subject, streamSequence: 0, payload: Buffer.from(m.data), reason: "not a DeadLetter", deliveryCount: 0, reservation: undefined, deadLetteredAt: m.time };
+          letter = {
+            subject: m.subject,
+            streamSequence: 0,
+            payload: Buffer.from(m.data),
+            reason: "not a DeadLetter",
+            deliveryCount: 0,
+            reservation: undefined,
+            deadLetteredAt: m.time,
+          };
         }
         const payloadTruncated = letter.payload.length > LIST_PAYLOAD_MAX;
         if (payloadTruncated) letter = { ...letter, payload: letter.payload.subarray(0, LIST_PAYLOAD_MAX) };

@@ -19,13 +19,16 @@ export function holdMessages(ackWaitMs: number): HeldMessages {
   const held = new Set<JsMsg>();
   // Several times per AckWait, so that one late tick (a busy event loop) does
   // not let a message held here go back to JetStream.
-  const heartbeat = setInterval(() => {
-    try {
-      for (const msg of held) msg.working();
-    } catch {
-      // The connection is closed: nothing to keep alive, JetStream redelivers.
-    }
-  }, Math.max(100, Math.floor(ackWaitMs / 3)));
+  const heartbeat = setInterval(
+    () => {
+      try {
+        for (const msg of held) msg.working();
+      } catch {
+        // The connection is closed: nothing to keep alive, JetStream redelivers.
+      }
+    },
+    Math.max(100, Math.floor(ackWaitMs / 3)),
+  );
   heartbeat.unref();
   return {
     hold: (msg) => void held.add(msg),

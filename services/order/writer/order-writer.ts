@@ -19,14 +19,7 @@ import { createLingerBatcher } from "../../common/linger-batcher.js";
 import type { Logger } from "../../common/log.js";
 import type { OrderMetrics, WriterMetrics } from "../../common/metrics.js";
 import { retryUntilStopped, type RetryOutcome } from "../../common/retry.js";
-import {
-  existingOrderIds,
-  existingSaleIds,
-  OversellRefused,
-  persistReservations,
-  type InsertedOrder,
-  type ReservationToPersist,
-} from "../order-repository.js";
+import { existingOrderIds, existingSaleIds, OversellRefused, persistReservations, type InsertedOrder, type ReservationToPersist } from "../order-repository.js";
 import { messageDeadLetter, reservationDeadLetter, type DeadLetterRecord } from "./dead-letter-records.js";
 import { holdMessages } from "./held-messages.js";
 
@@ -96,16 +89,13 @@ interface Delivery {
 function rejectionReason(error: unknown): string {
   if (error instanceof OversellRefused) return error.message;
   const { code, constraint } = error as { code?: string; constraint?: string };
-  return postgresRejection(error) === "data"
-    ? `refused by Postgres: ${postgresMessage(error)} (SQLSTATE ${code})`
-    : `refused by Postgres constraint ${constraint ?? "(unknown)"}`;
+  return postgresRejection(error) === "data" ? `refused by Postgres: ${postgresMessage(error)} (SQLSTATE ${code})` : `refused by Postgres constraint ${constraint ?? "(unknown)"}`;
 }
 
 /** The sale and the first order ids of a message, for the lines logged about it. */
 const idsOfDelivery = (d: Delivery) => ({ saleId: d.reservations[0]?.saleId, orderIds: d.reservations.slice(0, 10).map((r) => r.reservationId) });
 
-const isComplete = (r: ReservationMade): r is ReservationMade & { reservedAt: Date } =>
-  Boolean(r.reservationId && r.saleId && r.userId && r.quantity >= 1 && r.reservedAt);
+const isComplete = (r: ReservationMade): r is ReservationMade & { reservedAt: Date } => Boolean(r.reservationId && r.saleId && r.userId && r.quantity >= 1 && r.reservedAt);
 
 export async function startOrderWriter(opts: OrderWriterOptions): Promise<OrderWriter> {
   const { db, log, metrics } = opts;
@@ -256,9 +246,21 @@ export async function startOrderWriter(opts: OrderWriterOptions): Promise<OrderW
     // second reservation for one request).
     const insertedIds = new Set(inserted.map((r) => r.id));
     const others = items.filter((r) => !refused.has(r) && !insertedIds.has(r.reservationId));
-    const stored = others.length > 0 ? await existingOrderIds(db, others.map((r) => r.reservationId)) : new Set<string>();
+    const stored =
+      others.length > 0
+        ? await existingOrderIds(
+            db,
+            others.map((r) => r.reservationId),
+          )
+        : new Set<string>();
     const missing = others.filter((r) => !stored.has(r.reservationId));
-    const sales = missing.length > 0 ? await existingSaleIds(db, missing.map((r) => r.saleId)) : new Set<string>();
+    const sales =
+      missing.length > 0
+        ? await existingSaleIds(
+            db,
+            missing.map((r) => r.saleId),
+          )
+        : new Set<string>();
     for (const r of missing) {
       const reason = sales.has(r.saleId) ? "a different order already exists for this user and request id" : `unknown sale ${r.saleId}`;
       logUnwritable(r, reason);
@@ -269,7 +271,8 @@ export async function startOrderWriter(opts: OrderWriterOptions): Promise<OrderW
       ...deliveries.flatMap((d) => d.rejected.map((x) => reservationDeadLetter(d.msg, x.reservation, x.reason, "incomplete"))),
       ...[...refused].map(([r, reason]) => reservationDeadLetter(owner.get(r)!, r, reason, "refused")),
     ];
-    if (!(await record(letters, deliveries.map((d) => d.msg)))) return;
+    const messages = deliveries.map((d) => d.msg);
+    if (!(await record(letters, messages))) return;
     for (const d of deliveries) held.ack(d.msg);
     stats.batches++;
     stats.persisted += inserted.length;
@@ -312,10 +315,7 @@ export async function startOrderWriter(opts: OrderWriterOptions): Promise<OrderW
       log.error("message still failing at its last deliveries; dead-lettered", { seq: d.msg.seq, deliveries: count, ...idsOfDelivery(d), err });
       const code = (error as { code?: string }).code;
       const reason = `still failing after ${count} deliveries: ${err}${code ? ` (${code})` : ""}`;
-      const letters = [
-        ...d.rejected.map((x) => reservationDeadLetter(d.msg, x.reservation, x.reason, "incomplete")),
-        messageDeadLetter(d.msg, reason, "max_deliveries"),
-      ];
+      const letters = [...d.rejected.map((x) => reservationDeadLetter(d.msg, x.reservation, x.reason, "incomplete")), messageDeadLetter(d.msg, reason, "max_deliveries")];
       if (await record(letters, [d.msg])) held.term(d.msg);
       return;
     }
