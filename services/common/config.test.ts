@@ -44,3 +44,17 @@ describe("readConfig: expiry and the release relay", () => {
     expect(() => readConfig({ EXPIRY_INTERVAL_MS: "0" })).toThrow(/EXPIRY_INTERVAL_MS/);
   });
 });
+
+describe("readConfig: NATS servers and JetStream replicas", () => {
+  it("takes one NATS URL or a comma-separated list of a cluster's servers", () => {
+    expect(readConfig({ NATS_URL: "nats://10.0.0.1:4222,nats://10.0.0.2:4222" }).natsUrl).toBe("nats://10.0.0.1:4222,nats://10.0.0.2:4222");
+    expect(() => readConfig({ NATS_URL: "nats://10.0.0.1:4222,http://10.0.0.2:4222" })).toThrow(/NATS_URL/);
+    expect(() => readConfig({ NATS_URL: "nats://10.0.0.1:4222," })).toThrow(/NATS_URL/);
+  });
+
+  it("keeps one copy of each stream by default, and takes an odd count up to 5", () => {
+    expect(readConfig({}).jetStreamReplicas).toBe(1);
+    expect(readConfig({ JETSTREAM_REPLICAS: "3" }).jetStreamReplicas).toBe(3);
+    for (const bad of ["0", "2", "4", "7", "three"]) expect(() => readConfig({ JETSTREAM_REPLICAS: bad })).toThrow(/JETSTREAM_REPLICAS/);
+  });
+});

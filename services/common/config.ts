@@ -7,7 +7,14 @@ export interface Config {
   /** Prefix of every stream, subject, consumer and Redis key: isolates stacks and test runs. */
   namespace: string;
   redisUrl: string;
+  /** One NATS server, or several separated by commas (the client picks one and fails over to the others). */
   natsUrl: string;
+  /**
+   * Copies of each JetStream stream (and of its consumers, which take the
+   * stream's): 1 on a single server; 3 on a three-node cluster, so an
+   * acknowledged event survives the loss of one node. Applied to existing streams too.
+   */
+  jetStreamReplicas: number;
   /** The service's own database and role. */
   databaseUrl: string;
   /** A superuser connection used only to create the role and database. */
@@ -112,6 +119,11 @@ export class ConfigError extends Error {
 const NAMESPACE_RE = /^[a-z][a-z0-9_-]{0,31}$/;
 const ADDR_RE = /^[A-Za-z0-9.\-[\]:]+:\d{1,5}$/;
 
+/** The servers of a comma-separated list, e.g. NATS_URL=nats://a:4222,nats://b:4222. */
+export function urlList(value: string): string[] {
+  return value.split(",").map((u) => u.trim());
+}
+
 export function readConfig(env: Env = process.env): Config {
   const problems: string[] = [];
 
@@ -145,7 +157,8 @@ export function readConfig(env: Env = process.env): Config {
     namespace: str("SECKILL_NAMESPACE", "seckill", (v) =>
       NAMESPACE_RE.test(v) ? undefined : "expected 1-32 characters of [a-z0-9_-], starting with a letter"),
     redisUrl: str("REDIS_URL", "redis://127.0.0.1:6379", url("redis:", "rediss:")),
-    natsUrl: str("NATS_URL", "nats://127.0.0.1:4222", url("nats:", "tls:")),
+    natsUrl: str("NATS_URL", "nats://127.0.0.1:4222", (v) => urlList(v).map(url("nats:", "tls:")).find(Boolean)),
+    jetStreamReplicas: int("JETSTREAM_REPLICAS", 1, 1, 5),
     databaseUrl: str("DATABASE_URL", "postgres://seckill:seckill@127.0.0.1:5432/seckill", url("postgres:", "postgresql:")),
     databaseAdminUrl: str("DATABASE_ADMIN_URL", "postgres://postgres@127.0.0.1:5432/postgres", url("postgres:", "postgresql:")),
     inventoryAddr: str("INVENTORY_ADDR", "127.0.0.1:50051", addr),
@@ -191,6 +204,8 @@ export function readConfig(env: Env = process.env): Config {
     challengeTtlMs: int("CHALLENGE_TTL_MS", 120_000, 100, 3_600_000),
     metricsAddr: str("METRICS_ADDR", "", (v) => (v === "" || ADDR_RE.test(v) ? undefined : "expected host:port, or empty for no metrics endpoint")),
   };
+  // An even count adds a copy without tolerating one more failure (a majority of 4 is 3).
+  if (config.jetStreamReplicas % 2 === 0) problems.push(`JETSTREAM_REPLICAS=${JSON.stringify(env.JETSTREAM_REPLICAS)}: expected 1, 3 or 5`);
   if (problems.length > 0) throw new ConfigError(problems);
   return config;
 }

@@ -15,6 +15,7 @@ import {
   type PubAck,
 } from "@nats-io/jetstream";
 import { OrderStatusBatch, ReservationBatch, StockReleased, type OrderStatusChanged, type ReservationMade } from "@seckill/sdk";
+import { urlList } from "./config.js";
 import { ulid } from "./ids.js";
 
 const NANOS_PER_MS = 1_000_000;
@@ -49,24 +50,28 @@ export function eventNames(namespace: string): EventNames {
   };
 }
 
+/** Connects to one server of `url`, a NATS URL or a comma-separated list of them (the nodes of a cluster). */
 export async function connectNats(url: string, name: string): Promise<NatsConnection> {
-  return connect({ servers: url, name, maxReconnectAttempts: -1, reconnectTimeWait: 250, timeout: 5000 });
+  return connect({ servers: urlList(url), name, maxReconnectAttempts: -1, reconnectTimeWait: 250, timeout: 5000 });
 }
 
-/** Creates the events stream, or brings its subjects and limits up to date. */
-export async function ensureStream(jsm: JetStreamManager, names: EventNames): Promise<void> {
+/**
+ * Copies of a stream on the servers of a cluster (JETSTREAM_REPLICAS).
+ * Undefined: a new stream gets one, an existing one keeps its own (tools
+ * that only read or publish do not rescale what the services set up).
+ */
+export type Replicas = number | undefined;
+
+/** Creates the events stream, or brings its subjects, limits and replicas up to date. */
+export async function ensureStream(jsm: JetStreamManager, names: EventNames, replicas?: Replicas): Promise<void> {
   // Order-status notifications are not stored: they only wake watchers, who
   // read the truth from Postgres. Kept long enough for any backlog to drain;
   // never limited by count or size, which would drop unwritten reservations.
-  await upsertStream(jsm, names.stream, [names.reservationSubjects, names.releaseSubjects], 7);
+  await upsertStream(jsm, names.stream, [names.reservationSubjects, names.releaseSubjects], 7, replicas);
 }
 
 /** The order writer's durable pull consumer of reservation events. */
-export async function ensureWriterConsumer(
-  jsm: JetStreamManager,
-  names: EventNames,
-  opts: { ackWaitMs: number; maxDeliver: number; maxAckPending: number },
-): Promise<void> {
+export async function ensureWriterConsumer(jsm: JetStreamManager, names: EventNames, opts: { ackWaitMs: number; maxDeliver: number; maxAckPending: number }): Promise<void> {
   await upsertConsumer(jsm, names.stream, {
     durable_name: names.writerConsumer,
     filter_subject: names.reservationSubjects,
@@ -90,14 +95,16 @@ export async function ensureInventoryReleaseConsumer(jsm: JetStreamManager, name
 /**
  * Creates a durable pull consumer (explicit acks, from the start of the
  * stream), or brings an existing one's settings up to date (its name and
- * start cannot change).
+ * start cannot change). Its replicas are the stream's (num_replicas 0), so a
+ * consumer's acks are kept on as many servers as the events it acknowledges,
+ * and follow the stream when it is rescaled.
  */
 async function upsertConsumer(
   jsm: JetStreamManager,
   stream: string,
   settings: { durable_name: string; filter_subject: string; ack_wait: number; max_deliver: number; max_ack_pending: number },
 ): Promise<void> {
-  const config = { ...settings, ack_policy: AckPolicy.Explicit, deliver_policy: DeliverPolicy.All };
+  const config = { ...settings, ack_policy: AckPolicy.Explicit, deliver_policy: DeliverPolicy.All, num_replicas: 0 };
   try {
     await jsm.consumers.info(stream, settings.durable_name);
     const { durable_name: _name, deliver_policy: _policy, ...updatable } = config;
@@ -108,8 +115,12 @@ async function upsertConsumer(
   }
 }
 
-/** Creates a file-backed stream kept by age only, or brings an existing one's subjects and limits up to date. */
-async function upsertStream(jsm: JetStreamManager, name: string, subjects: string[], maxAgeDays: number): Promise<void> {
+/**
+ * Creates a file-backed stream kept by age only, or brings an existing one's
+ * subjects, limits and replicas up to date (JetStream moves a stream to more
+ * or fewer servers in place).
+ */
+async function upsertStream(jsm: JetStreamManager, name: string, subjects: string[], maxAgeDays: number, replicas: Replicas): Promise<void> {
   const config = {
     name,
     subjects,
@@ -118,14 +129,13 @@ async function upsertStream(jsm: JetStreamManager, name: string, subjects: strin
     discard: DiscardPolicy.Old,
     max_age: maxAgeDays * 24 * 3600 * 1000 * NANOS_PER_MS,
     duplicate_window: 2 * 60 * 1000 * NANOS_PER_MS,
-    num_replicas: 1,
   };
   try {
-    await jsm.streams.info(name);
-    await jsm.streams.update(name, config);
+    const current = await jsm.streams.info(name);
+    await jsm.streams.update(name, { ...config, num_replicas: replicas ?? current.config.num_replicas });
   } catch (error) {
     if (!isNotFound(error)) throw error;
-    await jsm.streams.add(config);
+    await jsm.streams.add({ ...config, num_replicas: replicas ?? 1 });
   }
 }
 
@@ -150,10 +160,10 @@ export function deadLetterNames(namespace: string): DeadLetterNames {
   };
 }
 
-/** Creates the dead-letter stream, or brings its subjects and limits up to date. */
-export async function ensureDeadLetterStream(jsm: JetStreamManager, names: DeadLetterNames): Promise<void> {
+/** Creates the dead-letter stream, or brings its subjects, limits and replicas up to date. */
+export async function ensureDeadLetterStream(jsm: JetStreamManager, names: DeadLetterNames, replicas?: Replicas): Promise<void> {
   // Long enough for operators to look, raise the stock and replay.
-  await upsertStream(jsm, names.stream, [names.filter], 90);
+  await upsertStream(jsm, names.stream, [names.filter], 90, replicas);
 }
 
 /** How far reservation events are published and written. */
@@ -210,12 +220,12 @@ export interface EventBus {
   close(): Promise<void>;
 }
 
-/** Connects, makes sure the stream exists, and returns the handles a service needs. */
-export async function openEventBus(url: string, namespace: string, clientName: string, publishTimeoutMs: number): Promise<EventBus> {
+/** Connects, makes sure the stream exists (with `replicas` copies when given), and returns the handles a service needs. */
+export async function openEventBus(url: string, namespace: string, clientName: string, publishTimeoutMs: number, replicas?: Replicas): Promise<EventBus> {
   const nc = await connectNats(url, clientName);
   const jsm = await jetstreamManager(nc);
   const names = eventNames(namespace);
-  await ensureStream(jsm, names);
+  await ensureStream(jsm, names, replicas);
   const js = jetstream(nc);
   return {
     nc,

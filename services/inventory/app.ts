@@ -32,7 +32,7 @@ export async function startInventory(config: Config, log: Logger, clock: () => n
   redis.on("error", (err) => log.warn("redis error", { err: err.message }));
   const startup = { timeoutMs: config.startupTimeoutMs, log };
   const [bus] = await Promise.all([
-    untilReachable("nats", () => openEventBus(config.natsUrl, config.namespace, "inventory", config.publishTimeoutMs), startup),
+    untilReachable("nats", () => openEventBus(config.natsUrl, config.namespace, "inventory", config.publishTimeoutMs, config.jetStreamReplicas), startup),
     redisReady(redis, startup),
     untilReachable("postgres", () => db.raw("SELECT 1"), startup),
   ]);

@@ -32,7 +32,7 @@ export async function startOrder(config: Config, log: Logger, clock: () => numbe
   redis.on("error", (err) => log.warn("redis error", { err: err.message }));
   const startup = { timeoutMs: config.startupTimeoutMs, log };
   const [bus] = await Promise.all([
-    untilReachable("nats", () => openEventBus(config.natsUrl, config.namespace, "order", config.publishTimeoutMs), startup),
+    untilReachable("nats", () => openEventBus(config.natsUrl, config.namespace, "order", config.publishTimeoutMs, config.jetStreamReplicas), startup),
     untilReachable("postgres", () => db.raw("SELECT 1"), startup),
     redisReady(redis, startup),
   ]);

@@ -124,7 +124,7 @@ async function main(): Promise<void> {
     await db.destroy();
   }
 
-  const bus = await openEventBus(config.natsUrl, config.namespace, "stack-start", config.publishTimeoutMs);
+  const bus = await openEventBus(config.natsUrl, config.namespace, "stack-start", config.publishTimeoutMs, config.jetStreamReplicas);
   await bus.close();
   log(`jetstream: stream ${bus.names.stream} ready`);
 

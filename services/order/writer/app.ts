@@ -25,7 +25,7 @@ export async function startWriter(config: Config, log: Logger): Promise<WriterAp
   const db = createDb(config.databaseUrl, Math.max(config.dbPoolMax, config.writerConcurrency + 1), log);
   const startup = { timeoutMs: config.startupTimeoutMs, log };
   const [bus] = await Promise.all([
-    untilReachable("nats", () => openEventBus(config.natsUrl, config.namespace, "order-writer", config.publishTimeoutMs), startup),
+    untilReachable("nats", () => openEventBus(config.natsUrl, config.namespace, "order-writer", config.publishTimeoutMs, config.jetStreamReplicas), startup),
     untilReachable("postgres", () => db.raw("SELECT 1"), startup),
   ]);
   await ensureWriterConsumer(bus.jsm, bus.names, {
@@ -34,7 +34,7 @@ export async function startWriter(config: Config, log: Logger): Promise<WriterAp
     maxAckPending: config.writerBatchSize * config.writerConcurrency * 4,
   });
   const dlNames = deadLetterNames(config.namespace);
-  await ensureDeadLetterStream(bus.jsm, dlNames);
+  await ensureDeadLetterStream(bus.jsm, dlNames, config.jetStreamReplicas);
   const consumer = await bus.js.consumers.get(bus.names.stream, bus.names.writerConsumer);
   const writer = await startOrderWriter({
     db,
