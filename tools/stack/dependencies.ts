@@ -67,7 +67,7 @@ interface Spec {
   debianPackage: string;
 }
 
-interface Started {
+export interface Started {
   name: Name;
   child: ChildProcess;
   stopSignal: NodeJS.Signals;
@@ -234,7 +234,7 @@ function track(started: Started[]): RunningDependencies {
   };
 }
 
-async function stopChild(s: Started): Promise<void> {
+export async function stopChild(s: Started): Promise<void> {
   if (!isRunning(s.child)) return;
   const exited = new Promise<void>((resolve) => s.child.once("exit", () => resolve()));
   s.child.kill(s.stopSignal);
@@ -247,12 +247,12 @@ async function stopChild(s: Started): Promise<void> {
   clearTimeout(timer);
 }
 
-function isRunning(child: ChildProcess): boolean {
+export function isRunning(child: ChildProcess): boolean {
   return child.pid !== undefined && child.exitCode === null && child.signalCode === null;
 }
 
 /** Spawns with stdout/stderr appended to logFile, and registers the child for kill-on-exit. */
-function spawnLogged(name: Name, bin: string, args: string[], logFile: string, extra: { cwd?: string; uid?: number; gid?: number } = {}): Started {
+export function spawnLogged(name: Name, bin: string, args: string[], logFile: string, extra: { cwd?: string; uid?: number; gid?: number } = {}): Started {
   const fd = fs.openSync(logFile, "a");
   try {
     // detached: its own process group, so a terminal's Ctrl-C does not stop it
@@ -273,7 +273,7 @@ function spawnLogged(name: Name, bin: string, args: string[], logFile: string, e
 }
 
 /** Polls `check` until it succeeds; fails fast if the child dies, or after READY_TIMEOUT_MS. */
-async function waitReady(instance: Started, logFile: string, check: () => Promise<boolean>): Promise<void> {
+export async function waitReady(instance: Started, logFile: string, check: () => Promise<boolean>): Promise<void> {
   const deadline = Date.now() + READY_TIMEOUT_MS;
   let spawnError: Error | undefined;
   instance.child.once("error", (err) => (spawnError = err));
@@ -335,6 +335,13 @@ function searchDirs(override: string | undefined): string[] {
   const versions = fs.existsSync(root) ? fs.readdirSync(root) : [];
   versions.sort((a, b) => parseFloat(b) - parseFloat(a));
   return [...dirs, ...versions.map((v) => path.join(root, v, "bin"))];
+}
+
+/** The `<name>-server` binary in the directories searched for servers (see EnsureOptions.path), or undefined. */
+export function findServerBinary(name: "redis" | "nats", pathOverride?: string): string | undefined {
+  return searchDirs(pathOverride)
+    .map((d) => path.join(d, `${name}-server`))
+    .find(isExecutable);
 }
 
 function missingBinary(spec: Spec, binary: string): MissingDependencyError {
@@ -407,7 +414,7 @@ function redisPing(host: string, port: number): Promise<boolean> {
   });
 }
 
-function natsInfo(host: string, port: number): Promise<boolean> {
+export function natsInfo(host: string, port: number): Promise<boolean> {
   return withSocket(host, port, (socket, done) => expectReply(socket, done, /^INFO /));
 }
 
