@@ -16,6 +16,7 @@ import { metricsFor } from "../services/common/metrics.js";
 import { createAccess, type Access } from "./access/index.js";
 import { rateLimitServiceRegistration } from "./ratelimit/handlers.js";
 import { loadRateLimitFile } from "./ratelimit/limits-file.js";
+import { createOverLimitCache } from "./ratelimit/over-limit-cache.js";
 import { createRateLimiter } from "./ratelimit/rate-limiter.js";
 
 export type GatewayApp = ServingApp & { access?: Access };
@@ -42,7 +43,7 @@ export async function startGateway(config: Config, log: Logger, opts: GatewayOpt
     redis.disconnect();
     throw error;
   }
-  const limiter = createRateLimiter({ redis, namespace: config.namespace, rules, clock });
+  const limiter = createRateLimiter({ redis, namespace: config.namespace, rules, clock, overLimit: createOverLimitCache(config.rateLimitLocalCacheKeys) });
   const services: ServiceRegistration[] = [rateLimitServiceRegistration(limiter, log, metrics.gateway())];
   let access: Access | undefined;
   const db = opts.access === false ? undefined : createDb(config.databaseUrl, config.dbPoolMax, log);

@@ -4,7 +4,7 @@
 // BFF in `x-account-created-at`; like x-user-id it is trusted because only the
 // BFF can set it (the edge strips it from external requests). Without it a
 // sale with a minimum account age refuses: the rule fails closed.
-import type { StoredAccessRules } from "../../services/inventory/sale-repository.js";
+import type { StoredAccessRules } from "../../services/common/sale-records.js";
 import { refuse } from "../../services/common/refusal.js";
 
 /** A sale's rules prepared for lookups (sets instead of lists). */

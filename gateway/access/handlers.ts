@@ -6,7 +6,7 @@ import { unary, type ServiceRegistration } from "../../services/common/grpc-serv
 import type { Logger } from "../../services/common/log.js";
 import type { GatewayMetrics } from "../../services/common/metrics.js";
 import { invalid } from "../../services/common/refusal.js";
-import { userOf } from "../../services/order/handlers.js";
+import { userOf } from "../../services/common/caller.js";
 import type { AccessService } from "./access-service.js";
 import { parseRfc3339, type Buyer } from "./eligibility.js";
 

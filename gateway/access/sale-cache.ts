@@ -15,7 +15,7 @@
 // does not become one query per request.
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Knex } from "knex";
-import { findSale, type SaleRow } from "../../services/inventory/sale-repository.js";
+import { findSale, type SaleRow } from "../../services/common/sale-records.js";
 import { eligibilityRulesOf, type EligibilityRules } from "./eligibility.js";
 
 export interface CachedSale {

@@ -14,6 +14,8 @@ import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Config } from "../../services/common/config.js";
 import { quietLogger } from "../../services/common/log.js";
+import { saleRulesKey } from "../../services/common/sale-rules.js";
+import { sample } from "../../test/support/prometheus.js";
 import { address, shouldRateLimit, user, type EnvoyRequest } from "../../test/support/rate-limit.js";
 import { cleanNamespace, eventually, isolatedConfig } from "../../test/support/stack.js";
 import { checkHealth } from "../../tools/stack/health.js";
@@ -133,12 +135,11 @@ describe("RateLimitService/ShouldRateLimit", () => {
   });
 
   it("counts each descriptor of a request on its own, hits_addend included, and reports each one's status", async () => {
-    // What Redis is sent for this namespace, to see that the whole check is one script call.
+    // What Redis is sent for this namespace: per-key commands, so each counter may live on its own Redis Cluster slot.
     const monitor = await redis.monitor();
     const sent: string[][] = [];
-    monitor.on("monitor", (_time: string, args: string[], source: string) => {
-      // Commands the script runs inside Redis show with source "lua": only what clients sent counts here.
-      if (source !== "lua" && args.some((a) => a.startsWith(`${config.namespace}:rl:`))) sent.push(args);
+    monitor.on("monitor", (_time: string, args: string[]) => {
+      if (args.some((a) => a.startsWith(`${config.namespace}:rl:`))) sent.push(args);
     });
     // Envoy's three descriptors on a PlaceOrder call, the request weighing 3 hits.
     const response = await shouldRateLimit(client, {
@@ -147,14 +148,17 @@ describe("RateLimitService/ShouldRateLimit", () => {
       hits_addend: 3,
     });
     const keys = [windowKey("user_id=dave", MINUTE_START), windowKey("remote_address=10.0.0.7", MINUTE_START + 12_000), windowKey("sale_id=01SALE/user_id=dave", MINUTE_START)];
-    await eventually(async () => sent.length > 0, 5000, "the script call in MONITOR");
+    await eventually(async () => sent.length >= 6, 5000, "the counters' commands in MONITOR");
     monitor.disconnect();
-    // Each command is the script over all three counters (EVAL after a NOSCRIPT at most), never one per descriptor.
-    for (const args of sent) {
-      expect(["evalsha", "eval"]).toContain(args[0]!.toLowerCase());
-      expect(args).toEqual(expect.arrayContaining(keys));
-    }
-    expect(sent.length).toBeLessThanOrEqual(2);
+    // INCRBY by the hits, then PEXPIRE to the end of the window and a second, on each counter alone: no script, no command over several keys.
+    expect(sent.map((args) => [args[0]!.toLowerCase(), args[1]])).toEqual(
+      keys.flatMap((key) => [
+        ["incrby", key],
+        ["pexpire", key],
+      ]),
+    );
+    expect(sent.filter((args) => args[0]!.toLowerCase() === "incrby").map((args) => args[2])).toEqual(["3", "3", "3"]);
+    expect(sent.filter((args) => args[0]!.toLowerCase() === "pexpire").map((args) => Number(args[2]))).toEqual([48_500, 1500, 48_500]);
     expect(response.overall_code).toBe("OVER_LIMIT");
     expect(response.statuses.map((s) => [s.code, s.limit_remaining, s.current_limit?.unit])).toEqual([
       ["OK", 0, "MINUTE"], // 3 of 3
@@ -324,7 +328,7 @@ async function startProxy(target: URL): Promise<{ port: number; cut(): Promise<v
 
 describe("the kill switch: a closed sale is over the limit at the edge", () => {
   const SALE = "01KC5ED0000000000000000SAE";
-  const rules = () => `${config.namespace}:{sale:${SALE}}:rules`;
+  const rules = () => saleRulesKey(config.namespace, SALE);
 
   it("refuses every purchase of a sale once it is closed or has ended, and no other", async () => {
     await redis.hset(rules(), "starts", now - 60_000, "ends", now + 3600_000, "closed", 0);
@@ -342,5 +346,59 @@ describe("the kill switch: a closed sale is over the limit at the edge", () => {
 
     await redis.hset(rules(), "closed", 0, "ends", now - 1);
     expect((await shouldRateLimit(client, { domain: "seckill", descriptors: [saleUser(SALE, "max")] })).overall_code).toBe("OVER_LIMIT");
+  });
+});
+
+describe("the over-limit cache: a counter over its limit is refused without Redis until its window ends", () => {
+  const cachedAnswers = async () => sample(await gateway.metrics!.registry.metrics(), "seckill_ratelimit_over_limit_cached_total") ?? 0;
+
+  it("answers OVER_LIMIT from the cache once Redis said the counter is over, and counts again in the next window", async () => {
+    for (let i = 0; i < 3; i++) expect((await shouldRateLimit(client, { domain: "seckill", descriptors: [user("olive")] })).overall_code).toBe("OK");
+    const over = await shouldRateLimit(client, { domain: "seckill", descriptors: [user("olive")] });
+    expect(over.overall_code).toBe("OVER_LIMIT");
+    const key = windowKey("user_id=olive", MINUTE_START);
+    expect(await redis.get(key)).toBe("4");
+
+    // Redis forgetting the counter changes nothing: the answer comes from the cache, and nothing is counted.
+    await redis.del(key);
+    const before = await cachedAnswers();
+    const cached = await shouldRateLimit(client, { domain: "seckill", descriptors: [user("olive")] });
+    expect(cached).toEqual(over);
+    expect(await redis.exists(key)).toBe(0);
+    expect(await cachedAnswers()).toBe(before + 1);
+
+    // Another descriptor of the same call is still counted in Redis.
+    const mixed = await shouldRateLimit(client, { domain: "seckill", descriptors: [user("olive"), address("10.0.0.9")] });
+    expect(mixed.statuses.map((s) => [s.code, s.limit_remaining])).toEqual([
+      ["OVER_LIMIT", 0],
+      ["OK", 4],
+    ]);
+    expect(await redis.exists(key)).toBe(0);
+    expect(await cachedAnswers()).toBe(before + 2);
+
+    const saved = now;
+    try {
+      now = MINUTE_START + 60_000 + 100; // the next minute: a new counter
+      const next = await shouldRateLimit(client, { domain: "seckill", descriptors: [user("olive")] });
+      expect(next.statuses[0]).toMatchObject({ code: "OK", limit_remaining: 2 });
+      expect(await cachedAnswers()).toBe(before + 2);
+    } finally {
+      now = saved;
+    }
+  });
+
+  it("remembers nothing with RATE_LIMIT_LOCAL_CACHE_KEYS=0: every check is counted in Redis", async () => {
+    const uncached = await startGateway({ ...config, rateLimitLocalCacheKeys: 0 }, quietLogger(), { access: false, clock: () => now });
+    const RateLimitService = rateLimitServiceClient();
+    const c = new RateLimitService(uncached.address, credentials.createInsecure());
+    try {
+      const codes: string[] = [];
+      for (let i = 0; i < 5; i++) codes.push((await shouldRateLimit(c, { domain: "seckill", descriptors: [user("pat")] })).overall_code);
+      expect(codes).toEqual(["OK", "OK", "OK", "OVER_LIMIT", "OVER_LIMIT"]);
+      expect(await redis.get(windowKey("user_id=pat", MINUTE_START))).toBe("5");
+    } finally {
+      c.close();
+      await uncached.stop();
+    }
   });
 });

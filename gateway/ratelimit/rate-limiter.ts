@@ -1,22 +1,27 @@
 // The rate limit decision, Envoy's way: every descriptor of a request is
 // matched against the rules of the rate limit file (limits-file.ts); the
-// limited ones are counted in fixed windows in Redis, all in one script call;
-// a descriptor with no matching rule is allowed and not counted. The request
-// is over the limit when any descriptor is.
+// limited ones are counted in fixed windows in Redis; a descriptor with no
+// matching rule is allowed and not counted. The request is over the limit when
+// any descriptor is.
+//
+// As envoyproxy/ratelimit's Redis cache does it: one INCRBY and one PEXPIRE per
+// counter, every command on its own key, all sent at once (ioredis pipelines
+// them, per node on a Redis Cluster, where keys of one call live on different
+// slots), so a check is one round trip. A counter already over its limit is
+// answered from the over-limit cache until its window ends, without Redis.
 //
 // The kill switch at the edge: a descriptor with a sale_id entry naming a sale
 // that an operator closed (`seckill sale close`) or that has ended is over the
 // limit at once (limit name `sale_closed`), read from the sale's rules in Redis
-// in the same round trip, so closing a sale stops its purchases at Envoy
-// without touching Envoy.
-import { readFileSync } from "node:fs";
-import type { Redis } from "ioredis";
-import { assetPath } from "../../services/common/assets.js";
-import { isSaleId } from "../../services/common/ids.js";
-import { saleKeys } from "../../services/inventory/stock-store.js";
-import { invalid, overloaded } from "../../services/common/refusal.js";
-import { findLimit, RATE_LIMIT_UNITS, type RateLimit, type RateLimitRules } from "./limits-file.js";
+// (services/common/sale-rules.ts) in the same round trip, so closing a sale
+// stops its purchases at Envoy without touching Envoy.
+import type { Cluster, Redis } from "ioredis";
 import { errorMessage } from "../../services/common/error-message.js";
+import { isSaleId } from "../../services/common/ids.js";
+import { invalid, overloaded } from "../../services/common/refusal.js";
+import { readSaleOver } from "../../services/common/sale-rules.js";
+import { findLimit, RATE_LIMIT_UNITS, type RateLimit, type RateLimitRules } from "./limits-file.js";
+import type { OverLimitCache } from "./over-limit-cache.js";
 
 export interface DescriptorInput {
   entries: { key: string; value: string }[];
@@ -29,9 +34,8 @@ export interface RateLimitCheck {
   hitsAddend: number;
 }
 
-export type DescriptorResult =
-  | { limited: false }
-  | { limited: true; overLimit: boolean; limit: RateLimit; remaining: number; resetMs: number };
+/** cached: answered from the over-limit cache, without Redis (and not counted). */
+export type DescriptorResult = { limited: false } | { limited: true; overLimit: boolean; limit: RateLimit; remaining: number; resetMs: number; cached?: true };
 
 export interface RateLimiter {
   readonly domain: string;
@@ -53,12 +57,24 @@ const saleOf = (d: DescriptorInput): string | undefined => d.entries.find((e) =>
 /** Slack after the end of a window before its counter expires. */
 const EXPIRY_SLACK_MS = 1000;
 
-type CountCommand = { seckillRateLimitCount(...args: (string | number)[]): Promise<number[]> };
+/** A limited descriptor in its current window. */
+interface Window {
+  limit: RateLimit;
+  key: string;
+  endMs: number;
+  resetMs: number;
+  /** Known over its limit for the rest of the window: not sent to Redis. */
+  cached: boolean;
+}
 
-export function createRateLimiter(options: { redis: Redis; namespace: string; rules: RateLimitRules; clock: () => number }): RateLimiter {
-  const { redis, namespace, rules, clock } = options;
-  redis.defineCommand("seckillRateLimitCount", { lua: readFileSync(assetPath("gateway", "ratelimit", "count.lua"), "utf8") });
-  const counters = redis as unknown as CountCommand;
+export function createRateLimiter(options: { redis: Redis | Cluster; namespace: string; rules: RateLimitRules; clock: () => number; overLimit: OverLimitCache }): RateLimiter {
+  const { redis, namespace, rules, clock, overLimit } = options;
+
+  /** Adds the hits to the counter and returns its count; the expiry is set on every call, to the same instant. */
+  async function count(w: Window, hits: number): Promise<number> {
+    const [counted] = await Promise.all([redis.incrby(w.key, hits), redis.pexpire(w.key, w.resetMs + EXPIRY_SLACK_MS)]);
+    return counted;
+  }
 
   return {
     domain: rules.domain,
@@ -66,41 +82,43 @@ export function createRateLimiter(options: { redis: Redis; namespace: string; ru
       validate(request);
       const hits = Math.max(1, request.hitsAddend);
       const now = clock();
-      // A domain other than the file's has no rules: every descriptor is unlimited.
-      const limits = request.descriptors.map((d) => (request.domain === rules.domain ? findLimit(rules, d.entries) : undefined));
-      const keys: string[] = [];
-      const ttls: number[] = [];
-      const windows = limits.map((limit, i) => {
+      const windows = request.descriptors.map((d): Window | undefined => {
+        // A domain other than the file's has no rules: every descriptor is unlimited.
+        const limit = request.domain === rules.domain ? findLimit(rules, d.entries) : undefined;
         if (!limit) return undefined;
         const unitMs = RATE_LIMIT_UNITS[limit.unit];
         const start = Math.floor(now / unitMs) * unitMs;
-        const resetMs = start + unitMs - now;
-        keys.push(counterKey(namespace, request.domain, request.descriptors[i]!.entries, start));
-        ttls.push(resetMs + EXPIRY_SLACK_MS);
-        return { limit, resetMs };
+        const key = counterKey(namespace, request.domain, d.entries, start);
+        return { limit, key, endMs: start + unitMs, resetMs: start + unitMs - now, cached: overLimit.has(key, now) };
       });
-      const sales = request.descriptors.map(saleOf);
+      // A descriptor answered from the cache is refused whatever its sale's state: nothing to read for it.
+      const sales = request.descriptors.map((d, i) => (windows[i]?.cached ? undefined : saleOf(d)));
       const salesToCheck = [...new Set(sales.filter((id): id is string => id !== undefined))];
-      if (keys.length === 0 && salesToCheck.length === 0) return limits.map(() => ({ limited: false }));
-      let counts: number[];
-      try {
-        const rulesKeys = salesToCheck.map((id) => saleKeys(namespace, id).rules);
-        counts = await counters.seckillRateLimitCount(keys.length + rulesKeys.length, ...keys, ...rulesKeys, hits, keys.length, now, ...ttls);
-      } catch (error) {
-        throw overloaded(`rate limit counters unavailable: ${errorMessage(error)}`, 100);
+      const toCount = windows.map((w) => (w && !w.cached ? w : undefined));
+      let counts: (number | undefined)[] = [];
+      let closed = new Set<string>();
+      if (toCount.some(Boolean) || salesToCheck.length > 0) {
+        try {
+          // Every command is issued before any is awaited: one pipeline, one round trip.
+          const [counted, over] = await Promise.all([
+            Promise.all(toCount.map((w) => (w ? count(w, hits) : undefined))),
+            Promise.all(salesToCheck.map((id) => readSaleOver(redis, namespace, id, now))),
+          ]);
+          counts = counted;
+          closed = new Set(salesToCheck.filter((_, i) => over[i]));
+        } catch (error) {
+          throw overloaded(`rate limit counters unavailable: ${errorMessage(error)}`, 100);
+        }
       }
-      const closed = new Set(salesToCheck.filter((_, i) => Number(counts[keys.length + i]) === 1));
-      let next = 0;
       return windows.map((w, i): DescriptorResult => {
         const sale = sales[i];
-        if (sale !== undefined && closed.has(sale)) {
-          if (w) next++;
-          return { limited: true, overLimit: true, limit: SALE_CLOSED, remaining: 0, resetMs: SALE_CLOSED_RETRY_MS };
-        }
+        if (sale !== undefined && closed.has(sale)) return { limited: true, overLimit: true, limit: SALE_CLOSED, remaining: 0, resetMs: SALE_CLOSED_RETRY_MS };
         if (!w) return { limited: false };
-        const count = Number(counts[next++]);
+        if (w.cached) return { limited: true, overLimit: true, limit: w.limit, remaining: 0, resetMs: w.resetMs, cached: true };
+        const counted = counts[i] ?? 0;
         const allowed = w.limit.requestsPerUnit;
-        return { limited: true, overLimit: count > allowed, limit: w.limit, remaining: Math.max(0, allowed - count), resetMs: w.resetMs };
+        if (counted > allowed) overLimit.add(w.key, w.endMs);
+        return { limited: true, overLimit: counted > allowed, limit: w.limit, remaining: Math.max(0, allowed - counted), resetMs: w.resetMs };
       });
     },
   };

@@ -26,6 +26,8 @@ export interface Config {
   gatewayAddr: string;
   /** The gateway's rate limit file (domain, descriptors, limits); a relative path is from the repository root. */
   rateLimitConfig: string;
+  /** Counters over their limit the gateway remembers until their window ends (answered without Redis); 0: none. */
+  rateLimitLocalCacheKeys: number;
   /**
    * The RPC group this process belongs to: `default`, or `flash` for the
    * dedicated flash-sale group the edge sends purchases, sale status and order
@@ -166,6 +168,7 @@ export function readConfig(env: Env = process.env): Config {
     writerAddr: str("WRITER_ADDR", "127.0.0.1:50053", addr),
     gatewayAddr: str("GATEWAY_ADDR", "127.0.0.1:50054", addr),
     rateLimitConfig: str("RATE_LIMIT_CONFIG", "gateway/ratelimit.yaml", (v) => (v.trim() === "" ? "expected a file path" : undefined)),
+    rateLimitLocalCacheKeys: int("RATE_LIMIT_LOCAL_CACHE_KEYS", 100_000, 0, 10_000_000),
     serviceGroup: str("SERVICE_GROUP", "default", (v) => (v === "default" || v === "flash" ? undefined : "expected default or flash")) as Config["serviceGroup"],
     flashInventoryAddr: str("FLASH_INVENTORY_ADDR", "127.0.0.1:50055", addr),
     flashOrderAddr: str("FLASH_ORDER_ADDR", "127.0.0.1:50056", addr),

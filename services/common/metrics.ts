@@ -66,6 +66,8 @@ export type RateLimitResult = "OK" | "OVER_LIMIT" | "ERROR";
 
 export interface GatewayMetrics {
   rateLimitCheck(result: RateLimitResult): void;
+  /** Descriptors answered OVER_LIMIT from the gateway's over-limit cache, without Redis. */
+  overLimitCached(descriptors: number): void;
   tokenIssued(): void;
 }
 
@@ -234,9 +236,14 @@ export function createMetrics(options: MetricsOptions): Metrics {
       labelNames: ["result"],
       registers,
     });
+    const cached = new Counter({
+      name: name("ratelimit_over_limit_cached_total"),
+      help: "Descriptors answered OVER_LIMIT from the over-limit cache (counters already over their limit this window), without Redis.",
+      registers,
+    });
     const tokens = new Counter({ name: name("tokens_issued_total"), help: "Purchase tokens issued.", registers });
     const result = children((r) => checks.labels(r));
-    return { rateLimitCheck: (r) => result(r).inc(), tokenIssued: () => tokens.inc() };
+    return { rateLimitCheck: (r) => result(r).inc(), overLimitCached: (n) => cached.inc(n), tokenIssued: () => tokens.inc() };
   });
 
   return {

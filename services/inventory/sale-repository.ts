@@ -1,36 +1,10 @@
-// Sales in Postgres. Each function takes the caller's knex (or transaction).
+// Sales in Postgres, written by inventory alone. Each function takes the
+// caller's knex (or transaction); the row and its lookup are common/sale-records.ts.
 import type { Knex } from "knex";
 import type { Cursor } from "../common/page-token.js";
-import type { ReleasePolicyName } from "./stock-store.js";
+import { findSale, type SaleRow } from "../common/sale-records.js";
 
-export interface SaleRow {
-  id: string;
-  create_request_id: string;
-  name: string;
-  total_stock: number;
-  sold: number;
-  price_minor: number;
-  currency: string;
-  starts_at: Date;
-  ends_at: Date;
-  per_user_limit: number;
-  payment_window_seconds: number;
-  /** What a released order does to its buyer's allowance (sale_buyers.units). */
-  release_policy: ReleasePolicyName;
-  /** Who may get a purchase token (the gateway enforces them); {} for a sale without rules. */
-  access_rules: StoredAccessRules;
-  closed_at: Date | null;
-  created_at: Date;
-  warmed_at: Date | null;
-}
-
-/** SaleAccessRules as stored in sales.access_rules (jsonb); every field may be missing (no rule). */
-export interface StoredAccessRules {
-  challenge_required?: boolean;
-  allowed_users?: string[];
-  blocked_users?: string[];
-  min_account_age_seconds?: number;
-}
+export { findSale, type SaleRow, type StoredAccessRules } from "../common/sale-records.js";
 
 export type NewSale = Omit<SaleRow, "sold" | "closed_at" | "created_at" | "warmed_at">;
 
@@ -41,10 +15,6 @@ export async function insertSale(db: Knex, sale: NewSale): Promise<SaleRow> {
   const existing = await db<SaleRow>("sales").where({ create_request_id: sale.create_request_id }).first();
   if (!existing) throw new Error(`sale with request id ${sale.create_request_id} vanished`);
   return existing;
-}
-
-export async function findSale(db: Knex, id: string): Promise<SaleRow | undefined> {
-  return db<SaleRow>("sales").where({ id }).first();
 }
 
 /** Newest first; the cursor is the last row's (created_at, id). */

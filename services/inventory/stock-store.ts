@@ -6,6 +6,8 @@ import { readFileSync } from "node:fs";
 import type { Redis } from "ioredis";
 import { assetPath } from "../common/assets.js";
 import { overloaded } from "../common/refusal.js";
+import type { ReleasePolicyName } from "../common/sale-records.js";
+import { saleKeyPrefix, saleRulesKey } from "../common/sale-rules.js";
 
 const lua = (name: string) => readFileSync(assetPath("services", "inventory", "lua", `${name}.lua`), "utf8");
 
@@ -35,11 +37,7 @@ export interface SaleWindow {
   closedAtMs: number;
 }
 
-/**
- * What a release does to the buyer's count: RESTORE takes the units off it (the
- * buyer may buy again), KEEP leaves them counted against the per-user limit.
- */
-export type ReleasePolicyName = "RESTORE" | "KEEP";
+export type { ReleasePolicyName } from "../common/sale-records.js";
 
 export interface SaleRules extends SaleWindow {
   perUserLimit: number;
@@ -128,9 +126,9 @@ interface ScriptCommands {
 }
 
 export function saleKeys(namespace: string, saleId: string) {
-  const base = `${namespace}:{sale:${saleId}}`;
+  const base = saleKeyPrefix(namespace, saleId);
   return {
-    rules: `${base}:rules`,
+    rules: saleRulesKey(namespace, saleId),
     stock: `${base}:stock`,
     buyers: `${base}:buyers`,
     requests: `${base}:requests`,

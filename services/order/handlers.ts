@@ -7,25 +7,15 @@ import {
   OrderStatus,
   PlaceOrderRequest,
   PURCHASE_TOKEN_HEADER,
-  USER_ID_HEADER,
   type OrderServiceServer,
   type WatchOrderRequest,
 } from "@seckill/sdk";
 import { checkDecoded, unary, type ServiceRegistration } from "../common/grpc-server.js";
-import { isUserId } from "../common/ids.js";
+import { userOf } from "../common/caller.js";
 import type { Logger } from "../common/log.js";
-import { invalid, refuse, type Refusal } from "../common/refusal.js";
+import { invalid, type Refusal } from "../common/refusal.js";
 import { streamOrderWatch, type OrderWatchers } from "./order-watch.js";
 import { MAX_TOKEN_LENGTH, type OrderService } from "./orders.js";
-
-const NO_USER = refuse("UNAUTHENTICATED", `missing or malformed ${USER_ID_HEADER} metadata`);
-
-export function userOf(metadata: Metadata): string {
-  const values = metadata.get(USER_ID_HEADER);
-  const userId = values.length === 1 ? values[0] : undefined;
-  if (typeof userId !== "string" || !isUserId(userId)) throw NO_USER;
-  return userId;
-}
 
 /**
  * PlaceOrder's answers known without I/O (a sale this process saw sell out, a
