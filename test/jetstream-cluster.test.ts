@@ -1,0 +1,82 @@
+// The services on a three-node NATS cluster with JETSTREAM_REPLICAS=3: the
+// stream and its consumers are kept on all three nodes, and kill -9 of the
+// stream's leader in the middle of a sale loses no acknowledged reservation
+// (each was acknowledged only once a majority of the nodes stored it) and
+// sells no unit twice; the killed node comes back and catches up.
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { connectNats, deadLetterNames, eventNames } from "../services/common/event-bus.js";
+import { startNatsCluster, type NatsCluster } from "../tools/stack/nats-cluster.js";
+import { startCrowd } from "./support/crowd.js";
+import { checkInvariants } from "./support/invariants.js";
+import { eventually, startTestStack, writerDrained, type TestStack } from "./support/stack.js";
+
+let dir: string;
+let cluster: NatsCluster;
+let stack: TestStack;
+let nc: NatsConnection;
+let jsm: JetStreamManager;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "seckill-jetstream-cluster-"));
+  cluster = await startNatsCluster({ stateDir: dir });
+  // Acks the writer sent to the dead leader may be lost: those events come back after AckWait (2 s here).
+  stack = await startTestStack({ NATS_URL: cluster.url, JETSTREAM_REPLICAS: "3", WRITER_ACK_WAIT_MS: "2000", SWEEP_INTERVAL_MS: "200", SWEEP_AFTER_MS: "1500" });
+  nc = await connectNats(cluster.url, "jetstream-cluster-test");
+  jsm = await jetstreamManager(nc);
+}, 90_000);
+afterAll(async () => {
+  await nc?.close();
+  await stack?.stop();
+  await cluster?.stop();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+it("keeps the streams and the durable consumers on three nodes", async () => {
+  const names = eventNames(stack.config.namespace);
+  for (const stream of [names.stream, deadLetterNames(stack.config.namespace).stream]) {
+    const info = await jsm.streams.info(stream);
+    expect(info.config.num_replicas).toBe(3);
+    expect(info.cluster?.replicas).toHaveLength(2);
+  }
+  for (const consumer of [names.writerConsumer, names.inventoryReleaseConsumer]) {
+    const info = await jsm.consumers.info(names.stream, consumer);
+    expect(info.cluster?.replicas).toHaveLength(2);
+  }
+});
+
+it("loses no acknowledged reservation and oversells nothing when the stream's leader is killed mid-sale", { timeout: 60_000 }, async () => {
+  const stock = 40;
+  const names = eventNames(stack.config.namespace);
+  const sale = await stack.createSale({ totalStock: stock, perUserLimit: 1 });
+  const crowd = startCrowd(stack.orders, sale.saleId, { users: 200, arrivalMs: 6000 });
+  await eventually(async () => crowd.progress.accepted >= 5, 20_000, "the first orders");
+
+  const leader = await cluster.streamLeader(names.stream);
+  await cluster.kill(leader);
+  expect(cluster.pid(leader)).toBeUndefined();
+  const acceptedAtKill = crowd.progress.accepted;
+  expect(acceptedAtKill).toBeLessThan(stock);
+  // The two nodes left elect a new leader, and the sale goes on without the dead one.
+  expect(await cluster.streamLeader(names.stream)).not.toBe(leader);
+  await eventually(async () => crowd.progress.accepted > acceptedAtKill, 20_000, "purchases accepted after the kill");
+
+  const { purchases } = await crowd.done;
+  expect(purchases.filter((p) => p.answer.kind === "unanswered")).toEqual([]);
+  expect(purchases.filter((p) => p.answer.kind === "accepted")).toHaveLength(stock);
+  await writerDrained(jsm, stack.config.namespace, (await jsm.streams.info(names.stream)).state.last_seq);
+  const redis = { client: stack.redis, namespace: stack.config.namespace };
+  await eventually(async () => (await checkInvariants(stack.db, sale.saleId, purchases, { redis })).length === 0, 15_000, "the invariants").catch(() => undefined);
+  expect(await checkInvariants(stack.db, sale.saleId, purchases, { redis })).toEqual([]);
+
+  // The killed node comes back with its store and catches up as a follower.
+  await cluster.restart(leader);
+  await eventually(
+    async () => ((await jsm.streams.info(names.stream)).cluster?.replicas ?? []).some((r) => r.name === leader && r.current),
+    20_000,
+    `${leader} to be a current replica again`,
+  );
+});
