@@ -10,7 +10,6 @@ import { readJetStreamProgress, openEventBus } from "../services/common/event-bu
 import { ulid } from "../services/common/ids.js";
 import { quietLogger } from "../services/common/log.js";
 import type { Refusal } from "../services/common/refusal.js";
-import { trackRedisEpoch } from "../services/inventory/redis-epoch.js";
 import { createSaleService } from "../services/inventory/sales.js";
 import { createSaleWarmer, REBUILD_RECHECK_MS } from "../services/inventory/sale-warmer.js";
 import { createRedisStockStore, saleKeys } from "../services/inventory/stock-store.js";
@@ -102,7 +101,7 @@ it("while a lost sale waits for its rebuild, concurrent purchases and polls shar
   // A sale service of its own over the stack's Postgres, Redis and JetStream, counting its looks at the queue.
   const bus = await openEventBus(stack.config.natsUrl, stack.config.namespace, "rebuild-test", 2000);
   const redis = new Redis(stack.config.redisUrl);
-  const stock = createRedisStockStore(redis, stack.config.namespace, (await trackRedisEpoch(redis, quietLogger())).current);
+  const stock = createRedisStockStore(redis, stack.config.namespace);
   let nowMs = Date.now();
   let looks = 0;
   const warmer = createSaleWarmer({

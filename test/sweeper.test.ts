@@ -10,7 +10,6 @@ import { newOrderId, ulid } from "../services/common/ids.js";
 import { createRedisStockStore, saleKeys, type StockStore } from "../services/inventory/stock-store.js";
 import { createRedisSweepIndex } from "../services/inventory/sweep-index.js";
 import { quietLogger } from "../services/common/log.js";
-import { trackRedisEpoch } from "../services/inventory/redis-epoch.js";
 import { startInventory } from "../services/inventory/app.js";
 import { eventually, startTestStack, type TestStack } from "./support/stack.js";
 
@@ -27,7 +26,7 @@ beforeAll(async () => {
     SWEEP_REPORT_AFTER_MS: String(SWEEP_REPORT_AFTER_MS),
     SWEEP_BATCH_SIZE: "7",
   });
-  stock = createRedisStockStore(stack.redis, stack.config.namespace, (await trackRedisEpoch(stack.redis, quietLogger())).current);
+  stock = createRedisStockStore(stack.redis, stack.config.namespace);
 });
 afterAll(async () => {
   await stack?.stop();

@@ -6,7 +6,10 @@ import { MAX_METADATA_BYTES } from "@seckill/sdk";
 export interface Config {
   /** Prefix of every stream, subject, consumer and Redis key: isolates stacks and test runs. */
   namespace: string;
+  /** The one Redis server; with redisClusterNodes, the credentials and TLS (rediss:) for every cluster node. */
   redisUrl: string;
+  /** Seed nodes (host:port) of a Redis Cluster; empty: the one server at redisUrl. */
+  redisClusterNodes: string[];
   /** One NATS server, or several separated by commas (the client picks one and fails over to the others). */
   natsUrl: string;
   /**
@@ -169,6 +172,12 @@ export function readConfig(env: Env = process.env): Config {
     gatewayAddr: str("GATEWAY_ADDR", "127.0.0.1:50054", addr),
     rateLimitConfig: str("RATE_LIMIT_CONFIG", "gateway/ratelimit.yaml", (v) => (v.trim() === "" ? "expected a file path" : undefined)),
     rateLimitLocalCacheKeys: int("RATE_LIMIT_LOCAL_CACHE_KEYS", 100_000, 0, 10_000_000),
+    redisClusterNodes: str("REDIS_CLUSTER_NODES", "", (v) =>
+      v === "" || v.split(",").every((node) => ADDR_RE.test(node.trim())) ? undefined : "expected host:port,host:port,... or empty for one Redis server",
+    )
+      .split(",")
+      .map((node) => node.trim())
+      .filter((node) => node !== ""),
     serviceGroup: str("SERVICE_GROUP", "default", (v) => (v === "default" || v === "flash" ? undefined : "expected default or flash")) as Config["serviceGroup"],
     flashInventoryAddr: str("FLASH_INVENTORY_ADDR", "127.0.0.1:50055", addr),
     flashOrderAddr: str("FLASH_ORDER_ADDR", "127.0.0.1:50056", addr),

@@ -5,7 +5,7 @@
 // but does not gate health: every replica shares it, so reporting it would
 // take them all out of their load balancer at once and stop what still works.
 import type { NatsConnection } from "@nats-io/transport-node";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "./redis.js";
 import type { Knex } from "knex";
 import type { Logger } from "./log.js";
 
@@ -59,7 +59,7 @@ export function createDependencyHealth(setServing: (serving: boolean) => void, l
   return health;
 }
 
-export function watchRedis(redis: Redis, health: DependencyHealth): void {
+export function watchRedis(redis: RedisClient, health: DependencyHealth): void {
   redis.on("ready", () => health.up("redis"));
   redis.on("close", () => health.down("redis", "connection closed"));
 }

@@ -1,7 +1,7 @@
 // The last step of every service's start: listen, report SERVING while its
 // dependencies are connected, and stop in order (NOT_SERVING, drain, close).
 import type { NatsConnection } from "@nats-io/transport-node";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "./redis.js";
 import type { Knex } from "knex";
 import type { Config } from "./config.js";
 import { createDependencyHealth, watchNats, watchPostgres, watchRedis, type HealthDependency } from "./dependency-health.js";
@@ -15,7 +15,7 @@ export interface ServeOptions {
   log: Logger;
   address: string;
   services: ServiceRegistration[];
-  dependencies: { redis?: Redis; nats?: NatsConnection; db?: Knex };
+  dependencies: { redis?: RedisClient; nats?: NatsConnection; db?: Knex };
   /**
    * Dependencies among those whose loss is logged but leaves the server
    * SERVING: its main path works without them, calls that need them answer

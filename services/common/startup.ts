@@ -5,7 +5,7 @@
 // error that is not a dependency being unreachable (bad credentials, a missing
 // database) fails at once.
 import { setTimeout as sleep } from "node:timers/promises";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "./redis.js";
 import { isDependencyFailure } from "./dependency-errors.js";
 import type { Logger } from "./log.js";
 import { errorMessage } from "./error-message.js";
@@ -39,7 +39,7 @@ export async function untilReachable<T>(what: string, attempt: () => Promise<T>,
 }
 
 /** Connects a lazyConnect ioredis client and waits until it is ready (ioredis itself keeps reconnecting meanwhile). */
-export async function redisReady(redis: Redis, o: StartupOptions): Promise<void> {
+export async function redisReady(redis: RedisClient, o: StartupOptions): Promise<void> {
   if (redis.status === "wait") redis.connect().catch(() => undefined);
   await untilReachable(
     "redis",

@@ -28,7 +28,7 @@ export type InventoryApp = ServingApp & { sweeper: Sweeper; redisLossWatch: Redi
 export async function startInventory(config: Config, log: Logger, clock: () => number = Date.now): Promise<InventoryApp> {
   const metrics = metricsFor(config, "inventory");
   const db = createDb(config.databaseUrl, config.dbPoolMax, log);
-  const redis = createRedis(config.redisUrl);
+  const redis = createRedis(config);
   redis.on("error", (err) => log.warn("redis error", { err: err.message }));
   const startup = { timeoutMs: config.startupTimeoutMs, log };
   const [bus] = await Promise.all([
@@ -37,7 +37,7 @@ export async function startInventory(config: Config, log: Logger, clock: () => n
     untilReachable("postgres", () => db.raw("SELECT 1"), startup),
   ]);
   const epoch = await trackRedisEpoch(redis, log);
-  const stock = createRedisStockStore(redis, config.namespace, epoch.current);
+  const stock = createRedisStockStore(redis, config.namespace);
   const sweepIndex = createRedisSweepIndex(redis, config.namespace);
   const indexing = sweepIndexing(sweepIndex, log);
   const jetstreamProgress = () => readJetStreamProgress(bus.jsm, bus.names);

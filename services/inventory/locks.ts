@@ -1,6 +1,6 @@
 // Locks shared by the inventory replicas (one sweeper at a time): a Redis key
 // per lock, held by a random token until it expires or is given back.
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../common/redis.js";
 
 export interface Locks {
   /** SET NX PX on a global lock key; true when this token holds it now. */
@@ -11,7 +11,7 @@ export interface Locks {
 
 const UNLOCK_LUA = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
 
-export function createRedisLocks(redis: Redis, namespace: string): Locks {
+export function createRedisLocks(redis: RedisClient, namespace: string): Locks {
   const keyOf = (name: string) => `${namespace}:lock:${name}`;
   return {
     async tryLock(name, token, ttlMs) {

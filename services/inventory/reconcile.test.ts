@@ -21,7 +21,7 @@ function views(change: (v: SaleViews) => void = () => {}): SaleViews {
     orders: [order("1", "a"), order("2", "b", { released: true })],
     buyers: new Map([["a", 1]]),
     redis: {
-      live: { warm: true, stockLeft: 4, totalStock: 5, startsAtMs: 0, endsAtMs: 1, closedAtMs: 0 },
+      live: { warm: true, stockLeft: 4, totalStock: 5, startsAtMs: 0, endsAtMs: 1, closedAtMs: 0, epoch: "e1" },
       buyers: new Map([["a", 1]]),
       reservations: [reservation("1", "a"), reservation("2", "b", true)],
       unconfirmed: [],

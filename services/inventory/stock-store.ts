@@ -3,9 +3,8 @@
 // live on one Redis Cluster slot. ioredis runs the scripts with EVALSHA and
 // reloads them transparently after NOSCRIPT (a Redis restart).
 import { readFileSync } from "node:fs";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../common/redis.js";
 import { assetPath } from "../common/assets.js";
-import { overloaded } from "../common/refusal.js";
 import type { ReleasePolicyName } from "../common/sale-records.js";
 import { saleKeyPrefix, saleRulesKey } from "../common/sale-rules.js";
 
@@ -46,7 +45,15 @@ export interface SaleRules extends SaleWindow {
 }
 
 /** What Redis knows of a sale right now: enough to answer GetSaleStatus without Postgres. */
-export type LiveSale = { warm: false } | ({ warm: true; stockLeft: number; totalStock: number } & SaleWindow);
+export type LiveSale =
+  | { warm: false }
+  | ({
+      warm: true;
+      stockLeft: number;
+      totalStock: number;
+      /** Run id of the server it was loaded on (redis-epoch.ts). */
+      epoch: string;
+    } & SaleWindow);
 
 export interface RestoredReservation {
   reservationId: string;
@@ -93,7 +100,7 @@ export interface StockStore {
    */
   close(saleId: string, nowMs: number): Promise<number>;
   release(saleId: string, reservationId: string): Promise<{ outcome: "RELEASED" | "ALREADY_RELEASED" | "UNKNOWN" | "COLD"; stockLeft: number }>;
-  /** Warm only when loaded on the connected Redis server (see redis-epoch.ts). */
+  /** Warm only when loaded on the Redis server that holds its keys now (see redis-epoch.ts). */
   live(saleId: string): Promise<LiveSale>;
   /**
    * Deletes every key of the sale when it was loaded on another Redis server
@@ -123,6 +130,7 @@ interface ScriptCommands {
   seckillClose(...args: (string | number)[]): Promise<number>;
   seckillRelease(...args: (string | number)[]): Promise<[number, number]>;
   seckillDiscard(...args: (string | number)[]): Promise<number>;
+  seckillLive(...args: (string | number)[]): Promise<[number, string | null, string | null, string | null, string | null, string | null, string | null]>;
 }
 
 export function saleKeys(namespace: string, saleId: string) {
@@ -139,23 +147,21 @@ export function saleKeys(namespace: string, saleId: string) {
 }
 
 /**
- * epoch: the connected Redis server's run id (redis-epoch.ts); undefined while
- * reconnecting, when every operation that needs it is refused with UNAVAILABLE.
+ * Works on one Redis server or a Redis Cluster alike: each script compares the
+ * sale's epoch with the run id of the server it runs on (redis-epoch.ts), so a
+ * sale on a restarted server or a promoted replica is never sold from, whatever
+ * this client believes about the cluster's topology.
  */
-export function createRedisStockStore(redis: Redis, namespace: string, epoch: () => string | undefined): StockStore {
+export function createRedisStockStore(redis: RedisClient, namespace: string): StockStore {
   redis.defineCommand("seckillReserve", { numberOfKeys: 6, lua: lua("reserve") });
   redis.defineCommand("seckillLoad", { numberOfKeys: 3, lua: lua("load") });
   redis.defineCommand("seckillSetRules", { numberOfKeys: 1, lua: lua("set-rules") });
   redis.defineCommand("seckillClose", { numberOfKeys: 1, lua: lua("close") });
   redis.defineCommand("seckillRelease", { numberOfKeys: 5, lua: lua("release") });
   redis.defineCommand("seckillDiscard", { numberOfKeys: 7, lua: lua("discard") });
+  redis.defineCommand("seckillLive", { numberOfKeys: 2, lua: lua("live") });
   const scripts = redis as unknown as ScriptCommands;
   const keysOf = (saleId: string) => saleKeys(namespace, saleId);
-  const currentEpoch = (): string => {
-    const runId = epoch();
-    if (runId === undefined) throw overloaded("reconnecting to Redis; retry with the same request id", 200);
-    return runId;
-  };
 
   function parseRecord(saleId: string, reservationId: string, record: string, released: boolean): StoredReservation {
     const [quantity, reservedAtMs, userId, requestId] = record.split("|");
@@ -165,10 +171,7 @@ export function createRedisStockStore(redis: Redis, namespace: string, epoch: ()
   async function reservations(saleId: string, reservationIds: string[]): Promise<(StoredReservation | undefined)[]> {
     if (reservationIds.length === 0) return [];
     const k = keysOf(saleId);
-    const [records, released] = await Promise.all([
-      redis.hmget(k.reservations, ...reservationIds),
-      redis.smismember(k.released, ...reservationIds),
-    ]);
+    const [records, released] = await Promise.all([redis.hmget(k.reservations, ...reservationIds), redis.smismember(k.released, ...reservationIds)]);
     return reservationIds.map((reservationId, i) => {
       const record = records[i];
       return record ? parseRecord(saleId, reservationId, record, released[i] === 1) : undefined;
@@ -177,12 +180,8 @@ export function createRedisStockStore(redis: Redis, namespace: string, epoch: ()
 
   async function live(saleId: string): Promise<LiveSale> {
     const k = keysOf(saleId);
-    const runId = currentEpoch();
-    const [left, [starts, ends, closed, total, loadedOn]] = await Promise.all([
-      redis.get(k.stock),
-      redis.hmget(k.rules, "starts", "ends", "closed", "total", "epoch"),
-    ]);
-    if (total === null || loadedOn !== runId) return { warm: false };
+    const [here, starts, ends, closed, total, left, epoch] = await scripts.seckillLive(k.rules, k.stock);
+    if (here !== 1) return { warm: false };
     return {
       warm: true,
       stockLeft: Number(left ?? 0),
@@ -190,13 +189,14 @@ export function createRedisStockStore(redis: Redis, namespace: string, epoch: ()
       startsAtMs: Number(starts),
       endsAtMs: Number(ends),
       closedAtMs: Number(closed ?? 0),
+      epoch: epoch ?? "",
     };
   }
 
   return {
     async reserve(saleId, nowMs, attempts) {
       const k = keysOf(saleId);
-      const args: (string | number)[] = [k.rules, k.stock, k.buyers, k.requests, k.reservations, k.unconfirmed, nowMs, currentEpoch()];
+      const args: (string | number)[] = [k.rules, k.stock, k.buyers, k.requests, k.reservations, k.unconfirmed, nowMs];
       for (const a of attempts) args.push(a.userId, a.requestId, a.quantity, a.newReservationId);
       const flat = await scripts.seckillReserve(...args);
       const answers: ReserveAnswer[] = [];
@@ -228,7 +228,7 @@ export function createRedisStockStore(redis: Redis, namespace: string, epoch: ()
     async load(saleId, rules, stockLeft, buyers) {
       const k = keysOf(saleId);
       const args: (string | number)[] = [k.rules, k.stock, k.buyers];
-      args.push(rules.startsAtMs, rules.endsAtMs, rules.perUserLimit, rules.closedAtMs, rules.totalStock, stockLeft, rules.releasePolicy, currentEpoch());
+      args.push(rules.startsAtMs, rules.endsAtMs, rules.perUserLimit, rules.closedAtMs, rules.totalStock, stockLeft, rules.releasePolicy);
       for (const [user, units] of buyers) args.push(user, units);
       const [loaded, left] = await scripts.seckillLoad(...args);
       return { loaded: loaded === 1, stockLeft: Number(left) };
@@ -239,7 +239,7 @@ export function createRedisStockStore(redis: Redis, namespace: string, epoch: ()
     },
 
     async close(saleId, nowMs) {
-      return Number(await scripts.seckillClose(keysOf(saleId).rules, nowMs, currentEpoch()));
+      return Number(await scripts.seckillClose(keysOf(saleId).rules, nowMs));
     },
 
     async release(saleId, reservationId) {
@@ -254,7 +254,7 @@ export function createRedisStockStore(redis: Redis, namespace: string, epoch: ()
     async discard(saleId, force = false) {
       const k = keysOf(saleId);
       const keys = [k.rules, k.stock, k.buyers, k.requests, k.reservations, k.released, k.unconfirmed];
-      return (await scripts.seckillDiscard(...keys, currentEpoch(), force ? "force" : "stale")) === 1;
+      return (await scripts.seckillDiscard(...keys, force ? "force" : "stale")) === 1;
     },
 
     async snapshot(saleId) {
@@ -283,4 +283,3 @@ export function createRedisStockStore(redis: Redis, namespace: string, epoch: ()
     reservations,
   };
 }
-

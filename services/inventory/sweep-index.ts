@@ -3,7 +3,7 @@
 // `unconfirmed` sorted set, which reserve.lua fills). The set of sales is one
 // global key, written outside the per-sale scripts so that they stay on one
 // cluster slot.
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../common/redis.js";
 import type { Logger } from "../common/log.js";
 import { errorMessage } from "../common/error-message.js";
 import { saleKeys, type ReserveAnswer } from "./stock-store.js";
@@ -21,7 +21,7 @@ export interface SweepIndex {
   deferUnconfirmed(saleId: string, reservationIds: string[], atMs: number): Promise<void>;
 }
 
-export function createRedisSweepIndex(redis: Redis, namespace: string): SweepIndex {
+export function createRedisSweepIndex(redis: RedisClient, namespace: string): SweepIndex {
   const salesKey = `${namespace}:sales-warm`;
   const unconfirmedKey = (saleId: string) => saleKeys(namespace, saleId).unconfirmed;
   return {

@@ -28,7 +28,7 @@ export async function startOrder(config: Config, log: Logger, clock: () => numbe
   // sales this process saw sell out (read from inventory's keys). It is not a
   // health dependency: a token purchase without it answers UNAVAILABLE, and a
   // sold-out sale whose winners cannot be read is answered by inventory.
-  const redis = createRedis(config.redisUrl);
+  const redis = createRedis(config);
   redis.on("error", (err) => log.warn("redis error", { err: err.message }));
   const startup = { timeoutMs: config.startupTimeoutMs, log };
   const [bus] = await Promise.all([

@@ -14,7 +14,7 @@
 // never a purchase on an unchecked token.
 import type { KeyObject } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../common/redis.js";
 import { decodeJwt, JwtError, publicKeyOf, verifyPurchaseToken, type PurchaseClaims } from "../common/jwt.js";
 import { errorMessage } from "../common/error-message.js";
 import type { Logger } from "../common/log.js";
@@ -31,7 +31,7 @@ const MISSING = refuse("PURCHASE_TOKEN_INVALID", "purchase token invalid: a purc
 
 export interface PurchaseTokenDeps {
   jwksUrl: string;
-  redis: Redis;
+  redis: RedisClient;
   namespace: string;
   /** A PlaceOrder without a token is refused. A token that is present is verified either way. */
   required: boolean;

@@ -13,11 +13,10 @@
 // drops a sale whose Redis state no longer matches what was loaded (stock
 // back, more winners, rebuilt after a Redis loss, ended, gone). A sale that
 // ended is dropped too: the shortcut holds only open sold-out sales.
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../common/redis.js";
 import { poll, type Poll } from "../common/poll.js";
 import type { Logger } from "../common/log.js";
-import { parseRunId } from "../inventory/redis-epoch.js";
-import { saleKeys } from "../inventory/stock-store.js";
+import { createRedisStockStore, saleKeys } from "../inventory/stock-store.js";
 import { errorMessage } from "../common/error-message.js";
 
 /** A sale's winning request ids, as loaded. */
@@ -78,8 +77,7 @@ function fnv(h: number, s: string): number {
 const FNV_OFFSET = 0x811c9dc5;
 const PIPE = "|".charCodeAt(0);
 export const fieldHash = (field: string): number => fnv(FNV_OFFSET, field) >>> 0;
-export const requestHash = (userId: string, requestId: string): number =>
-  fnv(Math.imul(fnv(FNV_OFFSET, userId) ^ PIPE, 0x01000193), requestId) >>> 0;
+export const requestHash = (userId: string, requestId: string): number => fnv(Math.imul(fnv(FNV_OFFSET, userId) ^ PIPE, 0x01000193), requestId) >>> 0;
 
 /**
  * The winners' hashes in an open-addressing table at most half full (8 bytes a
@@ -202,29 +200,22 @@ export function createSoldOutShortcut(opts: { source: SoldOutSource; log: Logger
   };
 }
 
-/** Reads the sales' state from inventory's Redis keys (services/inventory/stock-store.ts). */
-export function redisSoldOutSource(redis: Redis, namespace: string, nowMs: () => number = Date.now): SoldOutSource {
-  const runId = async () => {
-    const id = parseRunId(await redis.info("server"));
-    if (!id) throw new Error("Redis INFO has no run_id");
-    return id;
-  };
-  /** One sale's state: [ends, closed, epoch] of its rules, its stock, its request ids. */
-  const read = async (saleId: string, epoch: string): Promise<SoldOutState> => {
-    const keys = saleKeys(namespace, saleId);
-    const [[ends, closed, saleEpoch], stock, count] = await Promise.all([
-      redis.hmget(keys.rules, "ends", "closed", "epoch"),
-      redis.get(keys.stock),
-      redis.hlen(keys.requests),
-    ]);
-    // As reserve.lua sees it: loaded on this server, not closed, not ended, no stock left.
-    const open = ends !== null && saleEpoch === epoch && !(Number(closed ?? 0) > 0) && nowMs() < Number(ends);
-    return { soldOut: open && Number(stock ?? 0) <= 0, count, epoch: saleEpoch ?? "" };
+/**
+ * Reads the sales' state as inventory's stock store does (services/inventory/
+ * stock-store.ts), on the Redis server holding each sale's keys: one server, or
+ * the master of the sale's slot in a cluster.
+ */
+export function redisSoldOutSource(redis: RedisClient, namespace: string, nowMs: () => number = Date.now): SoldOutSource {
+  const stock = createRedisStockStore(redis, namespace);
+  const read = async (saleId: string): Promise<SoldOutState> => {
+    const [live, count] = await Promise.all([stock.live(saleId), redis.hlen(saleKeys(namespace, saleId).requests)]);
+    // As reserve.lua sees it: loaded on the server holding it, not closed, not ended, no stock left.
+    const open = live.warm && !(live.closedAtMs > 0) && nowMs() < live.endsAtMs;
+    return { soldOut: open && live.warm && live.stockLeft <= 0, count, epoch: live.warm ? live.epoch : "" };
   };
   return {
     async winners(saleId) {
-      const epoch = await runId();
-      const state = await read(saleId, epoch);
+      const state = await read(saleId);
       if (!state.soldOut) return undefined;
       // No request id can win while there is no stock: every winner is in the hash now.
       const hashes: number[] = [];
@@ -234,11 +225,10 @@ export function redisSoldOutSource(redis: Redis, namespace: string, nowMs: () =>
         for (let i = 0; i < flat.length; i += 2) hashes.push(fieldHash(flat[i]));
         cursor = next;
       } while (cursor !== "0");
-      return saleWinners(Uint32Array.from(hashes), state.count, epoch);
+      return saleWinners(Uint32Array.from(hashes), state.count, state.epoch);
     },
     async states(saleIds) {
-      const epoch = await runId();
-      const states = await Promise.all(saleIds.map((saleId) => read(saleId, epoch)));
+      const states = await Promise.all(saleIds.map(read));
       return new Map(saleIds.map((saleId, i) => [saleId, states[i]]));
     },
   };

@@ -5,15 +5,16 @@
 --       5 reservations (hash reservation id -> "qty|reserved_ms|user|request"),
 --       6 unconfirmed (sorted set reservation id by reserved_ms: the sweeper
 --         removes it once the order is in Postgres, republishes it otherwise)
--- ARGV: 1 now_ms, 2 epoch (run id of this Redis server), then 4 per item:
---       user, request_id, quantity, new reservation id
+-- ARGV: 1 now_ms, then 4 per item: user, request_id, quantity, new reservation id
 -- Returns 5 values per item: outcome, reservation id, stock left, reserved_ms, quantity.
 -- Outcomes: OK, REPLAY (request seen: first answer again),
 -- QUANTITY_OVER_LIMIT (more units than the per-user limit: the request can
 -- never succeed; its quantity value is the limit), SOLD_OUT,
 -- SALE_NOT_STARTED, SALE_ENDED, ALREADY_PURCHASED, COLD (sale not loaded, or
--- loaded on another Redis incarnation: restored from a snapshot or a replica
--- that may lack the last writes, so never sold from).
+-- loaded on another Redis incarnation: restored from a snapshot, or a replica
+-- promoted to master of the sale's slot, that may lack the last writes, so
+-- never sold from). The incarnation is the run id of the server running the
+-- script, so no client's view of the cluster can be out of date for it.
 local out = {}
 local function push(outcome, rid, left, at, qty)
   out[#out + 1] = outcome
@@ -23,9 +24,10 @@ local function push(outcome, rid, left, at, qty)
   out[#out + 1] = qty
 end
 
+local server = string.match(redis.call('INFO', 'server'), 'run_id:(%x+)')
 local rules = redis.call('HMGET', KEYS[1], 'starts', 'ends', 'limit', 'closed', 'epoch', 'last_reserved')
-if not rules[1] or rules[5] ~= ARGV[2] then
-  for _ = 3, #ARGV, 4 do push('COLD', '', 0, 0, 0) end
+if not rules[1] or rules[5] ~= server then
+  for _ = 2, #ARGV, 4 do push('COLD', '', 0, 0, 0) end
   return out
 end
 
@@ -35,7 +37,7 @@ local ended = tonumber(rules[4]) > 0 or now >= ends
 local stock = tonumber(redis.call('GET', KEYS[2]) or '0')
 local initial = stock
 
-for i = 3, #ARGV, 4 do
+for i = 2, #ARGV, 4 do
   local user, request, qty, rid = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3]
   local requestKey = user .. '|' .. request
   local previous = redis.call('HGET', KEYS[4], requestKey)
