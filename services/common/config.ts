@@ -44,6 +44,14 @@ export interface Config {
   grpcMaxMessageBytes: number;
   /** Largest request metadata (HTTP/2 header list) a server accepts, in bytes; a larger call alone is reset. */
   grpcMaxMetadataBytes: number;
+  /**
+   * Age (±10 %) after which inventory's server asks a client connection to go
+   * away (GOAWAY): the order services' channels then reconnect and resolve the
+   * name again, so inventory replicas added since get their share of calls.
+   */
+  grpcMaxConnectionAgeMs: number;
+  /** How long calls in progress on a connection past its age may still finish before it is closed; at least CALL_DEADLINE_MS. */
+  grpcMaxConnectionAgeGraceMs: number;
   /** Deadline of every outbound gRPC call. */
   callDeadlineMs: number;
   /** How long a JetStream publish may wait for its PubAck. */
@@ -183,6 +191,8 @@ export function readConfig(env: Env = process.env): Config {
     flashOrderAddr: str("FLASH_ORDER_ADDR", "127.0.0.1:50056", addr),
     grpcMaxMessageBytes: int("GRPC_MAX_MESSAGE_BYTES", 256 * 1024, 1024, 16 * 1024 * 1024),
     grpcMaxMetadataBytes: int("GRPC_MAX_METADATA_BYTES", MAX_METADATA_BYTES, 4096, MAX_METADATA_BYTES),
+    grpcMaxConnectionAgeMs: int("GRPC_MAX_CONNECTION_AGE_MS", 30_000, 100, 86_400_000),
+    grpcMaxConnectionAgeGraceMs: int("GRPC_MAX_CONNECTION_AGE_GRACE_MS", 5000, 0, 600_000),
     callDeadlineMs: int("CALL_DEADLINE_MS", 2000, 10, 60_000),
     publishTimeoutMs: int("PUBLISH_TIMEOUT_MS", 2000, 10, 60_000),
     drainDelayMs: int("SHUTDOWN_DRAIN_DELAY_MS", 0, 0, 120_000),
@@ -218,6 +228,10 @@ export function readConfig(env: Env = process.env): Config {
   };
   // An even count adds a copy without tolerating one more failure (a majority of 4 is 3).
   if (config.jetStreamReplicas % 2 === 0) problems.push(`JETSTREAM_REPLICAS=${JSON.stringify(env.JETSTREAM_REPLICAS)}: expected 1, 3 or 5`);
+  // A call's deadline passes before its connection is closed under it: an aged connection never cuts a call still awaited.
+  if (config.grpcMaxConnectionAgeGraceMs < config.callDeadlineMs) {
+    problems.push(`GRPC_MAX_CONNECTION_AGE_GRACE_MS=${config.grpcMaxConnectionAgeGraceMs}: expected at least CALL_DEADLINE_MS (${config.callDeadlineMs})`);
+  }
   if (problems.length > 0) throw new ConfigError(problems);
   return config;
 }

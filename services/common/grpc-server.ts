@@ -56,6 +56,13 @@ export interface GrpcServerOptions {
   log: Logger;
   /** Counts calls by method and code, unary latencies and refusals by reason. */
   metrics?: GrpcMetrics;
+  /**
+   * Closes each client connection after ageMs (±10 %) with a GOAWAY: calls in
+   * progress get graceMs to finish, new ones go to a new connection, and a
+   * balancing client resolves the name again and finds replicas added since.
+   * Unset: connections live as long as their clients keep them.
+   */
+  maxConnectionAge?: { ageMs: number; graceMs: number };
 }
 
 export interface RunningGrpcServer {
@@ -87,6 +94,10 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
     // One connection cannot make the server hold more calls than it works on at
     // once: beyond that the client queues, not the server (memory stays flat).
     "grpc.max_concurrent_streams": options.maxInFlight,
+    ...(options.maxConnectionAge && {
+      "grpc.max_connection_age_ms": options.maxConnectionAge.ageMs,
+      "grpc.max_connection_age_grace_ms": options.maxConnectionAge.graceMs,
+    }),
   });
   for (const service of options.services) {
     server.addService(

@@ -28,6 +28,8 @@ export interface ServeOptions {
   close: () => Promise<unknown>;
   /** The app's metrics: its gRPC calls are counted, and GET /metrics is served on METRICS_ADDR when set. */
   metrics?: Metrics;
+  /** Close client connections past GRPC_MAX_CONNECTION_AGE_MS, for a server its clients balance over (see startGrpcServer). */
+  ageConnections?: boolean;
 }
 
 export interface ServingApp extends RunningService {
@@ -47,6 +49,7 @@ export async function serve(options: ServeOptions): Promise<ServingApp> {
     maxInFlight: config.maxInFlight,
     log,
     metrics: options.metrics?.grpc,
+    maxConnectionAge: options.ageConnections ? { ageMs: config.grpcMaxConnectionAgeMs, graceMs: config.grpcMaxConnectionAgeGraceMs } : undefined,
   });
   let endpoint: MetricsEndpoint | undefined;
   if (options.metrics && config.metricsAddr !== "") {

@@ -102,6 +102,8 @@ export async function startInventory(config: Config, log: Logger, clock: () => n
     // A live sale sells from Redis and JetStream alone.
     ungated: ["postgres"],
     metrics,
+    // Order's channels balance over every inventory replica; aged connections make them look for new ones.
+    ageConnections: true,
     drain: () => releaseConsumer.stop(),
     close: async () => {
       await Promise.all([sweeper.stop(), redisLossWatch.stop()]);
