@@ -33,12 +33,26 @@ const named = (objects: K8sObject[], kind: string, name: string): Edited => {
 const container = (objects: K8sObject[], deployment: string) => named(objects, "Deployment", deployment).spec.template.spec.containers[0];
 
 describe("the rendered overlays", () => {
-  it("are dev, prod and the two regional units", () => {
-    expect(overlayNames()).toEqual(["dev", "prod", "region-a", "region-b"]);
+  it("are dev, dev with a NATS cluster, prod and the two regional units", () => {
+    expect(overlayNames()).toEqual(["dev", "dev-cluster", "prod", "region-a", "region-b"]);
   });
 
-  it.each(["dev", "prod", "region-a", "region-b"])("%s passes every check", (overlay) => {
+  it.each(["dev", "dev-cluster", "prod", "region-a", "region-b"])("%s passes every check", (overlay) => {
     expect(problemsOf(rendered.get(overlay)!)).toEqual([]);
+  });
+
+  it("keeps JetStream streams on three nodes where NATS is a cluster, and fsyncs every write on the in-cluster one", () => {
+    // The generated ConfigMap's name ends with a hash of its data.
+    const config = (overlay: string) => rendered.get(overlay)!.find((o) => o.kind === "ConfigMap" && o.metadata.name.startsWith("seckill-config-")) as Edited;
+    const replicas = (overlay: string) => config(overlay).data.JETSTREAM_REPLICAS;
+    expect(replicas("dev")).toBeUndefined();
+    for (const overlay of ["dev-cluster", "prod", "region-a", "region-b"]) expect(replicas(overlay)).toBe("3");
+    const nats = named(rendered.get("dev-cluster")!, "StatefulSet", "nats");
+    expect(nats.spec.replicas).toBe(3);
+    expect(nats.spec.volumeClaimTemplates).toHaveLength(1);
+    const conf = named(rendered.get("dev-cluster")!, "ConfigMap", "nats-cluster-config").data["nats.conf"];
+    expect(conf).toMatch(/sync_interval: always/);
+    for (const pod of ["nats-0", "nats-1", "nats-2"]) expect(conf).toContain(`nats://${pod}.${nats.spec.serviceName}:6222`);
   });
 
   it("each regional unit runs in its own namespace, Envoy's upstreams in it", () => {

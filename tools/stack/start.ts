@@ -8,12 +8,13 @@
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { JWKS_PATH } from "../../gateway/access/jwks-server.js";
-import { ConfigError, readConfig, type Config } from "../../services/common/config.js";
+import { ConfigError, readConfig, urlList, type Config } from "../../services/common/config.js";
 import { createDb, ensureDatabase, migrate } from "../../services/common/db.js";
 import { openEventBus } from "../../services/common/event-bus.js";
 import { bundlePath, buildServices, type ServiceName } from "../build.js";
 import { spawnService } from "./children.js";
 import { ensureDependencies, MissingDependencyError, type RunningDependencies } from "./dependencies.js";
+import { startNatsCluster, type NatsCluster } from "./nats-cluster.js";
 import { ensureEnvoy, EnvoyUnavailableError } from "../envoy/binary.js";
 import { ENVOY_LOCAL_CONFIG, envoyListener, envoyMismatches, envoyProgram } from "./envoy.js";
 import { flashOverrides } from "./groups.js";
@@ -52,7 +53,13 @@ const SERVICES: StackService[] = [
   { name: "inventory", bundle: "inventory", addr: (c) => c.inventoryAddr, env: () => ({}), serves: "seckill.v1.SaleService, seckill.v1.InventoryService" },
   { name: "order", bundle: "order", addr: (c) => c.orderAddr, env: PURCHASE_TOKENS, serves: "seckill.v1.OrderService" },
   { name: "inventory-flash", bundle: "inventory", addr: (c) => c.flashInventoryAddr, env: FLASH_GROUP, serves: "the flash-sale group's inventory" },
-  { name: "order-flash", bundle: "order", addr: (c) => c.flashOrderAddr, env: (c) => ({ ...PURCHASE_TOKENS(c), ...FLASH_GROUP(c), ORDER_ADDR: c.flashOrderAddr }), serves: "the flash-sale group's order service" },
+  {
+    name: "order-flash",
+    bundle: "order",
+    addr: (c) => c.flashOrderAddr,
+    env: (c) => ({ ...PURCHASE_TOKENS(c), ...FLASH_GROUP(c), ORDER_ADDR: c.flashOrderAddr }),
+    serves: "the flash-sale group's order service",
+  },
   { name: "order-writer", bundle: "order-writer", addr: (c) => c.writerAddr, env: () => ({}), serves: "seckill.v1.DeadLetterService (ops)" },
   { name: "gateway", bundle: "gateway", addr: (c) => c.gatewayAddr, env: () => ({}), serves: "envoy.service.ratelimit.v3.RateLimitService, seckill.v1.AccessService" },
 ];
@@ -72,11 +79,24 @@ function metricsAddr(name: string): string | undefined {
   return `${first.slice(0, split)}:${Number(first.slice(split + 1)) + METRICS_OFFSETS[name]}`;
 }
 
-const log = (text: string) => process.stderr.write(text.split("\n").map((line) => `[stack] ${line}\n`).join(""));
+const log = (text: string) =>
+  process.stderr.write(
+    text
+      .split("\n")
+      .map((line) => `[stack] ${line}\n`)
+      .join(""),
+  );
 
-const config = loadConfig();
+/**
+ * `npm start -- --cluster`: the distributed engines on this machine. NATS runs
+ * as a three-node JetStream cluster on loopback ports, the streams on all
+ * three (JETSTREAM_REPLICAS=3 unless set).
+ */
+const CLUSTER = process.argv.slice(2).includes("--cluster");
+let config = loadConfig();
 const supervisors: Supervisor[] = [];
 let deps: RunningDependencies | undefined;
+let natsCluster: NatsCluster | undefined;
 let stopping: Promise<void> | undefined;
 
 /** Runs a process under a Supervisor: restarted when it dies, the stack stopped when it keeps dying at start. */
@@ -91,7 +111,7 @@ function stopAll(code: number, why?: string): Promise<void> {
   stopping ??= (async () => {
     if (why) log(why);
     await Promise.all(supervisors.map((s) => s.stop(STOP_GRACE_MS)));
-    await deps?.stop();
+    await Promise.all([deps?.stop(), natsCluster?.stop()]);
     process.exit(code);
   })();
   return stopping;
@@ -113,7 +133,12 @@ for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
 }
 
 async function main(): Promise<void> {
-  deps = await ensureDependencies(config, { stateDir: path.join(REPO_ROOT, ".local"), log });
+  if (CLUSTER) {
+    natsCluster = await startNatsCluster({ stateDir: path.join(REPO_ROOT, ".local", "nats-cluster"), log });
+    config = { ...config, natsUrl: natsCluster.url, jetStreamReplicas: process.env.JETSTREAM_REPLICAS ? config.jetStreamReplicas : 3 };
+  }
+  // A cluster already answers at its first node: ensureDependencies then only uses it.
+  deps = await ensureDependencies({ ...config, natsUrl: urlList(config.natsUrl)[0] }, { stateDir: path.join(REPO_ROOT, ".local"), log });
 
   await ensureDatabase(config.databaseAdminUrl, config.databaseUrl);
   const db = createDb(config.databaseUrl, 2);
@@ -146,6 +171,7 @@ async function main(): Promise<void> {
     SECKILL_NAMESPACE: config.namespace,
     REDIS_URL: config.redisUrl,
     NATS_URL: config.natsUrl,
+    JETSTREAM_REPLICAS: String(config.jetStreamReplicas),
     DATABASE_URL: config.databaseUrl,
     DATABASE_ADMIN_URL: config.databaseAdminUrl,
     INVENTORY_ADDR: config.inventoryAddr,
@@ -204,8 +230,7 @@ async function startEdge(): Promise<string> {
 }
 
 function summary(services: Supervisor[], edge: string): string {
-  const rows = SERVICES.map(({ name, addr, serves }, i) =>
-    `  ${name.padEnd(15)} ${addr(config).padEnd(21)} ${serves}  (pid ${services[i].pid})`);
+  const rows = SERVICES.map(({ name, addr, serves }, i) => `  ${name.padEnd(15)} ${addr(config).padEnd(21)} ${serves}  (pid ${services[i].pid})`);
   return [
     "",
     `Seckill Mesh is up (namespace "${config.namespace}")`,
@@ -218,7 +243,7 @@ function summary(services: Supervisor[], edge: string): string {
       ? "PlaceOrder requires a purchase token from AccessService.IssuePurchaseToken (PURCHASE_TOKEN_REQUIRED=true)."
       : "PlaceOrder accepts calls without a purchase token (PURCHASE_TOKEN_REQUIRED=false).",
     `  ${"redis".padEnd(15)} ${hidePassword(config.redisUrl)}`,
-    `  ${"nats".padEnd(15)} ${hidePassword(config.natsUrl)}`,
+    `  ${"nats".padEnd(15)} ${urlList(config.natsUrl).map(hidePassword).join(",")}${config.jetStreamReplicas > 1 ? `  (streams on ${config.jetStreamReplicas} nodes)` : ""}`,
     `  ${"postgres".padEnd(15)} ${hidePassword(config.databaseUrl)}`,
     `Try: grpcurl -plaintext ${dialAddress(config.orderAddr)} list`,
     "A process that dies is restarted (after 0.5 s, doubling up to 10 s).",
