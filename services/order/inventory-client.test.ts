@@ -16,6 +16,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { ServerUnaryCall } from "@grpc/grpc-js";
 import { InventoryServiceService, Reason, ReserveResult, type ReserveRequest } from "@seckill/sdk";
 import { startGrpcServer, unary, type RunningGrpcServer } from "../common/grpc-server.js";
+import { readConfig } from "../common/config.js";
 import { quietLogger } from "../common/log.js";
 import { startInventory, type InventoryApp } from "../inventory/app.js";
 import { startDnsServer, type TestDnsServer } from "../../test/support/dns-server.js";
@@ -166,5 +167,15 @@ describe("a connection past its age", () => {
       client.close();
       await server.shutdown({ drainDelayMs: 0, graceMs: 0 });
     }
+  });
+});
+
+describe("the connection age's configuration", () => {
+  it("refuses a grace shorter than the call deadline: an aged connection would cut calls still awaited", () => {
+    expect(() => readConfig({ GRPC_MAX_CONNECTION_AGE_GRACE_MS: "1000", CALL_DEADLINE_MS: "2000" })).toThrow(
+      /GRPC_MAX_CONNECTION_AGE_GRACE_MS=1000: expected at least CALL_DEADLINE_MS/,
+    );
+    expect(readConfig({ GRPC_MAX_CONNECTION_AGE_GRACE_MS: "2000", CALL_DEADLINE_MS: "2000" }).grpcMaxConnectionAgeGraceMs).toBe(2000);
+    expect(readConfig({})).toMatchObject({ grpcMaxConnectionAgeMs: 30_000, grpcMaxConnectionAgeGraceMs: 5000 });
   });
 });
