@@ -136,6 +136,22 @@ describe("the admission gate", () => {
     expect(await next).toBe("ok");
   });
 
+  it("answers the calls a connection opens as it cancels as many others, when it holds MAX_IN_FLIGHT calls: admitted or OVERLOADED, never reset", async () => {
+    const server = await start(4);
+    const client = server.client();
+    const held = [1, 2, 3, 4].map((i) => client.placeOrder(order(i), userMetadata(`u-${i}`), () => undefined));
+    await until(() => server.handled() === 4, "four admitted calls on one connection");
+    // Cancelled and replaced in the same turn, as a proxy relays its clients'
+    // cancellations and new calls: the server reads them in one go.
+    for (const call of held) call.cancel();
+    const replacements = Promise.all([5, 6, 7, 8].map((i) => place(client, i)));
+    const releasing = setInterval(() => server.held.splice(0).forEach((release) => release()), 10);
+    cleanups.push(() => clearInterval(releasing));
+    for (const outcome of await replacements) {
+      if (outcome !== "ok") expect(outcome).toMatchObject({ code: status.UNAVAILABLE, reason: "OVERLOADED" });
+    }
+  });
+
   it("lets health checks and server streams through while unary calls are at the limit", async () => {
     const server = await start(1);
     const first = place(server.client(), 1);

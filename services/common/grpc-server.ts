@@ -91,9 +91,17 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
     "grpc.keepalive_timeout_ms": 10_000,
     "grpc.keepalive_permit_without_calls": 1,
     "grpc.http2.min_ping_interval_without_data_ms": 10_000,
-    // One connection cannot make the server hold more calls than it works on at
-    // once: beyond that the client queues, not the server (memory stays flat).
-    "grpc.max_concurrent_streams": options.maxInFlight,
+    // A connection's streams are bounded, so memory stays flat: beyond the
+    // limit the client queues, not the server. The admission gate, not this
+    // limit, bounds the work (past maxInFlight it answers OVERLOADED), and the
+    // limit leaves it room: from Node 22 on, a stream the client reset still
+    // counts against the limit until the end of the event-loop turn (node:http2
+    // drops it from its stream map in a setImmediate), and a stream over the
+    // count is reset with ENHANCE_YOUR_CALM, which grpc-js clients report as
+    // RESOURCE_EXHAUSTED and do not retry. With twice maxInFlight, a client
+    // holding maxInFlight calls can cancel them all and open as many in the
+    // same write (a proxy during a flood), and every new call is answered.
+    "grpc.max_concurrent_streams": 2 * options.maxInFlight,
     ...(options.maxConnectionAge && {
       "grpc.max_connection_age_ms": options.maxConnectionAge.ageMs,
       "grpc.max_connection_age_grace_ms": options.maxConnectionAge.graceMs,
