@@ -3,7 +3,7 @@
 // for the writer to drain, and removing a run's stream and Redis keys.
 import { randomBytes } from "node:crypto";
 import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
-import { Redis } from "ioredis";
+import { createRedis, onEveryMaster } from "../../services/common/redis.js";
 import { ReleasePolicy, type CreateSaleRequest } from "@seckill/sdk";
 import type { Config } from "../../services/common/config.js";
 import { connectNats, deadLetterNames, eventNames } from "../../services/common/event-bus.js";
@@ -19,14 +19,19 @@ export async function cleanNamespace(config: Config): Promise<void> {
   } finally {
     await nc.close();
   }
-  const redis = new Redis(config.redisUrl);
+  const redis = createRedis(config);
   try {
-    let cursor = "0";
-    do {
-      const [next, keys] = await redis.scan(cursor, "MATCH", `${config.namespace}:*`, "COUNT", 1000);
-      if (keys.length > 0) await redis.del(...keys);
-      cursor = next;
-    } while (cursor !== "0");
+    await redis.connect();
+    // SCAN sees one node's keys: in a cluster, every master is scanned.
+    await onEveryMaster(redis, async (node) => {
+      let cursor = "0";
+      do {
+        const [next, keys] = await node.scan(cursor, "MATCH", `${config.namespace}:*`, "COUNT", 1000);
+        // One key at a time: the keys of one node may lie on several slots.
+        await Promise.all(keys.map((key) => node.del(key)));
+        cursor = next;
+      } while (cursor !== "0");
+    });
   } finally {
     redis.disconnect();
   }

@@ -135,6 +135,8 @@ export async function startRedisCluster(opts: RedisClusterOptions): Promise<Redi
 async function withNode<T>(node: string, fn: (redis: Redis) => Promise<T>): Promise<T> {
   const [host, port] = node.split(":");
   const redis = new Redis({ host, port: Number(port), lazyConnect: true, maxRetriesPerRequest: 0, connectTimeout: 1000, retryStrategy: () => null });
+  // A node that is down fails connect(); its error event says the same.
+  redis.on("error", () => undefined);
   try {
     await redis.connect();
     return await fn(redis);
