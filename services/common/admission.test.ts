@@ -47,9 +47,7 @@ async function start(maxInFlight: number, opts: { hold?: boolean; quickAnswers?:
   };
   const grpc = await startGrpcServer({
     address: "127.0.0.1:0",
-    services: [
-      { name: "seckill.v1.OrderService", definition: OrderServiceService as never, implementation: implementation as never, quickAnswers: opts.quickAnswers },
-    ],
+    services: [{ name: "seckill.v1.OrderService", definition: OrderServiceService as never, implementation: implementation as never, quickAnswers: opts.quickAnswers }],
     maxMessageBytes: 4 * 1024 * 1024,
     maxInFlight,
     log: quietLogger(),
@@ -92,7 +90,7 @@ describe("the admission gate", () => {
     // The slots are free again.
     const again = place(server.client(), 6);
     await until(() => server.handled() === 3, "a call admitted after the others ended");
-    server.held.splice(0).forEach((release) => release());
+    for (const release of server.held.splice(0)) release();
     expect(await again).toBe("ok");
   });
 
@@ -114,7 +112,7 @@ describe("the admission gate", () => {
     }
     expect(server.handled()).toBe(2);
     for (const refusal of refusals) expect(refusal).toMatchObject({ reason: "OVERLOADED" });
-    server.held.splice(0).forEach((release) => release());
+    for (const release of server.held.splice(0)) release();
     expect(await admitted).toBe("ok");
   });
 
@@ -128,11 +126,11 @@ describe("the admission gate", () => {
     // Past the message size limit the body is not read to its end: the answer is the same.
     const huge = await place(client, 3, "x".repeat(6 * 1024 * 1024));
     expect(huge).toMatchObject({ code: status.UNAVAILABLE, reason: "OVERLOADED" });
-    server.held.splice(0).forEach((release) => release());
+    for (const release of server.held.splice(0)) release();
     expect(await first).toBe("ok");
     const next = place(client, 4);
     await until(() => server.handled() === 2, "a call on the same connection");
-    server.held.splice(0).forEach((release) => release());
+    for (const release of server.held.splice(0)) release();
     expect(await next).toBe("ok");
   });
 
@@ -145,7 +143,9 @@ describe("the admission gate", () => {
     // cancellations and new calls: the server reads them in one go.
     for (const call of held) call.cancel();
     const replacements = Promise.all([5, 6, 7, 8].map((i) => place(client, i)));
-    const releasing = setInterval(() => server.held.splice(0).forEach((release) => release()), 10);
+    const releasing = setInterval(() => {
+      for (const release of server.held.splice(0)) release();
+    }, 10);
     cleanups.push(() => clearInterval(releasing));
     for (const outcome of await replacements) {
       if (outcome !== "ok") expect(outcome).toMatchObject({ code: status.UNAVAILABLE, reason: "OVERLOADED" });
@@ -164,7 +164,7 @@ describe("the admission gate", () => {
       stream.on("end", () => resolve("end"));
     });
     expect(ended).toBe("end");
-    server.held.splice(0).forEach((release) => release());
+    for (const release of server.held.splice(0)) release();
     expect(await first).toBe("ok");
   });
 
