@@ -8,6 +8,7 @@ import { buildHttpFilters, localReplyConfig } from "./filters.js";
 import { duration } from "./limits.js";
 import { buildRouteConfig, TYPE } from "./routes.js";
 import type { HostPort, Topology } from "./topology.js";
+import { collectorClusters, edgeTracing } from "./tracing.js";
 
 const address = ({ host, port }: HostPort) => ({ socket_address: { address: host, port_value: port } });
 
@@ -50,6 +51,7 @@ function httpConnectionManager(t: Topology) {
       xff_num_trusted_hops: 0,
       server_header_transformation: "OVERWRITE",
       server_name: "seckill-edge",
+      ...edgeTracing(t),
       route_config: buildRouteConfig(t),
       http_filters: buildHttpFilters(t),
       local_reply_config: localReplyConfig(),
@@ -125,7 +127,7 @@ export function buildBootstrap(t: Topology) {
           filter_chains: [{ filters: [connectionLimit(t), httpConnectionManager(t)], ...tlsSocket(t) }],
         },
       ],
-      clusters: buildClusters(t),
+      clusters: [...buildClusters(t), ...collectorClusters(t)],
     },
     overload_manager: overloadManager(t),
   };

@@ -50,6 +50,8 @@ export interface Topology {
   discovery: "STATIC" | "STRICT_DNS";
   clusters: Record<ClusterName, HostPort>;
   limits: EdgeLimits;
+  /** An OTLP/HTTP collector for the edge's spans: with one, Envoy starts or continues every request's trace (tracing.ts). */
+  otlpCollector?: HostPort;
 }
 
 const loopback = (port: number): HostPort => ({ host: "127.0.0.1", port });

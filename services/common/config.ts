@@ -119,6 +119,8 @@ export interface Config {
   challengeTtlMs: number;
   /** Where the process serves GET /metrics (Prometheus text format); empty: not served. */
   metricsAddr: string;
+  /** Where spans are exported over OTLP/HTTP (`<endpoint>/v1/traces`); empty: none recorded, an incoming traceparent is still passed on and logged. */
+  otlpEndpoint: string;
 }
 
 type Env = Record<string, string | undefined>;
@@ -156,20 +158,27 @@ export function readConfig(env: Env = process.env): Config {
     }
     return value;
   };
-  const url = (...schemes: string[]) => (v: string) => {
-    try {
-      const parsed = new URL(v);
-      return schemes.includes(parsed.protocol) ? undefined : `expected a ${schemes.join(" or ")}// URL`;
-    } catch {
-      return "not a URL";
-    }
-  };
+  const url =
+    (...schemes: string[]) =>
+    (v: string) => {
+      try {
+        const parsed = new URL(v);
+        return schemes.includes(parsed.protocol) ? undefined : `expected a ${schemes.join(" or ")}// URL`;
+      } catch {
+        return "not a URL";
+      }
+    };
   const addr = (v: string) => (ADDR_RE.test(v) ? undefined : "expected host:port");
 
   const config: Config = {
-    namespace: str("SECKILL_NAMESPACE", "seckill", (v) =>
-      NAMESPACE_RE.test(v) ? undefined : "expected 1-32 characters of [a-z0-9_-], starting with a letter"),
+    namespace: str("SECKILL_NAMESPACE", "seckill", (v) => (NAMESPACE_RE.test(v) ? undefined : "expected 1-32 characters of [a-z0-9_-], starting with a letter")),
     redisUrl: str("REDIS_URL", "redis://127.0.0.1:6379", url("redis:", "rediss:")),
+    redisClusterNodes: str("REDIS_CLUSTER_NODES", "", (v) =>
+      v === "" || v.split(",").every((node) => ADDR_RE.test(node.trim())) ? undefined : "expected host:port,host:port,... or empty for one Redis server",
+    )
+      .split(",")
+      .map((node) => node.trim())
+      .filter((node) => node !== ""),
     natsUrl: str("NATS_URL", "nats://127.0.0.1:4222", (v) => urlList(v).map(url("nats:", "tls:")).find(Boolean)),
     jetStreamReplicas: int("JETSTREAM_REPLICAS", 1, 1, 5),
     databaseUrl: str("DATABASE_URL", "postgres://seckill:seckill@127.0.0.1:5432/seckill", url("postgres:", "postgresql:")),
@@ -180,12 +189,6 @@ export function readConfig(env: Env = process.env): Config {
     gatewayAddr: str("GATEWAY_ADDR", "127.0.0.1:50054", addr),
     rateLimitConfig: str("RATE_LIMIT_CONFIG", "gateway/ratelimit.yaml", (v) => (v.trim() === "" ? "expected a file path" : undefined)),
     rateLimitLocalCacheKeys: int("RATE_LIMIT_LOCAL_CACHE_KEYS", 100_000, 0, 10_000_000),
-    redisClusterNodes: str("REDIS_CLUSTER_NODES", "", (v) =>
-      v === "" || v.split(",").every((node) => ADDR_RE.test(node.trim())) ? undefined : "expected host:port,host:port,... or empty for one Redis server",
-    )
-      .split(",")
-      .map((node) => node.trim())
-      .filter((node) => node !== ""),
     serviceGroup: str("SERVICE_GROUP", "default", (v) => (v === "default" || v === "flash" ? undefined : "expected default or flash")) as Config["serviceGroup"],
     flashInventoryAddr: str("FLASH_INVENTORY_ADDR", "127.0.0.1:50055", addr),
     flashOrderAddr: str("FLASH_ORDER_ADDR", "127.0.0.1:50056", addr),
@@ -210,8 +213,7 @@ export function readConfig(env: Env = process.env): Config {
     maxWatchesPerConnection: int("MAX_WATCHES_PER_CONNECTION", 128, 1, 1_000_000),
     expiryIntervalMs: int("EXPIRY_INTERVAL_MS", 1000, 10, 3_600_000),
     releaseRelayAfterMs: int("RELEASE_RELAY_AFTER_MS", 5000, 0, 3_600_000),
-    logLevel: str("LOG_LEVEL", "info", (v) =>
-      ["debug", "info", "warn", "error"].includes(v) ? undefined : "expected debug, info, warn or error") as Config["logLevel"],
+    logLevel: str("LOG_LEVEL", "info", (v) => (["debug", "info", "warn", "error"].includes(v) ? undefined : "expected debug, info, warn or error")) as Config["logLevel"],
     sweepIntervalMs: int("SWEEP_INTERVAL_MS", 2000, 0, 3_600_000),
     sweepAfterMs: int("SWEEP_AFTER_MS", 5000, 100, 3_600_000),
     sweepReportAfterMs: int("SWEEP_REPORT_AFTER_MS", 60_000, 100, 86_400_000),
@@ -221,10 +223,10 @@ export function readConfig(env: Env = process.env): Config {
     purchaseTokenKeysDir: str("PURCHASE_TOKEN_KEYS_DIR", ".local/keys", (v) => (v.trim() === "" ? "expected a directory path" : undefined)),
     purchaseTokenTtlMs: int("PURCHASE_TOKEN_TTL_MS", 60_000, 1000, 3_600_000),
     purchaseTokenJwksUrl: str("PURCHASE_TOKEN_JWKS_URL", "http://127.0.0.1:50058/.well-known/jwks.json", url("http:", "https:")),
-    purchaseTokenRequired:
-      str("PURCHASE_TOKEN_REQUIRED", "false", (v) => (v === "true" || v === "false" ? undefined : "expected true or false")) === "true",
+    purchaseTokenRequired: str("PURCHASE_TOKEN_REQUIRED", "false", (v) => (v === "true" || v === "false" ? undefined : "expected true or false")) === "true",
     challengeTtlMs: int("CHALLENGE_TTL_MS", 120_000, 100, 3_600_000),
     metricsAddr: str("METRICS_ADDR", "", (v) => (v === "" || ADDR_RE.test(v) ? undefined : "expected host:port, or empty for no metrics endpoint")),
+    otlpEndpoint: str("OTEL_EXPORTER_OTLP_ENDPOINT", "", (v) => (v === "" ? undefined : url("http:", "https:")(v))),
   };
   // An even count adds a copy without tolerating one more failure (a majority of 4 is 3).
   if (config.jetStreamReplicas % 2 === 0) problems.push(`JETSTREAM_REPLICAS=${JSON.stringify(env.JETSTREAM_REPLICAS)}: expected 1, 3 or 5`);

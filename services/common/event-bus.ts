@@ -17,6 +17,7 @@ import {
 import { OrderStatusBatch, ReservationBatch, StockReleased, type OrderStatusChanged, type ReservationMade } from "@seckill/sdk";
 import { urlList } from "./config.js";
 import { ulid } from "./ids.js";
+import { tracedPublish } from "./nats-tracing.js";
 
 const NANOS_PER_MS = 1_000_000;
 
@@ -195,16 +196,23 @@ export interface EventPublisher {
 
 export function createEventPublisher(nc: NatsConnection, js: JetStreamClient, names: EventNames, timeoutMs: number): EventPublisher {
   return {
-    reservationsMade: (saleId, events) =>
-      js.publish(names.reservationSubject(saleId), ReservationBatch.encode({ reservations: events }).finish(), {
-        msgID: events.length === 1 ? events[0].reservationId : `batch-${ulid()}`,
-        timeout: timeoutMs,
-      }),
-    stockReleased: (event) =>
-      js.publish(names.releaseSubject(event.saleId), StockReleased.encode(event).finish(), {
-        msgID: `release-${event.reservationId}`,
-        timeout: timeoutMs,
-      }),
+    // Each message carries the trace it was published in (nats-tracing.ts).
+    reservationsMade: (saleId, events) => {
+      const subject = names.reservationSubject(saleId);
+      return tracedPublish("send reservations", subject, (headers) =>
+        js.publish(subject, ReservationBatch.encode({ reservations: events }).finish(), {
+          msgID: events.length === 1 ? events[0].reservationId : `batch-${ulid()}`,
+          timeout: timeoutMs,
+          headers,
+        }),
+      );
+    },
+    stockReleased: (event) => {
+      const subject = names.releaseSubject(event.saleId);
+      return tracedPublish("send release", subject, (headers) =>
+        js.publish(subject, StockReleased.encode(event).finish(), { msgID: `release-${event.reservationId}`, timeout: timeoutMs, headers }),
+      );
+    },
     orderStatusChanged: (changes) => {
       if (changes.length > 0 && !nc.isClosed()) nc.publish(names.orderStatus, OrderStatusBatch.encode({ changes }).finish());
     },

@@ -19,6 +19,7 @@ import { MAX_METADATA_BYTES } from "@seckill/sdk";
 import { http2ServersOf, installAdmissionGate, type QuickAnswer } from "./admission.js";
 import { assetPath } from "./assets.js";
 import { errorStatus, type StatusObject } from "./grpc-errors.js";
+import { traceCalls } from "./grpc-tracing.js";
 import type { GrpcMetrics } from "./metrics.js";
 import { invalid, Refusal } from "./refusal.js";
 import type { Logger } from "./log.js";
@@ -108,10 +109,8 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
     }),
   });
   for (const service of options.services) {
-    server.addService(
-      tolerateMalformed(service.definition),
-      options.metrics ? instrument(service.definition, service.implementation, options.metrics) : service.implementation,
-    );
+    const implementation = traceCalls(service.definition, service.implementation, options.log);
+    server.addService(tolerateMalformed(service.definition), options.metrics ? instrument(service.definition, implementation, options.metrics) : implementation);
   }
 
   const names = ["", ...options.services.map((s) => s.name)];
@@ -142,9 +141,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
     maxMessageBytes: options.maxMessageBytes,
     refusal: SHED,
     gatedPaths: new Set(unaryPaths),
-    quickAnswers: new Map(
-      options.services.flatMap((s) => Object.entries(s.quickAnswers ?? {}).map(([method, quick]) => [s.definition[method].path, quick] as const)),
-    ),
+    quickAnswers: new Map(options.services.flatMap((s) => Object.entries(s.quickAnswers ?? {}).map(([method, quick]) => [s.definition[method].path, quick] as const))),
     onRefused: (path, answer, seconds) => {
       gatedMethods.get(path)?.done(answer.code, seconds);
       options.metrics?.rejected(answer.reason);
@@ -291,11 +288,7 @@ export function checkDecoded<Req>(request: Req): Req {
  * request and the call (for metadata) and returns the response; whatever it
  * throws is mapped to a status in one place.
  */
-export function unary<Req, Res>(
-  log: Logger,
-  method: string,
-  fn: (request: Req, call: ServerUnaryCall<Req, Res>) => Promise<Res>,
-) {
+export function unary<Req, Res>(log: Logger, method: string, fn: (request: Req, call: ServerUnaryCall<Req, Res>) => Promise<Res>) {
   return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>): void => {
     // Through a promise, so that a synchronous throw (e.g. userOf() in a
     // non-async handler) is mapped too, not answered UNKNOWN by grpc-js.

@@ -1,5 +1,7 @@
 // Structured logs: one JSON object per line on stderr, with the fields that let
-// a reader follow a request (request, order and sale ids).
+// a reader follow a request (request, order and sale ids), and the trace and
+// span ids of the trace the line was written in (trace-context.ts).
+import { activeTraceIds } from "./trace-context.js";
 
 type Level = "debug" | "info" | "warn" | "error";
 const RANK: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 };
@@ -22,7 +24,7 @@ export function createLogger(base: Record<string, unknown>, level: Level = "info
   const min = RANK[level];
   const emit = (lvl: Level, msg: string, fields?: LogFields) => {
     if (RANK[lvl] < min) return;
-    const entry: Record<string, unknown> = { time: new Date().toISOString(), level: lvl, msg, ...base, ...fieldsOf(fields) };
+    const entry: Record<string, unknown> = { time: new Date().toISOString(), level: lvl, msg, ...base, ...activeTraceIds(), ...fieldsOf(fields) };
     if (entry.err instanceof Error) entry.err = { message: entry.err.message, stack: entry.err.stack };
     write(JSON.stringify(entry));
   };

@@ -2,6 +2,7 @@
 // gracefully on SIGTERM/SIGINT (a second signal forces the exit).
 import { ConfigError, readConfig, type Config } from "./config.js";
 import { createLogger, type Logger } from "./log.js";
+import { startTracing, type Tracing } from "./tracing.js";
 
 /** Set by `npm start` for its children: stop when the supervisor's pipe on stdin closes. */
 export const SUPERVISED_ENV = "SECKILL_SUPERVISED";
@@ -25,7 +26,9 @@ export async function runService(name: string, start: (config: Config, log: Logg
   }
   const log = createLogger({ service: name, group: config.serviceGroup }, config.logLevel);
   let running: RunningService;
+  let tracing: Tracing;
   try {
+    tracing = await startTracing(name, config.otlpEndpoint, log);
     running = await start(config, log);
   } catch (error) {
     log.error("start-up failed", { err: error instanceof Error ? error : String(error) });
@@ -41,13 +44,17 @@ export async function runService(name: string, start: (config: Config, log: Logg
     }
     stopping = true;
     log.info("shutting down", { signal });
-    running.stop().then(
-      () => process.exit(0),
-      (error) => {
-        log.error("shutdown failed", { err: error instanceof Error ? error : String(error) });
-        process.exit(1);
-      },
-    );
+    // The last spans are exported before the process exits.
+    running
+      .stop()
+      .then(() => tracing.shutdown())
+      .then(
+        () => process.exit(0),
+        (error) => {
+          log.error("shutdown failed", { err: error instanceof Error ? error : String(error) });
+          process.exit(1);
+        },
+      );
   };
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);

@@ -5,6 +5,7 @@
 import { credentials, status, type ServiceError } from "@grpc/grpc-js";
 import { callUnary, InventoryServiceClient, type ReserveItem, type ReserveResult } from "@seckill/sdk";
 import { createBatcher } from "../common/batcher.js";
+import { tracedBatchCall, tracedCall } from "../common/grpc-tracing.js";
 import type { InventoryPort } from "./orders.js";
 
 export interface InventoryClientOptions {
@@ -52,15 +53,16 @@ export function createInventoryClient(options: InventoryClientOptions): Inventor
     "grpc.dns_min_time_between_resolutions_ms": options.dnsMinIntervalMs ?? DNS_MIN_INTERVAL_MS,
   });
   const deadlineMs = options.deadlineMs;
-  const reserve = createBatcher<ReserveItem, ReserveResult>({
-    maxBatch: options.maxBatch,
-    run: async (items) => (await callUnary(client, "reserve", { items }, { deadlineMs })).results,
-  });
+  const reserveCall = tracedBatchCall<ReserveItem, ReserveResult>(
+    "seckill.v1.InventoryService/Reserve",
+    async (items, metadata) => (await callUnary(client, "reserve", { items }, { deadlineMs, metadata })).results,
+  );
+  const reserve = createBatcher<ReserveItem, ReserveResult>({ maxBatch: options.maxBatch, run: reserveCall.run });
   return {
-    reserve,
+    reserve: (item) => reserve(reserveCall.remember(item)),
     async reservation(reservationId) {
       try {
-        return await callUnary(client, "getReservation", { reservationId }, { deadlineMs });
+        return await tracedCall("seckill.v1.InventoryService/GetReservation", (metadata) => callUnary(client, "getReservation", { reservationId }, { deadlineMs, metadata }));
       } catch (error) {
         if ((error as ServiceError).code === status.NOT_FOUND) return undefined;
         throw error;

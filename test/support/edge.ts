@@ -34,6 +34,8 @@ export interface EdgeOptions {
   /** Every cluster's upstream; a cluster left out points at a closed port. */
   clusters: Partial<Record<ClusterName, HostPort>>;
   limits?: Partial<EdgeLimits>;
+  /** An OTLP/HTTP collector for Envoy's spans: Envoy then starts or continues each request's trace. */
+  otlpCollector?: HostPort;
   /** Edits the built bootstrap before it is written (for a config Envoy must refuse, say). */
   edit?: (bootstrap: ReturnType<typeof buildBootstrap>) => unknown;
 }
@@ -58,6 +60,7 @@ export async function startEdge(bin: string, options: EdgeOptions): Promise<Edge
     admin: loopback(adminPort),
     clusters,
     limits: { ...LOCAL_LIMITS, ...options.limits },
+    otlpCollector: options.otlpCollector,
   };
   const bootstrap = buildBootstrap(topology);
   const envoy = await runEnvoy(bin, options.edit?.(bootstrap) ?? bootstrap, { adminPort });

@@ -63,6 +63,8 @@ export interface FaultStackOptions {
   links?: Link[];
   /** Jitter draws of the proxies. */
   random?: Random;
+  /** Every line a service writes (its logs), as it comes. */
+  onOutput?: (service: FaultService, line: string) => void;
 }
 
 /** A service's connection to one dependency. */
@@ -215,7 +217,8 @@ export async function startFaultStack(options: FaultStackOptions = {}): Promise<
       gateway: cfg.gatewayAddr,
     };
     const spawn = (name: FaultService) => {
-      services.set(name, spawnService(name, SERVICE_FILES[name], { cwd: REPO_ROOT, env: { ...process.env, ...envOf(name) } }));
+      const onLine = options.onOutput && ((line: string) => options.onOutput!(name, line));
+      services.set(name, spawnService(name, SERVICE_FILES[name], { cwd: REPO_ROOT, env: { ...process.env, ...envOf(name) }, onLine }));
     };
     const waitServing = async (...names: FaultService[]) => {
       await Promise.all(

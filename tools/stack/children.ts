@@ -57,7 +57,14 @@ export interface Program {
   args: string[];
 }
 
-export function spawnService(name: string, file: string | Program, opts: { cwd: string; env: NodeJS.ProcessEnv }): ServiceProcess {
+export interface SpawnOptions {
+  cwd: string;
+  env: NodeJS.ProcessEnv;
+  /** Every line of its output, as it comes. */
+  onLine?: (line: string) => void;
+}
+
+export function spawnService(name: string, file: string | Program, opts: SpawnOptions): ServiceProcess {
   // A bundle from dist/ runs on plain node; a .ts file through tsx's loader
   // (`--import tsx` resolves from cwd, which is the repository).
   // detached: its own process group, so a terminal's Ctrl-C reaches only the
@@ -80,6 +87,7 @@ export function spawnService(name: string, file: string | Program, opts: { cwd: 
   live.add(child);
   const tail: string[] = [];
   const remember = (line: string) => {
+    opts.onLine?.(line);
     tail.push(line);
     if (tail.length > TAIL_LINES) tail.shift();
   };

@@ -12,16 +12,21 @@
 import type { Consumer, ConsumerMessages, JsMsg } from "@nats-io/jetstream";
 import { OrderStatus, ReservationBatch, type DeadLetter, type ReservationMade } from "@seckill/sdk";
 import type { Knex } from "knex";
+import type { SpanContext } from "@opentelemetry/api";
 import { isPostgresOutage, postgresMessage, postgresRejection } from "../../common/dependency-errors.js";
 import { errorMessage } from "../../common/error-message.js";
 import type { EventPublisher } from "../../common/event-bus.js";
 import { createLingerBatcher } from "../../common/linger-batcher.js";
 import type { Logger } from "../../common/log.js";
+import { messageTrace } from "../../common/nats-tracing.js";
+import { SpanKind, tracingMode, withBatchSpan } from "../../common/trace-context.js";
 import type { OrderMetrics, WriterMetrics } from "../../common/metrics.js";
 import { retryUntilStopped, type RetryOutcome } from "../../common/retry.js";
 import { existingOrderIds, existingSaleIds, OversellRefused, persistReservations, type InsertedOrder, type ReservationToPersist } from "../order-repository.js";
 import { messageDeadLetter, reservationDeadLetter, type DeadLetterRecord } from "./dead-letter-records.js";
 import { holdMessages } from "./held-messages.js";
+
+const WRITE_SPAN = { kind: SpanKind.CONSUMER, attributes: { "messaging.system": "nats", "messaging.operation.type": "process", "db.system.name": "postgresql" } };
 
 export interface OrderWriterOptions {
   db: Knex;
@@ -83,6 +88,8 @@ interface Delivery {
   reservations: ReservationToPersist[];
   /** Reservations refused before any write (incomplete): recorded before the ack. */
   rejected: { reservation: ReservationMade; reason: string }[];
+  /** The trace the message was published in (nats-tracing.ts). */
+  trace: SpanContext | undefined;
 }
 
 /** Why Postgres (or the oversell guard) refused one reservation, for its dead letter. */
@@ -171,7 +178,7 @@ export async function startOrderWriter(opts: OrderWriterOptions): Promise<OrderW
         rejected.push({ reservation: r, reason: "incomplete reservation: no reservation id, sale, user, quantity or time" });
       }
     }
-    return { msg, reservations, rejected };
+    return { msg, reservations, rejected, trace: messageTrace(msg) };
   }
 
   /** Writes reservations in one transaction; on a constraint refusal, isolates the refused ones by halving. */
@@ -324,13 +331,24 @@ export async function startOrderWriter(opts: OrderWriterOptions): Promise<OrderW
     held.nak(d.msg, delay);
   }
 
+  /** A batch written in a span under its first message's trace, linked to the others' (several purchases share a transaction). */
+  const traced = (batch: Delivery[]) =>
+    tracingMode() === "off"
+      ? flush(batch)
+      : withBatchSpan(
+          "write orders",
+          batch.map((d) => d.trace),
+          WRITE_SPAN,
+          () => flush(batch),
+        );
+
   const batches = createLingerBatcher<Delivery>({
     maxSize: opts.batchSize,
     maxConcurrent: opts.concurrency,
     lingerMs: opts.lingerMs ?? 0,
     sizeOf: (d) => d.reservations.length,
     run: (batch) =>
-      flush(batch).catch((error) => {
+      traced(batch).catch((error) => {
         log.error("writer batch crashed", { err: error instanceof Error ? error : String(error) });
         // Not kept alive any longer: JetStream delivers them again.
         for (const d of batch) if (held.has(d.msg)) held.nak(d.msg);
