@@ -267,8 +267,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
 }
 
 /** A service's metrics as its app builds them: labelled with its name and RPC group, process metrics when served. */
-export const metricsFor = (config: Config, service: string): Metrics =>
-  createMetrics({ service, group: config.serviceGroup, processMetrics: config.metricsAddr !== "" });
+export const metricsFor = (config: Config, service: string): Metrics => createMetrics({ service, group: config.serviceGroup, processMetrics: config.metricsAddr !== "" });
 
 export interface MetricsEndpoint {
   /** host:port actually bound (the port the OS chose for port 0). */

@@ -19,7 +19,12 @@ export async function insertSale(db: Knex, sale: NewSale): Promise<SaleRow> {
 
 /** Newest first; the cursor is the last row's (created_at, id). */
 export async function listSales(db: Knex, limit: number, after?: Cursor): Promise<SaleRow[]> {
-  const query = db<SaleRow>("sales").orderBy([{ column: "created_at", order: "desc" }, { column: "id", order: "desc" }]).limit(limit);
+  const query = db<SaleRow>("sales")
+    .orderBy([
+      { column: "created_at", order: "desc" },
+      { column: "id", order: "desc" },
+    ])
+    .limit(limit);
   if (after) query.whereRaw("(created_at, id) < (?, ?)", [after.createdAt, after.id]);
   return query;
 }
@@ -45,9 +50,7 @@ export async function saleReservations(
   db: Knex,
   saleId: string,
 ): Promise<{ id: string; user_id: string; request_id: string; quantity: number; reserved_at: Date; released: boolean }[]> {
-  return db("orders")
-    .where({ sale_id: saleId })
-    .select("id", "user_id", "request_id", "quantity", "reserved_at", db.raw("released_at IS NOT NULL AS released"));
+  return db("orders").where({ sale_id: saleId }).select("id", "user_id", "request_id", "quantity", "reserved_at", db.raw("released_at IS NOT NULL AS released"));
 }
 
 /**
@@ -63,13 +66,7 @@ export async function saleBuyers(db: Knex, saleId: string): Promise<[string, num
 
 /** Sales loaded into Redis before that have not ended: the ones whose Redis state must not be lost. */
 export async function openWarmedSales(db: Knex, now: Date, limit = 1000): Promise<string[]> {
-  const rows = await db<SaleRow>("sales")
-    .whereNotNull("warmed_at")
-    .whereNull("closed_at")
-    .andWhere("ends_at", ">", now)
-    .orderBy("starts_at", "desc")
-    .limit(limit)
-    .select("id");
+  const rows = await db<SaleRow>("sales").whereNotNull("warmed_at").whereNull("closed_at").andWhere("ends_at", ">", now).orderBy("starts_at", "desc").limit(limit).select("id");
   return rows.map((r) => r.id);
 }
 
