@@ -1,73 +1,28 @@
-// The seckill command as its users get it: packed with `npm pack` (which
-// bundles it at prepack), installed from the tarball into a project of its own
-// (dependencies from the npm cache), and run there on plain node (no tsx, no
-// TypeScript, no repository around it) against a real stack.
-import { execFile } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { createRequire } from "node:module";
-import { tmpdir } from "node:os";
 import path from "node:path";
-import { fileURLToPath, pathToFileURL } from "node:url";
+import { pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { NPX, type PackedInstall, REPO, type Run, packAndInstall, run, succeeded } from "../../test/support/packed.js";
 import { startTestStack, type TestStack } from "../../test/support/stack.js";
 import { dependencyMismatch, importedPackages } from "../../tools/build-cli.js";
 import { NEEDS_CHECKOUT } from "../src/chaos-command.js";
 import type { Summary } from "../src/simulate/summary.js";
 
-const REPO = fileURLToPath(new URL("../..", import.meta.url));
 const BIN = path.join(REPO, "cli/bin/seckill.js");
-const NPM = process.platform === "win32" ? "npm.cmd" : "npm";
-const NPX = process.platform === "win32" ? "npx.cmd" : "npx";
-
-// The npm_* variables of an enclosing `npm test` (npm_config_local_prefix among
-// them) would send the nested npm commands to the repository; NODE_OPTIONS
-// could bring a loader along. npx is told never to fetch a package: the seckill
-// it runs is the installed one, or none.
-const cleanEnv = {
-  ...Object.fromEntries(Object.entries(process.env).filter(([key]) => !/^npm_/i.test(key) && key !== "NODE_OPTIONS")),
-  npm_config_yes: "false",
-};
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function run(command: string, args: string[], cwd: string, timeout: number, env: Record<string, string> = {}): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(command, args, { cwd, env: { ...cleanEnv, ...env }, timeout, maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => {
-      resolve({ code: error ? (typeof error.code === "number" ? error.code : 1) : 0, stdout, stderr });
-    });
-  });
-}
-
-function succeeded(what: string, result: Run): Run {
-  if (result.code !== 0) throw new Error(`${what} exited ${result.code}:\n${result.stderr}\n${result.stdout}`);
-  return result;
-}
 
 let stack: TestStack;
-let dir: string;
+let packed: PackedInstall;
 let project: string;
 let installed: string;
 
 beforeAll(async () => {
-  dir = mkdtempSync(path.join(tmpdir(), "seckill-pack-"));
-  project = path.join(dir, "shop");
+  packed = await packAndInstall("cli", { name: "shop" });
+  project = packed.project;
   installed = path.join(project, "node_modules/@seckill/cli");
-  succeeded("npm pack", await run(NPM, ["pack", "--pack-destination", dir], path.join(REPO, "cli"), 60_000));
-  const tarball = readdirSync(dir).find((f) => f.endsWith(".tgz"));
-  if (!tarball) throw new Error(`npm pack left no tarball in ${dir}`);
-  // A project of its own, outside the repository: nothing of the workspace is reachable from it.
-  mkdirSync(project);
-  writeFileSync(path.join(project, "package.json"), JSON.stringify({ name: "shop", version: "1.0.0", private: true }));
-  succeeded("npm install of the tarball", await run(NPM, ["install", "--prefer-offline", "--no-audit", "--no-fund", path.join(dir, tarball)], project, 120_000));
 }, 180_000);
 
-afterAll(() => {
-  if (dir) rmSync(dir, { recursive: true, force: true });
-});
+afterAll(() => packed?.remove());
 
 /** `npx seckill <args>` in the project the tarball was installed into, pointed at the test stack. */
 function seckill(...args: string[]): Promise<Run> {
@@ -155,7 +110,7 @@ describe("the repository's bin", () => {
   it("runs the TypeScript source, the SDK's too, from any directory and with cli/dist built beside it", async () => {
     expect(existsSync(path.join(REPO, "cli/dist/seckill.mjs"))).toBe(true); // npm pack built it
     // V8's coverage names every script the process loaded.
-    const coverage = path.join(dir, "coverage");
+    const coverage = path.join(packed.dir, "coverage");
     const { code } = await run(process.execPath, [BIN, "--help"], project, 30_000, { NODE_V8_COVERAGE: coverage });
     expect(code).toBe(0);
     const loaded = readdirSync(coverage)

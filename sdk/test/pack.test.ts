@@ -1,50 +1,16 @@
-// The SDK as a BFF gets it: packed with `npm pack` (which builds dist/ at
-// prepack), installed from the tarball with the BFF's own @grpc/grpc-js into a
-// project outside the repository (packages from the npm cache), and used there
-// on plain node (no tsx, no TypeScript loader): a purchase against a test
-// stack (through a real Envoy when there is one, else directly), require() from
-// CommonJS, and a TypeScript consumer checked against the packed types.
-import { execFile } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AccessServiceClient, OrderServiceClient, issuePurchaseToken, placeOrder } from "@seckill/sdk";
 import { credentials } from "@grpc/grpc-js";
 import { stackClusters, startEdge, type Edge } from "../../test/support/edge.js";
 import { envoyForTests } from "../../test/support/envoy.js";
+import { type PackedInstall, REPO, packAndInstall, run } from "../../test/support/packed.js";
 import { eventually, startTestStack, type TestStack } from "../../test/support/stack.js";
 
-const REPO = fileURLToPath(new URL("../..", import.meta.url));
-const NPM = process.platform === "win32" ? "npm.cmd" : "npm";
 const envoyBin = envoyForTests("the packed SDK's purchase through the edge");
 const version = (name: string) => (JSON.parse(readFileSync(path.join(REPO, "node_modules", name, "package.json"), "utf8")) as { version: string }).version;
 
-// The npm_* variables of an enclosing `npm test` would send the nested npm to
-// the repository; NODE_OPTIONS could bring a TypeScript loader along.
-const cleanEnv = Object.fromEntries(Object.entries(process.env).filter(([key]) => !/^npm_/i.test(key) && key !== "NODE_OPTIONS"));
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function run(command: string, args: string[], cwd: string, timeout: number): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(command, args, { cwd, env: cleanEnv, timeout, maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) =>
-      resolve({ code: error ? (typeof error.code === "number" ? error.code : 1) : 0, stdout, stderr }),
-    );
-  });
-}
-
-function succeeded(what: string, result: Run): Run {
-  if (result.code !== 0) throw new Error(`${what} exited ${result.code}:\n${result.stderr}\n${result.stdout}`);
-  return result;
-}
-
-/** Plain node in the project: no loader, no flags. */
 const node = (file: string, ...args: string[]) => run(process.execPath, [file, ...args], project, 30_000);
 
 /** A BFF's purchase with the installed SDK: a token, PlaceOrder, then the order watched until it is stored. */
@@ -107,22 +73,14 @@ reasonName("SOLD_OUT");
 export const soldOut: string | undefined = reasonName(Reason.REASON_SOLD_OUT);
 `;
 
-let dir: string;
+let packed: PackedInstall;
 let project: string;
 let installed: string;
 
 beforeAll(async () => {
-  dir = mkdtempSync(path.join(tmpdir(), "seckill-sdk-pack-"));
-  project = path.join(dir, "bff");
+  packed = await packAndInstall("sdk", { name: "bff", type: "module" }, [`@grpc/grpc-js@${version("@grpc/grpc-js")}`, `@types/node@${version("@types/node")}`]);
+  project = packed.project;
   installed = path.join(project, "node_modules/@seckill/sdk");
-  succeeded("npm pack", await run(NPM, ["pack", "--pack-destination", dir], path.join(REPO, "sdk"), 120_000));
-  const tarball = readdirSync(dir).find((f) => f.endsWith(".tgz"));
-  if (!tarball) throw new Error(`npm pack left no tarball in ${dir}`);
-  // A project of its own, outside the repository: nothing of the workspace is reachable from it.
-  mkdirSync(project);
-  writeFileSync(path.join(project, "package.json"), JSON.stringify({ name: "bff", version: "1.0.0", private: true, type: "module" }));
-  const packages = [path.join(dir, tarball), `@grpc/grpc-js@${version("@grpc/grpc-js")}`, `@types/node@${version("@types/node")}`];
-  succeeded("npm install of the tarball", await run(NPM, ["install", "--prefer-offline", "--no-audit", "--no-fund", ...packages], project, 180_000));
   writeFileSync(path.join(project, "bff.mjs"), BFF);
   writeFileSync(path.join(project, "status.cjs"), CJS);
   writeFileSync(path.join(project, "consumer.ts"), CONSUMER);
@@ -135,9 +93,7 @@ beforeAll(async () => {
   );
 }, 300_000);
 
-afterAll(() => {
-  if (dir) rmSync(dir, { recursive: true, force: true });
-});
+afterAll(() => packed?.remove());
 
 describe("the packed SDK", () => {
   it("holds JavaScript and declarations, no TypeScript source, and uses the project's one @grpc/grpc-js", () => {
