@@ -35,7 +35,7 @@ export async function startGateway(config: Config, log: Logger, opts: GatewayOpt
   const metrics = metricsFor(config, "gateway");
   // A bad file stops the start before anything is connected.
   const rules = loadRateLimitFile(rateLimitFilePath(config));
-  const redis = createRedis(config.redisUrl);
+  const redis = createRedis(config);
   redis.on("error", (err) => log.warn("redis error", { err: err.message }));
   try {
     await redisReady(redis, { timeoutMs: config.startupTimeoutMs, log });

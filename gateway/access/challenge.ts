@@ -4,7 +4,7 @@
 // it out (GETDEL), right or wrong, so a challenge is answered at most once and
 // guessing costs a new challenge each time.
 import { randomBytes, randomInt } from "node:crypto";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../../services/common/redis.js";
 
 export interface Question {
   text: string;
@@ -101,7 +101,7 @@ export interface ChallengeStore {
   check(id: string, attempt: { userId: string; saleId: string; answer: string; nowMs: number }): Promise<ChallengeCheck>;
 }
 
-export function createChallengeStore(redis: Redis, namespace: string): ChallengeStore {
+export function createChallengeStore(redis: RedisClient, namespace: string): ChallengeStore {
   const key = (id: string) => `${namespace}:challenge:${id}`;
   return {
     async put(id, challenge, ttlMs) {

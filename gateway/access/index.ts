@@ -10,11 +10,11 @@
 // redis must be connected by the caller; db is the sales database. The JWKS
 // server also re-reads the key directory every KEY_RELOAD_MS while it runs, so
 // a key added (rotation) is published and used without a restart.
-import type { Redis } from "ioredis";
 import type { Knex } from "knex";
 import type { ServiceRegistration } from "../../services/common/grpc-server.js";
 import type { Config } from "../../services/common/config.js";
 import type { Logger } from "../../services/common/log.js";
+import type { RedisClient } from "../../services/common/redis.js";
 import type { GatewayMetrics } from "../../services/common/metrics.js";
 import { createAccessService, type AccessService } from "./access-service.js";
 import { createChallengeStore } from "./challenge.js";
@@ -31,7 +31,7 @@ const SALE_CACHE_MAX = 10_000;
 
 export interface AccessDepsFromConfig {
   db: Knex;
-  redis: Redis;
+  redis: RedisClient;
   config: Config;
   log: Logger;
   now?: () => Date;

@@ -16,8 +16,8 @@
 //   nothing stuck     (with Redis) every reservation Redis holds that is not
 //                     released is an order in Postgres, and Redis's stock left
 //                     is total_stock - sold
-import type { Redis } from "ioredis";
 import type { Knex } from "knex";
+import type { RedisClient } from "../../services/common/redis.js";
 import { saleKeys } from "../../services/inventory/stock-store.js";
 import type { Purchase } from "./crowd.js";
 
@@ -40,7 +40,7 @@ export interface Anomaly {
 
 export interface InvariantOptions {
   /** The sale's Redis and namespace: checks that nothing Redis reserved is stuck outside Postgres. */
-  redis?: { client: Redis; namespace: string };
+  redis?: { client: RedisClient; namespace: string };
 }
 
 interface OrderRow {
@@ -142,7 +142,7 @@ export async function checkInvariants(db: Knex, saleId: string, purchases: Purch
 }
 
 async function checkRedis(
-  redis: Redis,
+  redis: RedisClient,
   namespace: string,
   saleId: string,
   sale: { total_stock: number; sold: number },
