@@ -4,12 +4,13 @@
 // count (unless the sale's release policy is KEEP) once (the released set makes a redelivery or a republish a no-op), and
 // is acked after the script answered. A Redis failure leaves the event to be
 // redelivered.
-import type { Consumer, ConsumerMessages, JsMsg } from "@nats-io/jetstream";
+import type { Consumer, JsMsg } from "@nats-io/jetstream";
 import { StockReleased } from "@seckill/sdk";
 import { saleOfOrderId } from "../common/ids.js";
 import type { Logger } from "../common/log.js";
 import type { StockStore } from "./stock-store.js";
 import { errorMessage } from "../common/error-message.js";
+import { keepConsuming } from "../common/keep-consuming.js";
 
 export interface ReleaseConsumer {
   /** Events applied (released now) and skipped (released before, unknown, sale not loaded). */
@@ -59,8 +60,11 @@ export async function startReleaseConsumer(opts: { consumer: Consumer; stock: Pi
     }
   }
 
-  const messages: ConsumerMessages = await opts.consumer.consume({
-    max_messages: 256,
+  const consumption = await keepConsuming({
+    consumer: opts.consumer,
+    name: "inventory release",
+    maxMessages: 256,
+    log,
     callback: (msg) => {
       if (stopped) return; // not acked: redelivered after AckWait
       inFlight++;
@@ -75,7 +79,7 @@ export async function startReleaseConsumer(opts: { consumer: Consumer; stock: Pi
     stats,
     async stop() {
       stopped = true;
-      await messages.close();
+      await consumption.stop();
       if (inFlight > 0) await new Promise<void>((resolve) => idle.push(resolve));
     },
   };

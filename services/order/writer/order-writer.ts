@@ -9,13 +9,14 @@
 // what bound the load on Postgres. What it gives up on (undecodable
 // messages, reservations Postgres refuses, messages still failing at their last
 // deliveries) is recorded as a DeadLetter, and only then terminated or acked.
-import type { Consumer, ConsumerMessages, JsMsg } from "@nats-io/jetstream";
+import type { Consumer, JsMsg } from "@nats-io/jetstream";
 import { OrderStatus, ReservationBatch, type DeadLetter, type ReservationMade } from "@seckill/sdk";
 import type { Knex } from "knex";
 import type { SpanContext } from "@opentelemetry/api";
 import { isPostgresOutage, postgresMessage, postgresRejection } from "../../common/dependency-errors.js";
 import { errorMessage } from "../../common/error-message.js";
 import type { EventPublisher } from "../../common/event-bus.js";
+import { keepConsuming } from "../../common/keep-consuming.js";
 import { createLingerBatcher } from "../../common/linger-batcher.js";
 import type { Logger } from "../../common/log.js";
 import { messageTrace } from "../../common/nats-tracing.js";
@@ -355,8 +356,11 @@ export async function startOrderWriter(opts: OrderWriterOptions): Promise<OrderW
       }),
   });
 
-  const messages: ConsumerMessages = await opts.consumer.consume({
-    max_messages: opts.concurrency * 64,
+  const consumption = await keepConsuming({
+    consumer: opts.consumer,
+    name: "order writer",
+    maxMessages: opts.concurrency * 64,
+    log,
     callback: (msg) => {
       if (stopped) return msg.nak(); // handed back at once
       held.hold(msg);
@@ -370,7 +374,7 @@ export async function startOrderWriter(opts: OrderWriterOptions): Promise<OrderW
     async stop() {
       stopped = true;
       batches.cancelLinger();
-      await messages.close();
+      await consumption.stop();
       // Buffered but unwritten events: hand them back at once.
       for (const d of batches.takeWaiting()) held.nak(d.msg);
       await batches.idle();
