@@ -17,7 +17,7 @@ afterAll(async () => {
 
 it("refuses calls beyond the in-flight limit with OVERLOADED and a retry hint, and persists exactly what it admitted", async () => {
   const sale = await stack.createSale({ totalStock: 1000 });
-  // HTTP/2 lets one connection open only MAX_IN_FLIGHT streams (the client
+  // HTTP/2 lets one connection open only twice MAX_IN_FLIGHT streams (the client
   // queues the rest): the flood comes over several connections, as from many clients.
   const clients = Array.from({ length: 6 }, () => new OrderServiceClient(stack.order.address, credentials.createInsecure(), { "grpc.use_local_subchannel_pool": 1 }));
   const outcomes = await Promise.all(
