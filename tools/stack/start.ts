@@ -15,6 +15,7 @@ import { bundlePath, buildServices, type ServiceName } from "../build.js";
 import { spawnService } from "./children.js";
 import { ensureDependencies, MissingDependencyError, type RunningDependencies } from "./dependencies.js";
 import { startNatsCluster, type NatsCluster } from "./nats-cluster.js";
+import { startRedisCluster, type RedisCluster } from "./redis-cluster.js";
 import { ensureEnvoy, EnvoyUnavailableError } from "../envoy/binary.js";
 import { ENVOY_LOCAL_CONFIG, envoyListener, envoyMismatches, envoyProgram } from "./envoy.js";
 import { flashOverrides } from "./groups.js";
@@ -90,13 +91,16 @@ const log = (text: string) =>
 /**
  * `npm start -- --cluster`: the distributed engines on this machine. NATS runs
  * as a three-node JetStream cluster on loopback ports, the streams on all
- * three (JETSTREAM_REPLICAS=3 unless set).
+ * three (JETSTREAM_REPLICAS=3 unless set); Redis as a Redis Cluster of three
+ * masters with a replica each on free loopback ports, given to every process
+ * as REDIS_CLUSTER_NODES.
  */
 const CLUSTER = process.argv.slice(2).includes("--cluster");
 let config = loadConfig();
 const supervisors: Supervisor[] = [];
 let deps: RunningDependencies | undefined;
 let natsCluster: NatsCluster | undefined;
+let redisCluster: RedisCluster | undefined;
 let stopping: Promise<void> | undefined;
 
 /** Runs a process under a Supervisor: restarted when it dies, the stack stopped when it keeps dying at start. */
@@ -111,7 +115,7 @@ function stopAll(code: number, why?: string): Promise<void> {
   stopping ??= (async () => {
     if (why) log(why);
     await Promise.all(supervisors.map((s) => s.stop(STOP_GRACE_MS)));
-    await Promise.all([deps?.stop(), natsCluster?.stop()]);
+    await Promise.all([deps?.stop(), natsCluster?.stop(), redisCluster?.stop()]);
     process.exit(code);
   })();
   return stopping;
@@ -136,9 +140,13 @@ async function main(): Promise<void> {
   if (CLUSTER) {
     natsCluster = await startNatsCluster({ stateDir: path.join(REPO_ROOT, ".local", "nats-cluster"), log });
     config = { ...config, natsUrl: natsCluster.url, jetStreamReplicas: process.env.JETSTREAM_REPLICAS ? config.jetStreamReplicas : 3 };
+    if (stopping) return;
+    redisCluster = await startRedisCluster({ stateDir: path.join(REPO_ROOT, ".local", "redis-cluster"), log });
+    config = { ...config, redisClusterNodes: redisCluster.nodes };
   }
   // A cluster already answers at its first node: ensureDependencies then only uses it.
-  deps = await ensureDependencies({ ...config, natsUrl: urlList(config.natsUrl)[0] }, { stateDir: path.join(REPO_ROOT, ".local"), log });
+  const redisUrl = config.redisClusterNodes.length > 0 ? `redis://${config.redisClusterNodes[0]}` : config.redisUrl;
+  deps = await ensureDependencies({ ...config, redisUrl, natsUrl: urlList(config.natsUrl)[0] }, { stateDir: path.join(REPO_ROOT, ".local"), log });
 
   await ensureDatabase(config.databaseAdminUrl, config.databaseUrl);
   const db = createDb(config.databaseUrl, 2);
@@ -170,6 +178,7 @@ async function main(): Promise<void> {
     ...process.env,
     SECKILL_NAMESPACE: config.namespace,
     REDIS_URL: config.redisUrl,
+    REDIS_CLUSTER_NODES: config.redisClusterNodes.join(","),
     NATS_URL: config.natsUrl,
     JETSTREAM_REPLICAS: String(config.jetStreamReplicas),
     DATABASE_URL: config.databaseUrl,
@@ -242,7 +251,7 @@ function summary(services: Supervisor[], edge: string): string {
     tokensRequired()
       ? "PlaceOrder requires a purchase token from AccessService.IssuePurchaseToken (PURCHASE_TOKEN_REQUIRED=true)."
       : "PlaceOrder accepts calls without a purchase token (PURCHASE_TOKEN_REQUIRED=false).",
-    `  ${"redis".padEnd(15)} ${hidePassword(config.redisUrl)}`,
+    config.redisClusterNodes.length > 0 ? `  ${"redis".padEnd(15)} cluster ${config.redisClusterNodes.join(",")}` : `  ${"redis".padEnd(15)} ${hidePassword(config.redisUrl)}`,
     `  ${"nats".padEnd(15)} ${urlList(config.natsUrl).map(hidePassword).join(",")}${config.jetStreamReplicas > 1 ? `  (streams on ${config.jetStreamReplicas} nodes)` : ""}`,
     `  ${"postgres".padEnd(15)} ${hidePassword(config.databaseUrl)}`,
     `Try: grpcurl -plaintext ${dialAddress(config.orderAddr)} list`,
