@@ -74,10 +74,7 @@ export async function serve(options: ServeOptions): Promise<ServingApp> {
     metricsAddress: endpoint?.address,
     async stop() {
       health.stop();
-      await Promise.all([
-        grpc.shutdown({ drainDelayMs: config.drainDelayMs, graceMs: config.shutdownGraceMs }),
-        options.drain?.(),
-      ]);
+      await Promise.all([grpc.shutdown({ drainDelayMs: config.drainDelayMs, graceMs: config.shutdownGraceMs }), options.drain?.()]);
       await options.close();
       await endpoint?.close();
     },

@@ -2,14 +2,7 @@
 // encode. The caller is the x-user-id metadata entry set by the BFF.
 import type { IncomingHttpHeaders } from "node:http2";
 import { Metadata } from "@grpc/grpc-js";
-import {
-  OrderServiceService,
-  OrderStatus,
-  PlaceOrderRequest,
-  PURCHASE_TOKEN_HEADER,
-  type OrderServiceServer,
-  type WatchOrderRequest,
-} from "@seckill/sdk";
+import { OrderServiceService, OrderStatus, PlaceOrderRequest, PURCHASE_TOKEN_HEADER, type OrderServiceServer, type WatchOrderRequest } from "@seckill/sdk";
 import { checkDecoded, unary, type ServiceRegistration } from "../common/grpc-server.js";
 import { userOf } from "../common/caller.js";
 import type { Logger } from "../common/log.js";
@@ -53,12 +46,7 @@ function lastStatusOf(request: WatchOrderRequest): OrderStatus | undefined {
   return lastStatus === OrderStatus.ORDER_STATUS_UNSPECIFIED ? undefined : lastStatus;
 }
 
-export function orderServiceRegistration(
-  orders: OrderService,
-  watchers: OrderWatchers,
-  log: Logger,
-  shutdown: AbortSignal,
-): ServiceRegistration {
+export function orderServiceRegistration(orders: OrderService, watchers: OrderWatchers, log: Logger, shutdown: AbortSignal): ServiceRegistration {
   const implementation: OrderServiceServer = {
     placeOrder: unary(log, "PlaceOrder", async (req, call) => ({
       order: await orders.place(userOf(call.metadata), req, purchaseTokenOf(call.metadata)),
