@@ -36,7 +36,7 @@ export interface Settings {
   figures: Set<string>;
 }
 
-export const ALL_FIGURES = "a,b,c,d,e,f,a-edge,e-edge";
+export const ALL_FIGURES = "a,b,c,d,e,f,a-edge,e-edge,g";
 
 export function readSettings(env: NodeJS.ProcessEnv): Settings {
   const int = (name: string, fallback: number, min: number, max: number) => {
@@ -80,7 +80,7 @@ export function describeSettings(settings: Settings, config: Config): Record<str
   return {
     "BENCH_SECONDS (measured window per run)": `${settings.seconds} s`,
     "BENCH_WARMUP (per run, before the window)": `${settings.warmup} s`,
-    "BENCH_REPS (figures a and b)": String(settings.reps),
+    "BENCH_REPS (figures a, b and g)": String(settings.reps),
     "BENCH_CONNS × BENCH_STREAMS (closed loop)": `${settings.connections} × ${settings.streams}`,
     "BENCH_BURST (figures c, d)": String(settings.burst),
     "BENCH_OVERLOAD (figure e)": `${settings.overload}×`,
@@ -122,6 +122,12 @@ export class Bench {
   /** Services that exited during a run (and were started again), with their last lines. */
   readonly crashes: string[] = [];
   readonly rss: Record<string, number[]> = { inventory: [], order: [], "order-writer": [], gateway: [], envoy: [], noop: [] };
+  /**
+   * The Redis and NATS processes a run's CPU is counted on, per kind: every
+   * redis-server and nats-server on the machine unless a figure names them
+   * (figure g counts its stacks' own servers).
+   */
+  servers: Record<"redis" | "nats", () => number[]> = { redis: () => pidsNamed("redis-server"), nats: () => pidsNamed("nats-server") };
   /** The edge in front of the stack, while one runs (figures a-edge, e-edge). */
   edge: BenchEdge | undefined;
   private tagCount = 0;
@@ -183,8 +189,8 @@ export class Bench {
     const started = async () => {
       cpu = await meterCpu({
         ...Object.fromEntries(Object.entries(pids).map(([n, pid]) => [n, () => [pid]])),
-        redis: () => pidsNamed("redis-server"),
-        nats: () => pidsNamed("nats-server"),
+        redis: this.servers.redis,
+        nats: this.servers.nats,
         postgres: () => this.postgresPids(),
       });
       rss = sampleMemory ? sampleRss(pids) : undefined;

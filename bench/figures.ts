@@ -39,6 +39,8 @@ export function edgeDescription(bench: Bench, bucket: string): string {
   );
 }
 
+const A_EDGE_FIGURE = "a-edge. accepted purchases/s through Envoy ÷ direct (a purchase token per call on both sides)";
+
 export const skippedRow = (figure: string, target: string, why: string): Row => ({ figure, ours: "—", baseline: "—", ratio: "—", target, met: `skipped: ${why}` });
 
 export async function figuresAB(bench: Bench): Promise<Outcome> {
@@ -52,6 +54,14 @@ export async function figuresAB(bench: Bench): Promise<Outcome> {
   const directTokenRates: number[] = [];
   const envoyCpu: number[] = [];
   const gatewayCpu: number[] = [];
+  if (!["a", "b", "a-edge"].some((f) => settings.figures.has(f))) {
+    const why = "not in BENCH_FIGURES";
+    return {
+      rows: [skippedRow("a. accepted purchases/s", "≥ 0.7", why), skippedRow("b. sold-out answers/s", "≥ 0.95", why), skippedRow(A_EDGE_FIGURE, "≥ 0.85", why)],
+      notes,
+      noopRates,
+    };
+  }
   const edgeOn = settings.figures.has("a-edge") && bench.startEdge !== undefined;
   if (edgeOn) {
     const edge = await bench.useEdge({ placeOrderBurst: EDGE_UNLIMITED, placeOrderPerSecond: EDGE_UNLIMITED });
@@ -140,12 +150,11 @@ export async function figuresAB(bench: Bench): Promise<Outcome> {
       : skippedRow("a. accepted purchases/s", "≥ 0.7", "not in BENCH_FIGURES"),
   );
   rows.push(settings.figures.has("b") ? ratioRow("b. sold-out answers/s", soldOutRates, 0.95) : skippedRow("b. sold-out answers/s", "≥ 0.95", "not in BENCH_FIGURES"));
-  const aEdgeFigure = "a-edge. accepted purchases/s through Envoy ÷ direct (a purchase token per call on both sides)";
   if (edgeOn && edgeRates.length > 0) {
     const ratios = edgeRates.map((r, i) => r / directTokenRates[i]);
     const ratio = median(ratios);
     rows.push({
-      figure: aEdgeFigure,
+      figure: A_EDGE_FIGURE,
       ours:
         `${fmt.rate(median(edgeRates))}${spread(edgeRates, fmt.rate)}; Envoy ${Math.round(median(envoyCpu))} µs CPU per call${spread(envoyCpu, (n) => `${Math.round(n)}`)}, ` +
         `gateway (RateLimitService) ${Math.round(median(gatewayCpu))} µs`,
@@ -158,7 +167,7 @@ export async function figuresAB(bench: Bench): Promise<Outcome> {
       `a-edge: the edge is ${edgeDescription(bench, "lifted to 1,000,000/s so it does not limit")}. Envoy's CPU per call is from /proc/<pid>/stat of the envoy process before and after each run through it.`,
     );
   } else {
-    rows.push(skippedRow(aEdgeFigure, "≥ 0.85", settings.figures.has("a-edge") ? (bench.edgeMissing ?? "no Envoy") : "not in BENCH_FIGURES"));
+    rows.push(skippedRow(A_EDGE_FIGURE, "≥ 0.85", settings.figures.has("a-edge") ? (bench.edgeMissing ?? "no Envoy") : "not in BENCH_FIGURES"));
   }
   return {
     rows,
@@ -460,7 +469,7 @@ export function cpuDetails(runs: Measured[]): string[] {
     "Where the time goes: CPU µs per call sent, by process, in each run (from /proc; the run includes its warm-up;",
     "the writer and Postgres work on orders accepted during the run, so their share shows what persisting costs).",
     "`postgres` counts the backends of the bench's database and the server's background processes; `redis` and `nats`",
-    "count the whole servers. `other` is CPU the machine spent on anything else (other work on a shared machine):",
+    "count every server of their kind on the machine (figure g: each stack's own, the cluster's nodes summed). `other` is CPU the machine spent on anything else (other work on a shared machine):",
     "when it is large, the run was disturbed. `envoy` is the edge's process (runs through it, and idle otherwise); `gateway`",
     "answers Envoy's global rate-limit checks. Open-loop runs: `late` is the calls that left ≥ 10 ms after their",
     "scheduled time (all sent anyway; latency counts from the schedule), with the longest lag.",

@@ -2,7 +2,7 @@
 // every 500 ms while a figure runs) and CPU time (utime + stime, at the start
 // and end of a run), to show where the time goes.
 import { execFileSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 
 const CLOCK_TICKS = 100; // USER_HZ on Linux
 
@@ -45,6 +45,48 @@ export function pidsNamed(name: string): number[] {
   } catch {
     return [];
   }
+}
+
+/**
+ * The pid of the process listening on a local TCP port (from /proc/net/tcp
+ * and the processes' open sockets), or undefined when none is found or their
+ * descriptors cannot be read: which server of a kind a stack uses, when
+ * several of that kind run on the machine.
+ */
+export function pidListeningOn(port: number): number | undefined {
+  const LISTEN = "0A";
+  const inodes = new Set<string>();
+  for (const table of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+    let text = "";
+    try {
+      text = readFileSync(table, "utf8");
+    } catch {
+      continue;
+    }
+    for (const line of text.split("\n").slice(1)) {
+      const cols = line.trim().split(/\s+/);
+      if (cols.length > 9 && cols[3] === LISTEN && Number.parseInt(cols[1].split(":")[1], 16) === port) inodes.add(cols[9]);
+    }
+  }
+  if (inodes.size === 0) return undefined;
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    let fds: string[];
+    try {
+      fds = readdirSync(`/proc/${entry}/fd`);
+    } catch {
+      continue;
+    }
+    for (const fd of fds) {
+      try {
+        const match = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${entry}/fd/${fd}`));
+        if (match && inodes.has(match[1])) return Number(entry);
+      } catch {
+        // the descriptor closed meanwhile
+      }
+    }
+  }
+  return undefined;
 }
 
 export interface RssSeries {

@@ -68,7 +68,72 @@ function historyOf(file: string): string[] {
   return start < 0 ? [] : [old.slice(start).trimEnd(), ""];
 }
 
-export function writeResults(file: string, parts: { rows: Row[]; settings: Record<string, string>; notes: string[]; details: string[] }): void {
+/** The machine a run was measured on, as RESULTS.md lists it. */
+function machineLines(): string[] {
+  return [
+    `- date: ${new Date().toISOString()}`,
+    `- cores (nproc): ${os.availableParallelism()}`,
+    `- node: ${process.version}`,
+    `- cpu: ${os.cpus()[0]?.model ?? "unknown"}`,
+    `- load average at the end (1/5/15 min): ${os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(" / ")}`,
+  ];
+}
+
+const SEPARATE_HEADING = "## Separate run: BENCH_FIGURES=";
+
+/**
+ * The results file with the section of a run of some figures only put in
+ * place: an earlier section of the same figures is replaced, every other part
+ * is kept; a new section goes before the hand-kept history.
+ */
+export function withSeparateRun(old: string, figures: string, section: string): string {
+  const heading = `${SEPARATE_HEADING}${figures}`;
+  const lines = old.trimEnd().split("\n");
+  const start = lines.indexOf(heading);
+  if (start >= 0) {
+    let end = lines.findIndex((line, i) => i > start && line.startsWith("## "));
+    if (end < 0) end = lines.length;
+    lines.splice(start, end - start, ...section.trimEnd().split("\n"), "");
+    return `${lines.join("\n").trimEnd()}\n`;
+  }
+  const history = lines.indexOf(HISTORY_HEADING);
+  const at = history >= 0 ? history : lines.length;
+  lines.splice(at, 0, ...section.trimEnd().split("\n"), "");
+  return `${lines.join("\n").trimEnd()}\n`;
+}
+
+export interface Results {
+  rows: Row[];
+  settings: Record<string, string>;
+  notes: string[];
+  details: string[];
+  /** The figures of a run of some figures only (BENCH_FIGURES); undefined for a full run. */
+  partOf?: string;
+}
+
+export function writeResults(file: string, parts: Results): void {
+  if (parts.partOf && existsSync(file)) {
+    const section = [
+      `${SEPARATE_HEADING}${parts.partOf}`,
+      "",
+      `Written by \`BENCH_FIGURES=${parts.partOf} npm run bench\`; the full run above is kept. The next run of the same figures replaces this section, a full run removes it.`,
+      "",
+      ...machineLines(),
+      "",
+      markdownTable(parts.rows.filter((r) => !r.met.startsWith("skipped"))),
+      "",
+      ...(parts.notes.length > 0 ? ["### Notes", "", ...parts.notes.map((n) => `- ${n}`), ""] : []),
+      ...(parts.details.length > 0 ? ["### Details", "", ...parts.details, ""] : []),
+      "### Settings",
+      "",
+      ...Object.entries(parts.settings).map(([k, v]) => `- ${k}: ${v}`),
+    ].join("\n");
+    writeFileSync(file, withSeparateRun(readFileSync(file, "utf8"), parts.partOf, section));
+    return;
+  }
   const history = historyOf(file);
   const text = [
     "# Benchmark results",
@@ -78,14 +143,7 @@ export function writeResults(file: string, parts: { rows: Row[]; settings: Recor
     "pre-encoded frames with a unique user and request id per call); absolute numbers from one noisy",
     "2-core machine mean little on their own. The last section is kept by hand across runs.",
     "",
-    `- date: ${new Date().toISOString()}`,
-    `- cores (nproc): ${os.availableParallelism()}`,
-    `- node: ${process.version}`,
-    `- cpu: ${os.cpus()[0]?.model ?? "unknown"}`,
-    `- load average at the end (1/5/15 min): ${os
-      .loadavg()
-      .map((l) => l.toFixed(2))
-      .join(" / ")}`,
+    ...machineLines(),
     "",
     markdownTable(parts.rows),
     "",

@@ -11,19 +11,23 @@
 //   e-edge  through Envoy at 3× and 10× the sustainable load, the PlaceOrder
 //           token bucket just below it: admitted p99 ≤ 50 ms, Envoy's
 //           refusals p99 ≤ 10 ms, only documented answers, RSS flat
+//   g  accepted purchases/s on a clustered stack (Redis Cluster, three
+//      NATS nodes, JETSTREAM_REPLICAS=3) ÷ on the single-node stack  reference
 //
 // It starts its own stack (services as processes, own namespace and
 // database), a no-op grpc-js server and, for the edge figures, Envoy on the
 // bootstrap envoy/src generates (bench/edge.ts); drives them with
 // bench/h2-load.ts in a child process, prints one table and writes
 // bench/RESULTS.md. Its set-up installs h2load (nghttp2-client) when it is
-// missing and it can. It exits 0 whatever the figures say; only a broken
-// harness exits non-zero.
+// missing and it can. A run of some figures only (BENCH_FIGURES) records
+// them in a section of their own and keeps the last full run's table. It
+// exits 0 whatever the figures say; only a broken harness exits non-zero.
 import { fileURLToPath } from "node:url";
 import { readConfig } from "../services/common/config.js";
 import { ensureDependencies } from "../tools/stack/dependencies.js";
 import { ensureEnvoy } from "../tools/envoy/binary.js";
-import { Bench, MAX_STOCK, describeSettings, log, readSettings, type EdgeStarter } from "./bench.js";
+import { ALL_FIGURES, Bench, MAX_STOCK, describeSettings, log, readSettings, type EdgeStarter } from "./bench.js";
+import { figureG } from "./cluster.js";
 import { startBenchEdge } from "./edge.js";
 import { ensureH2load, isMissing, runH2load, runPgbench, type Missing, type PgbenchResult } from "./external.js";
 import { cpuDetails, figureE, figureEdgeE, figureF, figuresAB, figuresCD, h2loadRow } from "./figures.js";
@@ -90,14 +94,18 @@ async function main(): Promise<void> {
     await bench.stopEdge();
     const f = figureF(bench);
 
-    const h2 = await runH2load(noop.address, {
-      connections: settings.connections,
-      streams: settings.streams,
-      seconds: settings.seconds,
-      warmupSeconds: settings.warmup,
-      path: PLACE_ORDER_PATH,
-    }).catch((error: Error): Missing => ({ missing: `h2load failed: ${error.message.split("\n")[0]}` }));
-    const h2Row = h2loadRow(h2, ab.noopRates && ab.noopRates.length > 0 ? median(ab.noopRates) : NaN);
+    const noopRates = ab.noopRates ?? [];
+    const h2 =
+      noopRates.length === 0
+        ? { missing: "no no-op runs (figures a, b, a-edge not in BENCH_FIGURES)" }
+        : await runH2load(noop.address, {
+            connections: settings.connections,
+            streams: settings.streams,
+            seconds: settings.seconds,
+            warmupSeconds: settings.warmup,
+            path: PLACE_ORDER_PATH,
+          }).catch((error: Error): Missing => ({ missing: `h2load failed: ${error.message.split("\n")[0]}` }));
+    const h2Row = h2loadRow(h2, noopRates.length > 0 ? median(noopRates) : NaN);
     if (!isMissing(h2)) log(`h2load no-op: ${fmt.rate(h2.rate)}`);
 
     let pgbench: PgbenchResult | Missing | undefined;
@@ -106,9 +114,10 @@ async function main(): Promise<void> {
       log(isMissing(pgbench) ? pgbench.missing : `pgbench hot-row purchase: ${fmt.rate(pgbench.tps)} TPS, ${pgbench.latencyMs} ms mean`);
     }
     const cd = await figuresCD(bench, pgbench);
+    const g = await figureG(bench, STATE_DIR);
 
-    const rows = [...ab.rows, ...cd.rows, ...e.rows, ...eEdge.rows, ...f.rows, h2Row];
-    const notes = [...ab.notes, ...cd.notes, ...e.notes, ...eEdge.notes];
+    const rows = [...ab.rows, ...cd.rows, ...e.rows, ...eEdge.rows, ...f.rows, ...g.rows, h2Row];
+    const notes = [...ab.notes, ...cd.notes, ...e.notes, ...eEdge.notes, ...g.notes];
     if (h2loadSetup) notes.push(h2loadSetup);
     if (envoyVersion) notes.push(`envoy: ${envoyVersion}`);
     for (const crash of bench.crashes) notes.push(`Crash: ${crash}`);
@@ -117,10 +126,8 @@ async function main(): Promise<void> {
         `Disturbed: other processes (not started by the bench) were busy during ${bench.disturbed.join(", ")}; those figures are unreliable, run again on a quiet machine.`,
       );
     }
-    notes.push(
-      "f: warm = the largest sample of the first quarter of the load, end = last sample of the last loaded run; flat = end ≤ 1.25 × warm.",
-      "The generator (raw HTTP/2 frames on a TCP socket, bench/h2-wire.ts) and every server share the same cores: the generator's CPU is in the details below.",
-    );
+    if (settings.figures.has("f")) notes.push("f: warm = the largest sample of the first quarter of the load, end = last sample of the last loaded run; flat = end ≤ 1.25 × warm.");
+    notes.push("The generator (raw HTTP/2 frames on a TCP socket, bench/h2-wire.ts) and every server share the same cores: the generator's CPU is in the details below.");
     if (!isMissing(h2)) notes.push(`h2load: ${h2.version}`);
     if (pgbench && !isMissing(pgbench)) notes.push(`pgbench: ${pgbench.version}, ${pgbench.clients} clients, ${pgbench.seconds} s, ${pgbench.latencyMs} ms mean latency`);
 
@@ -131,6 +138,7 @@ async function main(): Promise<void> {
       notes,
       details: cpuDetails(bench.runs),
       settings: describeSettings(settings, config),
+      partOf: ALL_FIGURES.split(",").every((f) => settings.figures.has(f)) ? undefined : [...settings.figures].join(","),
     });
     log(`wrote ${RESULTS_FILE}`);
   } finally {

@@ -115,7 +115,11 @@ function benchRateLimitFile(dir: string): { file: string; note: string } {
   return { file, note };
 }
 
-export async function startBenchStack(log: (line: string) => void): Promise<BenchStack> {
+/**
+ * `settings` overrides the environment the services get, e.g. a Redis
+ * Cluster's nodes, a NATS cluster's servers and JETSTREAM_REPLICAS (figure g).
+ */
+export async function startBenchStack(log: (line: string) => void, settings: NodeJS.ProcessEnv = {}): Promise<BenchStack> {
   const id = randomBytes(4).toString("hex");
   const base = readConfig();
   const dbUrl = new URL(base.databaseUrl);
@@ -142,6 +146,7 @@ export async function startBenchStack(log: (line: string) => void): Promise<Benc
     // (the edge figures send one per call, directly and through Envoy).
     PURCHASE_TOKEN_REQUIRED: "false",
     LOG_LEVEL: process.env.LOG_LEVEL ?? "warn",
+    ...settings,
   };
   const config = readConfig(env);
   const addressOf: Record<ServiceName, string> = {
@@ -173,7 +178,7 @@ export async function startBenchStack(log: (line: string) => void): Promise<Benc
 
   try {
     await migrate(db);
-    const bus = await openEventBus(config.natsUrl, config.namespace, "bench", config.publishTimeoutMs);
+    const bus = await openEventBus(config.natsUrl, config.namespace, "bench", config.publishTimeoutMs, config.jetStreamReplicas);
     await bus.close();
     await buildServices();
     log(`stack: namespace ${config.namespace}, database ${dbUrl.pathname.slice(1)}, services built into dist/`);
