@@ -37,6 +37,8 @@ export interface CampaignOptions {
   faultMs?: [number, number];
   /** After healing: how long the writer may take to drain and the invariants to settle (the sweeper). */
   settleTimeoutMs?: number;
+  /** NATS as a three-node JetStream cluster (three replicas), for the kill-nats-leader and cut-nats-node faults. */
+  natsCluster?: boolean;
   log?: (line: string) => void;
   /** A stack to run on (tests); by default the campaign starts its own and stops it at the end. */
   stack?: FaultStack;
@@ -91,24 +93,33 @@ export const CAMPAIGN_ENV: Record<string, string> = {
   PURCHASE_TOKEN_REQUIRED: "true",
 };
 
-export function startCampaignStack(seed: number): Promise<FaultStack> {
+/** A NATS cluster's nodes, as tools/stack/nats-cluster.ts names them. */
+const NATS_CLUSTER_NODES = ["nats-1", "nats-2", "nats-3"];
+
+/** What the nemesis may hit: on a NATS cluster, its nodes instead of the single NATS process and the links to it. */
+export function campaignScope(natsCluster = false): { targets: FaultTarget[]; links: Link[]; natsNodes: string[] } {
+  if (!natsCluster) return { targets: CAMPAIGN_TARGETS, links: CAMPAIGN_LINKS, natsNodes: [] };
+  return { targets: CAMPAIGN_TARGETS.filter((t) => t !== "nats"), links: CAMPAIGN_LINKS.filter((l) => l.dependency !== "nats"), natsNodes: NATS_CLUSTER_NODES };
+}
+
+export function startCampaignStack(seed: number, natsCluster = false): Promise<FaultStack> {
   return startFaultStack({
-    privateDependencies: ["redis", "nats", "postgres"],
+    privateDependencies: natsCluster ? ["redis", "postgres"] : ["redis", "nats", "postgres"],
+    natsCluster,
     gateway: true,
-    links: CAMPAIGN_LINKS,
+    links: campaignScope(natsCluster).links,
     env: CAMPAIGN_ENV,
     random: mulberry32(seed ^ 0x5eed),
   });
 }
 
 /** The nemesis plan of one run of a campaign: a function of the seed, the run and the options only. */
-export function runPlan(opts: Pick<CampaignOptions, "seed" | "durationMs" | "kinds" | "maxConcurrent" | "faultMs">, run: number): PlannedFault[] {
+export function runPlan(opts: Pick<CampaignOptions, "seed" | "durationMs" | "kinds" | "maxConcurrent" | "faultMs" | "natsCluster">, run: number): PlannedFault[] {
   return planFaults({
     seed: runSeed(opts.seed, run),
     windowMs: opts.durationMs,
     kinds: opts.kinds,
-    targets: CAMPAIGN_TARGETS,
-    links: CAMPAIGN_LINKS,
+    ...campaignScope(opts.natsCluster),
     maxConcurrent: opts.maxConcurrent,
     durationMs: opts.faultMs,
   });
@@ -117,7 +128,7 @@ export function runPlan(opts: Pick<CampaignOptions, "seed" | "durationMs" | "kin
 export async function runCampaign(opts: CampaignOptions): Promise<CampaignResult> {
   const log = opts.log ?? (() => undefined);
   const { log: _l, stack: given, beforeCheck: _b, ...options } = opts;
-  const stack = given ?? (await startCampaignStack(opts.seed));
+  const stack = given ?? (await startCampaignStack(opts.seed, opts.natsCluster));
   const runs: RunResult[] = [];
   try {
     for (let run = (opts.fromRun ?? 1) - 1; run < opts.runs; run++) runs.push(await oneRun(stack, opts, run, log));
@@ -233,8 +244,13 @@ async function soldOutEarly(stack: FaultStack, saleId: string, stock: number, pu
 
 /** Every process running (SIGCONT, restart what is dead), every link healed, every service SERVING. */
 export async function healAll(stack: FaultStack): Promise<void> {
-  for (const link of CAMPAIGN_LINKS) stack.proxy(link).heal();
-  for (const target of ["redis", "nats", "postgres", ...stack.services] as FaultTarget[]) {
+  const clustered = stack.natsNodes.length > 0;
+  for (const link of campaignScope(clustered).links) stack.proxy(link).heal();
+  for (const node of stack.natsNodes) {
+    stack.natsNodeProxy(node).heal();
+    await stack.restartNatsNode(node);
+  }
+  for (const target of ["redis", ...(clustered ? [] : ["nats"]), "postgres", ...stack.services] as FaultTarget[]) {
     const state = stack.state(target);
     if (state === "stopped") await stack.kill(target, "SIGCONT");
     if (state === "dead") await stack.restart(target);
@@ -309,7 +325,7 @@ export function formatSummary(result: CampaignResult): string {
   const sum = (f: (r: RunResult) => number) => result.runs.reduce((n, r) => n + f(r), 0);
   const o = result.options;
   const head = [
-    `seed ${result.seed} (replay: npm run chaos -- --seed ${result.seed}${(o.fromRun ?? 1) > 1 ? ` --from-run ${o.fromRun}` : ""} --runs ${o.runs} --sales ${o.sales} --users ${o.users} --stock ${o.stock} --duration ${o.durationMs} --faults ${o.kinds.join(",")} --max-concurrent ${o.maxConcurrent}${o.faultMs ? ` --fault-ms ${o.faultMs.join("-")}` : ""})`,
+    `seed ${result.seed} (replay: npm run chaos -- --seed ${result.seed}${(o.fromRun ?? 1) > 1 ? ` --from-run ${o.fromRun}` : ""} --runs ${o.runs} --sales ${o.sales} --users ${o.users} --stock ${o.stock} --duration ${o.durationMs} --faults ${o.kinds.join(",")} --max-concurrent ${o.maxConcurrent}${o.faultMs ? ` --fault-ms ${o.faultMs.join("-")}` : ""}${o.natsCluster ? " --nats-cluster" : ""})`,
     `${result.runs.length} run(s), ${result.runs.reduce((n, r) => n + r.faults.filter((f) => f.injectedAtMs !== undefined).length, 0)} fault(s) injected, ` +
       `${result.runs.filter((r) => r.anomalies.length > 0).length} run(s) with anomalies`,
     `purchases: ${sum((r) => r.purchases.accepted)} accepted, ${sum((r) => r.purchases.refused)} refused, ` +

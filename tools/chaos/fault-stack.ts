@@ -23,6 +23,7 @@ import { createDb, dropDatabase, ensureDatabase, migrate, type Db } from "../../
 import { connectNats, eventNames } from "../../services/common/event-bus.js";
 import { spawnService, type ServiceProcess } from "../../tools/stack/children.js";
 import { ensureDependencies, type DependencyName, type RunningDependencies } from "../../tools/stack/dependencies.js";
+import { startNatsCluster, type NatsCluster } from "../../tools/stack/nats-cluster.js";
 import { waitServing as waitHealthServing } from "../../tools/stack/health.js";
 import { cleanNamespace, eventually, saleRequest, writerDrained } from "../stack/fixtures.js";
 import type { Random } from "./prng.js";
@@ -65,6 +66,14 @@ export interface FaultStackOptions {
   random?: Random;
   /** Every line a service writes (its logs), as it comes. */
   onOutput?: (service: FaultService, line: string) => void;
+  /**
+   * NATS as a private three-node JetStream cluster (JETSTREAM_REPLICAS=3)
+   * instead of one server: the services reach each node through a fault proxy
+   * of its own (natsNodeProxy), and a node can be killed and restarted
+   * (killNatsNode, restartNatsNode). The "nats" target and the links to "nats"
+   * are not available then.
+   */
+  natsCluster?: boolean;
 }
 
 /** A service's connection to one dependency. */
@@ -90,6 +99,15 @@ export interface FaultStack {
   services: FaultService[];
   /** The fault proxy of a link given in the options. */
   proxy(link: Link): TcpProxy;
+  /** The NATS cluster's node names (nats-1, ...), when the stack runs one. */
+  natsNodes: string[];
+  /** The proxy every service reaches a NATS cluster node through. */
+  natsNodeProxy(node: string): TcpProxy;
+  /** The node that leads the reservation events stream now (waits out an election). */
+  natsStreamLeader(): Promise<string>;
+  killNatsNode(node: string): Promise<void>;
+  /** Starts a killed node again with its store (a no-op while it runs). */
+  restartNatsNode(node: string): Promise<void>;
   /** Creates an open sale (started a second ago, ends in an hour). */
   createSale(overrides?: Partial<CreateSaleRequest>): Promise<Sale>;
   /** sales.sold in Postgres. */
@@ -116,9 +134,11 @@ export async function startFaultStack(options: FaultStackOptions = {}): Promise<
 
   const base = readConfig();
   const port = async (name: DependencyName) => (own.has(name) ? await freePort() : undefined);
-  const [redisPort, natsPort, pgPort] = [await port("redis"), await port("nats"), await port("postgres")];
+  const [redisPort, natsPort, pgPort] = [await port("redis"), options.natsCluster ? undefined : await port("nats"), await port("postgres")];
   const redisUrl = redisPort ? `redis://127.0.0.1:${redisPort}` : base.redisUrl;
-  const natsUrl = natsPort ? `nats://127.0.0.1:${natsPort}` : base.natsUrl;
+  let cluster: NatsCluster | undefined;
+  const nodeProxies = new Map<string, TcpProxy>();
+  let natsUrl = natsPort ? `nats://127.0.0.1:${natsPort}` : base.natsUrl;
   const databaseAdminUrl = pgPort ? `postgres://postgres@127.0.0.1:${pgPort}/postgres` : base.databaseAdminUrl;
   const databaseUrl = new URL(pgPort ? `postgres://seckill:seckill@127.0.0.1:${pgPort}/` : base.databaseUrl);
   databaseUrl.pathname = `/seckill_fault_${id}`;
@@ -155,12 +175,19 @@ export async function startFaultStack(options: FaultStackOptions = {}): Promise<
       }
     }
     await deps?.stop();
-    await Promise.all([...proxies.values()].map((p) => p.close()));
+    await cluster?.stop();
+    await Promise.all([...proxies.values(), ...nodeProxies.values()].map((p) => p.close()));
     fs.rmSync(stateDir, { recursive: true, force: true });
   };
 
   try {
-    deps = await ensureDependencies({ redisUrl, natsUrl, databaseAdminUrl }, { stateDir });
+    if (options.natsCluster) {
+      cluster = await startNatsCluster({ stateDir: path.join(stateDir, "nats-cluster") });
+      for (const node of cluster.nodes) nodeProxies.set(node, await startTcpProxy({ target: new URL(cluster.urlOf(node)).host, random: options.random }));
+      natsUrl = cluster.url;
+    }
+    // A cluster's first node stands for NATS here: it is running, so it is used as it is.
+    deps = await ensureDependencies({ redisUrl, natsUrl: cluster ? cluster.urlOf(cluster.nodes[0]) : natsUrl, databaseAdminUrl }, { stateDir });
     const [inventoryPort, orderPort, writerPort] = [await freePort(), await freePort(), await freePort()];
     const [gatewayPort, jwksPort] = options.gateway ? [await freePort(), await freePort()] : [0, 0];
     const env: Record<string, string> = {
@@ -182,9 +209,11 @@ export async function startFaultStack(options: FaultStackOptions = {}): Promise<
             PURCHASE_TOKEN_JWKS_URL: `http://127.0.0.1:${jwksPort}${JWKS_PATH}`,
           }
         : {}),
+      ...(cluster ? { JETSTREAM_REPLICAS: "3" } : {}),
       ...options.env,
     };
     for (const link of options.links ?? []) {
+      if (cluster && link.dependency === "nats") throw new Error(`${linkName(link)}: with a NATS cluster, the services reach each node through its own proxy`);
       const url = { redis: redisUrl, nats: natsUrl, postgres: databaseAdminUrl }[link.dependency];
       proxies.set(linkName(link), await startTcpProxy({ target: new URL(url).host, random: options.random }));
     }
@@ -199,7 +228,7 @@ export async function startFaultStack(options: FaultStackOptions = {}): Promise<
         return u.toString();
       };
       own.REDIS_URL = via(env.REDIS_URL, "redis");
-      own.NATS_URL = via(env.NATS_URL, "nats");
+      own.NATS_URL = cluster ? [...nodeProxies.values()].map((p) => `nats://${p.address}`).join(",") : via(env.NATS_URL, "nats");
       own.DATABASE_URL = via(env.DATABASE_URL, "postgres");
       own.DATABASE_ADMIN_URL = via(env.DATABASE_ADMIN_URL, "postgres");
       return own;
@@ -252,6 +281,22 @@ export async function startFaultStack(options: FaultStackOptions = {}): Promise<
       orders,
       access,
       services: SERVICES,
+      natsNodes: cluster?.nodes ?? [],
+      natsNodeProxy(node) {
+        const proxy = nodeProxies.get(node);
+        if (!proxy) throw new Error(`no NATS cluster node ${node}`);
+        return proxy;
+      },
+      natsStreamLeader() {
+        if (!cluster) throw new Error("the stack runs no NATS cluster");
+        return cluster.streamLeader(eventNames(cfg.namespace).stream);
+      },
+      async killNatsNode(node) {
+        await cluster?.kill(node, "SIGKILL");
+      },
+      async restartNatsNode(node) {
+        if (cluster && cluster.pid(node) === undefined) await cluster.restart(node);
+      },
       proxy(link) {
         const proxy = proxies.get(linkName(link));
         if (!proxy) throw new Error(`no fault proxy on ${linkName(link)}: give it in the options' links`);
@@ -295,9 +340,10 @@ export async function startFaultStack(options: FaultStackOptions = {}): Promise<
           const jsm = await jetstreamManager(nc);
           const deadline = Date.now() + timeoutMs;
           // The stream's last sequence, then the writer's ack floor up to it (writerDrained waits up to 15 s each time).
+          // Either may time out while a NATS cluster elects leaders: asked again until the deadline.
           for (;;) {
-            const last = (await jsm.streams.info(eventNames(cfg.namespace).stream)).state.last_seq;
             try {
+              const last = (await jsm.streams.info(eventNames(cfg.namespace).stream)).state.last_seq;
               await writerDrained(jsm, cfg.namespace, last);
               return;
             } catch (error) {

@@ -4,7 +4,7 @@ import fs from "node:fs";
 import { fileURLToPath } from "node:url";
 import { expect, it } from "vitest";
 import { CAMPAIGN_LINKS, CAMPAIGN_TARGETS, runPlan } from "./campaign.js";
-import { FAULT_KINDS, planFaults, type NemesisPlanOptions, type PlannedFault } from "./nemesis.js";
+import { FAULT_KINDS, NATS_STREAM_LEADER, planFaults, type NemesisPlanOptions, type PlannedFault } from "./nemesis.js";
 import { mulberry32, runSeed } from "./prng.js";
 
 const options = (seed: number, o: Partial<NemesisPlanOptions> = {}): NemesisPlanOptions => ({
@@ -69,4 +69,18 @@ it("uses no Math.random anywhere in the campaign (a seed must replay it)", () =>
   const sources = fs.readdirSync(dir).filter((f) => f.endsWith(".ts") && !f.endsWith(".test.ts"));
   expect(sources).toContain("crowd.ts");
   for (const file of sources) expect(fs.readFileSync(`${dir}/${file}`, "utf8"), file).not.toMatch(/Math\.random/);
+});
+
+it("plans the NATS cluster faults only on a cluster: the stream's leader, or one of its nodes cut off", () => {
+  const kinds = ["kill-nats-leader", "cut-nats-node"] as const;
+  expect(planFaults(options(7, { kinds }))).toEqual([]);
+  const plan = runPlan({ seed: 7, durationMs: 20_000, kinds, maxConcurrent: 1, natsCluster: true }, 0);
+  expect(new Set(plan.map((f) => f.kind))).toEqual(new Set(kinds));
+  for (const f of plan) {
+    if (f.kind === "kill-nats-leader") expect(f.target).toBe(NATS_STREAM_LEADER);
+    else expect(["nats-1", "nats-2", "nats-3"]).toContain(f.target);
+  }
+  // On a cluster, the single NATS process and the links to it are not targets.
+  const all = runPlan({ seed: 7, durationMs: 60_000, kinds: FAULT_KINDS, maxConcurrent: 1, natsCluster: true }, 0);
+  expect(all.filter((f) => f.target === "nats" || f.target.endsWith("->nats"))).toEqual([]);
 });

@@ -9,13 +9,19 @@
 //   latency    fixed latency + jitter on a service's link to a dependency (fault proxy)
 //   partition  the link blackholed for the duration (bytes wait, then flow)
 //   drop       every open connection of the link closed, at once
+//   kill-nats-leader  on a NATS cluster: SIGKILL of the node leading the events
+//              stream (found when the fault starts), restarted with its store after the duration
+//   cut-nats-node     on a NATS cluster: every service's connections to one node
+//              blackholed for the duration (its fault proxy); the routes between nodes stay
 import type { DependencyName } from "../stack/dependencies.js";
 import { linkName, type FaultStack, type FaultTarget, type Link } from "./fault-stack.js";
 import { between, mulberry32, pick } from "./prng.js";
 
-export const FAULT_KINDS = ["kill", "pause", "latency", "partition", "drop"] as const;
+export const FAULT_KINDS = ["kill", "pause", "latency", "partition", "drop", "kill-nats-leader", "cut-nats-node"] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 const PROCESS_KINDS = new Set<FaultKind>(["kill", "pause"]);
+/** The target of kill-nats-leader: whichever node leads the stream when the fault starts. */
+export const NATS_STREAM_LEADER = "nats-stream-leader";
 
 export interface PlannedFault {
   /** Order in the plan, from 0. */
@@ -41,6 +47,8 @@ export interface NemesisPlanOptions {
   targets: readonly FaultTarget[];
   /** Links that latency, partition and drop may hit. */
   links: readonly Link[];
+  /** A NATS cluster's nodes, which kill-nats-leader and cut-nats-node need (default: none). */
+  natsNodes?: readonly string[];
   /** At most this many faults at a time (default 1). */
   maxConcurrent?: number;
   /** Quiet time between two faults' starts, drawn in [min, max] (default 200–1000 ms). */
@@ -55,7 +63,13 @@ export function planFaults(opts: NemesisPlanOptions): PlannedFault[] {
   const maxConcurrent = opts.maxConcurrent ?? 1;
   const [gapMin, gapMax] = opts.gapMs ?? [200, 1000];
   const [durMin, durMax] = opts.durationMs ?? [300, 2500];
-  const kinds = opts.kinds.filter((k) => (PROCESS_KINDS.has(k) ? opts.targets.length > 0 : opts.links.length > 0));
+  const natsNodes = opts.natsNodes ?? [];
+  const candidatesOf = (kind: FaultKind): string[] => {
+    if (kind === "kill-nats-leader") return natsNodes.length > 0 ? [NATS_STREAM_LEADER] : [];
+    if (kind === "cut-nats-node") return [...natsNodes];
+    return PROCESS_KINDS.has(kind) ? opts.targets.map(String) : opts.links.map(linkName);
+  };
+  const kinds = opts.kinds.filter((k) => candidatesOf(k).length > 0);
   const plan: PlannedFault[] = [];
   if (kinds.length === 0) return plan;
 
@@ -68,7 +82,7 @@ export function planFaults(opts: NemesisPlanOptions): PlannedFault[] {
       continue;
     }
     const kind = pick(random, kinds);
-    const candidates = PROCESS_KINDS.has(kind) ? opts.targets.map(String) : opts.links.map(linkName);
+    const candidates = candidatesOf(kind);
     // One fault per target at a time (killing a paused process, or two latencies on one link, mean nothing more).
     const free = candidates.filter((c) => !active.some((f) => f.target === c));
     const draw = between(random, durMin, durMax);
@@ -92,6 +106,8 @@ export interface FaultRecord extends PlannedFault {
   healedAtMs?: number;
   /** Why it could not be injected or healed. */
   error?: string;
+  /** The node kill-nats-leader killed (the stream's leader then). */
+  natsNode?: string;
 }
 
 export interface Nemesis {
@@ -134,6 +150,7 @@ export function runNemesis(stack: FaultStack, plan: readonly PlannedFault[], opt
       r.injectedAtMs = Date.now() - t0;
       log(`+${(r.injectedAtMs / 1000).toFixed(1)}s ${describe(r)}`);
       await inject(stack, r);
+      if (r.natsNode) log(`  (${r.natsNode} led the stream)`);
       await sleepUntil(r.injectedAtMs + r.durationMs);
       await heal(stack, r);
       r.healedAtMs = Date.now() - t0;
@@ -153,7 +170,8 @@ export function runNemesis(stack: FaultStack, plan: readonly PlannedFault[], opt
 
 export function describe(f: PlannedFault): string {
   const extra = f.kind === "latency" ? ` ${f.latencyMs}±${f.jitterMs} ms` : "";
-  return `${f.kind} ${f.target}${extra}${f.kind === "drop" ? "" : ` for ${f.durationMs} ms`}`;
+  const target = f.kind === "cut-nats-node" ? `services->${f.target}` : f.target;
+  return `${f.kind} ${target}${extra}${f.kind === "drop" ? "" : ` for ${f.durationMs} ms`}`;
 }
 
 const linkOf = (target: string): Link => {
@@ -161,8 +179,14 @@ const linkOf = (target: string): Link => {
   return { service: service as Link["service"], dependency: dependency as DependencyName };
 };
 
-async function inject(stack: FaultStack, f: PlannedFault): Promise<void> {
+async function inject(stack: FaultStack, f: FaultRecord): Promise<void> {
   switch (f.kind) {
+    case "kill-nats-leader": {
+      f.natsNode = await stack.natsStreamLeader();
+      return stack.killNatsNode(f.natsNode);
+    }
+    case "cut-nats-node":
+      return stack.natsNodeProxy(f.target).blackhole();
     case "kill":
       return stack.kill(f.target as FaultTarget, "SIGKILL");
     case "pause":
@@ -196,8 +220,12 @@ async function restartLikeASupervisor(stack: FaultStack, target: FaultTarget): P
   }
 }
 
-async function heal(stack: FaultStack, f: PlannedFault): Promise<void> {
+async function heal(stack: FaultStack, f: FaultRecord): Promise<void> {
   switch (f.kind) {
+    case "kill-nats-leader":
+      return f.natsNode ? stack.restartNatsNode(f.natsNode) : undefined;
+    case "cut-nats-node":
+      return stack.natsNodeProxy(f.target).heal();
     case "kill":
       return restartLikeASupervisor(stack, f.target as FaultTarget);
     case "pause":

@@ -23,6 +23,9 @@ doubled, oversold or stuck.
   --max-concurrent <n>  faults active at once (default 1)
   --fault-ms <min-max>  how long a fault lasts (default 300-2500)
   --settle <ms>         after healing, the bound on draining and settling (default 45000)
+  --nats-cluster        NATS as a three-node JetStream cluster with three replicas (tools/stack/nats-cluster.ts),
+                        the services reaching each node through a fault proxy: kill-nats-leader and
+                        cut-nats-node need it, and kill/pause of "nats" and the links to NATS are left out
   --json                print the whole result as JSON instead of the table
   --help`;
 
@@ -57,6 +60,7 @@ export function parseCampaignArgs(argv: string[]): Omit<CampaignOptions, "log"> 
       "max-concurrent": { type: "string" },
       "fault-ms": { type: "string" },
       settle: { type: "string" },
+      "nats-cluster": { type: "boolean" },
       json: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
@@ -82,5 +86,6 @@ export function parseCampaignArgs(argv: string[]): Omit<CampaignOptions, "log"> 
     maxConcurrent: integer("max-concurrent", values["max-concurrent"], 1, 1, 10),
     settleTimeoutMs: integer("settle", values.settle, 45_000, 1000, 600_000),
     faultMs: values["fault-ms"] === undefined ? undefined : range("fault-ms", values["fault-ms"]),
+    natsCluster: values["nats-cluster"] === true,
   };
 }
