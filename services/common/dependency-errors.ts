@@ -4,8 +4,22 @@
 import { errorMessage } from "./error-message.js";
 
 const NETWORK_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "EHOSTUNREACH", "ENOTFOUND", "57P01", "57P03"]);
-const DEPENDENCY_ERRORS = new Set(["MaxRetriesPerRequestError", "KnexTimeoutError", "TimeoutError", "ClosedConnectionError", "NoRespondersError", "ConnectionError"]);
+const DEPENDENCY_ERRORS = new Set([
+  "ClusterAllFailedError",
+  "MaxRetriesPerRequestError",
+  "KnexTimeoutError",
+  "TimeoutError",
+  "ClosedConnectionError",
+  "NoRespondersError",
+  "ConnectionError",
+]);
 const DEPENDENCY_MESSAGES = /Connection is closed|enableOfflineQueue|Command timed out|Connection terminated|timeout exceeded when trying to connect|no responders/i;
+// A Redis Cluster's answers while a slot moves or a failover is under way: the
+// command was not run (MOVED and ASK name where to send it; ioredis follows
+// them, but not for every command of an auto-pipelined batch that got mixed
+// replies), or the node cannot run it yet. Asked again, it runs on the slot's
+// new master.
+const REDIS_CLUSTER_REPLIES = /^(MOVED|ASK|TRYAGAIN|CLUSTERDOWN|MASTERDOWN|LOADING|READONLY) /;
 
 /** Redis, Postgres or NATS did not answer: the client should retry, not see INTERNAL. */
 export function isDependencyFailure(error: unknown): boolean {
@@ -13,7 +27,7 @@ export function isDependencyFailure(error: unknown): boolean {
   if (!e || typeof e !== "object") return false;
   if (typeof e.code === "string" && (NETWORK_CODES.has(e.code) || e.code.startsWith("08"))) return true;
   if (typeof e.name === "string" && DEPENDENCY_ERRORS.has(e.name)) return true;
-  return typeof e.message === "string" && DEPENDENCY_MESSAGES.test(e.message);
+  return typeof e.message === "string" && (DEPENDENCY_MESSAGES.test(e.message) || REDIS_CLUSTER_REPLIES.test(e.message));
 }
 
 /** An error the Postgres server itself reported: it has a severity and a SQLSTATE. */
