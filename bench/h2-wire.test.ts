@@ -453,8 +453,9 @@ describe("against the no-op grpc-js server", () => {
     const frame = Buffer.alloc(5 + message.length);
     frame.writeUInt32BE(message.length, 1);
     frame.set(message, 5);
+    // As many as the server works on at once: past MAX_IN_FLIGHT (its stream limit is twice that) it refuses OVERLOADED.
     const calls = Array.from(
-      { length: 600 },
+      { length: readConfig().maxInFlight },
       (_, i) =>
         call(
           conn,
