@@ -1,10 +1,12 @@
 // The local Redis Cluster, and the stock store on it: every key a script is
 // given lies on the sale's one slot, a sale sells exactly its stock through
 // MOVED-following cluster connections, and a replica promoted after its master
-// is killed never sells a sale loaded on the dead master.
+// is killed never sells a sale loaded on the dead master; a killed master
+// restarted comes back as the replica of the node that took its slots.
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createRedis, onEveryMaster, type RedisClient } from "../../services/common/redis.js";
 import { createRedisLocks } from "../../services/inventory/locks.js";
@@ -101,6 +103,7 @@ describe("a local Redis Cluster", () => {
     await onEveryMaster(redis, (node) => node.call("WAIT", 1, 1000));
     const { killed, promoted } = await cluster.killMasterOf(slot);
     expect(promoted).not.toBe(killed);
+    failover = { slot, killed, promoted };
 
     // The client follows the promotion; the sale's keys are there, loaded on another server.
     const outcomes = await untilAnswered(() => store.reserve(saleId, Date.now(), [attempt(3)]));
@@ -119,7 +122,44 @@ describe("a local Redis Cluster", () => {
     expect(after.map((a) => a.outcome)).toEqual(["ALREADY_PURCHASED", "OK"]);
     expect(await store.live(saleId)).toMatchObject({ warm: true, stockLeft: 7 });
   }, 60_000);
+
+  it("restarts a killed master as the replica of the node that took its slots, ready to take them back", async () => {
+    const { slot, killed, promoted } = failover!;
+    await cluster.restart(killed);
+    expect(cluster.pid(killed)).toBeGreaterThan(0);
+    expect(await replicationOf(killed)).toMatchObject({ role: "slave", master_port: promoted.split(":")[1], master_link_status: "up" });
+    expect(await cluster.masterOf(slot)).toBe(promoted);
+
+    // It holds the slot's data again: the next failover of the slot promotes it, and it sells on.
+    expect((await store.reserve("01FAILOVER", Date.now(), [attempt(4)])).map((a) => a.outcome)).toEqual(["OK"]);
+    await onEveryMaster(redis, (node) => node.call("WAIT", 1, 1000));
+    expect(await cluster.killMasterOf(slot)).toEqual({ killed: promoted, promoted: killed });
+    const outcomes = await untilAnswered(() => store.reserve("01FAILOVER", Date.now(), [attempt(4)]));
+    expect(outcomes.map((a) => a.outcome)).toEqual(["COLD"]);
+    await cluster.restart(promoted);
+    expect(await replicationOf(promoted)).toMatchObject({ role: "slave", master_port: killed.split(":")[1] });
+  }, 60_000);
 });
+
+let failover: { slot: number; killed: string; promoted: string } | undefined;
+
+/** A node's INFO replication, as fields. */
+async function replicationOf(node: string): Promise<Record<string, string>> {
+  const [host, port] = node.split(":");
+  const client = new Redis({ host, port: Number(port), lazyConnect: true });
+  try {
+    await client.connect();
+    const info = await client.info("replication");
+    return Object.fromEntries(
+      info
+        .split(/\r?\n/)
+        .filter((line) => line.includes(":"))
+        .map((line) => line.split(":", 2) as [string, string]),
+    );
+  } finally {
+    client.disconnect();
+  }
+}
 
 /** Calls fn until the cluster answers it (the client finds the promoted replica within seconds). */
 async function untilAnswered<T>(fn: () => Promise<T>, timeoutMs = 15_000): Promise<T> {

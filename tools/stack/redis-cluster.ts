@@ -2,7 +2,8 @@
 // default), from the redis-server binary the private single instance uses
 // (dependencies.ts), joined by redis-cli --cluster create. Like the single
 // instance it saves nothing to disk, so a killed master's data survives only
-// in its replica. For `npm start -- --cluster` and the tests that kill the
+// in its replica (a killed node restarted comes back empty, as a replica).
+// For `npm start -- --cluster`, the fault campaign, and the tests that kill the
 // master owning a sale's slot and wait for its replica's promotion.
 import { execFile } from "node:child_process";
 import fs from "node:fs";
@@ -41,6 +42,12 @@ export interface RedisCluster {
    * it (its replica promoted) and every slot is served again.
    */
   killMasterOf(slot: number, timeoutMs?: number): Promise<{ killed: string; promoted: string }>;
+  /**
+   * Starts a killed node again with its cluster identity but no data (nothing
+   * is saved): it rejoins, finds its slots served by the promoted replica,
+   * becomes that node's replica, and resolves once it has synced. A no-op while it runs.
+   */
+  restart(node: string, timeoutMs?: number): Promise<void>;
   /** Stops every node and waits for them to exit. */
   stop(): Promise<void>;
 }
@@ -66,23 +73,27 @@ export async function startRedisCluster(opts: RedisClusterOptions): Promise<Redi
   const stop = async () => {
     await Promise.all([...children.values()].map(stopChild));
   };
+  const dirOf = (i: number) => path.resolve(opts.stateDir, `redis-cluster-${i + 1}`);
+  const logOf = (i: number) => path.resolve(opts.stateDir, `redis-cluster-${i + 1}.log`);
+  /** Starts node i in its directory: nodes.conf there is the node's identity in the cluster, so a fresh directory is a fresh node. */
+  const startNode = async (i: number) => {
+    const [dir, logFile] = [dirOf(i), logOf(i)];
+    const args = ["--port", String(ports[i]), "--bind", HOST, "--dir", dir, "--save", "", "--appendonly", "no"];
+    args.push("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-port", String(busPorts[i]));
+    args.push("--cluster-node-timeout", String(NODE_TIMEOUT_MS));
+    // A replica always takes over, however long it was cut off: a promoted replica that missed writes is the case to survive.
+    args.push("--cluster-replica-validity-factor", "0", "--repl-diskless-sync-delay", "0");
+    const child = spawnLogged("redis", bin, args, logFile);
+    children.set(nodes[i], child);
+    await waitReady(child, logFile, () => ping(ports[i]));
+  };
   try {
     await Promise.all(
-      nodes.map(async (node, i) => {
-        const dir = path.resolve(opts.stateDir, `redis-cluster-${i + 1}`);
-        const logFile = path.resolve(opts.stateDir, `redis-cluster-${i + 1}.log`);
-        fs.rmSync(dir, { recursive: true, force: true });
-        fs.mkdirSync(dir, { recursive: true });
-        fs.writeFileSync(logFile, "");
-        // nodes.conf is the node's identity in the cluster: a fresh directory is a fresh node.
-        const args = ["--port", String(ports[i]), "--bind", HOST, "--dir", dir, "--save", "", "--appendonly", "no"];
-        args.push("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-port", String(busPorts[i]));
-        args.push("--cluster-node-timeout", String(NODE_TIMEOUT_MS));
-        // A replica always takes over, however long it was cut off: a promoted replica that missed writes is the case to survive.
-        args.push("--cluster-replica-validity-factor", "0", "--repl-diskless-sync-delay", "0");
-        const child = spawnLogged("redis", bin, args, logFile);
-        children.set(node, child);
-        await waitReady(child, logFile, () => ping(ports[i]));
+      nodes.map(async (_node, i) => {
+        fs.rmSync(dirOf(i), { recursive: true, force: true });
+        fs.mkdirSync(dirOf(i), { recursive: true });
+        fs.writeFileSync(logOf(i), "");
+        await startNode(i);
       }),
     );
     await run(cli, ["--cluster", "create", ...nodes, "--cluster-replicas", "1", "--cluster-yes"], { timeout: READY_MS });
@@ -127,6 +138,15 @@ export async function startRedisCluster(opts: RedisClusterOptions): Promise<Redi
         if (Date.now() > deadline) throw new Error(`slot ${slot} was not taken over within ${timeoutMs} ms after ${killed} died`);
         await sleep(100);
       }
+    },
+    async restart(node, timeoutMs = READY_MS) {
+      const i = nodes.indexOf(node);
+      if (i < 0) throw new Error(`no Redis Cluster node ${node}`);
+      if (isRunning(children.get(node)!.child)) return;
+      await startNode(i);
+      await untilServed(alive(), timeoutMs);
+      await untilReplicated([node], timeoutMs);
+      log(`redis: ${node} is back, as a replica`);
     },
     stop,
   };
