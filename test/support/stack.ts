@@ -14,6 +14,7 @@ import { InventoryServiceClient, OrderServiceClient, SaleServiceClient, callUnar
 import { JWKS_PATH } from "../../gateway/access/jwks-server.js";
 import { startGateway, type GatewayApp } from "../../gateway/app.js";
 import { readConfig, type Config } from "../../services/common/config.js";
+import { createRedis, type RedisClient } from "../../services/common/redis.js";
 import { createDb, dropDatabase, ensureDatabase, migrate, type Db } from "../../services/common/db.js";
 import { quietLogger } from "../../services/common/log.js";
 import { startInventory, type InventoryApp } from "../../services/inventory/app.js";
@@ -26,7 +27,8 @@ export { cleanNamespace, eventually, saleRequest, writerDrained };
 export interface TestStack {
   config: Config;
   db: Db;
-  redis: Redis;
+  /** The stack's Redis: the one server, or on REDIS_CLUSTER_NODES a cluster client (keyed commands routed by slot). */
+  redis: RedisClient;
   inventory: InventoryApp;
   order: OrderApp;
   writer: WriterApp;
@@ -82,7 +84,7 @@ export async function startTestStack(overrides: Record<string, string> = {}, opt
     config = { ...config, gatewayAddr: gateway.address, purchaseTokenJwksUrl: `http://${gateway.access!.jwks.address}${JWKS_PATH}` };
   }
   const [order, writer] = await Promise.all([startOrder(config, log), startWriter(config, log)]);
-  const redis = new Redis(config.redisUrl);
+  const redis = await connectRedis(config);
   const sales = new SaleServiceClient(inventory.address, credentials.createInsecure());
   const inventoryClient = new InventoryServiceClient(inventory.address, credentials.createInsecure());
   const orders = new OrderServiceClient(order.address, credentials.createInsecure());
@@ -116,6 +118,14 @@ export async function startTestStack(overrides: Record<string, string> = {}, opt
       await dropDatabase(config.databaseAdminUrl, new URL(config.databaseUrl).pathname.slice(1));
     },
   };
+}
+
+/** A plain client for the one server (queueing while Redis restarts, as tests expect); a cluster client on REDIS_CLUSTER_NODES. */
+async function connectRedis(config: Config): Promise<RedisClient> {
+  if (config.redisClusterNodes.length === 0) return new Redis(config.redisUrl);
+  const cluster = createRedis(config);
+  await cluster.connect();
+  return cluster;
 }
 
 /** The refusal a call ended with; fails the test when it succeeded. */
