@@ -13,6 +13,7 @@ import { status } from "@grpc/grpc-js";
 import type { Anomaly } from "./invariants.js";
 import { checkInvariants } from "./invariants.js";
 import { startCrowd, type Purchase } from "./crowd.js";
+import type { DependencyName } from "../stack/dependencies.js";
 import { startFaultStack, type FaultStack, type FaultTarget, type Link } from "./fault-stack.js";
 import { planFaults, runNemesis, type FaultKind, type FaultRecord, type PlannedFault } from "./nemesis.js";
 import { mulberry32, runSeed } from "./prng.js";
@@ -39,6 +40,8 @@ export interface CampaignOptions {
   settleTimeoutMs?: number;
   /** NATS as a three-node JetStream cluster (three replicas), for the kill-nats-leader and cut-nats-node faults. */
   natsCluster?: boolean;
+  /** Redis as a Redis Cluster (three masters, a replica each), for the kill-redis-master fault. */
+  redisCluster?: boolean;
   log?: (line: string) => void;
   /** A stack to run on (tests); by default the campaign starts its own and stops it at the end. */
   stack?: FaultStack;
@@ -96,30 +99,52 @@ export const CAMPAIGN_ENV: Record<string, string> = {
 /** A NATS cluster's nodes, as tools/stack/nats-cluster.ts names them. */
 const NATS_CLUSTER_NODES = ["nats-1", "nats-2", "nats-3"];
 
-/** What the nemesis may hit: on a NATS cluster, its nodes instead of the single NATS process and the links to it. */
-export function campaignScope(natsCluster = false): { targets: FaultTarget[]; links: Link[]; natsNodes: string[] } {
-  if (!natsCluster) return { targets: CAMPAIGN_TARGETS, links: CAMPAIGN_LINKS, natsNodes: [] };
-  return { targets: CAMPAIGN_TARGETS.filter((t) => t !== "nats"), links: CAMPAIGN_LINKS.filter((l) => l.dependency !== "nats"), natsNodes: NATS_CLUSTER_NODES };
+/** Which of the campaign's engines run as clusters. */
+export interface Clusters {
+  natsCluster?: boolean;
+  redisCluster?: boolean;
 }
 
-export function startCampaignStack(seed: number, natsCluster = false): Promise<FaultStack> {
+/**
+ * What the nemesis may hit: on a NATS cluster, its nodes instead of the single
+ * NATS process and the links to it; on a Redis Cluster, the master of the hot
+ * sale's slot instead of the single Redis process and the links to it.
+ */
+export function campaignScope({ natsCluster = false, redisCluster = false }: Clusters = {}): {
+  targets: FaultTarget[];
+  links: Link[];
+  natsNodes: string[];
+  redisCluster: boolean;
+} {
+  const clustered = new Set<FaultTarget>([...(natsCluster ? (["nats"] as const) : []), ...(redisCluster ? (["redis"] as const) : [])]);
+  return {
+    targets: CAMPAIGN_TARGETS.filter((t) => !clustered.has(t)),
+    links: CAMPAIGN_LINKS.filter((l) => !clustered.has(l.dependency)),
+    natsNodes: natsCluster ? NATS_CLUSTER_NODES : [],
+    redisCluster,
+  };
+}
+
+export function startCampaignStack(seed: number, clusters: Clusters = {}): Promise<FaultStack> {
+  const { natsCluster, redisCluster } = clusters;
   return startFaultStack({
-    privateDependencies: natsCluster ? ["redis", "postgres"] : ["redis", "nats", "postgres"],
+    privateDependencies: ["redis", "nats", "postgres"].filter((d) => !(d === "nats" && natsCluster) && !(d === "redis" && redisCluster)) as DependencyName[],
     natsCluster,
+    redisCluster,
     gateway: true,
-    links: campaignScope(natsCluster).links,
+    links: campaignScope(clusters).links,
     env: CAMPAIGN_ENV,
     random: mulberry32(seed ^ 0x5eed),
   });
 }
 
 /** The nemesis plan of one run of a campaign: a function of the seed, the run and the options only. */
-export function runPlan(opts: Pick<CampaignOptions, "seed" | "durationMs" | "kinds" | "maxConcurrent" | "faultMs" | "natsCluster">, run: number): PlannedFault[] {
+export function runPlan(opts: Pick<CampaignOptions, "seed" | "durationMs" | "kinds" | "maxConcurrent" | "faultMs" | "natsCluster" | "redisCluster">, run: number): PlannedFault[] {
   return planFaults({
     seed: runSeed(opts.seed, run),
     windowMs: opts.durationMs,
     kinds: opts.kinds,
-    ...campaignScope(opts.natsCluster),
+    ...campaignScope(opts),
     maxConcurrent: opts.maxConcurrent,
     durationMs: opts.faultMs,
   });
@@ -128,7 +153,7 @@ export function runPlan(opts: Pick<CampaignOptions, "seed" | "durationMs" | "kin
 export async function runCampaign(opts: CampaignOptions): Promise<CampaignResult> {
   const log = opts.log ?? (() => undefined);
   const { log: _l, stack: given, beforeCheck: _b, ...options } = opts;
-  const stack = given ?? (await startCampaignStack(opts.seed, opts.natsCluster));
+  const stack = given ?? (await startCampaignStack(opts.seed, opts));
   const runs: RunResult[] = [];
   try {
     for (let run = (opts.fromRun ?? 1) - 1; run < opts.runs; run++) runs.push(await oneRun(stack, opts, run, log));
@@ -157,7 +182,7 @@ async function oneRun(stack: FaultStack, opts: CampaignOptions, run: number, log
     await healAll(stack);
     const waveMs = opts.durationMs / opts.sales;
     const random = mulberry32(seed ^ 0xc10d);
-    const nemesis = runNemesis(stack, plan, { maxConcurrent: opts.maxConcurrent, log: (line) => log(`  ${line}`) });
+    const nemesis = runNemesis(stack, plan, { maxConcurrent: opts.maxConcurrent, log: (line) => log(`  ${line}`), hotSale: () => result.saleIds.at(-1) });
     const t0 = Date.now();
     const waves: Promise<{ saleId: string; purchases: Purchase[]; failedCalls: number }>[] = [];
     for (let i = 0; i < opts.sales; i++) {
@@ -196,11 +221,17 @@ async function oneRun(stack: FaultStack, opts: CampaignOptions, run: number, log
     const redis = { client: stack.redis, namespace: stack.config.namespace };
     // The sweeper republishes reservations whose publish died with a fault: give it until the deadline.
     let anomalies: CampaignAnomaly[] = [];
+    // A check that fails (a Redis Cluster client still following a failover) is made again until then too.
     for (;;) {
       anomalies = [];
-      for (const { saleId, purchases } of sales) {
-        const found = [...(await checkInvariants(stack.db, saleId, purchases, { redis })), ...(await soldOutEarly(stack, saleId, opts.stock, purchases))];
-        anomalies.push(...found.map((a) => ({ kind: a.kind, detail: `sale ${saleId}: ${a.detail}` })));
+      try {
+        for (const { saleId, purchases } of sales) {
+          const found = [...(await checkInvariants(stack.db, saleId, purchases, { redis })), ...(await soldOutEarly(stack, saleId, opts.stock, purchases))];
+          anomalies.push(...found.map((a) => ({ kind: a.kind, detail: `sale ${saleId}: ${a.detail}` })));
+        }
+      } catch (error) {
+        if (Date.now() > deadline) throw error;
+        anomalies = [{ kind: "run failed", detail: String(error) }];
       }
       if (anomalies.length === 0 || Date.now() > deadline) break;
       await new Promise((r) => setTimeout(r, 250));
@@ -244,13 +275,15 @@ async function soldOutEarly(stack: FaultStack, saleId: string, stock: number, pu
 
 /** Every process running (SIGCONT, restart what is dead), every link healed, every service SERVING. */
 export async function healAll(stack: FaultStack): Promise<void> {
-  const clustered = stack.natsNodes.length > 0;
-  for (const link of campaignScope(clustered).links) stack.proxy(link).heal();
+  const scope = campaignScope({ natsCluster: stack.natsNodes.length > 0, redisCluster: stack.redisNodes.length > 0 });
+  for (const link of scope.links) stack.proxy(link).heal();
   for (const node of stack.natsNodes) {
     stack.natsNodeProxy(node).heal();
     await stack.restartNatsNode(node);
   }
-  for (const target of ["redis", ...(clustered ? [] : ["nats"]), "postgres", ...stack.services] as FaultTarget[]) {
+  for (const node of stack.redisNodes) await stack.restartRedisNode(node);
+  const dependencies = (["redis", "nats", "postgres"] as const).filter((d) => scope.targets.includes(d));
+  for (const target of [...dependencies, ...stack.services]) {
     const state = stack.state(target);
     if (state === "stopped") await stack.kill(target, "SIGCONT");
     if (state === "dead") await stack.restart(target);
@@ -325,7 +358,7 @@ export function formatSummary(result: CampaignResult): string {
   const sum = (f: (r: RunResult) => number) => result.runs.reduce((n, r) => n + f(r), 0);
   const o = result.options;
   const head = [
-    `seed ${result.seed} (replay: npm run chaos -- --seed ${result.seed}${(o.fromRun ?? 1) > 1 ? ` --from-run ${o.fromRun}` : ""} --runs ${o.runs} --sales ${o.sales} --users ${o.users} --stock ${o.stock} --duration ${o.durationMs} --faults ${o.kinds.join(",")} --max-concurrent ${o.maxConcurrent}${o.faultMs ? ` --fault-ms ${o.faultMs.join("-")}` : ""}${o.natsCluster ? " --nats-cluster" : ""})`,
+    `seed ${result.seed} (replay: npm run chaos -- --seed ${result.seed}${(o.fromRun ?? 1) > 1 ? ` --from-run ${o.fromRun}` : ""} --runs ${o.runs} --sales ${o.sales} --users ${o.users} --stock ${o.stock} --duration ${o.durationMs} --faults ${o.kinds.join(",")} --max-concurrent ${o.maxConcurrent}${o.faultMs ? ` --fault-ms ${o.faultMs.join("-")}` : ""}${o.natsCluster ? " --nats-cluster" : ""}${o.redisCluster ? " --redis-cluster" : ""})`,
     `${result.runs.length} run(s), ${result.runs.reduce((n, r) => n + r.faults.filter((f) => f.injectedAtMs !== undefined).length, 0)} fault(s) injected, ` +
       `${result.runs.filter((r) => r.anomalies.length > 0).length} run(s) with anomalies`,
     `purchases: ${sum((r) => r.purchases.accepted)} accepted, ${sum((r) => r.purchases.refused)} refused, ` +

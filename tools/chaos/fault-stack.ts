@@ -21,9 +21,12 @@ import { JWKS_PATH } from "../../gateway/access/jwks-server.js";
 import { readConfig, type Config } from "../../services/common/config.js";
 import { createDb, dropDatabase, ensureDatabase, migrate, type Db } from "../../services/common/db.js";
 import { connectNats, eventNames } from "../../services/common/event-bus.js";
+import { createRedis, type RedisClient } from "../../services/common/redis.js";
+import { saleKeys } from "../../services/inventory/stock-store.js";
 import { spawnService, type ServiceProcess } from "../../tools/stack/children.js";
 import { ensureDependencies, type DependencyName, type RunningDependencies } from "../../tools/stack/dependencies.js";
 import { startNatsCluster, type NatsCluster } from "../../tools/stack/nats-cluster.js";
+import { startRedisCluster, type RedisCluster } from "../../tools/stack/redis-cluster.js";
 import { waitServing as waitHealthServing } from "../../tools/stack/health.js";
 import { cleanNamespace, eventually, saleRequest, writerDrained } from "../stack/fixtures.js";
 import type { Random } from "./prng.js";
@@ -74,6 +77,14 @@ export interface FaultStackOptions {
    * are not available then.
    */
   natsCluster?: boolean;
+  /**
+   * Redis as a private Redis Cluster (three masters, a replica each;
+   * REDIS_CLUSTER_NODES) instead of one server: the master owning a sale's
+   * slot can be killed and restarted as a replica (killRedisMasterOf,
+   * restartRedisNode). A cluster's clients follow its nodes' own addresses, so
+   * the "redis" target and the links to "redis" are not available then.
+   */
+  redisCluster?: boolean;
 }
 
 /** A service's connection to one dependency. */
@@ -89,8 +100,8 @@ export interface FaultStack {
   config: Config;
   /** The stack's database (a pool of the test's own). */
   db: Db;
-  /** The stack's Redis (it reconnects after a restart). */
-  redis: Redis;
+  /** The stack's Redis, one server or the cluster (it reconnects after a restart or a failover). */
+  redis: RedisClient;
   sales: SaleServiceClient;
   orders: OrderServiceClient;
   /** The gateway's AccessService (purchase tokens), when the stack runs the gateway. */
@@ -108,6 +119,12 @@ export interface FaultStack {
   killNatsNode(node: string): Promise<void>;
   /** Starts a killed node again with its store (a no-op while it runs). */
   restartNatsNode(node: string): Promise<void>;
+  /** The Redis Cluster's nodes (host:port), when the stack runs one. */
+  redisNodes: string[];
+  /** kill -9 of the Redis Cluster master owning the sale's slot, resolved once its replica serves the slot: the node killed. */
+  killRedisMasterOf(saleId: string): Promise<string>;
+  /** Starts a killed Redis Cluster node again, empty: it rejoins as a replica and has synced when this resolves (a no-op while it runs). */
+  restartRedisNode(node: string): Promise<void>;
   /** Creates an open sale (started a second ago, ends in an hour). */
   createSale(overrides?: Partial<CreateSaleRequest>): Promise<Sale>;
   /** sales.sold in Postgres. */
@@ -134,8 +151,9 @@ export async function startFaultStack(options: FaultStackOptions = {}): Promise<
 
   const base = readConfig();
   const port = async (name: DependencyName) => (own.has(name) ? await freePort() : undefined);
-  const [redisPort, natsPort, pgPort] = [await port("redis"), options.natsCluster ? undefined : await port("nats"), await port("postgres")];
-  const redisUrl = redisPort ? `redis://127.0.0.1:${redisPort}` : base.redisUrl;
+  const [redisPort, natsPort, pgPort] = [options.redisCluster ? undefined : await port("redis"), options.natsCluster ? undefined : await port("nats"), await port("postgres")];
+  let redisUrl = redisPort ? `redis://127.0.0.1:${redisPort}` : base.redisUrl;
+  let redisCluster: RedisCluster | undefined;
   let cluster: NatsCluster | undefined;
   const nodeProxies = new Map<string, TcpProxy>();
   let natsUrl = natsPort ? `nats://127.0.0.1:${natsPort}` : base.natsUrl;
@@ -146,7 +164,7 @@ export async function startFaultStack(options: FaultStackOptions = {}): Promise<
   let deps: RunningDependencies | undefined;
   const services = new Map<FaultService, ServiceProcess>();
   let db: Db | undefined;
-  let clients: { sales: SaleServiceClient; orders: OrderServiceClient; access?: AccessServiceClient; redis: Redis } | undefined;
+  let clients: { sales: SaleServiceClient; orders: OrderServiceClient; access?: AccessServiceClient; redis: RedisClient } | undefined;
   const proxies = new Map<string, TcpProxy>();
   const SERVICES: FaultService[] = ["inventory", "order", "writer", ...(options.gateway ? (["gateway"] as const) : [])];
   let config: Config | undefined;
@@ -169,13 +187,14 @@ export async function startFaultStack(options: FaultStackOptions = {}): Promise<
     if (config) {
       // What lives on the shared servers goes; private instances go with their directory (and
       // may be down when a test failed half-way, so they are not asked).
-      await cleanNamespace({ ...config, redisUrl: base.redisUrl, natsUrl: base.natsUrl }).catch(() => undefined);
+      await cleanNamespace({ ...config, redisUrl: base.redisUrl, redisClusterNodes: base.redisClusterNodes, natsUrl: base.natsUrl }).catch(() => undefined);
       if (!own.has("postgres")) {
         await dropDatabase(config.databaseAdminUrl, databaseUrl.pathname.slice(1)).catch(() => undefined);
       }
     }
     await deps?.stop();
     await cluster?.stop();
+    await redisCluster?.stop();
     await Promise.all([...proxies.values(), ...nodeProxies.values()].map((p) => p.close()));
     fs.rmSync(stateDir, { recursive: true, force: true });
   };
@@ -186,7 +205,11 @@ export async function startFaultStack(options: FaultStackOptions = {}): Promise<
       for (const node of cluster.nodes) nodeProxies.set(node, await startTcpProxy({ target: new URL(cluster.urlOf(node)).host, random: options.random }));
       natsUrl = cluster.url;
     }
-    // A cluster's first node stands for NATS here: it is running, so it is used as it is.
+    if (options.redisCluster) {
+      redisCluster = await startRedisCluster({ stateDir: path.join(stateDir, "redis-cluster") });
+      redisUrl = `redis://${redisCluster.nodes[0]}`;
+    }
+    // A cluster's first node stands for NATS (or Redis) here: it is running, so it is used as it is.
     deps = await ensureDependencies({ redisUrl, natsUrl: cluster ? cluster.urlOf(cluster.nodes[0]) : natsUrl, databaseAdminUrl }, { stateDir });
     const [inventoryPort, orderPort, writerPort] = [await freePort(), await freePort(), await freePort()];
     const [gatewayPort, jwksPort] = options.gateway ? [await freePort(), await freePort()] : [0, 0];
@@ -210,10 +233,12 @@ export async function startFaultStack(options: FaultStackOptions = {}): Promise<
           }
         : {}),
       ...(cluster ? { JETSTREAM_REPLICAS: "3" } : {}),
+      ...(redisCluster ? { REDIS_CLUSTER_NODES: redisCluster.nodes.join(",") } : {}),
       ...options.env,
     };
     for (const link of options.links ?? []) {
       if (cluster && link.dependency === "nats") throw new Error(`${linkName(link)}: with a NATS cluster, the services reach each node through its own proxy`);
+      if (redisCluster && link.dependency === "redis") throw new Error(`${linkName(link)}: a Redis Cluster's clients follow its nodes' own addresses, past any proxy`);
       const url = { redis: redisUrl, nats: natsUrl, postgres: databaseAdminUrl }[link.dependency];
       proxies.set(linkName(link), await startTcpProxy({ target: new URL(url).host, random: options.random }));
     }
@@ -264,9 +289,11 @@ export async function startFaultStack(options: FaultStackOptions = {}): Promise<
 
     const sales = new SaleServiceClient(cfg.inventoryAddr, credentials.createInsecure(), CLIENT_OPTIONS);
     const orders = new OrderServiceClient(cfg.orderAddr, credentials.createInsecure(), CLIENT_OPTIONS);
-    const redis = new Redis(cfg.redisUrl, { maxRetriesPerRequest: 1, retryStrategy: () => 200 });
+    // One server: commands wait for the reconnection after a restart. A cluster: the services' own client, which follows failovers.
+    const redis: RedisClient = redisCluster ? createRedis(cfg) : new Redis(cfg.redisUrl, { maxRetriesPerRequest: 1, retryStrategy: () => 200 });
     redis.on("error", () => undefined); // down during Redis faults; commands fail, the client reconnects
     clients = { sales, orders, access, redis };
+    if (redisCluster) await redis.connect();
 
     const state = (target: FaultTarget): ProcessState => {
       const pid = isService(target) ? (services.get(target)!.running() ? services.get(target)!.pid : undefined) : deps!.pid(target);
@@ -296,6 +323,15 @@ export async function startFaultStack(options: FaultStackOptions = {}): Promise<
       },
       async restartNatsNode(node) {
         if (cluster && cluster.pid(node) === undefined) await cluster.restart(node);
+      },
+      redisNodes: redisCluster?.nodes ?? [],
+      async killRedisMasterOf(saleId) {
+        if (!redisCluster) throw new Error("the stack runs no Redis Cluster");
+        const slot = await redisCluster.slotOf(saleKeys(cfg.namespace, saleId).rules);
+        return (await redisCluster.killMasterOf(slot)).killed;
+      },
+      async restartRedisNode(node) {
+        await redisCluster?.restart(node);
       },
       proxy(link) {
         const proxy = proxies.get(linkName(link));

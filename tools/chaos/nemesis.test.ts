@@ -4,7 +4,7 @@ import fs from "node:fs";
 import { fileURLToPath } from "node:url";
 import { expect, it } from "vitest";
 import { CAMPAIGN_LINKS, CAMPAIGN_TARGETS, runPlan } from "./campaign.js";
-import { FAULT_KINDS, NATS_STREAM_LEADER, planFaults, type NemesisPlanOptions, type PlannedFault } from "./nemesis.js";
+import { FAULT_KINDS, HOT_SALE_REDIS_MASTER, NATS_STREAM_LEADER, planFaults, type NemesisPlanOptions, type PlannedFault } from "./nemesis.js";
 import { mulberry32, runSeed } from "./prng.js";
 
 const options = (seed: number, o: Partial<NemesisPlanOptions> = {}): NemesisPlanOptions => ({
@@ -83,4 +83,24 @@ it("plans the NATS cluster faults only on a cluster: the stream's leader, or one
   // On a cluster, the single NATS process and the links to it are not targets.
   const all = runPlan({ seed: 7, durationMs: 60_000, kinds: FAULT_KINDS, maxConcurrent: 1, natsCluster: true }, 0);
   expect(all.filter((f) => f.target === "nats" || f.target.endsWith("->nats"))).toEqual([]);
+});
+
+it("plans kill-redis-master only on a Redis Cluster, at the master of the hot sale's slot, and no fault on the single Redis there", () => {
+  expect(planFaults(options(11, { kinds: ["kill-redis-master"] }))).toEqual([]);
+  const plan = runPlan({ seed: 11, durationMs: 20_000, kinds: ["kill-redis-master"], maxConcurrent: 2, redisCluster: true }, 0);
+  expect(plan.length).toBeGreaterThan(0);
+  for (const f of plan) expect(f).toMatchObject({ kind: "kill-redis-master", target: HOT_SALE_REDIS_MASTER });
+  // One target: never two masters killed at once, which could take a slot's master and its only replica.
+  for (const f of plan) expect(activeAt(plan, f.atMs)).toHaveLength(1);
+  // On a cluster, the single Redis process and the links to it are not targets; on both clusters, neither single server is.
+  const all = runPlan({ seed: 11, durationMs: 60_000, kinds: FAULT_KINDS, maxConcurrent: 1, redisCluster: true }, 0);
+  expect(all.some((f) => f.kind === "kill-redis-master")).toBe(true);
+  expect(all.filter((f) => f.target === "redis" || f.target.endsWith("->redis"))).toEqual([]);
+  const both = runPlan({ seed: 11, durationMs: 60_000, kinds: FAULT_KINDS, maxConcurrent: 2, redisCluster: true, natsCluster: true }, 0);
+  expect(new Set(both.map((f) => f.kind))).toEqual(new Set(FAULT_KINDS));
+  expect(both.filter((f) => ["redis", "nats"].includes(f.target) || /->(redis|nats)$/.test(f.target))).toEqual([]);
+  // Without a cluster, the kinds drawn from are those of before: recorded seeds replay the same faults.
+  expect(runPlan({ seed: 11, durationMs: 20_000, kinds: FAULT_KINDS, maxConcurrent: 1 }, 0)).toEqual(
+    runPlan({ seed: 11, durationMs: 20_000, kinds: FAULT_KINDS.filter((k) => k !== "kill-redis-master"), maxConcurrent: 1 }, 0),
+  );
 });

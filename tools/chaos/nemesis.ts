@@ -13,15 +13,20 @@
 //              stream (found when the fault starts), restarted with its store after the duration
 //   cut-nats-node     on a NATS cluster: every service's connections to one node
 //              blackholed for the duration (its fault proxy); the routes between nodes stay
+//   kill-redis-master  on a Redis Cluster: SIGKILL of the master owning the hot
+//              sale's slot (the sale opened last), waiting for its replica's promotion;
+//              after the duration it is restarted, empty, and rejoins as a replica
 import type { DependencyName } from "../stack/dependencies.js";
 import { linkName, type FaultStack, type FaultTarget, type Link } from "./fault-stack.js";
 import { between, mulberry32, pick } from "./prng.js";
 
-export const FAULT_KINDS = ["kill", "pause", "latency", "partition", "drop", "kill-nats-leader", "cut-nats-node"] as const;
+export const FAULT_KINDS = ["kill", "pause", "latency", "partition", "drop", "kill-nats-leader", "cut-nats-node", "kill-redis-master"] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 const PROCESS_KINDS = new Set<FaultKind>(["kill", "pause"]);
 /** The target of kill-nats-leader: whichever node leads the stream when the fault starts. */
 export const NATS_STREAM_LEADER = "nats-stream-leader";
+/** The target of kill-redis-master: whichever Redis Cluster node masters the hot sale's slot when the fault starts. */
+export const HOT_SALE_REDIS_MASTER = "redis-master-of-hot-sale";
 
 export interface PlannedFault {
   /** Order in the plan, from 0. */
@@ -49,6 +54,8 @@ export interface NemesisPlanOptions {
   links: readonly Link[];
   /** A NATS cluster's nodes, which kill-nats-leader and cut-nats-node need (default: none). */
   natsNodes?: readonly string[];
+  /** Redis runs as a cluster, which kill-redis-master needs (default: false). */
+  redisCluster?: boolean;
   /** At most this many faults at a time (default 1). */
   maxConcurrent?: number;
   /** Quiet time between two faults' starts, drawn in [min, max] (default 200–1000 ms). */
@@ -67,6 +74,7 @@ export function planFaults(opts: NemesisPlanOptions): PlannedFault[] {
   const candidatesOf = (kind: FaultKind): string[] => {
     if (kind === "kill-nats-leader") return natsNodes.length > 0 ? [NATS_STREAM_LEADER] : [];
     if (kind === "cut-nats-node") return [...natsNodes];
+    if (kind === "kill-redis-master") return opts.redisCluster ? [HOT_SALE_REDIS_MASTER] : [];
     return PROCESS_KINDS.has(kind) ? opts.targets.map(String) : opts.links.map(linkName);
   };
   const kinds = opts.kinds.filter((k) => candidatesOf(k).length > 0);
@@ -108,6 +116,9 @@ export interface FaultRecord extends PlannedFault {
   error?: string;
   /** The node kill-nats-leader killed (the stream's leader then). */
   natsNode?: string;
+  /** The sale kill-redis-master aimed at, and the node it killed (its slot's master then). */
+  saleId?: string;
+  redisNode?: string;
 }
 
 export interface Nemesis {
@@ -116,7 +127,11 @@ export interface Nemesis {
 }
 
 /** Injects `plan` into `stack`, offsets counted from now; at most `maxConcurrent` faults are active at once in fact too. */
-export function runNemesis(stack: FaultStack, plan: readonly PlannedFault[], opts: { maxConcurrent?: number; log?: (line: string) => void } = {}): Nemesis {
+export function runNemesis(
+  stack: FaultStack,
+  plan: readonly PlannedFault[],
+  opts: { maxConcurrent?: number; log?: (line: string) => void /** The sale on sale now, for kill-redis-master. */; hotSale?: () => string | undefined } = {},
+): Nemesis {
   const t0 = Date.now();
   const log = opts.log ?? (() => undefined);
   const maxConcurrent = opts.maxConcurrent ?? 1;
@@ -149,8 +164,9 @@ export function runNemesis(stack: FaultStack, plan: readonly PlannedFault[], opt
     try {
       r.injectedAtMs = Date.now() - t0;
       log(`+${(r.injectedAtMs / 1000).toFixed(1)}s ${describe(r)}`);
-      await inject(stack, r);
+      await inject(stack, r, opts.hotSale);
       if (r.natsNode) log(`  (${r.natsNode} led the stream)`);
+      if (r.redisNode) log(`  (${r.redisNode} mastered the slot of sale ${r.saleId})`);
       await sleepUntil(r.injectedAtMs + r.durationMs);
       await heal(stack, r);
       r.healedAtMs = Date.now() - t0;
@@ -179,8 +195,14 @@ const linkOf = (target: string): Link => {
   return { service: service as Link["service"], dependency: dependency as DependencyName };
 };
 
-async function inject(stack: FaultStack, f: FaultRecord): Promise<void> {
+async function inject(stack: FaultStack, f: FaultRecord, hotSale: () => string | undefined = () => undefined): Promise<void> {
   switch (f.kind) {
+    case "kill-redis-master": {
+      f.saleId = hotSale();
+      if (!f.saleId) throw new Error("no sale is open yet");
+      f.redisNode = await stack.killRedisMasterOf(f.saleId);
+      return;
+    }
     case "kill-nats-leader": {
       f.natsNode = await stack.natsStreamLeader();
       return stack.killNatsNode(f.natsNode);
@@ -224,6 +246,8 @@ async function heal(stack: FaultStack, f: FaultRecord): Promise<void> {
   switch (f.kind) {
     case "kill-nats-leader":
       return f.natsNode ? stack.restartNatsNode(f.natsNode) : undefined;
+    case "kill-redis-master":
+      return f.redisNode ? stack.restartRedisNode(f.redisNode) : undefined;
     case "cut-nats-node":
       return stack.natsNodeProxy(f.target).heal();
     case "kill":

@@ -26,6 +26,8 @@ doubled, oversold or stuck.
   --nats-cluster        NATS as a three-node JetStream cluster with three replicas (tools/stack/nats-cluster.ts),
                         the services reaching each node through a fault proxy: kill-nats-leader and
                         cut-nats-node need it, and kill/pause of "nats" and the links to NATS are left out
+  --redis-cluster       Redis as a Redis Cluster of three masters with a replica each (tools/stack/redis-cluster.ts):
+                        kill-redis-master needs it, and kill/pause of "redis" and the links to Redis are left out
   --json                print the whole result as JSON instead of the table
   --help`;
 
@@ -61,6 +63,7 @@ export function parseCampaignArgs(argv: string[]): Omit<CampaignOptions, "log"> 
       "fault-ms": { type: "string" },
       settle: { type: "string" },
       "nats-cluster": { type: "boolean" },
+      "redis-cluster": { type: "boolean" },
       json: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
@@ -87,5 +90,6 @@ export function parseCampaignArgs(argv: string[]): Omit<CampaignOptions, "log"> 
     settleTimeoutMs: integer("settle", values.settle, 45_000, 1000, 600_000),
     faultMs: values["fault-ms"] === undefined ? undefined : range("fault-ms", values["fault-ms"]),
     natsCluster: values["nats-cluster"] === true,
+    redisCluster: values["redis-cluster"] === true,
   };
 }
