@@ -5,36 +5,33 @@
 // sells no unit twice; the order writer and inventory's release consumer,
 // whose consumers that node led too, go on consuming from the new leaders; the
 // killed node comes back and catches up.
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { connectNats, deadLetterNames, eventNames } from "../services/common/event-bus.js";
-import { startNatsCluster, type NatsCluster } from "../tools/stack/nats-cluster.js";
+import type { NatsCluster } from "../tools/stack/nats-cluster.js";
+import { CLUSTERS_START_MS, startClusters, type Clusters } from "./support/clusters.js";
 import { startCrowd } from "./support/crowd.js";
 import { checkInvariants } from "./support/invariants.js";
 import { eventually, startTestStack, type TestStack } from "./support/stack.js";
 
-let dir: string;
+let clusters: Clusters;
 let cluster: NatsCluster;
 let stack: TestStack;
 let nc: NatsConnection;
 let jsm: JetStreamManager;
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), "seckill-jetstream-cluster-"));
-  cluster = await startNatsCluster({ stateDir: dir });
+  clusters = await startClusters({ nats: true });
+  cluster = clusters.nats!;
   // Acks the writer sent to the dead leader may be lost: those events come back after AckWait (2 s here).
-  stack = await startTestStack({ NATS_URL: cluster.url, JETSTREAM_REPLICAS: "3", WRITER_ACK_WAIT_MS: "2000", SWEEP_INTERVAL_MS: "200", SWEEP_AFTER_MS: "1500" });
+  stack = await startTestStack({ ...clusters.overrides, WRITER_ACK_WAIT_MS: "2000", SWEEP_INTERVAL_MS: "200", SWEEP_AFTER_MS: "1500" });
   nc = await connectNats(cluster.url, "jetstream-cluster-test");
   jsm = await jetstreamManager(nc);
-}, 90_000);
+}, CLUSTERS_START_MS);
 afterAll(async () => {
   await nc?.close();
   await stack?.stop();
-  await cluster?.stop();
-  if (dir) await rm(dir, { recursive: true, force: true });
+  await clusters?.stop();
 });
 
 it("keeps the streams and the durable consumers on three nodes", async () => {

@@ -1,21 +1,13 @@
-// The rate limiter on a real Redis Cluster of three masters: the counters of
+// The rate limiter on a real Redis Cluster of three masters (a replica each): the counters of
 // one call hash to different slots, on different nodes, and the sale's rules
 // to another; every check must still be answered (no CROSSSLOT) and counted.
-import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
-import { promisify } from "node:util";
 import { Cluster } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { saleRulesKey } from "../../services/common/sale-rules.js";
-import { freePorts } from "../../tools/stack/ports.js";
+import { CLUSTERS_START_MS, startClusters, type Clusters } from "../../test/support/clusters.js";
 import { parseRateLimitConfig } from "./limits-file.js";
 import { createOverLimitCache } from "./over-limit-cache.js";
 import { counterKey, createRateLimiter, type DescriptorInput, type RateLimiter } from "./rate-limiter.js";
-
-const run = promisify(execFile);
 
 const RULES = parseRateLimitConfig(`
 domain: seckill
@@ -43,48 +35,20 @@ const saleUser = (id: string): DescriptorInput => ({
   ],
 });
 
-let dir: string;
-const servers: ChildProcess[] = [];
+let clusters: Clusters;
 let cluster: Cluster;
 let limiter: RateLimiter;
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), "seckill-rl-cluster-"));
-  const ports = await freePorts(6);
-  const nodes = ports.slice(0, 3);
-  for (const [i, port] of nodes.entries()) {
-    const args = ["--port", String(port), "--cluster-port", String(ports[3 + i]), "--bind", "127.0.0.1", "--cluster-enabled", "yes"];
-    args.push("--cluster-config-file", `nodes-${port}.conf`, "--dir", dir, "--save", "", "--appendonly", "no");
-    servers.push(spawn("redis-server", args, { stdio: "ignore" }));
-  }
-  for (const port of nodes) await waitFor(async () => (await run("redis-cli", ["-p", String(port), "ping"])).stdout.includes("PONG"));
-  await run("redis-cli", ["--cluster", "create", ...nodes.map((p) => `127.0.0.1:${p}`), "--cluster-replicas", "0", "--cluster-yes"]);
-  await waitFor(async () => (await run("redis-cli", ["-p", String(nodes[0]), "cluster", "info"])).stdout.includes("cluster_state:ok"));
-  cluster = new Cluster(
-    nodes.map((port) => ({ host: "127.0.0.1", port })),
-    { enableAutoPipelining: true },
-  );
+  clusters = await startClusters({ redis: true });
+  cluster = new Cluster(clusters.redis!.nodes, { enableAutoPipelining: true });
   limiter = createRateLimiter({ redis: cluster, namespace: NS, rules: RULES, clock: () => NOW, overLimit: createOverLimitCache(100) });
-}, 30_000);
+}, CLUSTERS_START_MS);
 
 afterAll(async () => {
   cluster?.disconnect();
-  for (const server of servers) server.kill("SIGKILL");
-  if (dir) rmSync(dir, { recursive: true, force: true });
+  await clusters?.stop();
 });
-
-async function waitFor(check: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + 15_000;
-  for (;;) {
-    try {
-      if (await check()) return;
-    } catch {
-      // not up yet
-    }
-    if (Date.now() > deadline) throw new Error("the Redis Cluster did not come up");
-    await sleep(100);
-  }
-}
 
 describe("the rate limiter on a Redis Cluster", () => {
   it("counts every descriptor of a call whose counters live on different nodes", async () => {

@@ -6,9 +6,6 @@
 // sold from the promoted replica) until the writer has drained the stream, is
 // then rebuilt from Postgres, and sells exactly its stock. The gateway, which
 // issues the buyers' purchase tokens, runs on the same cluster.
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { status } from "@grpc/grpc-js";
 import { credentials } from "@grpc/grpc-js";
 import { AccessServiceClient, callUnary, purchaseMetadata, userMetadata } from "@seckill/sdk";
@@ -17,37 +14,34 @@ import { quietLogger } from "../../services/common/log.js";
 import { createRedis, type RedisClient } from "../../services/common/redis.js";
 import { saleKeys } from "../../services/inventory/stock-store.js";
 import { startWriter, type WriterApp } from "../../services/order/writer/app.js";
-import { startRedisCluster, type RedisCluster } from "../../tools/stack/redis-cluster.js";
+import type { RedisCluster } from "../../tools/stack/redis-cluster.js";
+import { CLUSTERS_START_MS, startClusters, type Clusters } from "../support/clusters.js";
 import { startCrowd } from "../support/crowd.js";
 import { checkInvariants } from "../support/invariants.js";
 import { eventually, refusal, startTestStack, type TestStack } from "../support/stack.js";
 
-let dir: string;
+let clusters: Clusters;
 let cluster: RedisCluster;
 let stack: TestStack;
 let redis: RedisClient;
 let writer: WriterApp | undefined;
 let access: AccessServiceClient;
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), "seckill-redis-failover-"));
-  cluster = await startRedisCluster({ stateDir: dir });
-  stack = await startTestStack(
-    { REDIS_CLUSTER_NODES: cluster.nodes.join(","), PURCHASE_TOKEN_REQUIRED: "true", SWEEP_INTERVAL_MS: "200", SWEEP_AFTER_MS: "1500" },
-    { gateway: true },
-  );
+  clusters = await startClusters({ redis: true });
+  cluster = clusters.redis!;
+  stack = await startTestStack({ ...clusters.overrides, PURCHASE_TOKEN_REQUIRED: "true", SWEEP_INTERVAL_MS: "200", SWEEP_AFTER_MS: "1500" }, { gateway: true });
   access = new AccessServiceClient(stack.config.gatewayAddr, credentials.createInsecure());
   redis = createRedis(stack.config);
   // The killed master's connection errors are expected; the commands' own errors are what count.
   redis.on("error", () => undefined);
   await redis.connect();
-}, 60_000);
+}, CLUSTERS_START_MS);
 afterAll(async () => {
   access?.close();
   await writer?.stop();
   redis?.disconnect();
   await stack?.stop();
-  await cluster?.stop();
-  if (dir) await rm(dir, { recursive: true, force: true });
+  await clusters?.stop();
 });
 
 let probes = 0;
