@@ -18,6 +18,7 @@ import {
   type Span,
   type SpanContext,
 } from "@opentelemetry/api";
+import { errorMessage } from "./error-message.js";
 
 export { SpanKind };
 
@@ -106,7 +107,7 @@ export function startSpan(name: string, parent: Context, options: SpanOptions): 
 /** Ends a span, marked failed when the work failed. */
 export function endSpan(span: Span, error?: unknown): void {
   if (error !== undefined && error !== null) {
-    span.setStatus({ code: SpanStatusCode.ERROR, message: error instanceof Error ? error.message : String(error) });
+    span.setStatus({ code: SpanStatusCode.ERROR, message: errorMessage(error) });
   }
   span.end();
 }
@@ -119,18 +120,10 @@ export function endSpan(span: Span, error?: unknown): void {
 export function withOutgoingSpan<T>(name: string, options: SpanOptions, send: (headers: TraceHeaders | undefined) => Promise<T>): Promise<T> {
   if (activeSpanContext() === undefined) return send(undefined);
   const { span, context: ctx } = startSpan(name, context.active(), options);
-  return context
-    .with(ctx, () => send(headersOf(ctx)))
-    .then(
-      (value) => {
-        endSpan(span);
-        return value;
-      },
-      (error: unknown) => {
-        endSpan(span, error ?? "failed");
-        throw error;
-      },
-    );
+  return endedWith(
+    span,
+    context.with(ctx, () => send(headersOf(ctx))),
+  );
 }
 
 /**
@@ -145,7 +138,12 @@ export function withBatchSpan<T>(name: string, received: (SpanContext | undefine
   const parent = traced.length > 0 ? trace.setSpanContext(ROOT_CONTEXT, traced[0]) : ROOT_CONTEXT;
   const links = traced.length > 1 ? traced.slice(1).map((c) => ({ context: c })) : undefined;
   const { span, context: ctx } = startSpan(name, parent, { ...options, links: [...(options.links ?? []), ...(links ?? [])] });
-  return context.with(ctx, work).then(
+  return endedWith(span, context.with(ctx, work));
+}
+
+/** The work's own outcome, once the span is ended with it (an error recorded on the span). */
+function endedWith<T>(span: Span, work: Promise<T>): Promise<T> {
+  return work.then(
     (value) => {
       endSpan(span);
       return value;
