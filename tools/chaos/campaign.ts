@@ -15,7 +15,7 @@ import { checkInvariants } from "./invariants.js";
 import { startCrowd, type Purchase } from "./crowd.js";
 import type { DependencyName } from "../stack/dependencies.js";
 import { startFaultStack, type FaultStack, type FaultTarget, type Link } from "./fault-stack.js";
-import { planFaults, runNemesis, type FaultKind, type FaultRecord, type PlannedFault } from "./nemesis.js";
+import { type Nemesis, planFaults, runNemesis, type FaultKind, type FaultRecord, type PlannedFault } from "./nemesis.js";
 import { mulberry32, runSeed } from "./prng.js";
 
 export interface CampaignOptions {
@@ -178,11 +178,12 @@ async function oneRun(stack: FaultStack, opts: CampaignOptions, run: number, log
     settleMs: 0,
   };
   log(`run ${run + 1}/${opts.runs} (seed ${seed}): ${plan.length} fault(s) planned`);
+  let nemesis: Nemesis | undefined;
   try {
     await healAll(stack);
     const waveMs = opts.durationMs / opts.sales;
     const random = mulberry32(seed ^ 0xc10d);
-    const nemesis = runNemesis(stack, plan, { maxConcurrent: opts.maxConcurrent, log: (line) => log(`  ${line}`), hotSale: () => result.saleIds.at(-1) });
+    nemesis = runNemesis(stack, plan, { maxConcurrent: opts.maxConcurrent, log: (line) => log(`  ${line}`), hotSale: () => result.saleIds.at(-1) });
     const t0 = Date.now();
     const waves: Promise<{ saleId: string; purchases: Purchase[]; failedCalls: number }>[] = [];
     for (let i = 0; i < opts.sales; i++) {
@@ -241,6 +242,8 @@ async function oneRun(stack: FaultStack, opts: CampaignOptions, run: number, log
     for (const { saleId } of sales) result.sold += await stack.sold(saleId);
   } catch (error) {
     result.anomalies.push({ kind: "run failed", detail: (error as Error).stack ?? String(error) });
+    // Its faults end before the next run starts: two nemeses at once could kill a Redis master and its only replica.
+    if (nemesis) result.faults = await nemesis.done;
     await healAll(stack).catch(() => undefined);
   }
   const { accepted, refused, unanswered } = result.purchases;
