@@ -152,6 +152,15 @@ describe("the admission gate", () => {
     }
   });
 
+  it("frees a call's place once it is answered, even while its client is still sending a message too large to read", async () => {
+    const server = await start(1, { hold: false });
+    const client = server.client();
+    for (let i = 0; i < 3; i++) {
+      expect(await place(client, i, "x".repeat(6 * 1024 * 1024))).toMatchObject({ code: status.RESOURCE_EXHAUSTED });
+      expect(await place(client, 10 + i)).toBe("ok");
+    }
+  });
+
   it("lets health checks and server streams through while unary calls are at the limit", async () => {
     const server = await start(1);
     const first = place(server.client(), 1);

@@ -122,8 +122,20 @@ function peekMessage(stream: ServerHttp2Stream, read: (message: Buffer | undefin
  */
 export function installAdmissionGate(server: Server, options: AdmissionOptions): void {
   let inFlight = 0;
-  const release = () => {
-    inFlight--;
+  // A call holds its place until its answer is sent (the stream's writable
+  // side finished) or the stream closes, whichever comes first: a call
+  // answered while its client is still sending (a message over the size
+  // limit, refused without being read to its end) closes only much later,
+  // and must not hold a place meanwhile.
+  const hold = (stream: ServerHttp2Stream) => {
+    inFlight++;
+    let held = true;
+    const release = () => {
+      if (held) inFlight--;
+      held = false;
+    };
+    stream.once("finish", release);
+    stream.once("close", release);
   };
   const responses = new WeakMap<Refusal, { headers: OutgoingHttpHeaders; code: number }>();
   const responseTo = (refusal: Refusal) => {
@@ -168,8 +180,7 @@ export function installAdmissionGate(server: Server, options: AdmissionOptions):
       stream.on("error", () => undefined);
       const started = performance.now();
       if (inFlight >= options.maxInFlight) return shed(stream, path, started);
-      inFlight++;
-      stream.once("close", release);
+      hold(stream);
       const quick = options.quickAnswers?.get(path);
       if (!quick) return pass(stream, headers, rest);
       peekMessage(
