@@ -18,8 +18,14 @@ describe("isDependencyFailure", () => {
     for (const error of failures) expect(isDependencyFailure(error)).toBe(true);
   });
 
-  it("takes a Redis Cluster's redirections and failover replies for a dependency not answering yet", () => {
-    const replies = ["MOVED 6020 127.0.0.1:31361", "ASK 6020 127.0.0.1:31361", "TRYAGAIN Multiple keys request during rehashing of slot", "CLUSTERDOWN The cluster is down"];
+  it("takes a Redis Cluster's redirections and failover replies, and a missing script, for a dependency not answering yet", () => {
+    const replies = [
+      "MOVED 6020 127.0.0.1:31361",
+      "ASK 6020 127.0.0.1:31361",
+      "TRYAGAIN Multiple keys request during rehashing of slot",
+      "CLUSTERDOWN The cluster is down",
+      "NOSCRIPT No matching script. Please use EVAL.",
+    ];
     for (const message of replies) expect(isDependencyFailure(Object.assign(new Error(message), { name: "ReplyError" }))).toBe(true);
     expect(isDependencyFailure(Object.assign(new Error("ERR unknown command"), { name: "ReplyError" }))).toBe(false);
   });

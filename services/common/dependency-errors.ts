@@ -17,9 +17,11 @@ const DEPENDENCY_MESSAGES = /Connection is closed|enableOfflineQueue|Command tim
 // A Redis Cluster's answers while a slot moves or a failover is under way: the
 // command was not run (MOVED and ASK name where to send it; ioredis follows
 // them, but not for every command of an auto-pipelined batch that got mixed
-// replies), or the node cannot run it yet. Asked again, it runs on the slot's
-// new master.
-const REDIS_CLUSTER_REPLIES = /^(MOVED|ASK|TRYAGAIN|CLUSTERDOWN|MASTERDOWN|LOADING|READONLY) /;
+// replies), or the node cannot run it yet. NOSCRIPT likewise: a promoted
+// replica has no scripts loaded, and ioredis's fallback to EVAL is lost when
+// it resends a redirected pipeline. Asked again, the command runs on the
+// slot's new master (a new call loads the script).
+const REDIS_NOT_READY_REPLIES = /^(MOVED|ASK|TRYAGAIN|CLUSTERDOWN|MASTERDOWN|LOADING|READONLY|NOSCRIPT) /;
 
 /** Redis, Postgres or NATS did not answer: the client should retry, not see INTERNAL. */
 export function isDependencyFailure(error: unknown): boolean {
@@ -27,7 +29,7 @@ export function isDependencyFailure(error: unknown): boolean {
   if (!e || typeof e !== "object") return false;
   if (typeof e.code === "string" && (NETWORK_CODES.has(e.code) || e.code.startsWith("08"))) return true;
   if (typeof e.name === "string" && DEPENDENCY_ERRORS.has(e.name)) return true;
-  return typeof e.message === "string" && (DEPENDENCY_MESSAGES.test(e.message) || REDIS_CLUSTER_REPLIES.test(e.message));
+  return typeof e.message === "string" && (DEPENDENCY_MESSAGES.test(e.message) || REDIS_NOT_READY_REPLIES.test(e.message));
 }
 
 /** An error the Postgres server itself reported: it has a severity and a SQLSTATE. */
