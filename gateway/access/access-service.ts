@@ -5,7 +5,7 @@
 import { SalePhase, type GetChallengeResponse, type IssuePurchaseTokenRequest, type IssuePurchaseTokenResponse } from "@seckill/sdk";
 import { isSaleId } from "../../services/common/ids.js";
 import { invalid, refuse } from "../../services/common/refusal.js";
-import { phaseOf } from "../../services/inventory/sales.js";
+import { phaseOf } from "../../services/common/sale-window.js";
 import { CHALLENGE_ID_RE, cryptoRandomInt, generateQuestion, newChallengeId, renderSvg, type ChallengeStore, type RandomInt } from "./challenge.js";
 import { checkEligibility, type Buyer } from "./eligibility.js";
 import { signPurchaseToken } from "./jwt.js";

@@ -7,7 +7,7 @@ import type { JetStreamProgress } from "../common/event-bus.js";
 import { createLostSaleRebuild, REBUILDING } from "./lost-sale-rebuild.js";
 import * as repo from "./sale-repository.js";
 import type { SaleRow } from "./sale-repository.js";
-import { windowOf } from "./sales.js";
+import { windowOf } from "../common/sale-window.js";
 import type { SaleRules, StockStore } from "./stock-store.js";
 import type { SweepIndexing } from "./sweep-index.js";
 

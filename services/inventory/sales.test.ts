@@ -4,7 +4,8 @@ import { describe, expect, it } from "vitest";
 import { ReleasePolicy, SalePhase, type CreateSaleRequest } from "@seckill/sdk";
 import { Refusal } from "../common/refusal.js";
 import type { SaleRow } from "./sale-repository.js";
-import { effectiveEnd, phaseOf, toSale, validateCreateSale } from "./sales.js";
+import { effectiveEnd, phaseOf } from "../common/sale-window.js";
+import { toSale, validateCreateSale } from "./sales.js";
 
 const T0 = new Date("2030-01-01T12:00:00.000Z");
 const at = (offsetMs: number) => new Date(T0.getTime() + offsetMs);

@@ -1,14 +1,15 @@
 // Sales: creating, reading, opening and closing them, and the phase a sale is
 // in. Postgres holds the sale; Redis holds a copy of its rules and the live
 // stock count, loaded by sale-warmer.ts.
-import { ReleasePolicy, SalePhase, type CreateSaleRequest, type GetSaleStatusResponse, type Sale, type SaleAccessRules } from "@seckill/sdk";
+import { ReleasePolicy, type CreateSaleRequest, type GetSaleStatusResponse, type Sale, type SaleAccessRules } from "@seckill/sdk";
 import type { Knex } from "knex";
 import { isRequestId, isSaleId, isUserId, type IdSource } from "../common/ids.js";
 import { decodePageToken, pageLimit, pageOf } from "../common/page-token.js";
 import { invalid, overloaded, refuse } from "../common/refusal.js";
 import * as repo from "./sale-repository.js";
 import type { SaleRow, StoredAccessRules } from "./sale-repository.js";
-import type { ReleasePolicyName, SaleWindow, StockStore } from "./stock-store.js";
+import { phaseAt, windowEndMs } from "../common/sale-window.js";
+import type { ReleasePolicyName, StockStore } from "./stock-store.js";
 
 const MAX_SALE_LENGTH_MS = 30 * 24 * 3600 * 1000;
 /** Most user ids in a sale's allow list, and in its block list. */
@@ -140,25 +141,6 @@ export function toSale(row: SaleRow): Sale {
     sold: row.sold,
   };
 }
-
-export const windowOf = (row: SaleRow): SaleWindow => ({
-  startsAtMs: row.starts_at.getTime(),
-  endsAtMs: row.ends_at.getTime(),
-  closedAtMs: row.closed_at?.getTime() ?? 0,
-});
-
-/** The end of purchases: ends_at, or the close when an operator closed the sale earlier. */
-export const windowEndMs = (w: SaleWindow): number => (w.closedAtMs > 0 && w.closedAtMs < w.endsAtMs ? w.closedAtMs : w.endsAtMs);
-
-export const effectiveEnd = (row: SaleRow): Date => new Date(windowEndMs(windowOf(row)));
-
-export function phaseAt(w: SaleWindow, stockLeft: number, nowMs: number): SalePhase {
-  if (w.closedAtMs > 0 || nowMs >= w.endsAtMs) return SalePhase.SALE_PHASE_ENDED;
-  if (nowMs < w.startsAtMs) return SalePhase.SALE_PHASE_NOT_STARTED;
-  return stockLeft > 0 ? SalePhase.SALE_PHASE_OPEN : SalePhase.SALE_PHASE_SOLD_OUT;
-}
-
-export const phaseOf = (row: SaleRow, stockLeft: number, now: Date): SalePhase => phaseAt(windowOf(row), stockLeft, now.getTime());
 
 const noSale = (saleId: string) => refuse("NOT_FOUND", `no sale ${saleId}`);
 

@@ -3,6 +3,7 @@
 // live on one Redis Cluster slot. ioredis runs the scripts with EVALSHA and
 // reloads them transparently after NOSCRIPT (a Redis restart).
 import { readFileSync } from "node:fs";
+import type { SaleWindow } from "../common/sale-window.js";
 import type { RedisClient } from "../common/redis.js";
 import { assetPath } from "../common/assets.js";
 import type { ReleasePolicyName } from "../common/sale-records.js";
@@ -27,13 +28,6 @@ export interface ReserveAnswer {
   reservedAtMs: number;
   /** Units reserved; for QUANTITY_OVER_LIMIT, the sale's per-user limit. */
   quantity: number;
-}
-
-/** When a sale takes purchases; closedAtMs is 0 unless an operator closed it. */
-export interface SaleWindow {
-  startsAtMs: number;
-  endsAtMs: number;
-  closedAtMs: number;
 }
 
 export type { ReleasePolicyName } from "../common/sale-records.js";
