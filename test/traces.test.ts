@@ -193,13 +193,16 @@ describe.skipIf(!envoyBin)("a purchase's trace, exported over OTLP", () => {
     await eventually(() => placeOrderSpan() !== undefined, 15_000, "the order service's span");
     const placeOrder = placeOrderSpan()!;
     const { traceId } = placeOrder;
-    const ofTrace = spans().filter((s) => s.traceId === traceId);
-    const find = (service: string, name: string) => ofTrace.find((s) => s.service === service && s.name === name);
-    const reserveClient = find("order", "seckill.v1.InventoryService/Reserve");
-    const reserveServer = find("inventory", "seckill.v1.InventoryService/Reserve");
-    const publish = find("inventory", "send reservations");
-    await eventually(() => find("order-writer", "write orders") !== undefined, 15_000, "the writer's span of the trace");
-    const write = find("order-writer", "write orders");
+    // Read afresh at each look: the processes export their spans on their own schedules.
+    const find = (service: string, name: string) => spans().find((s) => s.traceId === traceId && s.service === service && s.name === name);
+    const expected = [
+      ["order", "seckill.v1.InventoryService/Reserve"],
+      ["inventory", "seckill.v1.InventoryService/Reserve"],
+      ["inventory", "send reservations"],
+      ["order-writer", "write orders"],
+    ] as const;
+    await eventually(() => expected.every(([service, name]) => find(service, name) !== undefined), 15_000, "the spans of order, inventory and the writer");
+    const [reserveClient, reserveServer, publish, write] = expected.map(([service, name]) => find(service, name));
     // Envoy started the trace: the order service's span has a parent it did not make, which Envoy sent to the collector.
     expect(placeOrder.parentSpanId).toMatch(/^[0-9a-f]{16}$/);
     await eventually(() => collector.received.protobuf.some((b) => b.includes(Buffer.from(traceId, "hex"))), 10_000, "Envoy's span of the trace");
