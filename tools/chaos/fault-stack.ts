@@ -72,7 +72,8 @@ export interface FaultStackOptions {
   /**
    * NATS as a private three-node JetStream cluster (JETSTREAM_REPLICAS=3)
    * instead of one server: the services reach each node through a fault proxy
-   * of its own (natsNodeProxy), and a node can be killed and restarted
+   * of its own (natsNodeProxy), the nodes reach each other through a proxy per
+   * route (natsRouteProxies), and a node can be killed and restarted
    * (killNatsNode, restartNatsNode). The "nats" target and the links to "nats"
    * are not available then.
    */
@@ -114,6 +115,8 @@ export interface FaultStack {
   natsNodes: string[];
   /** The proxy every service reaches a NATS cluster node through. */
   natsNodeProxy(node: string): TcpProxy;
+  /** The proxies of every route between a NATS cluster node and the others. */
+  natsRouteProxies(node: string): TcpProxy[];
   /** The node that leads the reservation events stream now (waits out an election). */
   natsStreamLeader(): Promise<string>;
   killNatsNode(node: string): Promise<void>;
@@ -201,7 +204,7 @@ export async function startFaultStack(options: FaultStackOptions = {}): Promise<
 
   try {
     if (options.natsCluster) {
-      cluster = await startNatsCluster({ stateDir: path.join(stateDir, "nats-cluster") });
+      cluster = await startNatsCluster({ stateDir: path.join(stateDir, "nats-cluster"), proxyRoutes: true });
       for (const node of cluster.nodes) nodeProxies.set(node, await startTcpProxy({ target: new URL(cluster.urlOf(node)).host, random: options.random }));
       natsUrl = cluster.url;
     }
@@ -313,6 +316,10 @@ export async function startFaultStack(options: FaultStackOptions = {}): Promise<
         const proxy = nodeProxies.get(node);
         if (!proxy) throw new Error(`no NATS cluster node ${node}`);
         return proxy;
+      },
+      natsRouteProxies(node) {
+        if (!cluster) throw new Error("the stack runs no NATS cluster");
+        return cluster.routeProxies(node);
       },
       natsStreamLeader() {
         if (!cluster) throw new Error("the stack runs no NATS cluster");

@@ -11,8 +11,9 @@
 //   drop       every open connection of the link closed, at once
 //   kill-nats-leader  on a NATS cluster: SIGKILL of the node leading the events
 //              stream (found when the fault starts), restarted with its store after the duration
-//   cut-nats-node     on a NATS cluster: every service's connections to one node
-//              blackholed for the duration (its fault proxy); the routes between nodes stay
+//   cut-nats-node     on a NATS cluster: one node cut off for the duration, every
+//              service's connections to it and its routes to and from the other nodes
+//              blackholed (their fault proxies); the other two go on as a majority
 //   kill-redis-master  on a Redis Cluster: SIGKILL of the master owning the hot
 //              sale's slot (the sale opened last), waiting for its replica's promotion;
 //              after the duration it is restarted, empty, and rejoins as a replica
@@ -186,7 +187,7 @@ export function runNemesis(
 
 export function describe(f: PlannedFault): string {
   const extra = f.kind === "latency" ? ` ${f.latencyMs}±${f.jitterMs} ms` : "";
-  const target = f.kind === "cut-nats-node" ? `services->${f.target}` : f.target;
+  const target = f.kind === "cut-nats-node" ? `${f.target} (clients and routes)` : f.target;
   return `${f.kind} ${target}${extra}${f.kind === "drop" ? "" : ` for ${f.durationMs} ms`}`;
 }
 
@@ -208,7 +209,9 @@ async function inject(stack: FaultStack, f: FaultRecord, hotSale: () => string |
       return stack.killNatsNode(f.natsNode);
     }
     case "cut-nats-node":
-      return stack.natsNodeProxy(f.target).blackhole();
+      // Its routes too: a node only its clients lose keeps its place in the cluster, and may stay the leader.
+      for (const proxy of [stack.natsNodeProxy(f.target), ...stack.natsRouteProxies(f.target)]) proxy.blackhole();
+      return;
     case "kill":
       return stack.kill(f.target as FaultTarget, "SIGKILL");
     case "pause":
@@ -249,7 +252,8 @@ async function heal(stack: FaultStack, f: FaultRecord): Promise<void> {
     case "kill-redis-master":
       return f.redisNode ? stack.restartRedisNode(f.redisNode) : undefined;
     case "cut-nats-node":
-      return stack.natsNodeProxy(f.target).heal();
+      for (const proxy of [stack.natsNodeProxy(f.target), ...stack.natsRouteProxies(f.target)]) proxy.heal();
+      return;
     case "kill":
       return restartLikeASupervisor(stack, f.target as FaultTarget);
     case "pause":

@@ -61,3 +61,71 @@ describe("a local NATS cluster", () => {
     );
   });
 });
+
+describe("a local NATS cluster with its routes through fault proxies", () => {
+  let proxied: NatsCluster;
+  let proxiedDir: string;
+  const clients: NatsConnection[] = [];
+  beforeAll(async () => {
+    proxiedDir = await mkdtemp(join(tmpdir(), "seckill-nats-routes-"));
+    proxied = await startNatsCluster({ stateDir: proxiedDir, proxyRoutes: true });
+  });
+  afterAll(async () => {
+    await Promise.all(clients.map((c) => c.close()));
+    await proxied?.stop();
+    await rm(proxiedDir, { recursive: true, force: true });
+  });
+
+  it("elects a new leader on the other two when the leader's routes are cut, and the cut node catches up once healed", async () => {
+    const stream = "routes_test";
+    const first = await connectNats(proxied.url, "nats-routes-test");
+    clients.push(first);
+    const jsm = await jetstreamManager(first);
+    await jsm.streams.add({ name: stream, subjects: ["routes-test.>"], num_replicas: 3 });
+    for (let i = 0; i < 10; i++) await jsm.jetstream().publish("routes-test.x", new TextEncoder().encode(String(i)));
+
+    const leader = await proxied.streamLeader(stream);
+    const cut = proxied.routeProxies(leader);
+    expect(cut).toHaveLength(4); // to and from each of the two others
+    for (const proxy of cut) proxy.blackhole();
+
+    // Asked through a node still in the majority: the cut node may go on calling itself leader.
+    const other = proxied.nodes.find((n) => n !== leader)!;
+    const majority = await connectNats(proxied.urlOf(other), "nats-routes-majority");
+    clients.push(majority);
+    const mjsm = await jetstreamManager(majority, { timeout: 2000, checkAPI: false });
+    let next: string | undefined;
+    await eventually(
+      async () => {
+        next = (await mjsm.streams.info(stream).catch(() => undefined))?.cluster?.leader;
+        return next !== undefined && next !== leader;
+      },
+      15_000,
+      "a new stream leader among the other two",
+    );
+    // Writes go on with two of three nodes while the third is cut off (its replica falls behind).
+    await eventually(
+      () =>
+        mjsm
+          .jetstream()
+          .publish("routes-test.x", new TextEncoder().encode("during"), { timeout: 2000 })
+          .then(() => true)
+          .catch(() => false),
+      5_000,
+      "a write acknowledged by the majority",
+    );
+    const during = await mjsm.streams.info(stream);
+    expect(during.state.messages).toBe(11);
+    expect(during.cluster?.replicas?.find((r) => r.name === leader)?.current).not.toBe(true);
+
+    for (const proxy of cut) proxy.heal();
+    await eventually(
+      async () => {
+        const info = await mjsm.streams.info(stream).catch(() => undefined);
+        return info?.state.messages === 11 && (info.cluster?.replicas ?? []).some((r) => r.name === leader && r.current);
+      },
+      20_000,
+      `${leader} to be a current replica again`,
+    );
+  }, 60_000);
+});

@@ -3,7 +3,9 @@
 // (dependencies.ts): each node has its own JetStream store under
 // <stateDir>/nats-<n>, and routes to the others. For `npm start -- --cluster`
 // and the tests that kill a node: a node can be killed, started again on its
-// ports with its store, and asked for by the stream it leads.
+// ports with its store, and asked for by the stream it leads. On request each
+// route between two nodes runs through a TCP fault proxy of its own, so that a
+// node can be cut off from the others while it runs.
 import fs from "node:fs";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -11,6 +13,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { connectNats } from "../../services/common/event-bus.js";
 import { findServerBinary, isRunning, MissingDependencyError, natsInfo, spawnLogged, stopChild, waitReady, type Started } from "./dependencies.js";
 import { freePorts } from "./ports.js";
+import { startTcpProxy, type TcpProxy } from "../chaos/tcp-proxy.js";
 
 export interface NatsClusterOptions {
   /** e.g. <repo>/.local: node n's store is <stateDir>/nats-<n>, its log <stateDir>/nats-<n>.log. */
@@ -23,6 +26,8 @@ export interface NatsClusterOptions {
   log?: (line: string) => void;
   /** Directories (PATH syntax) searched for nats-server, as in ensureDependencies. */
   path?: string;
+  /** Node i dials node j's route port through a fault proxy of the pair's own (routeProxies). */
+  proxyRoutes?: boolean;
 }
 
 export interface NatsCluster {
@@ -39,7 +44,9 @@ export interface NatsCluster {
   restart(node: string): Promise<void>;
   /** The server name of the node that leads a stream now (waits out an election, up to 15 s). */
   streamLeader(stream: string): Promise<string>;
-  /** Waits until JetStream answers through the cluster (a meta leader is elected). */
+  /** With proxyRoutes: the proxies of every route to and from a node (blackhole them all to cut it off). */
+  routeProxies(node: string): TcpProxy[];
+  /** Waits until JetStream answers through the cluster and can place a stream on every node. */
   waitJetStream(timeoutMs?: number): Promise<void>;
   /** Stops every node and waits for them to exit; the stores stay. */
   stop(): Promise<void>;
@@ -48,6 +55,7 @@ export interface NatsCluster {
 const CLUSTER_NAME = "seckill";
 const JETSTREAM_READY_MS = 20_000;
 const LEADER_WAIT_MS = 15_000;
+const READY_PROBE = "cluster_ready_probe";
 
 export async function startNatsCluster(opts: NatsClusterOptions): Promise<NatsCluster> {
   const log = opts.log ?? (() => {});
@@ -57,7 +65,23 @@ export async function startNatsCluster(opts: NatsClusterOptions): Promise<NatsCl
   const clientPorts = opts.clientPorts ?? (await freePorts(size));
   const routePorts = opts.routePorts ?? (await freePorts(size));
   const nodes = clientPorts.map((_, i) => `nats-${i + 1}`);
-  const routes = routePorts.map((p) => `nats://127.0.0.1:${p}`).join(",");
+  // pairProxies[i][j]: what node i dials to reach node j's route port.
+  const pairProxies: (TcpProxy | undefined)[][] = [];
+  if (opts.proxyRoutes) {
+    for (let i = 0; i < size; i++) {
+      pairProxies.push(await Promise.all(routePorts.map((p, j) => (i === j ? undefined : startTcpProxy({ target: `127.0.0.1:${p}` })))));
+    }
+  }
+  const routesOf = (i: number) =>
+    routePorts
+      .map((p, j) => (opts.proxyRoutes ? (i === j ? undefined : pairProxies[i][j]!.address) : `127.0.0.1:${p}`))
+      .filter((a) => a !== undefined)
+      .map((a) => `nats://${a}`)
+      .join(",");
+  // A node that hears of another from a third dials the address that one advertises, unless it is
+  // among its own routes: through proxies, a node advertises a port nothing listens on, so that
+  // every route stays on the proxies (a failed implicit route is not retried; configured ones are).
+  const [nowhere] = opts.proxyRoutes ? await freePorts(1) : [0];
   const urls = clientPorts.map((p) => `nats://127.0.0.1:${p}`);
   fs.mkdirSync(opts.stateDir, { recursive: true });
 
@@ -74,7 +98,8 @@ export async function startNatsCluster(opts: NatsClusterOptions): Promise<NatsCl
     fs.mkdirSync(dir, { recursive: true });
     if (fresh) fs.writeFileSync(logFile, "");
     const args = ["-n", nodes[i], "-a", "127.0.0.1", "-p", String(clientPorts[i]), "-js", "-sd", dir];
-    args.push("--cluster_name", CLUSTER_NAME, "--cluster", `nats://127.0.0.1:${routePorts[i]}`, "--routes", routes);
+    args.push("--cluster_name", CLUSTER_NAME, "--cluster", `nats://127.0.0.1:${routePorts[i]}`, "--routes", routesOf(i));
+    if (opts.proxyRoutes) args.push("--cluster_advertise", `127.0.0.1:${nowhere}`);
     const node = spawnLogged("nats", bin, args, logFile);
     running.set(nodes[i], node);
     await waitReady(node, logFile, () => natsInfo("127.0.0.1", clientPorts[i]));
@@ -121,13 +146,23 @@ export async function startNatsCluster(opts: NatsClusterOptions): Promise<NatsCl
         await nc.close();
       }
     },
+    routeProxies(node) {
+      if (!opts.proxyRoutes) throw new Error("the NATS cluster was started without proxyRoutes");
+      const i = indexOf(node);
+      return pairProxies.flatMap((row, from) => row.filter((p, to) => p && (from === i || to === i)) as TcpProxy[]);
+    },
     async waitJetStream(timeoutMs = JETSTREAM_READY_MS) {
       const nc = await connectNats(cluster.url, "cluster-ready");
       try {
         const deadline = Date.now() + timeoutMs;
         for (;;) {
+          // A meta leader can be elected before every node has joined (a route still retrying):
+          // ready once a stream can be placed on every node.
           const ready = await jetstreamManager(nc, { timeout: 1000 })
-            .then((jsm) => jsm.getAccountInfo())
+            .then(async (jsm) => {
+              await jsm.streams.add({ name: READY_PROBE, subjects: [`${READY_PROBE}.>`], num_replicas: size });
+              await jsm.streams.delete(READY_PROBE);
+            })
             .then(() => true)
             .catch(() => false);
           if (ready) return;
@@ -140,6 +175,7 @@ export async function startNatsCluster(opts: NatsClusterOptions): Promise<NatsCl
     },
     async stop() {
       await Promise.all([...running.values()].map(stopChild));
+      await Promise.all(pairProxies.flat().map((p) => p?.close()));
     },
   };
 
