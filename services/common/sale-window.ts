@@ -20,8 +20,6 @@ export const windowOf = (row: SaleRow): SaleWindow => ({
 /** The end of purchases: ends_at, or the close when an operator closed the sale earlier. */
 export const windowEndMs = (w: SaleWindow): number => (w.closedAtMs > 0 && w.closedAtMs < w.endsAtMs ? w.closedAtMs : w.endsAtMs);
 
-export const effectiveEnd = (row: SaleRow): Date => new Date(windowEndMs(windowOf(row)));
-
 export function phaseAt(w: SaleWindow, stockLeft: number, nowMs: number): SalePhase {
   if (w.closedAtMs > 0 || nowMs >= w.endsAtMs) return SalePhase.SALE_PHASE_ENDED;
   if (nowMs < w.startsAtMs) return SalePhase.SALE_PHASE_NOT_STARTED;

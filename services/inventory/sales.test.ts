@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import { ReleasePolicy, SalePhase, type CreateSaleRequest } from "@seckill/sdk";
 import { Refusal } from "../common/refusal.js";
 import type { SaleRow } from "./sale-repository.js";
-import { effectiveEnd, phaseOf } from "../common/sale-window.js";
+import { phaseOf, windowEndMs, windowOf } from "../common/sale-window.js";
 import { toSale, validateCreateSale } from "./sales.js";
 
 const T0 = new Date("2030-01-01T12:00:00.000Z");
@@ -198,7 +198,10 @@ describe("phaseOf", () => {
   });
 });
 
-describe("effectiveEnd", () => {
+/** When purchases end for a sale row. */
+const effectiveEnd = (r: Parameters<typeof windowOf>[0]) => new Date(windowEndMs(windowOf(r)));
+
+describe("windowEndMs", () => {
   it("is ends_at when the sale was not closed", () => {
     expect(effectiveEnd(row())).toEqual(at(3600_000));
   });
