@@ -4,10 +4,10 @@
 // of simulate's calls against the edge's route table.
 import { describe, expect, it } from "vitest";
 import { Metadata, status } from "@grpc/grpc-js";
-import { rejectionMetadata } from "@seckill/sdk";
+import { EDGE_LIMITED_HEADER, edgeRefusalOf, rejectionMetadata } from "@seckill/sdk";
 import { EDGE_METHODS, buildRouteConfig } from "../../envoy/src/routes.js";
 import { LOCAL_TOPOLOGY } from "../../envoy/src/topology.js";
-import { BUYER_METHODS, DEFAULT_EDGE_ADDRESS, DIRECT_METHODS, EDGE_LIMITED_HEADER, connectionCause, edgeProblem, edgeRefusalOf } from "./edge.js";
+import { BUYER_METHODS, DEFAULT_EDGE_ADDRESS, DIRECT_METHODS, connectionCause, edgeProblem } from "./edge.js";
 
 function answer(code: status, details: string, headers: Record<string, string> = {}, base?: Metadata) {
   const metadata = base ?? new Metadata();

@@ -9,9 +9,6 @@ import type { Metadata } from "@grpc/grpc-js";
 /** Where `npm start` runs the edge (envoy/src/topology.ts LOCAL_TOPOLOGY's listener, h2c). */
 export const DEFAULT_EDGE_ADDRESS = "127.0.0.1:8080";
 
-// Read from here by the CLI modules and tests that deal with the edge.
-export { EDGE_LIMITED_HEADER, EDGE_REFUSALS, GLOBAL_LIMITED_HEADER, edgeRefusalOf, type EdgeRefusal } from "@seckill/sdk";
-
 export const EDGE_REFUSAL_LABELS: Record<EdgeRefusal, string> = {
   tokenBucket: "token bucket",
   globalLimit: "global limit",

@@ -7,13 +7,12 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { credentials, status, type ServiceError } from "@grpc/grpc-js";
-import { AccessServiceClient, OrderServiceClient, SaleServiceClient, callUnary, purchaseMetadata, userMetadata } from "@seckill/sdk";
+import { AccessServiceClient, OrderServiceClient, SaleServiceClient, callUnary, edgeRefusalOf, purchaseMetadata, userMetadata } from "@seckill/sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stackClusters, startEdge, type Edge } from "../../test/support/edge.js";
 import { envoyForTests } from "../../test/support/envoy.js";
 import { eventually, startTestStack, type TestStack } from "../../test/support/stack.js";
 import type { Io } from "../src/context.js";
-import { edgeRefusalOf } from "../src/edge.js";
 import { runCli } from "../src/program.js";
 import type { Summary } from "../src/simulate/summary.js";
 

@@ -1,7 +1,7 @@
 // What the simulation measures, and the arithmetic over it: percentiles,
 // 100 ms buckets, per-user tallies. No I/O here.
 import { status } from "@grpc/grpc-js";
-import type { EdgeRefusal } from "../edge.js";
+import type { EdgeRefusal } from "@seckill/sdk";
 
 /** One PlaceOrder call (an attempt; retries are calls of their own). Times in ms after the opening. */
 export interface CallRecord {

@@ -3,7 +3,8 @@
 // measurements; rendering as a text table is here too.
 import { status } from "@grpc/grpc-js";
 import { codeName } from "../backend.js";
-import { EDGE_REFUSAL_LABELS, EDGE_REFUSALS, type EdgeRefusal } from "../edge.js";
+import { EDGE_REFUSALS, type EdgeRefusal } from "@seckill/sdk";
+import { EDGE_REFUSAL_LABELS } from "../edge.js";
 import { formatDuration } from "../duration.js";
 import { formatNumber, keyValues } from "../format.js";
 import type { SimulationOptions } from "./plan.js";
